@@ -1,0 +1,408 @@
+package flow
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fallbackd/fallback/schemas"
+)
+
+// Event types on the analytics stream.
+const (
+	EventFlowStarted          = "FLOW_STARTED"
+	EventAttemptSent          = "ATTEMPT_SENT"
+	EventDLRReceived          = "DLR_RECEIVED"
+	EventFallbackTriggered    = "FALLBACK_TRIGGERED"
+	EventFlowClosed           = "FLOW_CLOSED"
+	EventDLRDiscarded         = "DLR_DISCARDED"
+	EventRequestRejected      = "REQUEST_REJECTED"
+	EventRequestDuplicate     = "REQUEST_DUPLICATE"
+	EventCancelIgnored        = "CANCEL_IGNORED"
+	EventMultiChannelDelivery = "MULTI_CHANNEL_DELIVERY"
+)
+
+// Reasons carried by DLR_DISCARDED and CANCEL_IGNORED.
+const (
+	DiscardFlowClosed     = "flow_closed"
+	DiscardUnknownAttempt = "unknown_attempt"
+	DiscardDuplicate      = "duplicate"
+	IgnoreUnknownRequest  = "unknown_request"
+)
+
+// Source tells which input topic a Position is on.
+type Source byte
+
+const (
+	SourceNone     Source = 0
+	SourceRequests Source = 'r'
+	SourceDLR      Source = 'd'
+)
+
+// Position is where an input record sits in Kafka. The zero Position (the
+// sweeper's inputs) is never treated as a redelivery.
+type Position struct {
+	Source    Source
+	Partition int32
+	Offset    int64
+}
+
+func (p Position) key() string {
+	return string(rune(p.Source)) + strconv.Itoa(int(p.Partition))
+}
+
+// Input is one event for a flow: Start, Report, Cancel or DeadlineElapsed.
+type Input interface{ position() Position }
+
+// Start is a validated send request.
+type Start struct {
+	Pos         Position
+	RequestID   string
+	Recipient   string
+	Params      map[string]string
+	FlowID      string
+	FlowVersion int64
+	Steps       []StepDef
+	RequestedAt time.Time
+}
+
+// Report is a DLR resolved to a step of the flow.
+type Report struct {
+	Pos        Position
+	RequestID  string
+	AttemptID  string
+	Channel    string // as reported
+	Step       int
+	Status     string // raw provider status
+	Kind       StatusKind
+	ErrorCode  string
+	ReportedAt time.Time
+}
+
+// Cancel asks for the flow to stop.
+type Cancel struct {
+	Pos       Position
+	RequestID string
+}
+
+// DeadlineElapsed is the sweeper's input: step Step's delay, due at Due, ran out.
+type DeadlineElapsed struct {
+	Step int
+	Due  time.Time
+}
+
+func (i Start) position() Position           { return i.Pos }
+func (i Report) position() Position          { return i.Pos }
+func (i Cancel) position() Position          { return i.Pos }
+func (i DeadlineElapsed) position() Position { return Position{} }
+
+// Output is what a transition produced. Events carry no EventID yet: the
+// processor derives stable ids from the version the state store assigns.
+type Output struct {
+	Sends  []schemas.ChannelSend
+	Events []schemas.FlowEvent
+	// Changed tells whether the state must be written back.
+	Changed bool
+}
+
+func (o *Output) add(other Output) {
+	o.Sends = append(o.Sends, other.Sends...)
+	o.Events = append(o.Events, other.Events...)
+	o.Changed = o.Changed || other.Changed
+}
+
+// Apply runs one input against a flow's state (nil when the store has no
+// such flow) at time now. It never mutates st; when Output.Changed is false
+// the returned state is st itself.
+func Apply(st *State, in Input, now time.Time) (*State, Output) {
+	if st != nil && st.alreadyApplied(in.position()) {
+		return st, Output{} // Kafka redelivered a record this flow already took
+	}
+	switch in := in.(type) {
+	case Start:
+		return start(st, in, now)
+	case Report:
+		return report(st, in, now)
+	case Cancel:
+		return cancel(st, in, now)
+	case DeadlineElapsed:
+		return deadline(st, in, now)
+	}
+	return st, Output{}
+}
+
+func (s *State) alreadyApplied(p Position) bool {
+	if p.Source == SourceNone {
+		return false
+	}
+	last, ok := s.Applied[p.key()]
+	return ok && p.Offset <= last
+}
+
+func (s *State) markApplied(p Position) {
+	if p.Source == SourceNone {
+		return
+	}
+	s.Applied[p.key()] = p.Offset
+}
+
+func start(st *State, in Start, now time.Time) (*State, Output) {
+	if st != nil {
+		return st, Output{Events: []schemas.FlowEvent{{
+			RequestID: in.RequestID, Type: EventRequestDuplicate, OccurredAt: now,
+			Outcome: st.Outcome, Reason: duplicateReason(st),
+		}}}
+	}
+	ns := &State{
+		RequestID:     in.RequestID,
+		Recipient:     in.Recipient,
+		Params:        in.Params,
+		FlowID:        in.FlowID,
+		FlowVersion:   in.FlowVersion,
+		Steps:         in.Steps,
+		RequestedAt:   in.RequestedAt.UnixMilli(),
+		StartedAt:     now.UnixMilli(),
+		DeliveredStep: -1,
+		Applied:       map[string]int64{},
+	}
+	if in.RequestedAt.IsZero() {
+		ns.RequestedAt = ns.StartedAt
+	}
+	ns.markApplied(in.Pos)
+	out := Output{Changed: true, Events: []schemas.FlowEvent{{
+		RequestID: in.RequestID, Type: EventFlowStarted, OccurredAt: now,
+	}}}
+	out.add(ns.send(0, ReasonInitial, now))
+	return ns, out
+}
+
+func duplicateReason(st *State) string {
+	if st.Closed {
+		return "flow_closed"
+	}
+	return "flow_active"
+}
+
+func report(st *State, in Report, now time.Time) (*State, Output) {
+	if st == nil || in.Step < 0 || in.Step >= len(st.Attempts) {
+		return st, discard(st, in, DiscardUnknownAttempt, now)
+	}
+	if st.Closed {
+		return reportAfterClose(st, in, now)
+	}
+	if strings.EqualFold(st.Attempts[in.Step].LastStatus, in.Status) {
+		return st, discard(st, in, DiscardDuplicate, now)
+	}
+
+	ns := st.clone()
+	ns.markApplied(in.Pos)
+	a := &ns.Attempts[in.Step]
+	a.LastStatus, a.LastStatusAt = in.Status, reportTime(in, now)
+	out := Output{Changed: true, Events: []schemas.FlowEvent{ns.dlrEvent(EventDLRReceived, in, "", now)}}
+
+	step := ns.Steps[in.Step]
+	switch {
+	case in.Kind.Meets(step.SuccessOn):
+		a.Succeeded = true
+		late := in.Step < ns.Current
+		out.add(ns.close(successOutcome(in.Kind), in.Step, late, now))
+	case in.Kind == Failed && in.Step == ns.Current:
+		if ns.IsLast(in.Step) {
+			out.add(ns.close(OutcomeFailed, -1, false, now))
+		} else {
+			out.add(ns.fallback(ReasonFailure, now))
+		}
+	}
+	// Anything else (an intermediate status, a failure of an earlier step, a
+	// delivery when the step waits for a read) is recorded and changes nothing.
+	return ns, out
+}
+
+// reportAfterClose discards a DLR for a closed flow. A success on a step
+// other than the delivering one means the person got the message on more than
+// one channel: that is worth its own event, and the tombstone remembers it.
+func reportAfterClose(st *State, in Report, now time.Time) (*State, Output) {
+	out := discard(st, in, DiscardFlowClosed, now)
+	if !in.Kind.IsSuccess() || st.Attempts[in.Step].Succeeded {
+		return st, out
+	}
+	ns := st.clone()
+	ns.markApplied(in.Pos)
+	a := &ns.Attempts[in.Step]
+	a.Succeeded, a.LastStatus, a.LastStatusAt = true, in.Status, reportTime(in, now)
+	ev := ns.dlrEvent(EventMultiChannelDelivery, in, "", now)
+	ev.Late = true
+	out.Events = append(out.Events, ev)
+	out.Changed = true
+	return ns, out
+}
+
+func successOutcome(k StatusKind) string {
+	if k == Read {
+		return OutcomeRead
+	}
+	return OutcomeDelivered
+}
+
+func reportTime(in Report, now time.Time) int64 {
+	if in.ReportedAt.IsZero() {
+		return now.UnixMilli()
+	}
+	return in.ReportedAt.UnixMilli()
+}
+
+func discard(st *State, in Report, reason string, now time.Time) Output {
+	ev := schemas.FlowEvent{RequestID: in.RequestID, Type: EventDLRDiscarded, Reason: reason,
+		Channel: in.Channel, AttemptID: in.AttemptID, Status: in.Status,
+		StatusKind: in.Kind.String(), OccurredAt: now}
+	if in.Step >= 0 {
+		ev.Step = step32(in.Step)
+	}
+	if st != nil && in.Step >= 0 && in.Step < len(st.Steps) {
+		ev = st.dlrEvent(EventDLRDiscarded, in, reason, now)
+		if st.Closed && in.Kind.IsSuccess() && in.Step != st.DeliveredStep {
+			ev.Late = true
+		}
+	}
+	return Output{Events: []schemas.FlowEvent{ev}}
+}
+
+func (s *State) dlrEvent(typ string, in Report, reason string, now time.Time) schemas.FlowEvent {
+	ev := schemas.FlowEvent{
+		RequestID: s.RequestID, Type: typ, Step: step32(in.Step), Reason: reason,
+		Status: in.Status, StatusKind: in.Kind.String(), OccurredAt: now,
+	}
+	if in.Step >= 0 && in.Step < len(s.Steps) {
+		ev.Channel = s.Steps[in.Step].Channel
+		ev.AttemptID = AttemptID(s.RequestID, in.Step)
+	}
+	return ev
+}
+
+func cancel(st *State, in Cancel, now time.Time) (*State, Output) {
+	if st == nil {
+		return st, Output{Events: []schemas.FlowEvent{{RequestID: in.RequestID, Type: EventCancelIgnored,
+			Reason: IgnoreUnknownRequest, OccurredAt: now}}}
+	}
+	if st.Closed {
+		return st, Output{Events: []schemas.FlowEvent{{RequestID: st.RequestID, Type: EventCancelIgnored,
+			Reason: DiscardFlowClosed, Outcome: st.Outcome, OccurredAt: now}}}
+	}
+	ns := st.clone()
+	ns.markApplied(in.Pos)
+	return ns, ns.close(OutcomeCancelled, -1, false, now)
+}
+
+func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
+	// A deadline that no longer matches the flow (it moved on, closed, or the
+	// sweeper's claim is stale) is a no-op: this is what makes a success DLR
+	// racing the sweeper produce exactly one transition.
+	if st == nil || st.Closed || st.Current != in.Step || st.Deadline != in.Due.UnixMilli() || now.Before(in.Due) {
+		return st, Output{}
+	}
+	ns := st.clone()
+	if ns.IsLast(ns.Current) {
+		return ns, ns.close(OutcomeExpired, -1, false, now)
+	}
+	return ns, ns.fallback(ReasonTimeout, now)
+}
+
+// fallback moves from the current step to the next one.
+func (s *State) fallback(reason string, now time.Time) Output {
+	from := s.Current
+	out := Output{Changed: true, Events: []schemas.FlowEvent{{
+		RequestID: s.RequestID, Type: EventFallbackTriggered, Step: step32(from),
+		Channel: s.Steps[from].Channel, AttemptID: AttemptID(s.RequestID, from),
+		Reason: reason, OccurredAt: now,
+	}}}
+	out.add(s.send(from+1, reason, now))
+	return out
+}
+
+// send makes step k the active one and emits its command.
+func (s *State) send(k int, reason string, now time.Time) Output {
+	step := s.Steps[k]
+	due := now.Add(step.Delay())
+	s.Current, s.Deadline = k, due.UnixMilli()
+	s.Attempts = append(s.Attempts, Attempt{Reason: reason, SentAt: now.UnixMilli()})
+	id := AttemptID(s.RequestID, k)
+	return Output{Changed: true,
+		Sends: []schemas.ChannelSend{{
+			AttemptID: id, RequestID: s.RequestID, Step: int32(k), Channel: step.Channel,
+			From: step.From, To: s.Recipient, Template: step.Template,
+			TemplateCategory: step.TemplateCategory, Params: s.Params, Reason: reason,
+			Deadline: time.UnixMilli(s.Deadline), SentAt: now,
+		}},
+		Events: []schemas.FlowEvent{{
+			RequestID: s.RequestID, Type: EventAttemptSent, Step: step32(k), Channel: step.Channel,
+			AttemptID: id, Reason: reason, OccurredAt: now,
+		}},
+	}
+}
+
+// close ends the flow, emits FLOW_CLOSED with the whole story, and cuts the
+// state down to its tombstone.
+func (s *State) close(outcome string, deliveredStep int, late bool, now time.Time) Output {
+	s.Closed, s.Outcome, s.ClosedAt, s.Deadline = true, outcome, now.UnixMilli(), 0
+	s.DeliveredStep, s.Late = deliveredStep, late
+	ev := schemas.FlowEvent{
+		RequestID: s.RequestID, Type: EventFlowClosed, Outcome: outcome, Late: late,
+		OccurredAt: now, Summary: s.summary(),
+	}
+	if deliveredStep >= 0 {
+		ev.Step = step32(deliveredStep)
+		ev.Channel = s.Steps[deliveredStep].Channel
+		ev.AttemptID = AttemptID(s.RequestID, deliveredStep)
+	}
+	s.toTombstone()
+	return Output{Changed: true, Events: []schemas.FlowEvent{ev}}
+}
+
+func (s *State) summary() *schemas.FlowSummary {
+	sum := &schemas.FlowSummary{
+		Outcome:         s.Outcome,
+		StepsUsed:       int32(len(s.Attempts)),
+		RequestedAt:     time.UnixMilli(s.RequestedAt),
+		StartedAt:       time.UnixMilli(s.StartedAt),
+		ClosedAt:        time.UnixMilli(s.ClosedAt),
+		TimeToOutcomeMs: s.ClosedAt - s.RequestedAt,
+	}
+	if s.DeliveredStep >= 0 {
+		sum.DeliveredStep = step32(s.DeliveredStep)
+	}
+	succeeded := 0
+	for k, a := range s.Attempts {
+		ss := schemas.StepSummary{
+			Step: int32(k), Channel: s.Steps[k].Channel, AttemptID: AttemptID(s.RequestID, k),
+			Reason: a.Reason, SentAt: time.UnixMilli(a.SentAt), LastStatus: a.LastStatus,
+			Succeeded: a.Succeeded,
+		}
+		if a.LastStatusAt != 0 {
+			t := time.UnixMilli(a.LastStatusAt)
+			ss.LastStatusAt = &t
+		}
+		if a.Succeeded {
+			succeeded++
+		}
+		sum.Steps = append(sum.Steps, ss)
+	}
+	sum.MultiChannelDelivery = succeeded > 1
+	return sum
+}
+
+// toTombstone drops what a closed flow no longer needs: the personal data
+// and the message content. Step channels stay so late DLRs are reported with
+// their channel.
+func (s *State) toTombstone() {
+	s.Recipient, s.Params = "", nil
+	steps := make([]StepDef, len(s.Steps))
+	for i, st := range s.Steps {
+		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn}
+	}
+	s.Steps = steps
+}
+
+func step32(k int) *int32 {
+	v := int32(k)
+	return &v
+}

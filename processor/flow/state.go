@@ -1,0 +1,141 @@
+// Package flow is the fallback flow state machine of SPEC section 2. It is
+// pure: state and an input go in, the new state and the outputs come out.
+// It does no I/O and reads no clock; the caller passes the time.
+package flow
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Outcomes of a closed flow.
+const (
+	OutcomeDelivered = "DELIVERED"
+	OutcomeRead      = "READ"
+	OutcomeFailed    = "FAILED"
+	OutcomeExpired   = "EXPIRED"
+	OutcomeCancelled = "CANCELLED"
+)
+
+// Reasons a step was sent.
+const (
+	ReasonInitial = "initial"
+	ReasonFailure = "failure"
+	ReasonTimeout = "timeout"
+)
+
+// StepDef is one step of a flow as validated, with defaults applied.
+type StepDef struct {
+	Channel          string `json:"c"`
+	From             string `json:"f"`
+	Template         string `json:"t"`
+	TemplateCategory string `json:"tc,omitempty"`
+	DelaySeconds     int32  `json:"d"`
+	SuccessOn        string `json:"so,omitempty"` // "" means delivered
+}
+
+// Delay is the step's delay as a duration.
+func (s StepDef) Delay() time.Duration { return time.Duration(s.DelaySeconds) * time.Second }
+
+// Attempt is what happened to one sent step.
+type Attempt struct {
+	Reason       string `json:"r"`
+	SentAt       int64  `json:"at"` // unix ms
+	LastStatus   string `json:"ls,omitempty"`
+	LastStatusAt int64  `json:"lt,omitempty"` // unix ms
+	Succeeded    bool   `json:"ok,omitempty"`
+}
+
+// State is one flow. While the flow is active it carries everything needed
+// to send the next step; once closed it is cut down to a tombstone (no
+// recipient, params, senders or templates) that still tells a late DLR apart
+// from an unknown one and knows which steps delivered.
+type State struct {
+	RequestID   string            `json:"id"`
+	Recipient   string            `json:"to,omitempty"`
+	Params      map[string]string `json:"p,omitempty"`
+	FlowID      string            `json:"fid,omitempty"`
+	FlowVersion int64             `json:"fv,omitempty"`
+	Steps       []StepDef         `json:"s,omitempty"`
+	RequestedAt int64             `json:"rq"` // unix ms
+	StartedAt   int64             `json:"st"` // unix ms
+
+	// Current is the active step k; Deadline is when its delay elapses (unix ms).
+	Current  int   `json:"k"`
+	Deadline int64 `json:"dl,omitempty"`
+
+	Attempts []Attempt `json:"a"`
+
+	Closed        bool   `json:"x,omitempty"`
+	Outcome       string `json:"o,omitempty"`
+	ClosedAt      int64  `json:"xa,omitempty"`
+	DeliveredStep int    `json:"ds"` // -1 when none
+	Late          bool   `json:"late,omitempty"`
+
+	// Applied is the last offset applied per input partition ("r3" for
+	// requests partition 3, "d0" for DLR partition 0), so a record that Kafka
+	// delivers again after a crash is recognised and not applied twice.
+	Applied map[string]int64 `json:"in,omitempty"`
+}
+
+// IsLast reports whether step k is the flow's last step.
+func (s *State) IsLast(k int) bool { return k == len(s.Steps)-1 }
+
+// DeadlineTime is the active step's deadline, zero when closed.
+func (s *State) DeadlineTime() time.Time {
+	if s.Closed || s.Deadline == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(s.Deadline)
+}
+
+// AttemptID is the stable id of a flow step: the same step always gets the
+// same id, so a repeated send can be dropped by the provider adapter.
+func AttemptID(requestID string, step int) string {
+	return requestID + "/" + strconv.Itoa(step)
+}
+
+// ParseAttemptID splits an attempt id into request id and step.
+func ParseAttemptID(id string) (requestID string, step int, ok bool) {
+	i := strings.LastIndexByte(id, '/')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(id[i+1:])
+	if err != nil || n < 0 || strconv.Itoa(n) != id[i+1:] {
+		return "", 0, false
+	}
+	return id[:i], n, true
+}
+
+// Encode serialises the state for the state store.
+func (s *State) Encode() ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("flow: encode state %s: %w", s.RequestID, err)
+	}
+	return b, nil
+}
+
+// Decode parses a state written by Encode.
+func Decode(b []byte) (*State, error) {
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("flow: decode state: %w", err)
+	}
+	return &s, nil
+}
+
+// clone copies the state deeply enough that the machine never mutates its input.
+func (s *State) clone() *State {
+	c := *s
+	c.Attempts = append([]Attempt(nil), s.Attempts...)
+	c.Applied = make(map[string]int64, len(s.Applied)+1)
+	for k, v := range s.Applied {
+		c.Applied[k] = v
+	}
+	return &c
+}

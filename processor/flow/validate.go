@@ -1,0 +1,250 @@
+package flow
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/fallbackd/fallback/schemas"
+)
+
+// Rejection codes: stable, machine-readable reasons on REQUEST_REJECTED.
+const (
+	RejectRequestID        = "request_id_invalid"
+	RejectKind             = "kind_unknown"
+	RejectRecipientMissing = "recipient_missing"
+	RejectRecipient        = "recipient_malformed"
+	RejectFlowAndSteps     = "flow_id_and_steps"
+	RejectNoFlowNoSteps    = "flow_id_or_steps_missing"
+	RejectUnknownFlow      = "flow_id_unknown"
+	RejectTooFewSteps      = "too_few_steps"
+	RejectTooManySteps     = "too_many_steps"
+	RejectUnknownChannel   = "unknown_channel"
+	RejectDelay            = "delay_out_of_range"
+	RejectCategory         = "template_category_not_allowed"
+	RejectFrom             = "from_missing"
+	RejectTemplate         = "template_missing"
+	RejectSuccessOn        = "success_on_invalid"
+	RejectParams           = "params_invalid"
+	RejectMetadata         = "metadata_invalid"
+)
+
+// Rejection says why a request or flow definition is invalid, naming the field.
+type Rejection struct {
+	Code   string
+	Field  string
+	Detail string
+}
+
+func (r *Rejection) Error() string { return r.Code + ": " + r.Field + ": " + r.Detail }
+
+func reject(code, field, format string, args ...any) *Rejection {
+	return &Rejection{Code: code, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Limits bound what a request may carry. They are checked before anything
+// touches Redis, so a hostile request cannot bloat the state store.
+type Limits struct {
+	MinDelaySeconds, MaxDelaySeconds int32
+	MaxSteps                         int
+	MaxRequestIDBytes                int
+	MaxEntries                       int // per map (params, metadata)
+	MaxKeyBytes                      int
+	MaxValueBytes                    int
+	MaxMapBytes                      int // keys plus values, per map
+}
+
+// DefaultLimits are the SPEC's delay bounds and sizes generous for any
+// template (a WhatsApp template body is at most 1,024 characters).
+func DefaultLimits() Limits {
+	return Limits{
+		MinDelaySeconds: 5, MaxDelaySeconds: 900,
+		MaxSteps:          8,
+		MaxRequestIDBytes: 128,
+		MaxEntries:        32,
+		MaxKeyBytes:       64,
+		MaxValueBytes:     1024,
+		MaxMapBytes:       4096,
+	}
+}
+
+// Definitions looks up stored flow definitions by id.
+type Definitions interface {
+	Lookup(flowID string) (schemas.FlowDefinition, bool)
+}
+
+// Validator checks requests and flow definitions against the channel
+// registry and the limits.
+type Validator struct {
+	Channels Channels
+	Limits   Limits
+}
+
+// e164 is "+", a non-zero country digit, and 7 to 15 digits in all.
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// ValidateSend checks a send request and returns it as a Start input (with
+// the steps resolved from the stored definition when it names a flow_id).
+func (v Validator) ValidateSend(req schemas.SendRequest, defs Definitions) (Start, *Rejection) {
+	if r := v.checkRequestID(req.RequestID); r != nil {
+		return Start{}, r
+	}
+	if req.Kind != schemas.KindSend {
+		return Start{}, reject(RejectKind, "kind", "%q is not %q or %q", clip(req.Kind), schemas.KindSend, schemas.KindCancel)
+	}
+	if req.Recipient == "" {
+		return Start{}, reject(RejectRecipientMissing, "recipient", "is required")
+	}
+	if !e164.MatchString(req.Recipient) {
+		return Start{}, reject(RejectRecipient, "recipient", "is not an E.164 number (+ and 7 to 15 digits)")
+	}
+	if r := v.checkMap("params", RejectParams, req.Params); r != nil {
+		return Start{}, r
+	}
+	if r := v.checkMap("metadata", RejectMetadata, req.Metadata); r != nil {
+		return Start{}, r
+	}
+
+	in := Start{RequestID: req.RequestID, Recipient: req.Recipient, Params: req.Params, RequestedAt: req.RequestedAt}
+	steps := req.Steps
+	switch {
+	case req.FlowID != "" && req.Steps != nil:
+		return Start{}, reject(RejectFlowAndSteps, "flow_id", "give either flow_id or steps, not both")
+	case req.FlowID == "" && req.Steps == nil:
+		return Start{}, reject(RejectNoFlowNoSteps, "steps", "give either flow_id or steps")
+	case req.FlowID != "":
+		def, ok := lookup(defs, req.FlowID)
+		if !ok {
+			return Start{}, reject(RejectUnknownFlow, "flow_id", "no stored flow %q", clip(req.FlowID))
+		}
+		in.FlowID, in.FlowVersion, steps = def.FlowID, def.Version, def.Steps
+	}
+	resolved, r := v.ValidateSteps(steps)
+	if r != nil {
+		if req.FlowID != "" {
+			r.Field = "flow " + clip(req.FlowID) + ": " + r.Field
+		}
+		return Start{}, r
+	}
+	in.Steps = resolved
+	return in, nil
+}
+
+func lookup(defs Definitions, id string) (schemas.FlowDefinition, bool) {
+	if defs == nil {
+		return schemas.FlowDefinition{}, false
+	}
+	return defs.Lookup(id)
+}
+
+// ValidateCancel checks a cancel request.
+func (v Validator) ValidateCancel(req schemas.SendRequest) *Rejection {
+	return v.checkRequestID(req.RequestID)
+}
+
+// ValidateSteps checks the steps of a request or a stored definition and
+// applies the defaults: a missing channel on a step after the first is the
+// previous channel's "other" channel, a missing success_on is "delivered".
+func (v Validator) ValidateSteps(steps []schemas.Step) ([]StepDef, *Rejection) {
+	if len(steps) < 2 {
+		return nil, reject(RejectTooFewSteps, "steps", "a fallback flow needs at least 2 steps, got %d", len(steps))
+	}
+	if len(steps) > v.Limits.MaxSteps {
+		return nil, reject(RejectTooManySteps, "steps", "at most %d steps, got %d", v.Limits.MaxSteps, len(steps))
+	}
+	out := make([]StepDef, len(steps))
+	for i, s := range steps {
+		field := func(name string) string { return fmt.Sprintf("steps[%d].%s", i, name) }
+		channel := strings.ToLower(strings.TrimSpace(s.Channel))
+		if channel == "" && i > 0 {
+			channel = v.Channels[out[i-1].Channel].DefaultNext
+		}
+		spec, ok := v.Channels[channel]
+		if !ok {
+			return nil, reject(RejectUnknownChannel, field("channel"), "%q is not one of %s", clip(s.Channel), strings.Join(v.Channels.Names(), ", "))
+		}
+		if s.DelaySeconds < v.Limits.MinDelaySeconds || s.DelaySeconds > v.Limits.MaxDelaySeconds {
+			return nil, reject(RejectDelay, field("delay_seconds"), "%d is outside %d..%d", s.DelaySeconds, v.Limits.MinDelaySeconds, v.Limits.MaxDelaySeconds)
+		}
+		if !printable(s.From) {
+			return nil, reject(RejectFrom, field("from"), "is required (a sender id or number, printable)")
+		}
+		if !printable(s.Template) {
+			return nil, reject(RejectTemplate, field("template"), "is required (an approved template id, printable)")
+		}
+		category := strings.ToLower(strings.TrimSpace(s.TemplateCategory))
+		if len(spec.TemplateCategories) > 0 && !slices.Contains(spec.TemplateCategories, category) {
+			return nil, reject(RejectCategory, field("template_category"), "%s templates must be of category %s, got %q", channel, strings.Join(spec.TemplateCategories, " or "), clip(s.TemplateCategory))
+		}
+		successOn := strings.ToLower(s.SuccessOn)
+		switch successOn {
+		case "", SuccessOnDelivered:
+			successOn = ""
+		case SuccessOnRead:
+			if !spec.HasReadReceipts {
+				return nil, reject(RejectSuccessOn, field("success_on"), "%s has no read receipts; use %q", channel, SuccessOnDelivered)
+			}
+		default:
+			return nil, reject(RejectSuccessOn, field("success_on"), "%q is not %q or %q", clip(s.SuccessOn), SuccessOnDelivered, SuccessOnRead)
+		}
+		out[i] = StepDef{Channel: channel, From: s.From, Template: s.Template, TemplateCategory: category,
+			DelaySeconds: s.DelaySeconds, SuccessOn: successOn}
+	}
+	return out, nil
+}
+
+func (v Validator) checkRequestID(id string) *Rejection {
+	if id == "" {
+		return reject(RejectRequestID, "request_id", "is required")
+	}
+	if len(id) > v.Limits.MaxRequestIDBytes || !printable(id) {
+		return reject(RejectRequestID, "request_id", "must be printable UTF-8 of at most %d bytes", v.Limits.MaxRequestIDBytes)
+	}
+	return nil
+}
+
+func (v Validator) checkMap(field, code string, m map[string]string) *Rejection {
+	if len(m) > v.Limits.MaxEntries {
+		return reject(code, field, "at most %d entries, got %d", v.Limits.MaxEntries, len(m))
+	}
+	total := 0
+	for k, val := range m {
+		if k == "" || len(k) > v.Limits.MaxKeyBytes || !printable(k) {
+			return reject(code, field, "key %q must be printable UTF-8 of 1 to %d bytes", clip(k), v.Limits.MaxKeyBytes)
+		}
+		if len(val) > v.Limits.MaxValueBytes || !utf8.ValidString(val) {
+			return reject(code, field+"["+clip(k)+"]", "value must be UTF-8 of at most %d bytes, got %d bytes", v.Limits.MaxValueBytes, len(val))
+		}
+		total += len(k) + len(val)
+	}
+	if total > v.Limits.MaxMapBytes {
+		return reject(code, field, "at most %d bytes in all, got %d", v.Limits.MaxMapBytes, total)
+	}
+	return nil
+}
+
+// printable is non-empty valid UTF-8 without control characters.
+func printable(s string) bool {
+	if s == "" || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// clip keeps hostile input out of error texts at a readable size.
+func clip(s string) string {
+	const max = 64
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
