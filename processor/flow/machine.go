@@ -85,11 +85,10 @@ type Cancel struct {
 	RequestID string
 }
 
-// DeadlineElapsed is the sweeper's input: step Step's delay, due at Due, ran out.
-type DeadlineElapsed struct {
-	Step int
-	Due  time.Time
-}
+// DeadlineElapsed is the sweeper's input: the delay of step Step, as the
+// sweeper saw the flow when it claimed the deadline, ran out. The flow's own
+// deadline decides whether it is really due.
+type DeadlineElapsed struct{ Step int }
 
 func (i Start) position() Position           { return i.Pos }
 func (i Report) position() Position          { return i.Pos }
@@ -297,7 +296,7 @@ func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
 	// A deadline that no longer matches the flow (it moved on, closed, or the
 	// sweeper's claim is stale) is a no-op: this is what makes a success DLR
 	// racing the sweeper produce exactly one transition.
-	if st == nil || st.Closed || st.Current != in.Step || st.Deadline != in.Due.UnixMilli() || now.Before(in.Due) {
+	if st == nil || st.Closed || st.Current != in.Step || st.Deadline > now.UnixMilli() {
 		return st, Output{}
 	}
 	ns := st.clone()

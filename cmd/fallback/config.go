@@ -1,0 +1,144 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fallbackd/fallback/statestore"
+	"github.com/fallbackd/fallback/topics"
+)
+
+// common holds the settings every command that talks to Kafka or Redis
+// shares. Each flag defaults to its FALLBACK_* variable, then to the
+// documented default (docs/configuration.md).
+type common struct {
+	brokers      string
+	redisURL     string
+	redisPrefix  string
+	group        string
+	names        topics.Names
+	partitions   int
+	replication  int
+	createTopics bool
+	tombstone    time.Duration
+	claimLease   time.Duration
+	logLevel     string
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		fmt.Fprintf(os.Stderr, "fallback: ignoring %s=%q: not an integer\n", name, v)
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+		fmt.Fprintf(os.Stderr, "fallback: ignoring %s=%q: not a boolean\n", name, v)
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		fmt.Fprintf(os.Stderr, "fallback: ignoring %s=%q: not a duration\n", name, v)
+	}
+	return def
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	d := topics.DefaultNames()
+	fs.StringVar(&c.brokers, "brokers", env("FALLBACK_BROKERS", ""), "Kafka seed brokers, comma-separated (env FALLBACK_BROKERS)")
+	fs.StringVar(&c.redisURL, "redis", env("FALLBACK_REDIS_URL", ""), "Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS, ?addr=host:port&addr=... for a cluster (env FALLBACK_REDIS_URL)")
+	fs.StringVar(&c.redisPrefix, "redis-prefix", env("FALLBACK_REDIS_PREFIX", statestore.DefaultPrefix), "prefix of every Redis key (env FALLBACK_REDIS_PREFIX)")
+	fs.StringVar(&c.group, "group", env("FALLBACK_GROUP", "fallback"), "Kafka consumer group (env FALLBACK_GROUP)")
+	fs.StringVar(&c.names.Requests, "topic-requests", env("FALLBACK_TOPIC_REQUESTS", d.Requests), "requests topic (env FALLBACK_TOPIC_REQUESTS)")
+	fs.StringVar(&c.names.DLR, "topic-dlr", env("FALLBACK_TOPIC_DLR", d.DLR), "delivery reports topic (env FALLBACK_TOPIC_DLR)")
+	fs.StringVar(&c.names.SendsPrefix, "topic-sends-prefix", env("FALLBACK_TOPIC_SENDS_PREFIX", d.SendsPrefix), "send commands go to this prefix + channel (env FALLBACK_TOPIC_SENDS_PREFIX)")
+	fs.StringVar(&c.names.Events, "topic-events", env("FALLBACK_TOPIC_EVENTS", d.Events), "analytics events topic (env FALLBACK_TOPIC_EVENTS)")
+	fs.StringVar(&c.names.DLQ, "topic-dlq", env("FALLBACK_TOPIC_DLQ", d.DLQ), "dead-letter topic (env FALLBACK_TOPIC_DLQ)")
+	fs.StringVar(&c.names.Flows, "topic-flows", env("FALLBACK_TOPIC_FLOWS", d.Flows), "stored flow definitions, compacted (env FALLBACK_TOPIC_FLOWS)")
+	fs.IntVar(&c.partitions, "partitions", envInt("FALLBACK_PARTITIONS", 12), "partitions of created topics (env FALLBACK_PARTITIONS)")
+	fs.IntVar(&c.replication, "replication", envInt("FALLBACK_REPLICATION", -1), "replication factor of created topics, -1 for the broker default (env FALLBACK_REPLICATION)")
+	fs.BoolVar(&c.createTopics, "create-topics", envBool("FALLBACK_CREATE_TOPICS", true), "create missing topics at start (env FALLBACK_CREATE_TOPICS)")
+	fs.DurationVar(&c.tombstone, "tombstone-retention", envDuration("FALLBACK_TOMBSTONE_RETENTION", statestore.DefaultTombstoneTTL), "how long a closed flow is remembered (env FALLBACK_TOMBSTONE_RETENTION)")
+	fs.DurationVar(&c.claimLease, "claim-lease", envDuration("FALLBACK_CLAIM_LEASE", 10*time.Second), "how long a claimed deadline or owed output waits before another instance retries it (env FALLBACK_CLAIM_LEASE)")
+	fs.StringVar(&c.logLevel, "log-level", env("FALLBACK_LOG_LEVEL", "info"), "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
+}
+
+func (c *common) brokerList() ([]string, error) {
+	var out []string
+	for _, b := range strings.Split(c.brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no Kafka brokers: set --brokers or FALLBACK_BROKERS")
+	}
+	return out, nil
+}
+
+func (c *common) logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// redisClient connects to a single server, or to a cluster when the URL
+// lists more nodes with addr= parameters.
+func (c *common) redisClient() (redis.UniversalClient, error) {
+	if c.redisURL == "" {
+		return nil, fmt.Errorf("no Redis: set --redis or FALLBACK_REDIS_URL")
+	}
+	u, err := url.Parse(c.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if u.Query().Has("addr") {
+		opts, err := redis.ParseClusterURL(c.redisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster url: %w", err)
+		}
+		return redis.NewClusterClient(opts), nil
+	}
+	opts, err := redis.ParseURL(c.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	return redis.NewClient(opts), nil
+}
+
+func (c *common) store(client redis.UniversalClient) (*statestore.Store, error) {
+	cfg := statestore.Config{Prefix: c.redisPrefix, TombstoneTTL: c.tombstone}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return statestore.New(client, cfg), nil
+}

@@ -1,0 +1,91 @@
+package processor
+
+import (
+	"sync"
+	"time"
+)
+
+// Clock is the processor's only source of time, so tests and the demo can
+// run 5..900 s delays in milliseconds of wall time.
+type Clock interface {
+	Now() time.Time
+	// After fires once the clock has moved d past the current time.
+	After(d time.Duration) <-chan time.Time
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+func (RealClock) Now() time.Time                         { return time.Now() }
+func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// ScaledClock runs Speed times faster than the wall clock from its start.
+// Every instance that shares a Redis must use the same scale and start.
+type ScaledClock struct {
+	Start time.Time
+	Speed float64
+	wall  time.Time
+}
+
+// NewScaledClock starts a clock at the current wall time running speed times faster.
+func NewScaledClock(speed float64) *ScaledClock {
+	now := time.Now()
+	return &ScaledClock{Start: now, Speed: speed, wall: now}
+}
+
+func (c *ScaledClock) Now() time.Time {
+	return c.Start.Add(time.Duration(float64(time.Since(c.wall)) * c.Speed))
+}
+
+func (c *ScaledClock) After(d time.Duration) <-chan time.Time {
+	return time.After(time.Duration(float64(d) / c.Speed))
+}
+
+// ManualClock moves only when the test calls Advance.
+type ManualClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []manualWaiter
+}
+
+type manualWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+// NewManualClock returns a clock stopped at start.
+func NewManualClock(start time.Time) *ManualClock { return &ManualClock{now: start} }
+
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *ManualClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.waiters = append(c.waiters, manualWaiter{at: c.now.Add(d), ch: ch})
+	return ch
+}
+
+// Advance moves the clock forward and fires the waiters that became due.
+func (c *ManualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.now) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.now
+	}
+	c.waiters = kept
+}

@@ -1,0 +1,256 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/schemas"
+	"github.com/fallbackd/fallback/statestore"
+)
+
+// StateStore is what the processor needs from the state store.
+type StateStore interface {
+	Load(ctx context.Context, requestIDs []string) ([]statestore.Snapshot, error)
+	Apply(ctx context.Context, changes []statestore.Change) ([]statestore.ApplyResult, error)
+	AckOutbox(ctx context.Context, acks []statestore.OutboxAck) error
+	ClaimDueAll(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.Snapshot, error)
+	NextDue(ctx context.Context) (time.Time, bool, error)
+	ClaimOwed(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.OwedOutputs, error)
+	IndexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error
+	ResolveProviderIDs(ctx context.Context, ids []string) (map[string]string, error)
+}
+
+// Publisher produces records and returns once Kafka acknowledged every one.
+type Publisher interface {
+	Publish(ctx context.Context, records []*kgo.Record) error
+}
+
+// maxConflictRounds bounds how often one batch recomputes flows whose
+// version moved under it. Each round means another writer won a race; many
+// in a row means something is wrong, and the batch is retried whole.
+const maxConflictRounds = 16
+
+// input is one event for a flow, with the Kafka record it came from (nil for
+// the sweeper's deadline inputs).
+type input struct {
+	in     flow.Input
+	report *schemas.DeliveryReport // set when in is a flow.Report still to be normalised
+	src    *kgo.Record
+	trace  []kgo.RecordHeader // trace context to carry onto the sends
+}
+
+// flowWork is everything one batch does to one flow.
+type flowWork struct {
+	requestID string
+	snap      statestore.Snapshot
+	inputs    []input
+	sweep     bool // inputs come from the sweeper
+}
+
+// batchResult is what a batch owes Kafka and the outbox acks to send once
+// Kafka has acknowledged it.
+type batchResult struct {
+	records  []*kgo.Record
+	acks     []statestore.OutboxAck
+	earliest time.Time // earliest new deadline, to wake the sweeper
+}
+
+// engine runs the state machine over a batch of flows and writes the results
+// to the state store with compare-and-set, recomputing the flows that lost a
+// race. It is shared by the consumer and the sweeper.
+type engine struct {
+	store    StateStore
+	enc      *encoder
+	channels flow.Channels
+	lease    time.Duration
+	log      *slog.Logger
+	metrics  *metrics
+}
+
+func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (batchResult, error) {
+	var res batchResult
+	pending := works
+	for round := 0; len(pending) > 0; round++ {
+		if round == maxConflictRounds {
+			return res, fmt.Errorf("apply batch: %d flows still conflicting after %d rounds", len(pending), round)
+		}
+		changes := make([]statestore.Change, 0, len(pending))
+		staged := make([][]*kgo.Record, 0, len(pending))
+		changed := make([]*flowWork, 0, len(pending))
+		for _, w := range pending {
+			change, records, ok := e.compute(w, now, &res)
+			if !ok {
+				continue
+			}
+			changes = append(changes, change)
+			staged = append(staged, records)
+			changed = append(changed, w)
+		}
+		if len(changes) == 0 {
+			break
+		}
+		results, err := e.store.Apply(ctx, changes)
+		if err != nil {
+			return res, fmt.Errorf("apply batch: %w", err)
+		}
+		pending = pending[:0]
+		for i, r := range results {
+			w := changed[i]
+			if !r.Applied {
+				e.metrics.conflicts.Add(ctx, 1)
+				w.snap = r.Current
+				pending = append(pending, w)
+				continue
+			}
+			res.records = append(res.records, staged[i]...)
+			res.acks = append(res.acks, statestore.OutboxAck{RequestID: w.requestID, FromVersion: r.Version, UpToVersion: r.Version})
+			if d := changes[i].Deadline; !d.IsZero() && (res.earliest.IsZero() || d.Before(res.earliest)) {
+				res.earliest = d
+			}
+		}
+	}
+	return res, nil
+}
+
+// compute runs a flow's inputs through the state machine. When the state
+// changed it returns the change to write, with the outputs as its outbox, and
+// the same outputs as records to produce once the change is applied. Outputs
+// of inputs that changed nothing (duplicates, discards) go straight to res.
+func (e *engine) compute(w *flowWork, now time.Time, res *batchResult) (statestore.Change, []*kgo.Record, bool) {
+	st, err := decodeSnapshot(w.snap)
+	if err != nil {
+		e.log.Error("flow state unreadable; its inputs go to the dead-letter topic", "request_id", w.requestID, "err", err)
+		for _, in := range w.inputs {
+			if in.src != nil {
+				res.records = append(res.records, e.enc.deadLetter(in.src, err, now))
+			}
+		}
+		return statestore.Change{}, nil, false
+	}
+
+	cur, changedState := st, false
+	var sends []sendOut
+	var events []eventOut
+	for _, in := range w.inputs {
+		next, out := flow.Apply(cur, e.normalise(in, cur), now)
+		cur, changedState = next, changedState || out.Changed
+		for _, s := range out.Sends {
+			sends = append(sends, sendOut{s, in.trace})
+		}
+		for i, ev := range out.Events {
+			events = append(events, eventOut{ev, in.src, i})
+		}
+	}
+
+	if !changedState {
+		if w.sweep && cur != nil && !cur.Closed {
+			// The claim pushed the deadline out by a lease, but the flow is not
+			// due yet (another instance's clock runs behind): put it back.
+			return e.change(w, cur, nil, now), nil, true
+		}
+		for _, ev := range events {
+			ev.ev.EventID = positionEventID(ev.src, ev.index)
+			res.records = append(res.records, e.keep(e.enc.event(ev.ev))...)
+		}
+		return statestore.Change{}, nil, false
+	}
+
+	version := w.snap.Version + 1
+	records := make([]*kgo.Record, 0, len(sends)+len(events))
+	for _, s := range sends {
+		records = append(records, e.keep(e.enc.send(s.send, s.trace))...)
+	}
+	for i, ev := range events {
+		ev.ev.EventID = w.requestID + "/v" + strconv.FormatInt(version, 10) + "/" + strconv.Itoa(i)
+		if ev.ev.RequestID == "" {
+			ev.ev.RequestID = w.requestID
+		}
+		records = append(records, e.keep(e.enc.event(ev.ev))...)
+	}
+	return e.change(w, cur, records, now), records, true
+}
+
+func (e *engine) change(w *flowWork, st *flow.State, records []*kgo.Record, now time.Time) statestore.Change {
+	blob, err := st.Encode()
+	if err != nil { // a State always encodes; keep the invariant loud
+		panic(err)
+	}
+	c := statestore.Change{RequestID: w.requestID, ExpectVersion: w.snap.Version, State: blob,
+		Deadline: st.DeadlineTime(), Closed: st.Closed}
+	if len(records) > 0 {
+		c.Outbox = make([][]byte, len(records))
+		for i, r := range records {
+			c.Outbox[i] = marshalRecord(r)
+		}
+		c.OutboxRetryAt = now.Add(e.lease)
+	}
+	return c
+}
+
+// keep returns the encoded record, or nothing when encoding failed: that
+// only happens on a bug, which is logged rather than allowed to stop every
+// flow behind this one.
+func (e *engine) keep(r *kgo.Record, err error) []*kgo.Record {
+	if err != nil {
+		e.log.Error("encode output", "err", err)
+		return nil
+	}
+	return []*kgo.Record{r}
+}
+
+// normalise resolves a raw DLR status against the channel of the step it
+// reports on (the DLR's own channel field when the flow is unknown).
+func (e *engine) normalise(in input, st *flow.State) flow.Input {
+	if in.report == nil {
+		return in.in
+	}
+	rep := in.in.(flow.Report)
+	channel := in.report.Channel
+	if st != nil && rep.Step >= 0 && rep.Step < len(st.Steps) {
+		channel = st.Steps[rep.Step].Channel
+	}
+	kind, known := e.channels.Normalise(channel, rep.Status)
+	if !known {
+		e.metrics.unknownStatuses.Add(context.Background(), 1)
+		e.log.Debug("unknown provider status recorded as intermediate", "channel", channel, "status", rep.Status)
+	}
+	rep.Kind = kind
+	return rep
+}
+
+type sendOut struct {
+	send  schemas.ChannelSend
+	trace []kgo.RecordHeader
+}
+
+type eventOut struct {
+	ev    schemas.FlowEvent
+	src   *kgo.Record
+	index int
+}
+
+// positionEventID identifies an event that changed no state by the record
+// that caused it, so a redelivered record yields the same id.
+func positionEventID(src *kgo.Record, i int) string {
+	if src == nil {
+		return "sweep/" + strconv.Itoa(i)
+	}
+	return src.Topic + "/" + strconv.Itoa(int(src.Partition)) + "/" + strconv.FormatInt(src.Offset, 10) + "/" + strconv.Itoa(i)
+}
+
+func decodeSnapshot(s statestore.Snapshot) (*flow.State, error) {
+	if !s.Exists {
+		return nil, nil
+	}
+	if len(s.State) == 0 {
+		return nil, errors.New("empty state blob")
+	}
+	return flow.Decode(s.State)
+}

@@ -1,0 +1,70 @@
+package processor
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/fallbackd/fallback/statestore"
+)
+
+// Recoverer re-emits outputs that a transition owes Kafka but that nobody
+// acknowledged within the lease: the instance that wrote them died between
+// the state write and the produce, or its produce failed for good. Outputs
+// are replayed byte for byte, so consumers see the same attempt and event
+// ids and can drop the repeat.
+type Recoverer struct {
+	store     StateStore
+	deliverer *deliverer
+	clock     Clock
+	lease     time.Duration
+	batch     int
+	log       *slog.Logger
+	metrics   *metrics
+}
+
+// Run checks for owed outputs every half lease until ctx ends.
+func (r *Recoverer) Run(ctx context.Context) error {
+	pause := errorPause{}
+	for ctx.Err() == nil {
+		n, err := r.recover(ctx)
+		switch {
+		case err != nil:
+			r.log.Warn("outbox recovery failed; retrying", "err", err)
+			pause.wait(ctx)
+			continue
+		case n > 0:
+			r.log.Info("re-emitted owed outputs", "flows", n)
+			continue
+		}
+		pause.reset()
+		select {
+		case <-ctx.Done():
+		case <-r.clock.After(r.lease / 2):
+		}
+	}
+	return nil
+}
+
+func (r *Recoverer) recover(ctx context.Context) (int, error) {
+	owed, err := r.store.ClaimOwed(ctx, r.clock.Now(), r.lease, r.batch)
+	if err != nil || len(owed) == 0 {
+		return 0, err
+	}
+	var res batchResult
+	for _, o := range owed {
+		var upTo int64
+		for _, e := range o.Entries {
+			rec, err := unmarshalRecord(e.Data)
+			if err != nil {
+				r.log.Error("dropping unreadable outbox entry", "request_id", o.RequestID, "version", e.Version, "err", err)
+			} else {
+				res.records = append(res.records, rec)
+			}
+			upTo = max(upTo, e.Version)
+		}
+		res.acks = append(res.acks, statestore.OutboxAck{RequestID: o.RequestID, UpToVersion: upTo})
+	}
+	r.metrics.outboxReplayed.Add(ctx, int64(len(res.records)))
+	return len(owed), r.deliverer.deliver(ctx, res)
+}

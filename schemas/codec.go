@@ -1,0 +1,310 @@
+package schemas
+
+import (
+	"embed"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/linkedin/goavro/v2"
+)
+
+// Namespace is the Avro namespace of every record of this contract version.
+// A breaking change gets a new namespace (fallbackd.v2), not an edit here.
+const Namespace = "fallbackd.v1"
+
+// Kafka header names the processor attaches to every record it produces, so
+// that a consumer can tell which schema wrote a value without a schema
+// registry. The name header holds the record's full name (e.g.
+// "fallbackd.v1.ChannelSend"); the fingerprint header holds Fingerprint().
+const (
+	HeaderSchemaName        = "fallback.schema"
+	HeaderSchemaFingerprint = "fallback.schema.fp"
+)
+
+// Size limits. Decode refuses larger input before parsing anything, and
+// Encode refuses to produce it, so that we never write what we would refuse
+// to read. MaxRecordBytes matches Kafka's default max.message.bytes (1 MiB);
+// none of our records comes close to it in normal use.
+//
+// A DeadLetter wraps the original key and value of a record that may itself
+// be (almost) MaxRecordBytes long, plus an error text, so it gets more room.
+// Whoever produces dead letters must make sure the DLQ topic and the
+// producer accept records that big, or truncate the original bytes.
+const (
+	MaxRecordBytes     = 1 << 20
+	MaxDeadLetterBytes = 4 << 20
+)
+
+// Decode errors. Every error returned by a Decode wraps exactly one of them
+// (test with errors.Is), so callers can count or route them without parsing
+// messages.
+var (
+	// ErrTooLarge: the input is larger than the codec's maximum size.
+	ErrTooLarge = errors.New("record too large")
+	// ErrTruncated: the input ends before the record does, or claims more
+	// items or bytes than it holds.
+	ErrTruncated = errors.New("truncated record")
+	// ErrTrailingBytes: bytes remain after a complete record. Values carry
+	// no framing, so extra bytes mean the writer used another schema.
+	ErrTrailingBytes = errors.New("trailing bytes after record")
+	// ErrMalformed: anything else that is not a valid value of the schema
+	// (bad union branch, negative length, invalid UTF-8, timestamp outside
+	// years 1 to 9999, varint overflow, duplicate map key...).
+	ErrMalformed = errors.New("malformed record")
+)
+
+//go:embed *.avsc
+var avscFiles embed.FS
+
+// SchemaFiles returns the embedded .avsc files (one per record, each
+// self-contained), e.g. to serve or print them.
+func SchemaFiles() fs.FS { return avscFiles }
+
+// Info describes one record schema, whatever its Go type.
+type Info interface {
+	// Name is the record's full Avro name, e.g. "fallbackd.v1.SendRequest".
+	Name() string
+	// Fingerprint is the CRC-64-AVRO fingerprint of the schema's Parsing
+	// Canonical Form as 16 lowercase hex digits of its 8 little-endian
+	// bytes: the same string as fastavro's
+	// fingerprint(to_parsing_canonical_form(s), "CRC-64-AVRO"), as hex of
+	// Java's SchemaNormalization.parsingFingerprint("CRC-64-AVRO", s), and as
+	// the 8 bytes of an Avro single-object-encoding header.
+	Fingerprint() string
+	// Rabin is the same fingerprint as a number (Java's
+	// SchemaNormalization.parsingFingerprint64, as unsigned).
+	Rabin() uint64
+	// Schema is the .avsc text.
+	Schema() string
+	// Canonical is the schema's Parsing Canonical Form.
+	Canonical() string
+}
+
+// Codec encodes and decodes one record type as plain Avro binary: no magic
+// byte, no schema-registry header, no framing. It is immutable and safe for
+// concurrent use.
+type Codec[T any] struct {
+	name       string
+	schema     string
+	canonical  string
+	rabin      uint64
+	fp         string
+	maxBytes   int
+	avro       *goavro.Codec
+	shape      *node
+	toNative   func(T) (map[string]any, error)
+	fromNative func(map[string]any) (T, error)
+}
+
+var _ Info = (*Codec[Step])(nil)
+
+// Name is the record's full Avro name (see Info).
+func (c *Codec[T]) Name() string { return c.name }
+
+// Fingerprint is the schema's CRC-64-AVRO fingerprint in hex (see Info); it
+// is the value of the HeaderSchemaFingerprint header.
+func (c *Codec[T]) Fingerprint() string { return c.fp }
+
+// Rabin is the fingerprint as a number (see Info).
+func (c *Codec[T]) Rabin() uint64 { return c.rabin }
+
+// Schema is the .avsc text.
+func (c *Codec[T]) Schema() string { return c.schema }
+
+// Canonical is the schema's Parsing Canonical Form.
+func (c *Codec[T]) Canonical() string { return c.canonical }
+
+// MaxBytes is the largest encoding this codec writes or reads.
+func (c *Codec[T]) MaxBytes() int { return c.maxBytes }
+
+// Encode returns the Avro binary encoding of v.
+//
+// Go "" is written as null in optional string fields, nil slices, maps and
+// pointers as null (or as an empty array or map where the field is not
+// optional), and time.Time as UTC milliseconds (sub-millisecond precision is
+// truncated). Encode fails on what Decode would refuse: invalid UTF-8,
+// timestamps outside years 1 to 9999, an encoding above MaxBytes.
+func (c *Codec[T]) Encode(v T) ([]byte, error) {
+	return c.Append(nil, v)
+}
+
+// Append appends the encoding of v to dst (see Encode). On error dst is
+// returned unchanged.
+func (c *Codec[T]) Append(dst []byte, v T) ([]byte, error) {
+	native, err := c.toNative(v)
+	if err != nil {
+		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
+	}
+	out, err := c.avro.BinaryFromNative(dst, native)
+	if err != nil {
+		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
+	}
+	// Check what we wrote with the reader's rules, so that no record we
+	// produce is refused by our own Decode (or by fastavro).
+	enc := out[len(dst):]
+	if len(enc) > c.maxBytes {
+		return dst, fmt.Errorf("schemas: encode %s: %w: %d bytes, max %d", c.name, ErrTooLarge, len(enc), c.maxBytes)
+	}
+	if err := validate(c.shape, enc); err != nil {
+		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
+	}
+	return out, nil
+}
+
+// Decode decodes one record from b, which must hold exactly one encoded
+// record. The result does not alias b. Every error wraps one of ErrTooLarge,
+// ErrTruncated, ErrTrailingBytes or ErrMalformed.
+//
+// Avro binary carries no type information: bytes written with another
+// schema usually fail to decode, but not always. Check the
+// HeaderSchemaFingerprint header when a record has it.
+func (c *Codec[T]) Decode(b []byte) (T, error) {
+	var zero T
+	if len(b) > c.maxBytes {
+		return zero, fmt.Errorf("schemas: decode %s: %w: %d bytes, max %d", c.name, ErrTooLarge, len(b), c.maxBytes)
+	}
+	if err := validate(c.shape, b); err != nil {
+		return zero, fmt.Errorf("schemas: decode %s: %w", c.name, err)
+	}
+	native, rest, err := c.avro.NativeFromBinary(b)
+	if err != nil {
+		// Only what the validator does not check ends here (a duplicate
+		// map key).
+		return zero, fmt.Errorf("schemas: decode %s: %w: %v", c.name, ErrMalformed, err)
+	}
+	if len(rest) != 0 {
+		return zero, fmt.Errorf("schemas: decode %s: %w: %d bytes", c.name, ErrTrailingBytes, len(rest))
+	}
+	m, ok := native.(map[string]any)
+	if !ok {
+		return zero, fmt.Errorf("schemas: decode %s: %w: goavro returned %T", c.name, ErrMalformed, native)
+	}
+	v, err := c.fromNative(m)
+	if err != nil {
+		return zero, fmt.Errorf("schemas: decode %s: %w: %v", c.name, ErrMalformed, err)
+	}
+	return v, nil
+}
+
+// Codecs holds one codec per record of the contract. Build it once with New
+// and share it: it is immutable and safe for concurrent use.
+type Codecs struct {
+	SendRequest    *Codec[SendRequest]
+	Step           *Codec[Step]
+	DeliveryReport *Codec[DeliveryReport]
+	ChannelSend    *Codec[ChannelSend]
+	FlowEvent      *Codec[FlowEvent]
+	FlowSummary    *Codec[FlowSummary]
+	StepSummary    *Codec[StepSummary]
+	FlowDefinition *Codec[FlowDefinition]
+	DeadLetter     *Codec[DeadLetter]
+}
+
+// All returns the codecs as Info, in a fixed order.
+func (c *Codecs) All() []Info {
+	return []Info{c.SendRequest, c.Step, c.DeliveryReport, c.ChannelSend,
+		c.FlowEvent, c.FlowSummary, c.StepSummary, c.FlowDefinition, c.DeadLetter}
+}
+
+// New parses the embedded schemas and builds the codecs. It only fails if
+// the embedded files are broken, which the package's tests rule out.
+func New() (*Codecs, error) {
+	var errs []error
+	cs := &Codecs{
+		SendRequest:    build(&errs, "SendRequest", MaxRecordBytes, sendRequestToNative, sendRequestFromNative),
+		Step:           build(&errs, "Step", MaxRecordBytes, stepToNative, stepFromNative),
+		DeliveryReport: build(&errs, "DeliveryReport", MaxRecordBytes, deliveryReportToNative, deliveryReportFromNative),
+		ChannelSend:    build(&errs, "ChannelSend", MaxRecordBytes, channelSendToNative, channelSendFromNative),
+		FlowEvent:      build(&errs, "FlowEvent", MaxRecordBytes, flowEventToNative, flowEventFromNative),
+		FlowSummary:    build(&errs, "FlowSummary", MaxRecordBytes, flowSummaryToNative, flowSummaryFromNative),
+		StepSummary:    build(&errs, "StepSummary", MaxRecordBytes, stepSummaryToNative, stepSummaryFromNative),
+		FlowDefinition: build(&errs, "FlowDefinition", MaxRecordBytes, flowDefinitionToNative, flowDefinitionFromNative),
+		DeadLetter:     build(&errs, "DeadLetter", MaxDeadLetterBytes, deadLetterToNative, deadLetterFromNative),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// build is newCodec collecting its error, so that New reads as one table.
+func build[T any](
+	errs *[]error,
+	record string,
+	maxBytes int,
+	toNative func(T) (map[string]any, error),
+	fromNative func(map[string]any) (T, error),
+) *Codec[T] {
+	c, err := newCodec(record, maxBytes, toNative, fromNative)
+	if err != nil {
+		*errs = append(*errs, err)
+	}
+	return c
+}
+
+func newCodec[T any](
+	record string,
+	maxBytes int,
+	toNative func(T) (map[string]any, error),
+	fromNative func(map[string]any) (T, error),
+) (*Codec[T], error) {
+	file := record + ".avsc"
+	text, err := avscFiles.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: read %s: %w", file, err)
+	}
+	avro, err := goavro.NewCodec(string(text))
+	if err != nil {
+		return nil, fmt.Errorf("schemas: parse %s: %w", file, err)
+	}
+	typeName := avro.TypeName()
+	name := typeName.String()
+	if want := Namespace + "." + record; name != want {
+		return nil, fmt.Errorf("schemas: %s defines %s, want %s", file, name, want)
+	}
+	canonical, err := canonicalForm(text)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %s: %w", file, err)
+	}
+	rabin, err := fingerprintOf(canonical)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %s: %w", file, err)
+	}
+	shape, err := compileSchema(text)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: compile %s: %w", file, err)
+	}
+	var le [8]byte
+	binary.LittleEndian.PutUint64(le[:], rabin)
+	return &Codec[T]{
+		name:       name,
+		schema:     string(text),
+		canonical:  canonical,
+		rabin:      rabin,
+		fp:         hex.EncodeToString(le[:]),
+		maxBytes:   maxBytes,
+		avro:       avro,
+		shape:      shape,
+		toNative:   toNative,
+		fromNative: fromNative,
+	}, nil
+}
+
+// fingerprintOf returns the CRC-64-AVRO fingerprint of a schema already in
+// Parsing Canonical Form. The hash is goavro's (Codec.Rabin hashes goavro's
+// canonical form); we feed goavro the spec-conformant form, which holds no
+// logical types, and check that goavro's canonical form of it is the same
+// text, so that the hash is over exactly the bytes the specification says.
+func fingerprintOf(canonical string) (uint64, error) {
+	c, err := goavro.NewCodec(canonical)
+	if err != nil {
+		return 0, fmt.Errorf("parse canonical form: %w", err)
+	}
+	if got := c.CanonicalSchema(); got != canonical {
+		return 0, fmt.Errorf("goavro canonicalizes the canonical form differently:\n%s\n%s", got, canonical)
+	}
+	return c.Rabin, nil
+}

@@ -1,0 +1,582 @@
+package schemas
+
+import (
+	"fmt"
+	"time"
+)
+
+// This file maps the Go values of types.go to and from goavro's native form
+// (map[string]any per record; a union value is nil or a one-key map from the
+// branch's type name to the value).
+//
+// Mapping rules (the package documentation promises them):
+//   - optional string: "" <-> null; a non-null "" read from another writer
+//     also decodes to "".
+//   - optional int / timestamp: nil pointer <-> null.
+//   - optional array (SendRequest.steps): nil <-> null; an empty non-nil
+//     slice is an empty array and decodes back to an empty non-nil slice.
+//   - required array, map: nil and empty both encode as empty and decode to
+//     nil, so that round trips compare equal.
+//   - optional bytes (DeadLetter): nil <-> null; empty non-nil <-> empty.
+//   - timestamps: time.Time <-> UTC milliseconds; decoded values are in UTC.
+
+// Union branch names as goavro spells them.
+const (
+	branchString    = "string"
+	branchInt       = "int"
+	branchBytes     = "bytes"
+	branchArray     = "array"
+	branchTimestamp = "long.timestamp-millis"
+	branchSummary   = Namespace + ".FlowSummary"
+)
+
+var (
+	minTime = time.UnixMilli(minTimestampMillis).UTC()
+	// The last instant that truncates to maxTimestampMillis.
+	maxTime = time.UnixMilli(maxTimestampMillis).Add(time.Millisecond - 1).UTC()
+)
+
+// enc collects the first error while building a native value.
+type enc struct{ err error }
+
+func (e *enc) ts(field string, t time.Time) any {
+	if (t.Before(minTime) || t.After(maxTime)) && e.err == nil {
+		e.err = fmt.Errorf("%s: %w: timestamp %s is outside years 1 to 9999", field, ErrMalformed, t.UTC().Format(time.RFC3339Nano))
+	}
+	return t
+}
+
+func (e *enc) optTS(field string, t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return map[string]any{branchTimestamp: e.ts(field, *t)}
+}
+
+func optString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return map[string]any{branchString: s}
+}
+
+func optInt(p *int32) any {
+	if p == nil {
+		return nil
+	}
+	return map[string]any{branchInt: *p}
+}
+
+func optBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return map[string]any{branchBytes: b}
+}
+
+func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// dec reads typed fields from a native record, collecting the first error.
+// After the binary validator has passed, goavro only returns the types the
+// schema says; the checks are there so that a mismatch between a .avsc and
+// this file is an error, never a panic.
+type dec struct {
+	m   map[string]any
+	err error
+}
+
+func (d *dec) fail(field string, v any, want string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("field %s: got %T, want %s", field, v, want)
+	}
+}
+
+func (d *dec) str(field string) string {
+	s, ok := d.m[field].(string)
+	if !ok {
+		d.fail(field, d.m[field], "string")
+	}
+	return s
+}
+
+// union returns the value of a union field's branch, or nil for null.
+func (d *dec) union(field, branch string) any {
+	raw := d.m[field]
+	if raw == nil {
+		return nil
+	}
+	u, ok := raw.(map[string]any)
+	if !ok || len(u) != 1 {
+		d.fail(field, raw, "union "+branch)
+		return nil
+	}
+	v, ok := u[branch]
+	if !ok {
+		d.fail(field, raw, "union "+branch)
+	}
+	return v
+}
+
+func (d *dec) optStr(field string) string {
+	v := d.union(field, branchString)
+	if v == nil {
+		return ""
+	}
+	s, ok := v.(string)
+	if !ok {
+		d.fail(field, v, "string")
+	}
+	return s
+}
+
+func (d *dec) i32(field string) int32 {
+	n, ok := d.m[field].(int32)
+	if !ok {
+		d.fail(field, d.m[field], "int32")
+	}
+	return n
+}
+
+func (d *dec) optI32(field string) *int32 {
+	v := d.union(field, branchInt)
+	if v == nil {
+		return nil
+	}
+	n, ok := v.(int32)
+	if !ok {
+		d.fail(field, v, "int32")
+		return nil
+	}
+	return &n
+}
+
+func (d *dec) i64(field string) int64 {
+	n, ok := d.m[field].(int64)
+	if !ok {
+		d.fail(field, d.m[field], "int64")
+	}
+	return n
+}
+
+func (d *dec) boolean(field string) bool {
+	b, ok := d.m[field].(bool)
+	if !ok {
+		d.fail(field, d.m[field], "bool")
+	}
+	return b
+}
+
+func (d *dec) ts(field string) time.Time {
+	t, ok := d.m[field].(time.Time)
+	if !ok {
+		d.fail(field, d.m[field], "time.Time")
+	}
+	return t.UTC()
+}
+
+func (d *dec) optTS(field string) *time.Time {
+	v := d.union(field, branchTimestamp)
+	if v == nil {
+		return nil
+	}
+	t, ok := v.(time.Time)
+	if !ok {
+		d.fail(field, v, "time.Time")
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func (d *dec) strMap(field string) map[string]string {
+	raw, ok := d.m[field].(map[string]any)
+	if !ok {
+		d.fail(field, d.m[field], "map")
+		return nil
+	}
+	if len(raw) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		s, ok := v.(string)
+		if !ok {
+			d.fail(field+"["+k+"]", v, "string")
+			return nil
+		}
+		out[k] = s
+	}
+	return out
+}
+
+// optBytes copies: goavro returns sub-slices of its input, and a decoded
+// value must not alias a Kafka record's buffer.
+func (d *dec) optBytes(field string) []byte {
+	v := d.union(field, branchBytes)
+	if v == nil {
+		return nil
+	}
+	b, ok := v.([]byte)
+	if !ok {
+		d.fail(field, v, "[]byte")
+		return nil
+	}
+	return append([]byte{}, b...)
+}
+
+func (d *dec) list(field string, v any) []any {
+	l, ok := v.([]any)
+	if !ok {
+		d.fail(field, v, "array")
+	}
+	return l
+}
+
+// records decodes an array of records with from.
+func records[T any](d *dec, field string, raw []any, from func(map[string]any) (T, error)) []T {
+	out := make([]T, 0, len(raw))
+	for i, item := range raw {
+		m, ok := item.(map[string]any)
+		if !ok {
+			d.fail(fmt.Sprintf("%s[%d]", field, i), item, "record")
+			return nil
+		}
+		v, err := from(m)
+		if err != nil {
+			if d.err == nil {
+				d.err = fmt.Errorf("%s[%d]: %w", field, i, err)
+			}
+			return nil
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// ---- Step ----
+
+func stepToNative(v Step) (map[string]any, error) {
+	return map[string]any{
+		"channel":           v.Channel,
+		"from":              v.From,
+		"template":          v.Template,
+		"template_category": optString(v.TemplateCategory),
+		"delay_seconds":     v.DelaySeconds,
+		"success_on":        v.SuccessOn,
+	}, nil
+}
+
+func stepFromNative(m map[string]any) (Step, error) {
+	d := dec{m: m}
+	v := Step{
+		Channel:          d.str("channel"),
+		From:             d.str("from"),
+		Template:         d.str("template"),
+		TemplateCategory: d.optStr("template_category"),
+		DelaySeconds:     d.i32("delay_seconds"),
+		SuccessOn:        d.str("success_on"),
+	}
+	return v, d.err
+}
+
+func stepsToNative(steps []Step) []any {
+	out := make([]any, len(steps))
+	for i, s := range steps {
+		out[i], _ = stepToNative(s) // never fails
+	}
+	return out
+}
+
+// ---- SendRequest ----
+
+func sendRequestToNative(v SendRequest) (map[string]any, error) {
+	var e enc
+	m := map[string]any{
+		"request_id":   v.RequestID,
+		"kind":         v.Kind,
+		"recipient":    v.Recipient,
+		"flow_id":      optString(v.FlowID),
+		"steps":        nil,
+		"params":       stringMap(v.Params),
+		"metadata":     stringMap(v.Metadata),
+		"requested_at": e.ts("requested_at", v.RequestedAt),
+	}
+	if v.Steps != nil {
+		m["steps"] = map[string]any{branchArray: stepsToNative(v.Steps)}
+	}
+	return m, e.err
+}
+
+func sendRequestFromNative(m map[string]any) (SendRequest, error) {
+	d := dec{m: m}
+	v := SendRequest{
+		RequestID:   d.str("request_id"),
+		Kind:        d.str("kind"),
+		Recipient:   d.str("recipient"),
+		FlowID:      d.optStr("flow_id"),
+		Params:      d.strMap("params"),
+		Metadata:    d.strMap("metadata"),
+		RequestedAt: d.ts("requested_at"),
+	}
+	if raw := d.union("steps", branchArray); raw != nil {
+		v.Steps = records(&d, "steps", d.list("steps", raw), stepFromNative)
+	}
+	return v, d.err
+}
+
+// ---- DeliveryReport ----
+
+func deliveryReportToNative(v DeliveryReport) (map[string]any, error) {
+	var e enc
+	return map[string]any{
+		"attempt_id":          optString(v.AttemptID),
+		"provider_message_id": optString(v.ProviderMessageID),
+		"channel":             v.Channel,
+		"status":              v.Status,
+		"error_code":          optString(v.ErrorCode),
+		"reported_at":         e.ts("reported_at", v.ReportedAt),
+	}, e.err
+}
+
+func deliveryReportFromNative(m map[string]any) (DeliveryReport, error) {
+	d := dec{m: m}
+	v := DeliveryReport{
+		AttemptID:         d.optStr("attempt_id"),
+		ProviderMessageID: d.optStr("provider_message_id"),
+		Channel:           d.str("channel"),
+		Status:            d.str("status"),
+		ErrorCode:         d.optStr("error_code"),
+		ReportedAt:        d.ts("reported_at"),
+	}
+	return v, d.err
+}
+
+// ---- ChannelSend ----
+
+func channelSendToNative(v ChannelSend) (map[string]any, error) {
+	var e enc
+	return map[string]any{
+		"attempt_id":        v.AttemptID,
+		"request_id":        v.RequestID,
+		"step":              v.Step,
+		"channel":           v.Channel,
+		"from":              v.From,
+		"to":                v.To,
+		"template":          v.Template,
+		"template_category": optString(v.TemplateCategory),
+		"params":            stringMap(v.Params),
+		"reason":            v.Reason,
+		"deadline":          e.ts("deadline", v.Deadline),
+		"sent_at":           e.ts("sent_at", v.SentAt),
+	}, e.err
+}
+
+func channelSendFromNative(m map[string]any) (ChannelSend, error) {
+	d := dec{m: m}
+	v := ChannelSend{
+		AttemptID:        d.str("attempt_id"),
+		RequestID:        d.str("request_id"),
+		Step:             d.i32("step"),
+		Channel:          d.str("channel"),
+		From:             d.str("from"),
+		To:               d.str("to"),
+		Template:         d.str("template"),
+		TemplateCategory: d.optStr("template_category"),
+		Params:           d.strMap("params"),
+		Reason:           d.str("reason"),
+		Deadline:         d.ts("deadline"),
+		SentAt:           d.ts("sent_at"),
+	}
+	return v, d.err
+}
+
+// ---- StepSummary ----
+
+func stepSummaryToNative(v StepSummary) (map[string]any, error) {
+	var e enc
+	return map[string]any{
+		"step":           v.Step,
+		"channel":        v.Channel,
+		"attempt_id":     v.AttemptID,
+		"reason":         v.Reason,
+		"sent_at":        e.ts("sent_at", v.SentAt),
+		"last_status":    optString(v.LastStatus),
+		"last_status_at": e.optTS("last_status_at", v.LastStatusAt),
+		"succeeded":      v.Succeeded,
+	}, e.err
+}
+
+func stepSummaryFromNative(m map[string]any) (StepSummary, error) {
+	d := dec{m: m}
+	v := StepSummary{
+		Step:         d.i32("step"),
+		Channel:      d.str("channel"),
+		AttemptID:    d.str("attempt_id"),
+		Reason:       d.str("reason"),
+		SentAt:       d.ts("sent_at"),
+		LastStatus:   d.optStr("last_status"),
+		LastStatusAt: d.optTS("last_status_at"),
+		Succeeded:    d.boolean("succeeded"),
+	}
+	return v, d.err
+}
+
+// ---- FlowSummary ----
+
+func flowSummaryToNative(v FlowSummary) (map[string]any, error) {
+	var e enc
+	steps := make([]any, len(v.Steps))
+	for i, s := range v.Steps {
+		m, err := stepSummaryToNative(s)
+		if err != nil {
+			return nil, fmt.Errorf("steps[%d]: %w", i, err)
+		}
+		steps[i] = m
+	}
+	return map[string]any{
+		"outcome":                v.Outcome,
+		"delivered_step":         optInt(v.DeliveredStep),
+		"steps_used":             v.StepsUsed,
+		"requested_at":           e.ts("requested_at", v.RequestedAt),
+		"started_at":             e.ts("started_at", v.StartedAt),
+		"closed_at":              e.ts("closed_at", v.ClosedAt),
+		"time_to_outcome_ms":     v.TimeToOutcomeMs,
+		"multi_channel_delivery": v.MultiChannelDelivery,
+		"steps":                  steps,
+	}, e.err
+}
+
+func flowSummaryFromNative(m map[string]any) (FlowSummary, error) {
+	d := dec{m: m}
+	v := FlowSummary{
+		Outcome:              d.str("outcome"),
+		DeliveredStep:        d.optI32("delivered_step"),
+		StepsUsed:            d.i32("steps_used"),
+		RequestedAt:          d.ts("requested_at"),
+		StartedAt:            d.ts("started_at"),
+		ClosedAt:             d.ts("closed_at"),
+		TimeToOutcomeMs:      d.i64("time_to_outcome_ms"),
+		MultiChannelDelivery: d.boolean("multi_channel_delivery"),
+	}
+	if raw := d.list("steps", m["steps"]); len(raw) > 0 {
+		v.Steps = records(&d, "steps", raw, stepSummaryFromNative)
+	}
+	return v, d.err
+}
+
+// ---- FlowEvent ----
+
+func flowEventToNative(v FlowEvent) (map[string]any, error) {
+	var e enc
+	m := map[string]any{
+		"event_id":    v.EventID,
+		"request_id":  v.RequestID,
+		"type":        v.Type,
+		"step":        optInt(v.Step),
+		"channel":     optString(v.Channel),
+		"attempt_id":  optString(v.AttemptID),
+		"reason":      optString(v.Reason),
+		"outcome":     optString(v.Outcome),
+		"status":      optString(v.Status),
+		"status_kind": optString(v.StatusKind),
+		"late":        v.Late,
+		"occurred_at": e.ts("occurred_at", v.OccurredAt),
+		"summary":     nil,
+	}
+	if v.Summary != nil {
+		s, err := flowSummaryToNative(*v.Summary)
+		if err != nil {
+			return nil, fmt.Errorf("summary: %w", err)
+		}
+		m["summary"] = map[string]any{branchSummary: s}
+	}
+	return m, e.err
+}
+
+func flowEventFromNative(m map[string]any) (FlowEvent, error) {
+	d := dec{m: m}
+	v := FlowEvent{
+		EventID:    d.str("event_id"),
+		RequestID:  d.str("request_id"),
+		Type:       d.str("type"),
+		Step:       d.optI32("step"),
+		Channel:    d.optStr("channel"),
+		AttemptID:  d.optStr("attempt_id"),
+		Reason:     d.optStr("reason"),
+		Outcome:    d.optStr("outcome"),
+		Status:     d.optStr("status"),
+		StatusKind: d.optStr("status_kind"),
+		Late:       d.boolean("late"),
+		OccurredAt: d.ts("occurred_at"),
+	}
+	if raw := d.union("summary", branchSummary); raw != nil {
+		sm, ok := raw.(map[string]any)
+		if !ok {
+			d.fail("summary", raw, "record")
+		} else if s, err := flowSummaryFromNative(sm); err != nil {
+			if d.err == nil {
+				d.err = fmt.Errorf("summary: %w", err)
+			}
+		} else {
+			v.Summary = &s
+		}
+	}
+	return v, d.err
+}
+
+// ---- FlowDefinition ----
+
+func flowDefinitionToNative(v FlowDefinition) (map[string]any, error) {
+	return map[string]any{
+		"flow_id": v.FlowID,
+		"version": v.Version,
+		"steps":   stepsToNative(v.Steps),
+	}, nil
+}
+
+func flowDefinitionFromNative(m map[string]any) (FlowDefinition, error) {
+	d := dec{m: m}
+	v := FlowDefinition{
+		FlowID:  d.str("flow_id"),
+		Version: d.i64("version"),
+	}
+	if raw := d.list("steps", m["steps"]); len(raw) > 0 {
+		v.Steps = records(&d, "steps", raw, stepFromNative)
+	}
+	return v, d.err
+}
+
+// ---- DeadLetter ----
+
+func deadLetterToNative(v DeadLetter) (map[string]any, error) {
+	var e enc
+	return map[string]any{
+		"key":       optBytes(v.Key),
+		"value":     optBytes(v.Value),
+		"topic":     v.Topic,
+		"partition": v.Partition,
+		"offset":    v.Offset,
+		"error":     v.Error,
+		"failed_at": e.ts("failed_at", v.FailedAt),
+	}, e.err
+}
+
+func deadLetterFromNative(m map[string]any) (DeadLetter, error) {
+	d := dec{m: m}
+	v := DeadLetter{
+		Key:       d.optBytes("key"),
+		Value:     d.optBytes("value"),
+		Topic:     d.str("topic"),
+		Partition: d.i32("partition"),
+		Offset:    d.i64("offset"),
+		Error:     d.str("error"),
+		FailedAt:  d.ts("failed_at"),
+	}
+	return v, d.err
+}

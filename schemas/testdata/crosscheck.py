@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Cross-language check of the fallbackd.v1 Avro contract with fastavro.
+
+Usage:
+    crosscheck.py SCHEMA_DIR            parse every .avsc alone, print
+                                        name, fingerprint and canonical form
+    crosscheck.py SCHEMA_DIR WORK_DIR   full check, driven by the Go test
+                                        TestCrossLanguageFastavro
+
+In the full check, WORK_DIR holds manifest.json and binary records written
+by the Go codecs (plain Avro binary, no framing). For every schema the
+script:
+  - parses the .avsc on its own (fastavro.schema.parse_schema, with no other
+    file) and with fastavro.schema.load_schema;
+  - checks that fastavro's Parsing Canonical Form and CRC-64-AVRO
+    fingerprint equal the Go ones;
+  - decodes every Go record with schemaless_reader and checks that exactly
+    all the bytes were consumed;
+  - writes the decoded record as JSON (<file>.json: timestamps as epoch
+    milliseconds, bytes as {"$bytes": hex}) for Go to compare field by field;
+  - re-encodes the record with schemaless_writer (<file>.py.bin) for Go to
+    decode.
+It exits 1 on the first broken schema, after printing what broke.
+
+Requires fastavro (pip install fastavro).
+"""
+
+import datetime
+import io
+import json
+import os
+import sys
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import (
+    fingerprint,
+    load_schema,
+    parse_schema,
+    to_parsing_canonical_form,
+)
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def plain(value):
+    """Turns a decoded record into JSON-friendly values."""
+    if isinstance(value, datetime.datetime):
+        # Exact integer arithmetic: float seconds would lose milliseconds
+        # far from the epoch.
+        return (value - EPOCH) // datetime.timedelta(milliseconds=1)
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": bytes(value).hex()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def parse_alone(path):
+    with open(path, encoding="utf-8") as f:
+        raw = json.load(f)
+    # parse_schema gets no named_schemas: any reference to a type defined in
+    # another file would fail here.
+    return raw, parse_schema(raw)
+
+
+def describe(schema_dir):
+    for name in sorted(os.listdir(schema_dir)):
+        if not name.endswith(".avsc"):
+            continue
+        raw, _ = parse_alone(os.path.join(schema_dir, name))
+        pcf = to_parsing_canonical_form(raw)
+        print(f'{raw["namespace"]}.{raw["name"]} {fingerprint(pcf, "CRC-64-AVRO")}')
+        print(f"  {pcf}")
+
+
+def check(schema_dir, work_dir):
+    with open(os.path.join(work_dir, "manifest.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
+    records = 0
+    for entry in manifest["schemas"]:
+        path = os.path.join(schema_dir, entry["avsc"])
+        what = entry["name"]
+        raw, parsed = parse_alone(path)
+        load_schema(path)
+        if parsed["name"] != what:
+            fail(f"{path}: fastavro reads name {parsed['name']}, want {what}")
+        pcf = to_parsing_canonical_form(raw)
+        if pcf != entry["canonical"]:
+            fail(f"{what}: canonical forms differ\n  fastavro {pcf}\n  go       {entry['canonical']}")
+        fp = fingerprint(pcf, "CRC-64-AVRO")
+        if fp != entry["fingerprint"]:
+            fail(f"{what}: fingerprint fastavro {fp}, go {entry['fingerprint']}")
+        for file in entry["records"]:
+            with open(os.path.join(work_dir, file), "rb") as f:
+                data = f.read()
+            buf = io.BytesIO(data)
+            try:
+                record = schemaless_reader(buf, parsed, None)
+            except Exception as e:  # report which record, then stop
+                fail(f"{what}: {file}: fastavro cannot decode: {e!r}")
+            if buf.tell() != len(data):
+                fail(f"{what}: {file}: decoded {buf.tell()} of {len(data)} bytes")
+            with open(os.path.join(work_dir, file + ".json"), "w", encoding="utf-8") as f:
+                json.dump(plain(record), f, ensure_ascii=False, sort_keys=True)
+            out = io.BytesIO()
+            schemaless_writer(out, parsed, record)
+            with open(os.path.join(work_dir, file + ".py.bin"), "wb") as f:
+                f.write(out.getvalue())
+            records += 1
+    print(f"fastavro: {len(manifest['schemas'])} schemas, {records} records ok")
+
+
+def fail(message):
+    print("crosscheck: " + message, file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv):
+    if len(argv) == 2:
+        describe(argv[1])
+    elif len(argv) == 3:
+        check(argv[1], argv[2])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,146 @@
+package simulator
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/schemas"
+)
+
+// Summary is what happened to the flows, as the events stream tells it. It
+// is the demo's --json line.
+type Summary struct {
+	Flows         int            `json:"flows"`
+	Outcomes      map[string]int `json:"outcomes"`
+	Fallbacks     map[string]int `json:"fallbacks"`
+	DLRsDiscarded map[string]int `json:"dlrs_discarded"`
+	Rejected      int            `json:"rejected"`
+	// DoubleClosed counts flows with more than one FLOW_CLOSED (different
+	// event ids): the processor guarantees 0.
+	DoubleClosed int `json:"double_closed"`
+	// MultiChannel counts flows that delivered on more than one channel.
+	MultiChannel int `json:"multi_channel_deliveries"`
+	// RepeatedEvents counts events seen again with the same id (a replay
+	// after a crash); consumers drop them.
+	RepeatedEvents int `json:"repeated_events"`
+	Events         int `json:"events"`
+}
+
+// Tally reads the events stream the way an analytics consumer would:
+// dropping repeated event ids, counting facts.
+type Tally struct {
+	mu     sync.Mutex
+	seen   map[uint64]struct{}
+	closed map[string]int
+	s      Summary
+}
+
+// NewTally returns an empty tally.
+func NewTally() *Tally {
+	return &Tally{seen: map[uint64]struct{}{}, closed: map[string]int{}, s: Summary{
+		Outcomes:      map[string]int{flow.OutcomeDelivered: 0, flow.OutcomeRead: 0, flow.OutcomeFailed: 0, flow.OutcomeExpired: 0, flow.OutcomeCancelled: 0},
+		Fallbacks:     map[string]int{flow.ReasonFailure: 0, flow.ReasonTimeout: 0},
+		DLRsDiscarded: map[string]int{},
+	}}
+}
+
+// Add counts one event.
+func (t *Tally) Add(ev schemas.FlowEvent) {
+	h := fnv.New64a()
+	h.Write([]byte(ev.EventID))
+	id := h.Sum64()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, dup := t.seen[id]; dup {
+		t.s.RepeatedEvents++
+		return
+	}
+	t.seen[id] = struct{}{}
+	t.s.Events++
+	switch ev.Type {
+	case flow.EventFlowClosed:
+		t.closed[ev.RequestID]++
+		if t.closed[ev.RequestID] == 1 {
+			t.s.Flows++
+			t.s.Outcomes[ev.Outcome]++
+		} else {
+			t.s.DoubleClosed++
+		}
+	case flow.EventFallbackTriggered:
+		t.s.Fallbacks[ev.Reason]++
+	case flow.EventDLRDiscarded:
+		t.s.DLRsDiscarded[ev.Reason]++
+	case flow.EventRequestRejected:
+		t.s.Rejected++
+	case flow.EventMultiChannelDelivery:
+		t.s.MultiChannel++
+	}
+}
+
+// Closed is the number of distinct flows closed so far.
+func (t *Tally) Closed() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.s.Flows
+}
+
+// ClosedCount is how many FLOW_CLOSED events (distinct ids) a request got.
+func (t *Tally) ClosedCount(requestID string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed[requestID]
+}
+
+// Summary returns a copy of the counts.
+func (t *Tally) Summary() Summary {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.s
+	s.Outcomes, s.Fallbacks, s.DLRsDiscarded = copyMap(t.s.Outcomes), copyMap(t.s.Fallbacks), copyMap(t.s.DLRsDiscarded)
+	return s
+}
+
+func copyMap(m map[string]int) map[string]int {
+	c := make(map[string]int, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// Follow reads the events topic from its start into the tally until ctx ends.
+func (t *Tally) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, topic string) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
+	if err != nil {
+		return fmt.Errorf("tally: kafka client: %w", err)
+	}
+	defer cl.Close()
+	codecs, err := schemas.New()
+	if err != nil {
+		return err
+	}
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var decodeErr error
+		fetches.EachRecord(func(r *kgo.Record) {
+			ev, err := codecs.FlowEvent.Decode(r.Value)
+			if err != nil {
+				decodeErr = err
+				return
+			}
+			t.Add(ev)
+		})
+		if decodeErr != nil {
+			return fmt.Errorf("tally: decode event: %w", decodeErr)
+		}
+	}
+}

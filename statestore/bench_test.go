@@ -1,0 +1,153 @@
+package statestore
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Benchmarks run on miniredis unless FALLBACK_REDIS_URL names a real Redis;
+// miniredis numbers measure the client side and the scripts' logic, not a
+// server.
+
+func BenchmarkApply(b *testing.B) {
+	for _, batch := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			e := newEnv(b, Config{})
+			state := bytes.Repeat([]byte("s"), 256)
+			changes := make([]Change, batch)
+			for i := range changes {
+				changes[i] = Change{RequestID: fmt.Sprintf("bench-%d", i), State: state}
+			}
+			ctx := ctxT(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for n := 0; b.Loop(); n++ {
+				for i := range changes {
+					changes[i].Deadline = t0.Add(time.Duration(n) * time.Second)
+				}
+				res, err := e.s.Apply(ctx, changes)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i, r := range res {
+					if !r.Applied {
+						b.Fatalf("conflict on %s", changes[i].RequestID)
+					}
+					changes[i].ExpectVersion = r.Version
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "changes/s")
+		})
+	}
+}
+
+// The processor's cycle per batch: apply with owed outputs, then ack them.
+func BenchmarkApplyOutboxAck(b *testing.B) {
+	const batch = 100
+	e := newEnv(b, Config{})
+	state := bytes.Repeat([]byte("s"), 256)
+	out := [][]byte{bytes.Repeat([]byte("o"), 200), bytes.Repeat([]byte("e"), 200)}
+	changes := make([]Change, batch)
+	acks := make([]OutboxAck, batch)
+	for i := range changes {
+		changes[i] = Change{RequestID: fmt.Sprintf("bench-%d", i), State: state, Deadline: t0, Outbox: out, OutboxRetryAt: t0}
+	}
+	ctx := ctxT(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := e.s.Apply(ctx, changes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, r := range res {
+			if !r.Applied {
+				b.Fatalf("conflict on %s", changes[i].RequestID)
+			}
+			changes[i].ExpectVersion = r.Version
+			acks[i] = OutboxAck{RequestID: changes[i].RequestID, FromVersion: r.Version, UpToVersion: r.Version}
+		}
+		if err := e.s.AckOutbox(ctx, acks); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "changes/s")
+}
+
+// ClaimDueAll over 16 shards, 100 due flows each. The lease is 1ms and the
+// clock moves 1ms per claim, so every claim takes the same 1600 flows again.
+func BenchmarkClaimDue(b *testing.B) {
+	const shards, perShard = 16, 100
+	e := newEnv(b, Config{Shards: shards})
+	state := bytes.Repeat([]byte("s"), 256)
+	var changes []Change
+	count := make([]int, shards)
+	for i := 0; len(changes) < shards*perShard; i++ {
+		id := fmt.Sprintf("bench-%d", i)
+		if sh := e.s.Shard(id); count[sh] < perShard {
+			count[sh]++
+			changes = append(changes, Change{RequestID: id, State: state, Deadline: t0})
+		}
+	}
+	ctx := ctxT(b)
+	for i := 0; i < len(changes); i += 200 {
+		mustApply(b, e.s, changes[i:min(i+200, len(changes))]...)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; b.Loop(); n++ {
+		got, err := e.s.ClaimDueAll(ctx, t0.Add(time.Duration(n)*time.Millisecond), time.Millisecond, perShard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) != shards*perShard {
+			b.Fatalf("claimed %d, want %d", len(got), shards*perShard)
+		}
+	}
+	b.ReportMetric(float64(b.N*shards*perShard)/b.Elapsed().Seconds(), "claims/s")
+}
+
+// TestMemoryPerFlow measures what an in-flight flow costs in Redis (state
+// hash + its deadline entry). Real Redis only: miniredis has no allocator.
+func TestMemoryPerFlow(t *testing.T) {
+	e := newEnv(t, Config{})
+	if !e.real() {
+		t.Skip("set " + realRedisEnv + " to measure on a real Redis")
+	}
+	if e.cluster() {
+		t.Skip("INFO memory would cover one node only")
+	}
+	ctx := ctxT(t)
+	usedMemory := func() int64 {
+		info := e.rdb.Info(ctx, "memory").Val()
+		for line := range strings.SplitSeq(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		t.Fatal("no used_memory in INFO")
+		return 0
+	}
+	for _, size := range []int{48, 256} {
+		const flows = 20000
+		state := bytes.Repeat([]byte("s"), size)
+		before := usedMemory()
+		batch := make([]Change, 0, 500)
+		for i := range flows {
+			batch = append(batch, Change{RequestID: fmt.Sprintf("mem-%d-%08d", size, i), State: state, Deadline: t0.Add(time.Duration(i) * time.Millisecond)})
+			if len(batch) == cap(batch) {
+				mustApply(t, e.s, batch...)
+				batch = batch[:0]
+			}
+		}
+		after := usedMemory()
+		one := e.rdb.MemoryUsage(ctx, e.s.flowKey(fmt.Sprintf("mem-%d-%08d", size, 0))).Val()
+		t.Logf("state %d B: %d B per in-flight flow (used_memory delta over %d flows); flow hash alone %d B (MEMORY USAGE)",
+			size, (after-before)/flows, flows, one)
+	}
+}
