@@ -207,7 +207,9 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 
 func (b *batchBuilder) reject(r *kgo.Record, requestID string, rej *flow.Rejection) {
 	b.event(r, schemas.FlowEvent{RequestID: requestID, Type: flow.EventRequestRejected, Reason: rej.Error()})
-	b.deadLetter(r, rej)
+	b.c.log.Info("request rejected", "request_id", requestID, "reason", rej.Code, "field", rej.Field)
+	b.c.metrics.deadLetters.Add(context.Background(), 1)
+	b.direct = append(b.direct, b.c.engine.enc.deadLetter(r, rej, b.now))
 }
 
 func (b *batchBuilder) addReport(r *kgo.Record) {

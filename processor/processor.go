@@ -201,7 +201,8 @@ func (p *Processor) Run(ctx context.Context) error {
 			return fmt.Errorf("processor: create topics: %w", err)
 		}
 	}
-	if err := p.table.CatchUp(ctx); err != nil {
+	// A topic created a moment ago may not be in every broker's metadata yet.
+	if err := retry(ctx, p.cfg.Logger, "load flow table", 10, func() error { return p.table.CatchUp(ctx) }); err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
 
@@ -229,8 +230,23 @@ func (p *Processor) Run(ctx context.Context) error {
 	return nil
 }
 
+// closeTimeout bounds shutdown: with Kafka unreachable, leaving the group
+// would otherwise wait for every retry of the leave request.
+const closeTimeout = 5 * time.Second
+
 func (p *Processor) close() {
-	for _, c := range p.clients {
-		c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, c := range p.clients {
+			c.CloseAllowingRebalance()
+		}
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.cfg.Logger.Warn("kafka clients did not close in time; leaving the group is left to the session timeout")
 	}
 }

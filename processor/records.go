@@ -44,11 +44,20 @@ func (e *encoder) event(ev schemas.FlowEvent) (*kgo.Record, error) {
 		Headers: schemaHeaders(e.codecs.FlowEvent.Name(), e.codecs.FlowEvent.Fingerprint())}, nil
 }
 
+// maxDeadValue is how much of an original value a dead letter keeps: enough
+// for any record we could have decoded, small enough that the dead letter
+// fits Kafka's default 1 MB message limit.
+const maxDeadValue = 900 << 10
+
 // deadLetter wraps a record that could not be decoded or validated. It
 // cannot fail: a dead letter that fails to encode would stop the pipeline.
 func (e *encoder) deadLetter(src *kgo.Record, cause error, now time.Time) *kgo.Record {
 	dl := schemas.DeadLetter{Key: src.Key, Value: src.Value, Topic: src.Topic, Partition: src.Partition,
 		Offset: src.Offset, Error: cause.Error(), FailedAt: now}
+	if len(dl.Value) > maxDeadValue {
+		dl.Value = dl.Value[:maxDeadValue]
+		dl.Error += fmt.Sprintf(" (value truncated from %d bytes)", len(src.Value))
+	}
 	v, err := e.codecs.DeadLetter.Encode(dl)
 	if err != nil { // only a value over the Avro limits; keep the facts, drop the bytes
 		dl.Value, dl.Error = nil, fmt.Sprintf("%s (original value of %d bytes dropped: %v)", cause, len(src.Value), err)

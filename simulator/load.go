@@ -130,15 +130,18 @@ func (l *Load) request(i int) schemas.SendRequest {
 		Metadata:    map[string]string{"campaign": "demo"},
 		RequestedAt: l.Clock.Now(),
 	}
-	if i%3 == 0 {
+	switch i % 4 {
+	case 0:
 		req.FlowID = StoredFlowID
-	} else {
+	case 1:
 		req.Steps = OTPSteps()
-		if i%3 == 2 { // SMS first, and let the second channel default to WhatsApp
-			req.Steps = []schemas.Step{
-				{Channel: "sms", From: "ACME", Template: "otp_sms_v1", DelaySeconds: 20},
-				{From: "+15550000001", Template: "otp_auth_v2", TemplateCategory: "authentication", DelaySeconds: 45},
-			}
+	case 2: // the business wants to know the OTP was seen on WhatsApp
+		req.Steps = OTPSteps()
+		req.Steps[0].SuccessOn = "read"
+	case 3: // SMS first, and let the second channel default to WhatsApp
+		req.Steps = []schemas.Step{
+			{Channel: "sms", From: "ACME", Template: "otp_sms_v1", DelaySeconds: 20},
+			{From: "+15550000001", Template: "otp_auth_v2", TemplateCategory: "authentication", DelaySeconds: 45},
 		}
 	}
 	return req

@@ -104,11 +104,10 @@ func (p *Providers) Run(ctx context.Context) error {
 					p.Log.Error("provider: encode DLR", "err", err)
 					continue
 				}
-				key := rep.AttemptID
-				if key == "" {
-					key = rep.ProviderMessageID
-				}
-				sched.add(d.at, &kgo.Record{Topic: p.Topics.DLR, Key: []byte(key), Value: v})
+				// Keyed by the attempt even when the report names only the
+				// provider's id: one attempt's reports stay in order on one
+				// partition, behind the report that indexed that id.
+				sched.add(d.at, &kgo.Record{Topic: p.Topics.DLR, Key: []byte(send.AttemptID), Value: v})
 			}
 		})
 	}
@@ -159,11 +158,19 @@ func (p *Providers) answer(s schemas.ChannelSend) []plannedDLR {
 	return out
 }
 
-// unit maps a string to [0,1) evenly and repeatably.
+// unit maps a string to [0,1) evenly and repeatably. FNV alone leaves the
+// high bits of short, similar strings ("r1/0", "r2/0") correlated, so the
+// hash goes through the splitmix64 finaliser.
 func unit(s string) float64 {
 	h := fnv.New64a()
 	h.Write([]byte(s))
-	return float64(h.Sum64()>>11) / float64(1<<53)
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11) / float64(1<<53)
 }
 
 // scheduler emits records at their clock time.

@@ -24,9 +24,17 @@ import (
 )
 
 func demoCmd(ctx context.Context, args []string) error {
+	return demo(ctx, args, os.Stdout, os.Stderr)
+}
+
+// demo writes progress to stdout (stderr with --json, where stdout gets only
+// the summary line) and the processor's log to stderr.
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	flows := fs.Int("flows", 300, "stop after this many flows have closed")
-	speed := fs.Float64("speed", 20, "run the clock this many times faster than the wall clock")
+	speed := fs.Float64("speed", 10, "run the clock this many times faster than the wall clock")
+	rate := fs.Float64("rate", 100, "new flows per wall-clock second")
 	asJSON := fs.Bool("json", false, "end with one JSON summary line on standard output")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (wall time)")
 	verbose := fs.Bool("v", false, "show the processor's log")
@@ -39,15 +47,15 @@ func demoCmd(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	progress := io.Writer(os.Stdout)
+	progress := stdout
 	if *asJSON {
-		progress = os.Stderr
+		progress = stderr
 	}
 	logLevel := slog.LevelWarn
 	if *verbose {
 		logLevel = slog.LevelInfo
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 
 	kafka, err := embedded.StartKafka(12)
 	if err != nil {
@@ -67,8 +75,10 @@ func demoCmd(ctx context.Context, args []string) error {
 	brokers := kafka.Brokers()
 	fmt.Fprintf(progress, "embedded Kafka on %s, embedded Redis on %s, clock x%g\n", brokers[0], red.Addr(), *speed)
 
+	// The lease is clock time; scaled with the clock it stays 10 s of wall
+	// time, so a slow batch is not mistaken for a dead instance.
 	proc, err := processor.New(processor.Config{Brokers: brokers, Topics: names, CreateTopics: true,
-		Clock: clock, Logger: log}, store)
+		Clock: clock, ClaimLease: time.Duration(float64(10*time.Second) * *speed), Logger: log}, store)
 	if err != nil {
 		return err
 	}
@@ -86,28 +96,35 @@ func demoCmd(ctx context.Context, args []string) error {
 		Mixes: simulator.DefaultMixes(), Clock: clock, Log: log}
 	go providers.Run(runCtx)
 	load := &simulator.Load{Brokers: brokers, Topics: names, Clock: clock, Flows: *flows,
-		Invalid: 0.02, Cancel: 0.03, Rate: 0, IDPrefix: "demo-"}
-	pub, err := load.Run(runCtx)
-	if err != nil {
-		return err
+		Invalid: 0.02, Cancel: 0.03, Rate: *rate, IDPrefix: "demo-"}
+	type loadResult struct {
+		pub simulator.Published
+		err error
 	}
-	fmt.Fprintf(progress, "published %d flows (%d cancelled right away) and %d invalid requests\n", pub.Flows, pub.Cancels, pub.Invalid)
+	loaded := make(chan loadResult, 1)
+	go func() { pub, err := load.Run(runCtx); loaded <- loadResult{pub, err} }()
 
 	start := time.Now()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	for tally.Closed() < pub.Flows {
+	var pub simulator.Published
+	for published := false; !published || tally.Closed() < pub.Flows; {
 		select {
+		case r := <-loaded:
+			if r.err != nil {
+				return r.err
+			}
+			pub, published = r.pub, true
+			fmt.Fprintf(progress, "published %d flows (%d cancelled right away) and %d invalid requests\n", pub.Flows, pub.Cancels, pub.Invalid)
 		case err := <-procDone:
 			return fmt.Errorf("demo: processor stopped: %v", err)
 		case <-ctx.Done():
-			return fmt.Errorf("demo: %d of %d flows closed before the timeout", tally.Closed(), pub.Flows)
+			return fmt.Errorf("demo: %d of %d flows closed before the timeout", tally.Closed(), *flows)
 		case <-tick.C:
-			printProgress(progress, tally.Summary(), pub.Flows, clock.Now().Sub(clock.Start))
+			printProgress(progress, tally.Summary(), *flows, clock.Now().Sub(clock.Start))
 		}
 	}
 	sum := tally.Summary()
-	printProgress(progress, sum, pub.Flows, clock.Now().Sub(clock.Start))
 	fmt.Fprintf(progress, "all %d flows closed in %s wall time\n", sum.Flows, time.Since(start).Round(time.Millisecond))
 	stopAll()
 	<-procDone
@@ -116,7 +133,7 @@ func demoCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(sum)
+		return json.NewEncoder(stdout).Encode(sum)
 	}
 	return nil
 }

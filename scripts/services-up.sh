@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# scripts/services-up.sh: start a real Apache Kafka (single-node KRaft,
+# broker+controller) and a real Redis on this machine, without Docker.
+#
+#   scripts/services-up.sh [--env] [kafka] [redis]
+#
+# With no service named, both are started. Idempotent: a service that already
+# answers on its port is left alone; a missing redis-server, Java or Maven is
+# installed with apt-get; the Kafka classpath is resolved with Maven from
+# integration/infra/kafka/pom.xml (cached in ~/.m2, offline afterwards).
+# Data is kept under the state dir across stop/start: an already formatted
+# Kafka log dir is never formatted again (scripts/services-down.sh --purge
+# wipes it).
+#
+# Progress and timings go to stderr; stdout gets the addresses only:
+#   FALLBACK_BROKERS=127.0.0.1:9092
+#   FALLBACK_REDIS_URL=redis://127.0.0.1:6379/0
+# With --env the lines are "export ..." so that
+#   eval "$(scripts/services-up.sh --env)"
+# sets them in the calling shell. They are also written to $STATE/env.
+#
+# Settings (environment):
+#   FALLBACK_SERVICES_DIR      state dir (default /tmp/fallback-services)
+#   FALLBACK_SERVICES_KAFKA_PORT       broker port      (default 9092)
+#   FALLBACK_SERVICES_CONTROLLER_PORT  controller port  (default 9093)
+#   FALLBACK_SERVICES_REDIS_PORT       redis port       (default 6379)
+#   KAFKA_HEAP_OPTS            JVM heap options (default -Xms256m -Xmx1g)
+#   FALLBACK_SERVICES_TIMEOUT  seconds to wait for each service (default 120)
+#
+# Layout of the state dir:
+#   kafka/server.properties  kafka/log4j2.xml  kafka/mvn.log
+#   kafka/cluster.id kafka/data/ (log.dirs)   kafka/server.log  kafka/kafka.out
+#   kafka.pid        redis/ (AOF, RDB)        redis.log  redis.pid
+#   bin/kafkaready   env
+# The resolved classpath is cached in ~/.cache/fallback-services/ (keyed by
+# the pom's content), the jars in ~/.m2.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="${FALLBACK_SERVICES_DIR:-/tmp/fallback-services}"
+KAFKA_PORT="${FALLBACK_SERVICES_KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${FALLBACK_SERVICES_CONTROLLER_PORT:-9093}"
+REDIS_PORT="${FALLBACK_SERVICES_REDIS_PORT:-6379}"
+TIMEOUT="${FALLBACK_SERVICES_TIMEOUT:-120}"
+HOST=127.0.0.1
+POM="$ROOT/integration/infra/kafka/pom.xml"
+DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+
+EXPORT=""
+WANT_KAFKA=""
+WANT_REDIS=""
+for arg in "$@"; do
+  case "$arg" in
+    --env) EXPORT="export " ;;
+    kafka) WANT_KAFKA=1 ;;
+    redis) WANT_REDIS=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "services-up: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+if [[ -z "$WANT_KAFKA$WANT_REDIS" ]]; then WANT_KAFKA=1; WANT_REDIS=1; fi
+
+log() { printf '[services-up %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2fs", b - a }'; }
+
+T_ALL="$(now)"
+mkdir -p "$STATE"
+
+if [[ -z "$(command -v go || true)" && -x /usr/local/go/bin/go ]]; then
+  PATH="$PATH:/usr/local/go/bin"
+fi
+
+# ---------------------------------------------------------------- installs
+APT_UPDATED=""
+apt_install() {
+  local sudo=""
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null || die "need root (or sudo) to apt-get install $*"
+    sudo="sudo"
+  fi
+  command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
+  local t; t="$(now)"
+  if [[ -z "$APT_UPDATED" ]]; then
+    log "apt-get update"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 \
+    || die "apt-get install $* failed"
+  log "installed $* in $(since "$t")"
+}
+
+# port_open HOST PORT: something accepts TCP connections there.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# alive PIDFILE PATTERN: the pid in the file is a running process whose
+# command line contains PATTERN (a stale file with a recycled pid is not).
+alive() {
+  local pid
+  [[ -f "$1" ]] && pid="$(cat "$1")" && [[ -n "$pid" ]] || return 1
+  [[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" =~ ^[^ZX]$ ]] || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
+}
+
+# ------------------------------------------------------------------- redis
+redis_ping() { [[ "$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
+
+start_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    apt_install redis-server redis-tools
+  fi
+  if redis_ping; then
+    log "redis already answering on $HOST:$REDIS_PORT; left as it is"
+    return
+  fi
+  if port_open "$HOST" "$REDIS_PORT" && ! alive "$STATE/redis.pid" redis-server; then
+    die "port $HOST:$REDIS_PORT is taken by something that does not answer redis PING"
+  fi
+  mkdir -p "$STATE/redis"
+  local t; t="$(now)"
+  if ! alive "$STATE/redis.pid" redis-server; then
+    log "starting redis-server on $HOST:$REDIS_PORT (dir $STATE/redis)"
+    redis-server \
+      --bind "$HOST" --port "$REDIS_PORT" \
+      --dir "$STATE/redis" \
+      --appendonly yes --appendfsync everysec \
+      --daemonize yes \
+      --pidfile "$STATE/redis.pid" \
+      --logfile "$STATE/redis.log" \
+      --save "" \
+      >&2 || die "redis-server failed to start; see $STATE/redis.log"
+  fi
+  local deadline=$((SECONDS + TIMEOUT))
+  until redis_ping; do
+    if (( SECONDS > deadline )); then
+      tail -n 20 "$STATE/redis.log" >&2 || true
+      die "redis did not answer PING within ${TIMEOUT}s"
+    fi
+    sleep 0.05
+  done
+  REDIS_STARTED="$(since "$t")"
+  log "redis answers PING: started in $REDIS_STARTED"
+}
+
+# ------------------------------------------------------------------- kafka
+# java_ok BIN: BIN is a Java 17 or newer.
+java_ok() {
+  [[ -n "$1" ]] && command -v "$1" >/dev/null || return 1
+  local v
+  v="$("$1" -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ { print $2 }')"
+  [[ -n "$v" && "${v%%.*}" -ge 17 ]]
+}
+
+# find_java: set JAVA to a Java 17+ binary: $JAVA_HOME's, the one on PATH, or
+# one under /usr/lib/jvm (installing openjdk-17-jre-headless if none is).
+find_java() {
+  local c
+  for c in ${JAVA_HOME:+"$JAVA_HOME/bin/java"} java /usr/lib/jvm/java-17-openjdk-*/bin/java /usr/lib/jvm/*/bin/java; do
+    if java_ok "$c"; then JAVA="$c"; return 0; fi
+  done
+  apt_install openjdk-17-jre-headless
+  for c in java /usr/lib/jvm/java-17-openjdk-*/bin/java; do
+    if java_ok "$c"; then JAVA="$c"; return 0; fi
+  done
+  die "Kafka needs Java 17 or newer"
+}
+
+# kafka_classpath: resolve (once) and print the path of the classpath file.
+kafka_classpath() {
+  # Cached per content of the pom, outside the state dir, so a fresh state
+  # dir (as CI uses) does not run Maven again.
+  local key cache cpfile
+  key="$(sha256sum "$POM" | cut -c1-16)"
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/fallback-services"
+  cpfile="$cache/kafka-$key.classpath"
+  mkdir -p "$STATE/kafka" "$cache"
+  local ok=""
+  if [[ -s "$cpfile" ]]; then
+    ok=1
+    local jar
+    IFS=: read -r -a jars < "$cpfile"
+    for jar in "${jars[@]}"; do [[ -f "$jar" ]] || { ok=""; break; }; done
+  fi
+  if [[ -z "$ok" ]]; then
+    command -v mvn >/dev/null || apt_install maven
+    local t; t="$(now)"
+    log "resolving the Kafka classpath with Maven ($POM)"
+    # Offline first (everything cached in ~/.m2), then online.
+    if ! mvn -o -B -q -Dstyle.color=never -f "$POM" "$DEP_PLUGIN:build-classpath" \
+           -Dmdep.outputFile="$cpfile.tmp" >"$STATE/kafka/mvn.log" 2>&1; then
+      mvn -B -q -Dstyle.color=never -f "$POM" "$DEP_PLUGIN:build-classpath" \
+        -Dmdep.outputFile="$cpfile.tmp" >"$STATE/kafka/mvn.log" 2>&1 \
+        || { cat "$STATE/kafka/mvn.log" >&2; die "maven could not resolve the Kafka classpath"; }
+    fi
+    mv "$cpfile.tmp" "$cpfile"
+    log "Kafka classpath resolved in $(since "$t")"
+  fi
+  echo "$cpfile"
+}
+
+# kafka_probe: build (once, cached by go) the metadata probe; print its path
+# or nothing when go is unavailable.
+kafka_probe() {
+  command -v go >/dev/null || return 0
+  local bin="$STATE/bin/kafkaready" t
+  t="$(now)"
+  mkdir -p "$STATE/bin"
+  if (cd "$ROOT" && go build -o "$bin" ./scripts/kafkaready) >&2; then
+    log "metadata probe built in $(since "$t")"
+    echo "$bin"
+  else
+    log "could not build scripts/kafkaready; falling back to the log line and a TCP connect"
+  fi
+}
+
+write_kafka_config() {
+  local dir="$STATE/kafka"
+  cat > "$dir/server.properties" <<EOF
+# Written by scripts/services-up.sh: single-node KRaft, broker+controller.
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+controller.quorum.bootstrap.servers=$HOST:$CONTROLLER_PORT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=12
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# After a crash (services-down.sh --kill kafka) the restarted controller waits
+# for the dead broker's session to expire before the broker may register
+# again: 9s by default, 4s here.
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.retention.hours=24
+log.segment.bytes=67108864
+EOF
+  cat > "$dir/log4j2.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by scripts/services-up.sh. -->
+<Configuration status="warn">
+  <Appenders>
+    <File name="server" fileName="$dir/server.log" append="true">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+    </File>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka.request.logger" level="warn"/>
+    <Logger name="org.apache.kafka.controller" level="info"/>
+    <Logger name="state.change.logger" level="info"/>
+    <Root level="info"><AppenderRef ref="server"/></Root>
+  </Loggers>
+</Configuration>
+EOF
+}
+
+# new_cluster_id: a Kafka Uuid as `kafka-storage random-uuid` prints it: 16
+# random bytes in unpadded base64url, never starting with "-" (saves a JVM).
+new_cluster_id() {
+  local id="-"
+  while [[ "$id" == -* || "$id" == AAAAAAAAAAAAAAAAAAAAA* ]]; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  done
+  echo "$id"
+}
+
+kafka_ready() { # kafka_ready PROBE TIMEOUT
+  if [[ -n "$1" ]]; then
+    "$1" -q -brokers "$HOST:$KAFKA_PORT" -timeout "$2" 2>/dev/null
+  else
+    port_open "$HOST" "$KAFKA_PORT" && grep -q 'Kafka Server started' "$STATE/kafka/server.log" 2>/dev/null
+  fi
+}
+
+start_kafka() {
+  find_java
+  local cpfile probe
+  cpfile="$(kafka_classpath)"
+  probe="$(kafka_probe)"
+  local dir="$STATE/kafka"
+
+  if port_open "$HOST" "$KAFKA_PORT" && kafka_ready "$probe" 5s; then
+    log "kafka already answering on $HOST:$KAFKA_PORT; left as it is"
+    return
+  fi
+  local t
+  if alive "$STATE/kafka.pid" kafka.Kafka; then
+    log "kafka (pid $(cat "$STATE/kafka.pid")) is running but not answering yet; waiting"
+    t="$(now)"
+  else
+    if port_open "$HOST" "$KAFKA_PORT" || port_open "$HOST" "$CONTROLLER_PORT"; then
+      die "port $HOST:$KAFKA_PORT or $HOST:$CONTROLLER_PORT is taken by something that is not a ready Kafka"
+    fi
+    write_kafka_config
+    local cp; cp="$(cat "$cpfile")"
+    if [[ ! -f "$dir/data/meta.properties" ]]; then
+      [[ -s "$dir/cluster.id" ]] || new_cluster_id > "$dir/cluster.id"
+      log "formatting $dir/data (cluster id $(cat "$dir/cluster.id"))"
+      "$JAVA" -cp "$cp" -Dlog4j2.configurationFile="$dir/log4j2.xml" kafka.tools.StorageTool format --standalone \
+        -t "$(cat "$dir/cluster.id")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+        || { cat "$dir/format.log" >&2; die "kafka storage format failed"; }
+    else
+      log "kafka log dir already formatted; keeping its data"
+    fi
+    log "starting kafka $(grep -o '<kafka.version>[^<]*' "$POM" | cut -d'>' -f2) on $HOST:$KAFKA_PORT (controller $HOST:$CONTROLLER_PORT, data $dir/data)"
+    t="$(now)"
+    rm -f "$STATE/kafka.pid"
+    # In its own session (a Ctrl-C or a killed process group of the caller
+    # does not reach it); the inner bash writes its own pid, then becomes java.
+    # shellcheck disable=SC2016,SC2086 # $$ is the inner shell's; KAFKA_HEAP_OPTS holds several options
+    nohup setsid bash -c 'echo $$ > "$0" && exec "$@"' "$STATE/kafka.pid" \
+      "$JAVA" ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} \
+      -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+      -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
+      -Djava.awt.headless=true \
+      -Dkafka.logs.dir="$dir" \
+      -Dlog4j2.configurationFile="$dir/log4j2.xml" \
+      -cp "$cp" kafka.Kafka "$dir/server.properties" \
+      >"$dir/kafka.out" 2>&1 < /dev/null &
+    for _ in $(seq 100); do [[ -s "$STATE/kafka.pid" ]] && break; sleep 0.05; done
+  fi
+  local deadline=$((SECONDS + TIMEOUT))
+  until kafka_ready "$probe" 5s; do
+    if ! alive "$STATE/kafka.pid" kafka.Kafka; then
+      tail -n 30 "$dir/server.log" "$dir/kafka.out" >&2 2>/dev/null || true
+      die "kafka exited during start-up; see $dir/server.log and $dir/kafka.out"
+    fi
+    if (( SECONDS > deadline )); then
+      tail -n 30 "$dir/server.log" >&2 || true
+      die "kafka did not answer a metadata request within ${TIMEOUT}s"
+    fi
+    sleep 0.2
+  done
+  KAFKA_STARTED="$(since "$t")"
+  log "kafka answers metadata: started in $KAFKA_STARTED (launch to first answering metadata request)"
+  if [[ -n "$probe" ]]; then
+    # A fresh broker creates __consumer_offsets on the first FindCoordinator;
+    # do it now rather than in the first test's consumer group.
+    t="$(now)"
+    "$probe" -q -coordinator -brokers "$HOST:$KAFKA_PORT" -timeout "${TIMEOUT}s" >&2 \
+      || die "kafka has no group coordinator after ${TIMEOUT}s"
+    log "kafka group coordinator ready in $(since "$t")"
+  fi
+}
+
+KAFKA_STARTED=""
+REDIS_STARTED=""
+JAVA=""
+if [[ -n "$WANT_REDIS" ]]; then start_redis; fi
+if [[ -n "$WANT_KAFKA" ]]; then start_kafka; fi
+
+{
+  echo "FALLBACK_BROKERS=$HOST:$KAFKA_PORT"
+  echo "FALLBACK_REDIS_URL=redis://$HOST:$REDIS_PORT/0"
+} > "$STATE/env"
+log "ready in $(since "$T_ALL") total${KAFKA_STARTED:+ (kafka start-up $KAFKA_STARTED)}${REDIS_STARTED:+ (redis start-up $REDIS_STARTED)}; state in $STATE"
+[[ -z "$WANT_KAFKA" ]] || echo "${EXPORT}FALLBACK_BROKERS=$HOST:$KAFKA_PORT"
+[[ -z "$WANT_REDIS" ]] || echo "${EXPORT}FALLBACK_REDIS_URL=redis://$HOST:$REDIS_PORT/0"
