@@ -19,22 +19,25 @@ type RealClock struct{}
 func (RealClock) Now() time.Time                         { return time.Now() }
 func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// ScaledClock runs Speed times faster than the wall clock from its start.
-// Every instance that shares a Redis must use the same scale and start.
+// ScaledClock runs Speed times faster than the wall clock from its epoch:
+// at wall time Start it reads Start, and then moves Speed times faster.
+// Processes built with the same epoch and speed read the same time, so
+// several instances (and their restarts) can share one Redis.
 type ScaledClock struct {
 	Start time.Time
 	Speed float64
-	wall  time.Time
 }
 
 // NewScaledClock starts a clock at the current wall time running speed times faster.
-func NewScaledClock(speed float64) *ScaledClock {
-	now := time.Now()
-	return &ScaledClock{Start: now, Speed: speed, wall: now}
+func NewScaledClock(speed float64) *ScaledClock { return NewScaledClockAt(time.Now(), speed) }
+
+// NewScaledClockAt returns a clock anchored at epoch running speed times faster.
+func NewScaledClockAt(epoch time.Time, speed float64) *ScaledClock {
+	return &ScaledClock{Start: epoch, Speed: speed}
 }
 
 func (c *ScaledClock) Now() time.Time {
-	return c.Start.Add(time.Duration(float64(time.Since(c.wall)) * c.Speed))
+	return c.Start.Add(time.Duration(float64(time.Since(c.Start)) * c.Speed))
 }
 
 func (c *ScaledClock) After(d time.Duration) <-chan time.Time {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -31,6 +32,8 @@ type common struct {
 	tombstone    time.Duration
 	claimLease   time.Duration
 	logLevel     string
+	clockSpeed   float64
+	clockEpoch   int64
 }
 
 func env(name, def string) string {
@@ -88,6 +91,29 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.tombstone, "tombstone-retention", envDuration("FALLBACK_TOMBSTONE_RETENTION", statestore.DefaultTombstoneTTL), "how long a closed flow is remembered (env FALLBACK_TOMBSTONE_RETENTION)")
 	fs.DurationVar(&c.claimLease, "claim-lease", envDuration("FALLBACK_CLAIM_LEASE", 10*time.Second), "how long a claimed deadline or owed output waits before another instance retries it (env FALLBACK_CLAIM_LEASE)")
 	fs.StringVar(&c.logLevel, "log-level", env("FALLBACK_LOG_LEVEL", "info"), "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
+	fs.Float64Var(&c.clockSpeed, "clock-speed", envFloat("FALLBACK_CLOCK_SPEED", 1), "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
+	fs.Int64Var(&c.clockEpoch, "clock-epoch", int64(envInt("FALLBACK_CLOCK_EPOCH", 0)), "testing only: unix ms at which the sped-up clock equals wall time (env FALLBACK_CLOCK_EPOCH)")
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, ok := os.LookupEnv(name); ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+		fmt.Fprintf(os.Stderr, "fallback: ignoring %s=%q: not a number\n", name, v)
+	}
+	return def
+}
+
+// clock is the wall clock unless a test asked for a faster one.
+func (c *common) clock() (processor.Clock, error) {
+	if c.clockSpeed == 1 {
+		return processor.RealClock{}, nil
+	}
+	if c.clockSpeed <= 0 || c.clockEpoch <= 0 {
+		return nil, fmt.Errorf("--clock-speed needs a positive speed and --clock-epoch (unix ms)")
+	}
+	return processor.NewScaledClockAt(time.UnixMilli(c.clockEpoch), c.clockSpeed), nil
 }
 
 func (c *common) brokerList() ([]string, error) {

@@ -31,7 +31,11 @@ func runCmd(ctx context.Context, args []string) error {
 	if err := store.Ping(ctx); err != nil {
 		return fmt.Errorf("redis not reachable: %w", err)
 	}
-	p, err := processor.New(c.processorConfig(brokers), store)
+	cfg := c.processorConfig(brokers)
+	if cfg.Clock, err = c.clock(); err != nil {
+		return err
+	}
+	p, err := processor.New(cfg, store)
 	if err != nil {
 		return err
 	}

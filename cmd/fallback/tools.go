@@ -199,8 +199,12 @@ func providersCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	clock, err := c.clock()
+	if err != nil {
+		return err
+	}
 	p := &simulator.Providers{Brokers: brokers, Topics: c.names, Channels: flow.DefaultChannels().Names(),
-		Mixes: simulator.DefaultMixes(), Clock: processor.RealClock{}, Log: c.logger()}
+		Mixes: simulator.DefaultMixes(), Clock: clock, Log: c.logger()}
 	return p.Run(ctx)
 }
 
@@ -218,7 +222,11 @@ func loadCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	l := &simulator.Load{Brokers: brokers, Topics: c.names, Clock: processor.RealClock{}, Flows: *flows,
+	clock, err := c.clock()
+	if err != nil {
+		return err
+	}
+	l := &simulator.Load{Brokers: brokers, Topics: c.names, Clock: clock, Flows: *flows,
 		Invalid: 0.02, Cancel: 0.03, Rate: *rate, IDPrefix: *prefix}
 	pub, err := l.Run(ctx)
 	fmt.Printf("published %d flows, %d invalid, %d cancels\n", pub.Flows, pub.Invalid, pub.Cancels)
