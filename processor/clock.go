@@ -9,15 +9,17 @@ import (
 // run 5..900 s delays in milliseconds of wall time.
 type Clock interface {
 	Now() time.Time
-	// After fires once the clock has moved d past the current time.
-	After(d time.Duration) <-chan time.Time
+	// At fires once the clock reads t or later. It takes an absolute time so
+	// that a clock moving between a caller's Now and its wait (a test's
+	// manual clock) cannot leave the waiter asleep past t.
+	At(t time.Time) <-chan time.Time
 }
 
 // RealClock is the wall clock.
 type RealClock struct{}
 
-func (RealClock) Now() time.Time                         { return time.Now() }
-func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (RealClock) Now() time.Time                   { return time.Now() }
+func (RealClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // ScaledClock runs Speed times faster than the wall clock from its epoch:
 // at wall time Start it reads Start, and then moves Speed times faster.
@@ -40,8 +42,8 @@ func (c *ScaledClock) Now() time.Time {
 	return c.Start.Add(time.Duration(float64(time.Since(c.Start)) * c.Speed))
 }
 
-func (c *ScaledClock) After(d time.Duration) <-chan time.Time {
-	return time.After(time.Duration(float64(d) / c.Speed))
+func (c *ScaledClock) At(t time.Time) <-chan time.Time {
+	return time.After(time.Duration(float64(t.Sub(c.Now())) / c.Speed))
 }
 
 // ManualClock moves only when the test calls Advance.
@@ -65,15 +67,15 @@ func (c *ManualClock) Now() time.Time {
 	return c.now
 }
 
-func (c *ManualClock) After(d time.Duration) <-chan time.Time {
+func (c *ManualClock) At(t time.Time) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
-	if d <= 0 {
+	if !t.After(c.now) {
 		ch <- c.now
 		return ch
 	}
-	c.waiters = append(c.waiters, manualWaiter{at: c.now.Add(d), ch: ch})
+	c.waiters = append(c.waiters, manualWaiter{at: t, ch: ch})
 	return ch
 }
 

@@ -41,7 +41,7 @@ func TestMaskPhone(t *testing.T) {
 
 func TestManualClockFiresWaitersWhenDue(t *testing.T) {
 	c := NewManualClock(t0())
-	ch := c.After(10e9)
+	ch := c.At(t0().Add(10e9))
 	c.Advance(9e9)
 	select {
 	case <-ch:
@@ -53,6 +53,13 @@ func TestManualClockFiresWaitersWhenDue(t *testing.T) {
 	case <-ch:
 	default:
 		t.Fatal("did not fire when due")
+	}
+	// A wait for a time the clock already passed (it moved between the
+	// caller's Now and its At) fires at once instead of sleeping forever.
+	select {
+	case <-c.At(t0()):
+	default:
+		t.Fatal("a wait for a past time did not fire")
 	}
 }
 

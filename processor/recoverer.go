@@ -40,7 +40,7 @@ func (r *Recoverer) Run(ctx context.Context) error {
 		pause.reset()
 		select {
 		case <-ctx.Done():
-		case <-r.clock.After(r.lease / 2):
+		case <-r.clock.At(r.clock.Now().Add(r.lease / 2)):
 		}
 	}
 	return nil

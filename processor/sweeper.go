@@ -112,7 +112,7 @@ func (s *Sweeper) sleep(ctx context.Context) {
 	s.mu.Unlock()
 	select {
 	case <-ctx.Done():
-	case <-s.clock.After(wait):
+	case <-s.clock.At(now.Add(wait)):
 	case <-s.wake:
 	}
 }

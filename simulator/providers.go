@@ -198,19 +198,19 @@ func (s *scheduler) add(at time.Time, r *kgo.Record) {
 func (s *scheduler) run(ctx context.Context, emit func(*kgo.Record)) {
 	for ctx.Err() == nil {
 		now := s.clock.Now()
-		wait := time.Second
+		next := now.Add(time.Second)
 		s.mu.Lock()
 		for s.items.Len() > 0 && !s.items[0].at.After(now) {
 			emit(heap.Pop(&s.items).(dueItem).rec)
 		}
 		if s.items.Len() > 0 {
-			wait = s.items[0].at.Sub(now)
+			next = s.items[0].at
 		}
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 		case <-s.wake:
-		case <-s.clock.After(wait):
+		case <-s.clock.At(next):
 		}
 	}
 }
