@@ -18,7 +18,7 @@ type Clock interface {
 // RealClock is the wall clock.
 type RealClock struct{}
 
-func (RealClock) Now() time.Time                   { return time.Now() }
+func (RealClock) Now() time.Time                  { return time.Now() }
 func (RealClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // ScaledClock runs Speed times faster than the wall clock from its epoch:
