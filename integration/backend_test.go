@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 	suite = b
 	fmt.Fprintf(os.Stderr, "integration backend: %s (kafka %s, redis %s)\n", b.name, strings.Join(b.brokers, ","), b.redisURL)
 	code := m.Run()
+	removeFaultBinary()
 	b.close()
 	fmt.Fprintf(os.Stderr, "integration backend was: %s\n", b.name)
 	os.Exit(code)

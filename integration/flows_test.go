@@ -167,17 +167,18 @@ func TestStoredFlowDefinitions(t *testing.T) {
 		t.Fatalf("first step on %s", s.Channel)
 	}
 	put(2, "sms") // updated live
-	req.RequestID = "g2"
-	h.eventually("definition v2 applied", func() bool {
+	// Each probe request waits for its own first send; the table has the new
+	// definition once a probe starts on SMS.
+	for n := 0; ; n++ {
+		req.RequestID = fmt.Sprintf("g2-%d", n)
 		h.request(req)
-		time.Sleep(50 * time.Millisecond)
-		sends := h.out.sendsOf("g2/0")
-		if len(sends) > 0 && sends[0].Channel == "sms" {
-			return true
+		if s := h.waitSend(req.RequestID + "/0"); s.Channel == "sms" {
+			break
 		}
-		req.RequestID = fmt.Sprintf("g2-%d", time.Now().UnixNano())
-		return false
-	})
+		if n == 100 {
+			t.Fatalf("definition v2 never applied")
+		}
+	}
 	// g1 keeps the steps it started with.
 	h.advance(30 * time.Second)
 	if s := h.waitSend("g1/1"); s.Channel != "sms" {

@@ -42,24 +42,43 @@ type harness struct {
 	client *kgo.Client // produces inputs, administers topics
 	out    *collector
 	log    *slog.Logger
+	target target
+}
+
+// target is the Kafka and Redis a harness uses: the suite's backend, or
+// another one (the secure servers of security_test.go).
+type target struct {
+	brokers   []string
+	kafkaOpts []kgo.Opt // added to every Kafka client (TLS, SASL)
+	redis     func() (redis.UniversalClient, error)
+}
+
+// kafkaClient is a client of the target with opts added.
+func (tg target) kafkaClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(tg.brokers...)}, tg.kafkaOpts...), opts...)...)
 }
 
 func newHarness(t *testing.T) *harness {
+	t.Helper()
+	return newHarnessOn(t, target{brokers: suite.brokers, redis: suite.redisClient})
+}
+
+func newHarnessOn(t *testing.T, tg target) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	id := fmt.Sprintf("it%x", rand.Uint64()&0xffffffffff)
 	h := &harness{t: t, ctx: ctx, id: id, names: topics.DefaultNames().WithPrefix(id + "."),
-		clock: processor.NewManualClock(t0)}
+		clock: processor.NewManualClock(t0), target: tg}
 	var err error
 	if h.codecs, err = schemas.New(); err != nil {
 		t.Fatal(err)
 	}
-	if h.rc, err = suite.redisClient(); err != nil {
+	if h.rc, err = tg.redis(); err != nil {
 		t.Fatal(err)
 	}
 	h.store = statestore.New(h.rc, statestore.Config{Prefix: id, Shards: 4, TombstoneTTL: time.Hour})
-	if h.client, err = kgo.NewClient(kgo.SeedBrokers(suite.brokers...)); err != nil {
+	if h.client, err = tg.kafkaClient(); err != nil {
 		t.Fatal(err)
 	}
 	level := slog.LevelWarn
@@ -73,7 +92,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatalf("create topics: %v", err)
 	}
 	h.out = newCollector(t, h.codecs)
-	go h.out.follow(ctx, h.names)
+	go h.out.follow(ctx, tg, h.names)
 	t.Cleanup(func() { h.cleanup(specs) })
 	return h
 }
@@ -126,7 +145,7 @@ func (h *harness) start(wrap func(processor.StateStore, context.CancelFunc) proc
 		store = wrap(store, cancel)
 	}
 	p, err := processor.New(processor.Config{
-		Brokers: suite.brokers, Group: h.id, Topics: h.names, Clock: h.clock, ClaimLease: lease,
+		Brokers: h.target.brokers, KafkaOpts: h.target.kafkaOpts, Group: h.id, Topics: h.names, Clock: h.clock, ClaimLease: lease,
 		Logger: h.log, MaxIdle: time.Second,
 	}, store)
 	if err != nil {
@@ -244,8 +263,8 @@ func newCollector(t *testing.T, c *schemas.Codecs) *collector {
 		events: map[string][]schemas.FlowEvent{}, seen: map[string]int{}}
 }
 
-func (c *collector) follow(ctx context.Context, names topics.Names) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(suite.brokers...),
+func (c *collector) follow(ctx context.Context, tg target, names topics.Names) {
+	cl, err := tg.kafkaClient(
 		kgo.ConsumeTopics(names.Sends("sms"), names.Sends("whatsapp"), names.Events, names.DLQ),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {

@@ -189,7 +189,11 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 		req.Kind = schemas.KindSend
 	}
 	if req.Kind == schemas.KindCancel {
-		if rej := b.c.validator.ValidateCancel(req); rej != nil {
+		rej := b.c.validator.ValidateCancel(req)
+		if rej == nil {
+			rej = b.c.validator.ValidateKey(r.Key, req.RequestID)
+		}
+		if rej != nil {
 			b.reject(r, req.RequestID, rej)
 			return
 		}
@@ -197,6 +201,9 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 		return
 	}
 	start, rej := b.c.validator.ValidateSend(req, b.c.defs)
+	if rej == nil {
+		rej = b.c.validator.ValidateKey(r.Key, req.RequestID)
+	}
 	if rej != nil {
 		b.reject(r, req.RequestID, rej)
 		return
@@ -206,6 +213,9 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 }
 
 func (b *batchBuilder) reject(r *kgo.Record, requestID string, rej *flow.Rejection) {
+	// The request id may be what is wrong: the event carries at most the
+	// longest valid one, so that it stays small (its key is the id too).
+	requestID = clipText(requestID, b.c.validator.Limits.MaxRequestIDBytes)
 	b.event(r, schemas.FlowEvent{RequestID: requestID, Type: flow.EventRequestRejected, Reason: rej.Error()})
 	b.c.log.Info("request rejected", "request_id", requestID, "reason", rej.Code, "field", rej.Field)
 	b.c.metrics.deadLetters.Add(context.Background(), 1)
@@ -216,6 +226,10 @@ func (b *batchBuilder) addReport(r *kgo.Record) {
 	rep, err := b.c.codecs.DeliveryReport.Decode(r.Value)
 	if err != nil {
 		b.deadLetter(r, fmt.Errorf("decode %s: %w", b.c.codecs.DeliveryReport.Name(), err))
+		return
+	}
+	if rej := b.c.validator.ValidateReport(rep); rej != nil {
+		b.deadLetter(r, fmt.Errorf("delivery report: %w", rej))
 		return
 	}
 	switch {
@@ -261,7 +275,7 @@ func (b *batchBuilder) resolveProviderIDs(ctx context.Context) error {
 
 func (b *batchBuilder) addResolved(r *kgo.Record, rep schemas.DeliveryReport) {
 	requestID, step, ok := flow.ParseAttemptID(rep.AttemptID)
-	if !ok {
+	if !ok || len(requestID) > b.c.validator.Limits.MaxRequestIDBytes { // no such flow can exist
 		b.event(r, schemas.FlowEvent{Type: flow.EventDLRDiscarded, Reason: flow.DiscardUnknownAttempt,
 			AttemptID: rep.AttemptID, Channel: rep.Channel, Status: rep.Status})
 		return
@@ -271,14 +285,24 @@ func (b *batchBuilder) addResolved(r *kgo.Record, rep schemas.DeliveryReport) {
 	b.add(requestID, input{in: in, report: &rep, src: r})
 }
 
+// maxTraceHeaderBytes bounds a copied trace header (W3C: traceparent is 55
+// characters, tracestate at most 512).
+const maxTraceHeaderBytes = 512
+
 // traceHeaders carries the request's W3C trace context onto its sends, so a
-// provider adapter's spans join the platform's trace.
+// provider adapter's spans join the platform's trace. It copies the first
+// header of each field, and none larger than maxTraceHeaderBytes: the sends
+// and their outbox entries in Redis must not grow with what a request
+// carries in its headers.
 func traceHeaders(r *kgo.Record) []kgo.RecordHeader {
 	var out []kgo.RecordHeader
 	for _, field := range (propagation.TraceContext{}).Fields() {
 		for _, h := range r.Headers {
 			if h.Key == field {
-				out = append(out, h)
+				if len(h.Value) <= maxTraceHeaderBytes {
+					out = append(out, h)
+				}
+				break
 			}
 		}
 	}

@@ -219,7 +219,7 @@ func (e *engine) normalise(in input, st *flow.State) flow.Input {
 	kind, known := e.channels.Normalise(channel, rep.Status)
 	if !known {
 		e.metrics.unknownStatuses.Add(context.Background(), 1)
-		e.log.Debug("unknown provider status recorded as intermediate", "channel", channel, "status", rep.Status)
+		e.log.Debug("unknown provider status recorded as intermediate", "request_id", rep.RequestID, "attempt_id", rep.AttemptID, "channel", channel, "status", rep.Status)
 	}
 	rep.Kind = kind
 	return rep

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -46,25 +48,48 @@ func (e *encoder) event(ev schemas.FlowEvent) (*kgo.Record, error) {
 
 // maxDeadValue is how much of an original value a dead letter keeps: enough
 // for any record we could have decoded, small enough that the dead letter
-// fits Kafka's default 1 MB message limit.
-const maxDeadValue = 900 << 10
+// fits Kafka's default 1 MB message limit. maxDeadKey and maxDeadError bound
+// the rest, since the key appears twice (record key and inside the value):
+// a dead letter Kafka refuses would be retried forever and stop the pipeline.
+const (
+	maxDeadValue = 900 << 10
+	maxDeadKey   = 1 << 10
+	maxDeadError = 4 << 10
+)
 
 // deadLetter wraps a record that could not be decoded or validated. It
 // cannot fail: a dead letter that fails to encode would stop the pipeline.
 func (e *encoder) deadLetter(src *kgo.Record, cause error, now time.Time) *kgo.Record {
 	dl := schemas.DeadLetter{Key: src.Key, Value: src.Value, Topic: src.Topic, Partition: src.Partition,
-		Offset: src.Offset, Error: cause.Error(), FailedAt: now}
+		Offset: src.Offset, Error: clipText(cause.Error(), maxDeadError), FailedAt: now}
+	if len(dl.Key) > maxDeadKey {
+		dl.Key = dl.Key[:maxDeadKey]
+		dl.Error += fmt.Sprintf(" (key truncated from %d bytes)", len(src.Key))
+	}
 	if len(dl.Value) > maxDeadValue {
 		dl.Value = dl.Value[:maxDeadValue]
 		dl.Error += fmt.Sprintf(" (value truncated from %d bytes)", len(src.Value))
 	}
 	v, err := e.codecs.DeadLetter.Encode(dl)
 	if err != nil { // only a value over the Avro limits; keep the facts, drop the bytes
-		dl.Value, dl.Error = nil, fmt.Sprintf("%s (original value of %d bytes dropped: %v)", cause, len(src.Value), err)
+		dl.Value, dl.Error = nil, fmt.Sprintf("%s (original value of %d bytes dropped: %v)", dl.Error, len(src.Value), err)
 		v, _ = e.codecs.DeadLetter.Encode(dl)
 	}
-	return &kgo.Record{Topic: e.topics.DLQ, Key: src.Key, Value: v,
+	return &kgo.Record{Topic: e.topics.DLQ, Key: dl.Key, Value: v,
 		Headers: schemaHeaders(e.codecs.DeadLetter.Name(), e.codecs.DeadLetter.Fingerprint())}
+}
+
+// clipText makes s valid UTF-8 of at most n bytes, cut at a rune boundary,
+// so that hostile input copied into an output stays small and encodable.
+func clipText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // marshalRecord serialises a record for the outbox: topic, key, value and
@@ -90,9 +115,20 @@ func appendBytes(b, v []byte) []byte {
 
 var errBadOutbox = errors.New("malformed outbox entry")
 
+// uvarint reads a varint as marshalRecord writes it: minimal, so that an
+// entry has one encoding only and replays byte for byte. k <= 0 on error.
+func uvarint(b []byte) (n uint64, k int) {
+	n, k = binary.Uvarint(b)
+	var buf [binary.MaxVarintLen64]byte
+	if k > 0 && k != len(binary.AppendUvarint(buf[:0], n)) {
+		return 0, -1
+	}
+	return n, k
+}
+
 func unmarshalRecord(b []byte) (*kgo.Record, error) {
 	next := func() ([]byte, error) {
-		n, k := binary.Uvarint(b)
+		n, k := uvarint(b)
 		if k <= 0 || uint64(len(b)-k) < n {
 			return nil, errBadOutbox
 		}
@@ -111,7 +147,7 @@ func unmarshalRecord(b []byte) (*kgo.Record, error) {
 	if r.Value, err = next(); err != nil {
 		return nil, err
 	}
-	n, k := binary.Uvarint(b)
+	n, k := uvarint(b)
 	if k <= 0 || n > 64 {
 		return nil, errBadOutbox
 	}

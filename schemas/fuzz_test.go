@@ -42,6 +42,27 @@ func FuzzDecodeFlowDefinition(f *testing.F) {
 		FlowDefinition{FlowID: "f", Version: -1, Steps: []Step{{}}})
 }
 
+// The processor reads only the three records above; the others are read by
+// whoever consumes its outputs (provider adapters, analytics, operators
+// replaying dead letters), with the same codecs. FlowEvent covers the nested
+// FlowSummary and StepSummary; SendRequest and FlowDefinition cover Step.
+
+func FuzzDecodeChannelSend(f *testing.F) {
+	cs := testCodecs(f)
+	fuzzDecode(f, cs.ChannelSend, fullChannelSend(), ChannelSend{})
+}
+
+func FuzzDecodeFlowEvent(f *testing.F) {
+	cs := testCodecs(f)
+	fuzzDecode(f, cs.FlowEvent, fullFlowEvent(), FlowEvent{},
+		FlowEvent{EventID: "e", Type: "FLOW_CLOSED", Summary: &FlowSummary{Steps: []StepSummary{{}, fullStepSummary()}}})
+}
+
+func FuzzDecodeDeadLetter(f *testing.F) {
+	cs := testCodecs(f)
+	fuzzDecode(f, cs.DeadLetter, fullDeadLetter(), DeadLetter{}, DeadLetter{Key: []byte{}, Value: []byte{}})
+}
+
 func fuzzDecode[T any](f *testing.F, c *Codec[T], seeds ...T) {
 	for _, s := range seeds {
 		b, err := c.Encode(s)
@@ -77,6 +98,9 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		"FuzzDecodeSendRequest":    func(b []byte) error { _, err := cs.SendRequest.Decode(b); return err },
 		"FuzzDecodeDeliveryReport": func(b []byte) error { _, err := cs.DeliveryReport.Decode(b); return err },
 		"FuzzDecodeFlowDefinition": func(b []byte) error { _, err := cs.FlowDefinition.Decode(b); return err },
+		"FuzzDecodeChannelSend":    func(b []byte) error { _, err := cs.ChannelSend.Decode(b); return err },
+		"FuzzDecodeFlowEvent":      func(b []byte) error { _, err := cs.FlowEvent.Decode(b); return err },
+		"FuzzDecodeDeadLetter":     func(b []byte) error { _, err := cs.DeadLetter.Decode(b); return err },
 	}
 	want := map[string]error{
 		"FuzzDecodeSendRequest/invalid_utf8":                   ErrMalformed,
@@ -95,6 +119,18 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		"FuzzDecodeFlowDefinition/steps_count_huge":            ErrTruncated,
 		"FuzzDecodeFlowDefinition/steps_negative_count":        nil,
 		"FuzzDecodeFlowDefinition/version_min_int64":           nil,
+		"FuzzDecodeChannelSend/step_negative":                  nil,
+		"FuzzDecodeChannelSend/params_duplicate_key":           ErrMalformed,
+		"FuzzDecodeChannelSend/deadline_year_10000":            ErrMalformed,
+		"FuzzDecodeChannelSend/truncated":                      ErrTruncated,
+		"FuzzDecodeFlowEvent/summary_null":                     nil,
+		"FuzzDecodeFlowEvent/summary_branch_2":                 ErrMalformed,
+		"FuzzDecodeFlowEvent/summary_steps_count_huge":         ErrTruncated,
+		"FuzzDecodeFlowEvent/boolean_2":                        ErrMalformed,
+		"FuzzDecodeDeadLetter/key_null_value_empty":            nil,
+		"FuzzDecodeDeadLetter/value_length_huge":               ErrTruncated,
+		"FuzzDecodeDeadLetter/error_invalid_utf8":              ErrMalformed,
+		"FuzzDecodeDeadLetter/partition_overflows_int32":       ErrMalformed,
 	}
 	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "*", "*"))
 	if err != nil {

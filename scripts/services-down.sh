@@ -4,7 +4,8 @@
 #
 #   scripts/services-down.sh [--kill] [--purge] [kafka] [redis]
 #
-# With no service named, both are stopped. Idempotent: a service that is not
+# With no service named, both are stopped ("redis" includes the secure test
+# redis that services-up.sh starts next to the plain one). Idempotent: a service that is not
 # running is skipped.
 #   (default)  graceful: SIGTERM, wait for a clean shutdown (Kafka flushes and
 #              closes its logs, Redis fsyncs its AOF), SIGKILL after a timeout.
@@ -12,8 +13,9 @@
 #              is kept (Kafka recovers its logs; Redis keeps what its AOF had,
 #              at most about one second is lost with appendfsync everysec).
 #   --purge    also delete the service's data (Kafka's log dir and cluster id,
-#              Redis's dir), so the next services-up starts empty. The resolved
-#              classpath and the built probe are kept.
+#              the Redis dirs), so the next services-up starts empty. The
+#              resolved classpath, the built probe, the test certificates and
+#              passwords (certs/, secure/) are kept.
 #
 # A restart that keeps data, e.g. for a fault test:
 #   scripts/services-down.sh kafka && scripts/services-up.sh kafka
@@ -96,8 +98,12 @@ if [[ -n "$WANT_KAFKA" ]]; then
 fi
 if [[ -n "$WANT_REDIS" ]]; then
   stop redis "$STATE/redis.pid" redis-server
+  # the secure test redis (TLS, passwords), when services-up.sh started one
+  if [[ -f "$STATE/redis-secure.pid" ]]; then
+    stop "secure redis" "$STATE/redis-secure.pid" redis-server
+  fi
   if [[ -n "$PURGE" ]]; then
-    log "redis: deleting $STATE/redis"
-    rm -rf "$STATE/redis"
+    log "redis: deleting $STATE/redis and $STATE/redis-secure"
+    rm -rf "$STATE/redis" "$STATE/redis-secure"
   fi
 fi

@@ -38,6 +38,12 @@ type Tally struct {
 	seen   map[uint64]struct{}
 	closed map[string]int
 	s      Summary
+
+	// Set by NewDetailedTally: the first FLOW_CLOSED of each flow and the
+	// FALLBACK_TRIGGERED events (distinct ids) per flow step.
+	detailed  bool
+	summaries map[string]schemas.FlowEvent
+	fallbacks map[string]int // "<request_id>/<step>" -> distinct FALLBACK_TRIGGERED
 }
 
 // NewTally returns an empty tally.
@@ -47,6 +53,15 @@ func NewTally() *Tally {
 		Fallbacks:     map[string]int{flow.ReasonFailure: 0, flow.ReasonTimeout: 0},
 		DLRsDiscarded: map[string]int{},
 	}}
+}
+
+// NewDetailedTally is a tally that also keeps, per flow, its closing event
+// and how often each step fell back, for the checks of the fault tests
+// (Unclosed, ClosedEvent, RepeatedFallbacks). It costs memory per flow.
+func NewDetailedTally() *Tally {
+	t := NewTally()
+	t.detailed, t.summaries, t.fallbacks = true, map[string]schemas.FlowEvent{}, map[string]int{}
+	return t
 }
 
 // Add counts one event.
@@ -68,11 +83,17 @@ func (t *Tally) Add(ev schemas.FlowEvent) {
 		if t.closed[ev.RequestID] == 1 {
 			t.s.Flows++
 			t.s.Outcomes[ev.Outcome]++
+			if t.detailed {
+				t.summaries[ev.RequestID] = ev
+			}
 		} else {
 			t.s.DoubleClosed++
 		}
 	case flow.EventFallbackTriggered:
 		t.s.Fallbacks[ev.Reason]++
+		if t.detailed && ev.Step != nil {
+			t.fallbacks[flow.AttemptID(ev.RequestID, int(*ev.Step))]++
+		}
 	case flow.EventDLRDiscarded:
 		t.s.DLRsDiscarded[ev.Reason]++
 	case flow.EventRequestRejected:
@@ -94,6 +115,42 @@ func (t *Tally) ClosedCount(requestID string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.closed[requestID]
+}
+
+// Unclosed returns the ids among requestIDs that have no FLOW_CLOSED yet.
+func (t *Tally) Unclosed(requestIDs []string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, id := range requestIDs {
+		if t.closed[id] == 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ClosedEvent returns a flow's first FLOW_CLOSED (detailed tallies only).
+func (t *Tally) ClosedEvent(requestID string) (schemas.FlowEvent, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ev, ok := t.summaries[requestID]
+	return ev, ok
+}
+
+// FallbackSteps returns how many flow steps fell back, and the steps
+// ("<request_id>/<step>") that fell back more than once under different
+// event ids: two transitions out of one step, which the processor's version
+// check rules out (detailed tallies only).
+func (t *Tally) FallbackSteps() (steps int, repeated []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, n := range t.fallbacks {
+		if n > 1 {
+			repeated = append(repeated, k)
+		}
+	}
+	return len(t.fallbacks), repeated
 }
 
 // Summary returns a copy of the counts.

@@ -111,6 +111,95 @@ func BenchmarkClaimDue(b *testing.B) {
 	b.ReportMetric(float64(b.N*shards*perShard)/b.Elapsed().Seconds(), "claims/s")
 }
 
+// AckOutbox alone: each round applies a change owing two outputs per flow
+// (not timed), then acks them (timed), as the processor does after Kafka
+// acknowledged a batch.
+func BenchmarkAckOutbox(b *testing.B) {
+	const batch = 100
+	e := newEnv(b, Config{})
+	state := bytes.Repeat([]byte("s"), 110)
+	out := [][]byte{bytes.Repeat([]byte("o"), 200), bytes.Repeat([]byte("e"), 150)}
+	changes := make([]Change, batch)
+	acks := make([]OutboxAck, batch)
+	for i := range changes {
+		changes[i] = Change{RequestID: fmt.Sprintf("bench-%d", i), State: state, Deadline: t0, Outbox: out, OutboxRetryAt: t0}
+	}
+	ctx := ctxT(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		res, err := e.s.Apply(ctx, changes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, r := range res {
+			changes[i].ExpectVersion = r.Version
+			acks[i] = OutboxAck{RequestID: changes[i].RequestID, FromVersion: r.Version, UpToVersion: r.Version}
+		}
+		b.StartTimer()
+		if err := e.s.AckOutbox(ctx, acks); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "acks/s")
+}
+
+// ClaimOwed over 16 shards, 100 owing flows each, two entries per flow. The
+// lease is 1ms and the clock moves 1ms per claim, so every claim takes the
+// same flows again (the recoverer's path after a crash).
+func BenchmarkClaimOwed(b *testing.B) {
+	const shards, perShard = 16, 100
+	e := newEnv(b, Config{Shards: shards})
+	state := bytes.Repeat([]byte("s"), 110)
+	out := [][]byte{bytes.Repeat([]byte("o"), 200), bytes.Repeat([]byte("e"), 150)}
+	var changes []Change
+	count := make([]int, shards)
+	for i := 0; len(changes) < shards*perShard; i++ {
+		id := fmt.Sprintf("bench-%d", i)
+		if sh := e.s.Shard(id); count[sh] < perShard {
+			count[sh]++
+			changes = append(changes, Change{RequestID: id, State: state, Deadline: t0, Outbox: out, OutboxRetryAt: t0})
+		}
+	}
+	ctx := ctxT(b)
+	for i := 0; i < len(changes); i += 200 {
+		mustApply(b, e.s, changes[i:min(i+200, len(changes))]...)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; b.Loop(); n++ {
+		got, err := e.s.ClaimOwed(ctx, t0.Add(time.Duration(n)*time.Millisecond), time.Millisecond, perShard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) != shards*perShard {
+			b.Fatalf("claimed %d, want %d", len(got), shards*perShard)
+		}
+	}
+	b.ReportMetric(float64(b.N*shards*perShard)/b.Elapsed().Seconds(), "claims/s")
+}
+
+// IndexProviderIDs: a batch's worth of provider message ids (one script per
+// id, one pipeline).
+func BenchmarkIndexProviderIDs(b *testing.B) {
+	const batch = 100
+	e := newEnv(b, Config{})
+	refs := make(map[string]string, batch)
+	for i := range batch {
+		refs[fmt.Sprintf("wamid.HBgLNDkxNTEyMzQ1Njc4FQIAERgSQjJDN0Y%05d", i)] = fmt.Sprintf("bench-%d/0", i)
+	}
+	ctx := ctxT(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := e.s.IndexProviderIDs(ctx, refs, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "ids/s")
+}
+
 // TestMemoryPerFlow measures what an in-flight flow costs in Redis (state
 // hash + its deadline entry). Real Redis only: miniredis has no allocator.
 func TestMemoryPerFlow(t *testing.T) {

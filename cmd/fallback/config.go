@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ type common struct {
 	redisURL     string
 	redisPrefix  string
 	group        string
+	instanceID   string
 	names        topics.Names
 	partitions   int
 	replication  int
@@ -34,6 +34,7 @@ type common struct {
 	logLevel     string
 	clockSpeed   float64
 	clockEpoch   int64
+	sec          security // TLS, SASL and passwords (kafka.go)
 }
 
 func env(name, def string) string {
@@ -79,6 +80,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.redisURL, "redis", env("FALLBACK_REDIS_URL", ""), "Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS, ?addr=host:port&addr=... for a cluster (env FALLBACK_REDIS_URL)")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", env("FALLBACK_REDIS_PREFIX", statestore.DefaultPrefix), "prefix of every Redis key (env FALLBACK_REDIS_PREFIX)")
 	fs.StringVar(&c.group, "group", env("FALLBACK_GROUP", "fallback"), "Kafka consumer group (env FALLBACK_GROUP)")
+	fs.StringVar(&c.instanceID, "instance-id", env("FALLBACK_INSTANCE_ID", ""), "static group membership: an instance restarted with the same id gets its partitions back at once instead of after the session timeout; unique per instance, empty for dynamic membership (env FALLBACK_INSTANCE_ID)")
 	fs.StringVar(&c.names.Requests, "topic-requests", env("FALLBACK_TOPIC_REQUESTS", d.Requests), "requests topic (env FALLBACK_TOPIC_REQUESTS)")
 	fs.StringVar(&c.names.DLR, "topic-dlr", env("FALLBACK_TOPIC_DLR", d.DLR), "delivery reports topic (env FALLBACK_TOPIC_DLR)")
 	fs.StringVar(&c.names.SendsPrefix, "topic-sends-prefix", env("FALLBACK_TOPIC_SENDS_PREFIX", d.SendsPrefix), "send commands go to this prefix + channel (env FALLBACK_TOPIC_SENDS_PREFIX)")
@@ -93,6 +95,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", env("FALLBACK_LOG_LEVEL", "info"), "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
 	fs.Float64Var(&c.clockSpeed, "clock-speed", envFloat("FALLBACK_CLOCK_SPEED", 1), "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
 	fs.Int64Var(&c.clockEpoch, "clock-epoch", int64(envInt("FALLBACK_CLOCK_EPOCH", 0)), "testing only: unix ms at which the sped-up clock equals wall time (env FALLBACK_CLOCK_EPOCH)")
+	c.sec.register(fs)
 }
 
 func envFloat(name string, def float64) float64 {
@@ -138,27 +141,14 @@ func (c *common) logger() *slog.Logger {
 }
 
 // redisClient connects to a single server, or to a cluster when the URL
-// lists more nodes with addr= parameters.
+// lists more nodes with addr= parameters, with the TLS and password flags.
 func (c *common) redisClient() (redis.UniversalClient, error) {
 	if c.redisURL == "" {
 		return nil, fmt.Errorf("no Redis: set --redis or FALLBACK_REDIS_URL")
 	}
-	u, err := url.Parse(c.redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
-	if u.Query().Has("addr") {
-		opts, err := redis.ParseClusterURL(c.redisURL)
-		if err != nil {
-			return nil, fmt.Errorf("redis cluster url: %w", err)
-		}
-		return redis.NewClusterClient(opts), nil
-	}
-	opts, err := redis.ParseURL(c.redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
-	return redis.NewClient(opts), nil
+	r := c.sec.redis
+	r.URL = c.redisURL
+	return r.Client()
 }
 
 func (c *common) store(client redis.UniversalClient) (*statestore.Store, error) {

@@ -18,6 +18,8 @@ Commands:
   run                 run the processor (needs --brokers and --redis)
   demo                run everything in-process: embedded Kafka and Redis, the
                       processor, simulated providers and a load of flows
+  bench               measure throughput, deadline lateness, Redis memory and
+                      CPU per flow, the machine's ceilings and asynq (BENCHMARKS.md)
   topics create       create the topics
   send                publish one send or cancel request given as JSON
   flow REQUEST_ID     print a flow's state from Redis
@@ -52,6 +54,8 @@ func dispatch(ctx context.Context, args []string) error {
 		return runCmd(ctx, rest)
 	case "demo":
 		return demoCmd(ctx, rest)
+	case "bench":
+		return benchCmd(ctx, rest)
 	case "topics":
 		if len(rest) == 0 || rest[0] != "create" {
 			return fmt.Errorf("topics: the only subcommand is 'create'")

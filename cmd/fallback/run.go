@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fallbackd/fallback/connect"
 	"github.com/fallbackd/fallback/processor"
 )
 
@@ -19,6 +22,10 @@ func runCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	kafkaOpts, err := c.kafkaOpts()
+	if err != nil {
+		return err
+	}
 	rc, err := c.redisClient()
 	if err != nil {
 		return err
@@ -28,13 +35,20 @@ func runCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Settings are all checked; now the brokers must take the connection.
+	if err := c.checkBrokers(ctx, brokers); err != nil {
+		return err
+	}
 	if err := store.Ping(ctx); err != nil {
 		return fmt.Errorf("redis not reachable: %w", err)
 	}
 	cfg := c.processorConfig(brokers)
+	cfg.KafkaOpts = append(kafkaOpts, cfg.KafkaOpts...)
 	if cfg.Clock, err = c.clock(); err != nil {
 		return err
 	}
+	c.warnInsecure(cfg.Logger)
+	cfg.Logger.Info("connections", "kafka", c.sec.kafka.Describe(), "redis", connect.RedactURL(c.redisURL))
 	p, err := processor.New(cfg, store)
 	if err != nil {
 		return err
@@ -43,7 +57,14 @@ func runCmd(ctx context.Context, args []string) error {
 }
 
 func (c *common) processorConfig(brokers []string) processor.Config {
+	var kafkaOpts []kgo.Opt
+	if c.instanceID != "" {
+		// Group options are ignored by the processor's clients that are not
+		// in the group (producer, flow table reader).
+		kafkaOpts = append(kafkaOpts, kgo.InstanceID(c.instanceID))
+	}
 	return processor.Config{
+		KafkaOpts:    kafkaOpts,
 		Brokers:      brokers,
 		Group:        c.group,
 		Topics:       c.names,

@@ -30,7 +30,7 @@ func topicsCreateCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := c.kafkaClient(ctx, brokers)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ Publishes one request, e.g.
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := c.kafkaClient(ctx, brokers)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,14 @@ func providersCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := &simulator.Providers{Brokers: brokers, Topics: c.names, Channels: flow.DefaultChannels().Names(),
+	kafkaOpts, err := c.kafkaOpts()
+	if err != nil {
+		return err
+	}
+	if err := c.checkBrokers(ctx, brokers); err != nil {
+		return err
+	}
+	p := &simulator.Providers{Brokers: brokers, KafkaOpts: kafkaOpts, Topics: c.names, Channels: flow.DefaultChannels().Names(),
 		Mixes: simulator.DefaultMixes(), Clock: clock, Log: c.logger()}
 	return p.Run(ctx)
 }
@@ -226,7 +233,14 @@ func loadCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	l := &simulator.Load{Brokers: brokers, Topics: c.names, Clock: clock, Flows: *flows,
+	kafkaOpts, err := c.kafkaOpts()
+	if err != nil {
+		return err
+	}
+	if err := c.checkBrokers(ctx, brokers); err != nil {
+		return err
+	}
+	l := &simulator.Load{Brokers: brokers, KafkaOpts: kafkaOpts, Topics: c.names, Clock: clock, Flows: *flows,
 		Invalid: 0.02, Cancel: 0.03, Rate: *rate, IDPrefix: *prefix}
 	pub, err := l.Run(ctx)
 	fmt.Printf("published %d flows, %d invalid, %d cancels\n", pub.Flows, pub.Invalid, pub.Cancels)

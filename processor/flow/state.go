@@ -5,6 +5,7 @@ package flow
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -111,22 +112,51 @@ func ParseAttemptID(id string) (requestID string, step int, ok bool) {
 	return id[:i], n, true
 }
 
-// Encode serialises the state for the state store.
+// Encode serialises the state for the state store, in the compact binary
+// form of codec.go.
 func (s *State) Encode() ([]byte, error) {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("flow: encode state %s: %w", s.RequestID, err)
-	}
-	return b, nil
+	return s.appendBinary(make([]byte, 0, 160)), nil
 }
 
-// Decode parses a state written by Encode.
+// Decode parses a state written by Encode. It refuses a state that breaks
+// the machine's invariants (a blob that is not ours, or was edited by hand):
+// Apply indexes Steps and Attempts by Current and would panic on it.
 func Decode(b []byte) (*State, error) {
 	var s State
-	if err := json.Unmarshal(b, &s); err != nil {
+	if len(b) > 0 && b[0] == binaryFormat {
+		st, err := decodeBinary(b)
+		if err != nil {
+			return nil, fmt.Errorf("flow: decode state: %w", err)
+		}
+		s = *st
+	} else if err := json.Unmarshal(b, &s); err != nil { // written before the binary form
 		return nil, fmt.Errorf("flow: decode state: %w", err)
 	}
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("flow: decode state %q: %w", clip(s.RequestID), err)
+	}
 	return &s, nil
+}
+
+// check verifies what every state the machine writes satisfies: at least
+// one attempt sent, the current step is the last one sent, a deadline iff
+// the flow is active, and a delivered step among the sent ones.
+func (s *State) check() error {
+	switch {
+	case s.RequestID == "":
+		return errors.New("no request id")
+	case len(s.Attempts) == 0 || len(s.Attempts) > len(s.Steps):
+		return fmt.Errorf("%d attempts of %d steps", len(s.Attempts), len(s.Steps))
+	case s.Current != len(s.Attempts)-1:
+		return fmt.Errorf("current step %d after %d attempts", s.Current, len(s.Attempts))
+	case s.Closed == (s.Deadline != 0):
+		return fmt.Errorf("closed=%v with deadline %d", s.Closed, s.Deadline)
+	case s.Closed && s.Outcome == "":
+		return errors.New("closed without an outcome")
+	case s.DeliveredStep < -1 || s.DeliveredStep >= len(s.Attempts):
+		return fmt.Errorf("delivered step %d of %d attempts", s.DeliveredStep, len(s.Attempts))
+	}
+	return nil
 }
 
 // clone copies the state deeply enough that the machine never mutates its input.

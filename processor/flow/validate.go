@@ -30,6 +30,8 @@ const (
 	RejectSuccessOn        = "success_on_invalid"
 	RejectParams           = "params_invalid"
 	RejectMetadata         = "metadata_invalid"
+	RejectKey              = "key_not_request_id"
+	RejectTooLong          = "field_too_long"
 )
 
 // Rejection says why a request or flow definition is invalid, naming the field.
@@ -45,8 +47,10 @@ func reject(code, field, format string, args ...any) *Rejection {
 	return &Rejection{Code: code, Field: field, Detail: fmt.Sprintf(format, args...)}
 }
 
-// Limits bound what a request may carry. They are checked before anything
-// touches Redis, so a hostile request cannot bloat the state store.
+// Limits bound what a request or a delivery report may carry. They are
+// checked before anything touches Redis, so a hostile record cannot bloat
+// the state store, nor make an output Kafka refuses (which would stop the
+// pipeline: outputs are retried until Kafka takes them).
 type Limits struct {
 	MinDelaySeconds, MaxDelaySeconds int32
 	MaxSteps                         int
@@ -55,6 +59,10 @@ type Limits struct {
 	MaxKeyBytes                      int
 	MaxValueBytes                    int
 	MaxMapBytes                      int // keys plus values, per map
+	// MaxFieldBytes bounds every other string a flow keeps or copies into
+	// its outputs: flow_id, a step's channel, from, template,
+	// template_category and success_on, and each string of a delivery report.
+	MaxFieldBytes int
 }
 
 // DefaultLimits are the SPEC's delay bounds and sizes generous for any
@@ -68,6 +76,7 @@ func DefaultLimits() Limits {
 		MaxKeyBytes:       64,
 		MaxValueBytes:     1024,
 		MaxMapBytes:       4096,
+		MaxFieldBytes:     512,
 	}
 }
 
@@ -108,6 +117,10 @@ func (v Validator) ValidateSend(req schemas.SendRequest, defs Definitions) (Star
 		return Start{}, r
 	}
 
+	if r := v.checkLength("flow_id", req.FlowID); r != nil {
+		return Start{}, r
+	}
+
 	in := Start{RequestID: req.RequestID, Recipient: req.Recipient, Params: req.Params, RequestedAt: req.RequestedAt}
 	steps := req.Steps
 	switch {
@@ -140,6 +153,37 @@ func lookup(defs Definitions, id string) (schemas.FlowDefinition, bool) {
 	return defs.Lookup(id)
 }
 
+// ValidateKey checks that a request's Kafka key is its request_id. The
+// records of one flow must share a partition to be applied in order: a
+// cancel keyed by its request_id would otherwise overtake the send it
+// cancels (SPEC section 4), or a later copy of a send start the flow.
+func (v Validator) ValidateKey(key []byte, requestID string) *Rejection {
+	if string(key) != requestID {
+		return reject(RejectKey, "key", "the record key %q is not the request_id", clip(string(key)))
+	}
+	return nil
+}
+
+// ValidateReport checks the sizes of a delivery report's strings: they end
+// up in the flow state, the provider id index and the events.
+func (v Validator) ValidateReport(rep schemas.DeliveryReport) *Rejection {
+	for _, f := range [...]struct{ name, value string }{{"attempt_id", rep.AttemptID},
+		{"provider_message_id", rep.ProviderMessageID}, {"channel", rep.Channel},
+		{"status", rep.Status}, {"error_code", rep.ErrorCode}} {
+		if r := v.checkLength(f.name, f.value); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+func (v Validator) checkLength(field, value string) *Rejection {
+	if len(value) > v.Limits.MaxFieldBytes {
+		return reject(RejectTooLong, field, "%d bytes, at most %d", len(value), v.Limits.MaxFieldBytes)
+	}
+	return nil
+}
+
 // ValidateCancel checks a cancel request.
 func (v Validator) ValidateCancel(req schemas.SendRequest) *Rejection {
 	return v.checkRequestID(req.RequestID)
@@ -158,6 +202,12 @@ func (v Validator) ValidateSteps(steps []schemas.Step) ([]StepDef, *Rejection) {
 	out := make([]StepDef, len(steps))
 	for i, s := range steps {
 		field := func(name string) string { return fmt.Sprintf("steps[%d].%s", i, name) }
+		for _, f := range [...]struct{ name, value string }{{"channel", s.Channel}, {"from", s.From},
+			{"template", s.Template}, {"template_category", s.TemplateCategory}, {"success_on", s.SuccessOn}} {
+			if r := v.checkLength(field(f.name), f.value); r != nil {
+				return nil, r
+			}
+		}
 		channel := strings.ToLower(strings.TrimSpace(s.Channel))
 		if channel == "" && i > 0 {
 			channel = v.Channels[out[i-1].Channel].DefaultNext

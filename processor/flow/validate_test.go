@@ -78,6 +78,9 @@ func TestValidateRejects(t *testing.T) {
 			}
 		}, RejectParams, "params"},
 		{"1 MB metadata", func(r *schemas.SendRequest) { r.Metadata = map[string]string{"m": strings.Repeat("x", 1<<20)} }, RejectMetadata, "metadata[m]"},
+		{"huge template", func(r *schemas.SendRequest) { r.Steps[1].Template = strings.Repeat("t", 513) }, RejectTooLong, "steps[1].template"},
+		{"huge from", func(r *schemas.SendRequest) { r.Steps[0].From = strings.Repeat("f", 513) }, RejectTooLong, "steps[0].from"},
+		{"huge flow id", func(r *schemas.SendRequest) { r.Steps, r.FlowID = nil, strings.Repeat("f", 513) }, RejectTooLong, "flow_id"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

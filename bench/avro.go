@@ -1,0 +1,225 @@
+package bench
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// The bench writes its requests and DLRs and reads the processor's sends and
+// events with the small hand-written Avro code below instead of the schemas
+// codecs. The codecs are built for safety on hostile input (a validator pass
+// and goavro's generic maps); in-process, their cost would be charged to the
+// processor's share of the two cores. The bench's own test checks every
+// layout here against the schemas codecs, so a schema change that breaks
+// them fails there, not silently in a run.
+
+func appendLong(b []byte, v int64) []byte {
+	return binary.AppendUvarint(b, uint64((v<<1)^(v>>63)))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = appendLong(b, int64(len(s)))
+	return append(b, s...)
+}
+
+// appendOptString writes a ["null","string"] union.
+func appendOptString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, 0)
+	}
+	b = append(b, 2) // branch 1, zigzag
+	return appendString(b, s)
+}
+
+func appendMap(b []byte, m [][2]string) []byte {
+	if len(m) > 0 {
+		b = appendLong(b, int64(len(m)))
+		for _, kv := range m {
+			b = appendString(b, kv[0])
+			b = appendString(b, kv[1])
+		}
+	}
+	return append(b, 0)
+}
+
+var errScan = errors.New("bench: unexpected record layout")
+
+// reader walks an Avro binary record field by field.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) long() int64 {
+	if r.err != nil {
+		return 0
+	}
+	u, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errScan
+		return 0
+	}
+	r.b = r.b[n:]
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+func (r *reader) bytes() []byte {
+	n := r.long()
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || int64(len(r.b)) < n {
+		r.err = errScan
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// optBytes reads a ["null","string"] union; nil for null.
+func (r *reader) optBytes() []byte {
+	switch r.long() {
+	case 0:
+		return nil
+	case 1:
+		return r.bytes()
+	}
+	r.err = errScan
+	return nil
+}
+
+func (r *reader) skipMap() {
+	for {
+		n := r.long()
+		if r.err != nil || n == 0 {
+			return
+		}
+		if n < 0 { // block with a byte size
+			n = -n
+			r.long()
+		}
+		for range n {
+			r.bytes()
+			r.bytes()
+		}
+	}
+}
+
+func (r *reader) boolean() bool {
+	if r.err != nil || len(r.b) == 0 {
+		r.err = errScan
+		return false
+	}
+	v := r.b[0] == 1
+	r.b = r.b[1:]
+	return v
+}
+
+// sendInfo is what the bench reads from a ChannelSend.
+type sendInfo struct {
+	attemptID, requestID []byte
+	step                 int64
+	channel              []byte
+	reason               []byte
+	deadline, sentAt     int64 // unix ms, processor clock
+}
+
+func scanSend(b []byte) (sendInfo, error) {
+	r := reader{b: b}
+	var s sendInfo
+	s.attemptID = r.bytes()
+	s.requestID = r.bytes()
+	s.step = r.long()
+	s.channel = r.bytes()
+	r.bytes() // from
+	r.bytes() // to
+	r.bytes() // template
+	r.optBytes()
+	r.skipMap()
+	s.reason = r.bytes()
+	s.deadline = r.long()
+	s.sentAt = r.long()
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errScan
+	}
+	return s, r.err
+}
+
+// eventInfo is what the bench reads from a FlowEvent: the fields before the
+// summary.
+type eventInfo struct {
+	requestID  []byte
+	typ        []byte
+	reason     []byte
+	outcome    []byte
+	occurredAt int64 // unix ms, processor clock
+}
+
+func scanEvent(b []byte) (eventInfo, error) {
+	r := reader{b: b}
+	var e eventInfo
+	r.bytes() // event_id
+	e.requestID = r.bytes()
+	e.typ = r.bytes()
+	switch r.long() { // step: ["null","int"]
+	case 0:
+	case 1:
+		r.long()
+	default:
+		r.err = errScan
+	}
+	r.optBytes() // channel
+	r.optBytes() // attempt_id
+	e.reason = r.optBytes()
+	e.outcome = r.optBytes()
+	r.optBytes() // status
+	r.optBytes() // status_kind
+	r.boolean()  // late
+	e.occurredAt = r.long()
+	return e, r.err
+}
+
+// report is a DLR the simulated providers publish.
+type report struct {
+	attemptID, providerID, channel, status, errorCode string
+	reportedAt                                        time.Time
+}
+
+func appendReport(b []byte, r report) []byte {
+	b = appendOptString(b, r.attemptID)
+	b = appendOptString(b, r.providerID)
+	b = appendString(b, r.channel)
+	b = appendString(b, r.status)
+	b = appendOptString(b, r.errorCode)
+	return appendLong(b, r.reportedAt.UnixMilli())
+}
+
+// stepSpec is one step of the bench's requests.
+type stepSpec struct {
+	channel, from, template, category string
+	delaySeconds                      int32
+}
+
+// appendRequest writes a SendRequest with inline steps.
+func appendRequest(b []byte, requestID, recipient string, steps []stepSpec, params [][2]string, requestedAt time.Time) []byte {
+	b = appendString(b, requestID)
+	b = appendString(b, "send")
+	b = appendString(b, recipient)
+	b = append(b, 0) // flow_id null
+	b = append(b, 2) // steps: the array branch
+	b = appendLong(b, int64(len(steps)))
+	for _, s := range steps {
+		b = appendString(b, s.channel)
+		b = appendString(b, s.from)
+		b = appendString(b, s.template)
+		b = appendOptString(b, s.category)
+		b = appendLong(b, int64(s.delaySeconds))
+		b = appendString(b, "delivered")
+	}
+	b = append(b, 0) // end of array
+	b = appendMap(b, params)
+	b = appendMap(b, nil) // metadata
+	return appendLong(b, requestedAt.UnixMilli())
+}

@@ -1,0 +1,516 @@
+// Package bench is `fallback bench`: it drives flows through a processor
+// (started in-process by the command, or one already running), with
+// simulated providers answering in a chosen mix, and measures throughput,
+// deadline lateness, Redis memory and commands per flow, CPU per flow, the
+// machine's ceiling for the same work (Redis alone, Kafka alone), and a
+// delayed-task peer (asynq) on the same Redis.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/statestore"
+	"github.com/fallbackd/fallback/topics"
+)
+
+// Config is one bench run.
+type Config struct {
+	Brokers   []string
+	KafkaOpts []kgo.Opt
+	Topics    topics.Names
+	Redis     redis.UniversalClient
+	// Store is the processor's state store (its key prefix): pending flows
+	// are parked there.
+	Store *statestore.Store
+	// Clock is the processor's clock; the providers schedule DLRs on it.
+	Clock *processor.ScaledClock
+
+	Flows   int
+	Pending int             // flows parked on a ParkDelay deadline before the run
+	Mix     Mix             // how step 0 ends
+	ThenMix Mix             // how later steps end
+	Delays  []time.Duration // per step, clock time (5 s .. 900 s)
+	Rate    float64         // requests per wall second; 0: as fast as Kafka takes them
+	RunID   string          // request ids are RunID-m<n>, parked ones RunID-p<n>
+	Timeout time.Duration   // for the measured run
+
+	// MemorySample is how many flows are parked (then removed) to measure
+	// Redis bytes per in-flight flow when Pending is 0. Real Redis only.
+	MemorySample int
+	// Limits measures the Redis and Kafka ceilings with LimitFlows flows.
+	Limits     bool
+	LimitFlows int
+	// Asynq runs the peer when not nil; AsynqSkipped says why it did not.
+	Asynq        *AsynqConfig
+	AsynqSkipped string
+
+	// Commands counts the processor's Redis commands on the client side
+	// (in-process only); INFO commandstats is used where Redis has it.
+	Commands *CommandCounter
+	// ProcessorCPU reads the processor's CPU time; nil reads this process's
+	// (getrusage), and CPUScope says what that covers.
+	ProcessorCPU func() (time.Duration, error)
+	CPUScope     string
+	// ProcessorDone ends the run with an error if the processor stops.
+	ProcessorDone <-chan error
+	// Backend and Processor are reported as given ("real"/"embedded",
+	// "in-process"/"external").
+	Backend, Processor string
+	// OnRunStart and OnRunEnd, when set, bracket the measured run (a CPU
+	// profile, say), not the parking, the ceilings or the peer.
+	OnRunStart, OnRunEnd func()
+
+	Progress io.Writer
+}
+
+// Result is what a run measured; its JSON form is `fallback bench --json`.
+type Result struct {
+	Flows      int      `json:"flows"`
+	Pending    int      `json:"pending"`
+	Backend    string   `json:"backend"`
+	Processor  string   `json:"processor"`
+	ClockSpeed float64  `json:"clock_speed"`
+	DelaysS    []int    `json:"delays_s"`
+	Mix        string   `json:"mix"`
+	ThenMix    string   `json:"then_mix"`
+	Rate       float64  `json:"rate"`
+	WallS      float64  `json:"wall_s"`
+	Notes      []string `json:"notes"`
+
+	// Rates over the run: count over (the last one seen - the first request
+	// published), wall seconds.
+	RequestsPerSec          float64 `json:"requests_per_sec"`
+	DLRsPerSec              float64 `json:"dlrs_per_sec"`
+	DeadlineFiresPerSec     float64 `json:"deadline_fires_per_sec"`
+	FlowsClosedPerSec       float64 `json:"flows_closed_per_sec"`
+	FlowsClosedPerSecSteady float64 `json:"flows_closed_per_sec_steady"`
+
+	// Lateness of fired deadlines, wall ms: decided (sent_at/occurred_at,
+	// processor clock, divided by the speed) and emitted (Kafka timestamp of
+	// the output record).
+	DeadlineLatenessMS        Stats `json:"deadline_lateness_ms"`
+	DeadlineLatenessEmittedMS Stats `json:"deadline_lateness_emitted_ms"`
+
+	RedisBytesPerInflightFlow float64          `json:"redis_bytes_per_inflight_flow"`
+	RedisCommandsPerFlow      float64          `json:"redis_commands_per_flow"`
+	RedisCommandsSource       string           `json:"redis_commands_source"`
+	RedisCommands             map[string]int64 `json:"redis_commands,omitempty"`
+	CPUUsPerFlow              float64          `json:"cpu_us_per_flow"`
+	CPUScope                  string           `json:"cpu_scope"`
+
+	Counts Counts `json:"counts"`
+	Limit  *Limit `json:"limit"`
+	Peer   *Peer  `json:"peer"`
+}
+
+// Counts are what the bench saw; they must add up.
+type Counts struct {
+	Requests       int            `json:"requests"`
+	FirstSends     int64          `json:"first_sends"`
+	FallbackSends  int64          `json:"fallback_sends"`
+	DLRsPublished  int64          `json:"dlrs_published"`
+	DLRsProcessed  int64          `json:"dlrs_processed"`
+	DeadlineFires  int64          `json:"deadline_fires"`
+	FlowsClosed    int64          `json:"flows_closed"`
+	DoubleClosed   int64          `json:"double_closed"`
+	Rejected       int64          `json:"rejected"`
+	Outcomes       map[string]int `json:"outcomes"`
+	Fallbacks      map[string]int `json:"fallbacks"`
+	InputsPerFlow  float64        `json:"inputs_per_flow"`
+	OutputsPerFlow float64        `json:"outputs_per_flow"`
+}
+
+func (c *Config) printf(format string, args ...any) {
+	if c.Progress != nil {
+		fmt.Fprintf(c.Progress, format, args...)
+	}
+}
+
+// Run runs the bench. The processor must be running (or starting) on the
+// same topics, Redis prefix and clock.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Flows < 1 || len(cfg.Delays) < 2 {
+		return nil, errors.New("bench: need at least 1 flow and 2 steps")
+	}
+	res := &Result{Flows: cfg.Flows, Pending: cfg.Pending, Backend: cfg.Backend, Processor: cfg.Processor,
+		ClockSpeed: cfg.Clock.Speed, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate}
+	for _, d := range cfg.Delays {
+		res.DelaysS = append(res.DelaysS, int(d/time.Second))
+	}
+	cmap := clockMap{epochMS: cfg.Clock.Start.UnixMilli(), speed: cfg.Clock.Speed}
+
+	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.KafkaOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	sendTopics := []string{cfg.Topics.Sends("whatsapp"), cfg.Topics.Sends("sms")}
+	if err := waitTopics(ctx, adm, append([]string{cfg.Topics.Requests, cfg.Topics.DLR, cfg.Topics.Events}, sendTopics...)); err != nil {
+		return nil, err
+	}
+	sendStart, err := endOffsets(ctx, adm, sendTopics...)
+	if err != nil {
+		return nil, err
+	}
+	eventStart, err := endOffsets(ctx, adm, cfg.Topics.Events)
+	if err != nil {
+		return nil, err
+	}
+
+	// Pending deadlines, and Redis bytes per in-flight flow.
+	park := &parker{store: cfg.Store, rdb: cfg.Redis, clock: cfg.Clock}
+	var parked []string
+	if cfg.Pending > 0 {
+		if float64(ParkDelay)/cfg.Clock.Speed < float64(cfg.Timeout) {
+			res.Notes = append(res.Notes, fmt.Sprintf("parked flows fall due after %s of wall time at clock x%g; a run longer than that fires them too",
+				time.Duration(float64(ParkDelay)/cfg.Clock.Speed).Round(time.Second), cfg.Clock.Speed))
+		}
+		parked = park.ids(cfg.RunID+"-p", cfg.Pending)
+	} else if _, real := readInfo(ctx, cfg.Redis); real && cfg.MemorySample > 0 {
+		parked = park.ids(cfg.RunID+"-s", cfg.MemorySample)
+	} else if !real {
+		res.Notes = append(res.Notes, "redis_bytes_per_inflight_flow: not measured (the embedded Redis reports no memory)")
+	}
+	if len(parked) > 0 {
+		before, real := readInfo(ctx, cfg.Redis)
+		t := time.Now()
+		if err := park.park(ctx, parked, ParkDelay); err != nil {
+			return nil, err
+		}
+		after, _ := readInfo(ctx, cfg.Redis)
+		cfg.printf("parked %d flows on %s deadlines in %s\n", len(parked), ParkDelay, time.Since(t).Round(time.Millisecond))
+		if real {
+			res.RedisBytesPerInflightFlow = float64(int64(float64(after.usedMemory-before.usedMemory)/float64(len(parked))*10)) / 10
+		}
+		defer func() {
+			if err := park.remove(context.Background(), parked); err != nil {
+				cfg.printf("%v\n", err)
+			}
+		}()
+		if cfg.Pending == 0 {
+			if err := park.remove(ctx, parked); err != nil {
+				return nil, err
+			}
+			parked = nil
+		}
+	}
+
+	t := newTracker(cfg.RunID+"-m", cfg.Flows, len(cfg.Delays))
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	provCons, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumePartitions(sendStart)}, cfg.KafkaOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer provCons.Close()
+	provProd, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ProducerLinger(2 * time.Millisecond)}, cfg.KafkaOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer provProd.Close()
+	obsCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumePartitions(eventStart)}, cfg.KafkaOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer obsCl.Close()
+	prov := &providers{consume: provCons, produce: provProd, dlr: cfg.Topics.DLR, mixes: []Mix{cfg.Mix, cfg.ThenMix},
+		clock: cfg.Clock, t: t, sched: newScheduler(cfg.Clock)}
+	obs := &observer{cl: obsCl, t: t}
+
+	infoBefore, realInfo := readInfo(ctx, cfg.Redis)
+	var cmdsBefore int64
+	if cfg.Commands != nil {
+		cmdsBefore = cfg.Commands.Count()
+	}
+	cpuRead := cfg.ProcessorCPU
+	if cpuRead == nil {
+		cpuRead = selfCPU
+	}
+	cpuBefore, cpuErr := cpuRead()
+
+	if cfg.OnRunStart != nil {
+		cfg.OnRunStart()
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); prov.run(runCtx) }()
+	go func() { defer wg.Done(); obs.run(runCtx) }()
+
+	start := time.Now()
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- publish(runCtx, cfg, t) }()
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var deadline <-chan time.Time
+	if cfg.Timeout > 0 {
+		deadline = time.After(cfg.Timeout)
+	}
+	published := false
+	for !published || !doneCounting(t, prov, cfg.Flows) {
+		select {
+		case err := <-pubErr:
+			if err != nil {
+				return nil, fmt.Errorf("bench: publish: %w", err)
+			}
+			published = true
+			cfg.printf("published %d requests in %s\n", cfg.Flows, time.Since(start).Round(time.Millisecond))
+		case err := <-cfg.ProcessorDone:
+			return nil, fmt.Errorf("bench: processor stopped: %v", err)
+		case <-deadline:
+			return nil, fmt.Errorf("bench: %d of %d flows closed, %d of %d DLRs processed, before the %s timeout",
+				t.closed.Load(), cfg.Flows, t.dlrEvents.Load(), t.dlrsPublished.Load(), cfg.Timeout)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bench: interrupted: %w", context.Cause(ctx))
+		case <-tick.C:
+			cfg.printf("[%5.1fs] first sends %d  dlrs %d/%d  fallbacks %d+%d  closed %d/%d  (other records %d)\n", time.Since(start).Seconds(),
+				t.firstSends.Load(), t.dlrEvents.Load(), t.dlrsPublished.Load(), t.fallbackFailure.Load(), t.fallbackTimeout.Load(),
+				t.closed.Load(), cfg.Flows, t.foreign.Load())
+		}
+	}
+	wall := time.Since(start)
+	if cfg.OnRunEnd != nil {
+		cfg.OnRunEnd()
+	}
+	cpuAfter, cpuErr2 := cpuRead()
+	infoAfter, _ := readInfo(ctx, cfg.Redis)
+	var cmdsAfter int64
+	if cfg.Commands != nil {
+		cmdsAfter = cfg.Commands.Count()
+	}
+	stop()
+	wg.Wait()
+	cfg.printf("all %d flows closed in %s\n", cfg.Flows, wall.Round(time.Millisecond))
+
+	// Figures.
+	res.WallS = round2(wall.Seconds())
+	startMS := start.UnixMilli()
+	rate := func(n int64, last int64) float64 {
+		if n == 0 || last <= startMS {
+			return 0
+		}
+		return float64(int64(float64(n)/(float64(last-startMS)/1000)*10)) / 10
+	}
+	fires := t.fallbackTimeout.Load() + t.expired.Load()
+	res.RequestsPerSec = rate(t.firstSends.Load(), t.lastFirstSend.Load())
+	res.DLRsPerSec = rate(t.dlrEvents.Load(), t.lastDLREvent.Load())
+	res.DeadlineFiresPerSec = rate(fires, t.lastDeadlineFire.Load())
+	res.FlowsClosedPerSec = rate(t.closed.Load(), t.lastClose.Load())
+	res.FlowsClosedPerSecSteady = float64(int64(t.steadyCloseRate()*10)) / 10
+	decided, emitted := t.lateness(cmap)
+	res.DeadlineLatenessMS, res.DeadlineLatenessEmittedMS = statsOf(decided), statsOf(emitted)
+	if cfg.Clock.Speed != 1 {
+		res.Notes = append(res.Notes, fmt.Sprintf("deadline lateness is measured on the processor clock (x%g) and divided by the speed: wall ms; at x1 it needs no conversion", cfg.Clock.Speed))
+	}
+	flows := float64(cfg.Flows)
+	if realInfo {
+		total, per := infoAfter.callsSince(infoBefore)
+		total -= per["info"]
+		delete(per, "info")
+		res.RedisCommandsPerFlow = round2(float64(total) / flows)
+		res.RedisCommandsSource = "INFO commandstats delta over the run (commands called inside Lua scripts count too), all clients"
+		res.RedisCommands = per
+	} else if cfg.Commands != nil {
+		res.RedisCommandsPerFlow = round2(float64(cmdsAfter-cmdsBefore) / flows)
+		res.RedisCommandsSource = "the processor's client, commands sent (one EVALSHA counts once)"
+	}
+	if cpuErr == nil && cpuErr2 == nil {
+		res.CPUUsPerFlow = round2(float64((cpuAfter - cpuBefore).Microseconds()) / flows)
+		res.CPUScope = cfg.CPUScope
+	} else {
+		res.CPUScope = fmt.Sprintf("not measured: %v", errors.Join(cpuErr, cpuErr2))
+	}
+
+	c := &res.Counts
+	c.Requests = cfg.Flows
+	c.FirstSends, c.FallbackSends = t.firstSends.Load(), t.laterSends.Load()
+	c.DLRsPublished, c.DLRsProcessed = t.dlrsPublished.Load(), t.dlrEvents.Load()
+	c.DeadlineFires, c.FlowsClosed = fires, t.closed.Load()
+	c.DoubleClosed, c.Rejected = t.doubleClosed.Load(), t.rejected.Load()
+	c.Outcomes = map[string]int{}
+	for o := outcomeDelivered; o < outcomeKinds; o++ {
+		if n := t.outcomeCount[o].Load(); n > 0 || o <= outcomeExpired {
+			c.Outcomes[outcomeNames[o]] = int(n)
+		}
+	}
+	c.Fallbacks = map[string]int{"failure": int(t.fallbackFailure.Load()), "timeout": int(t.fallbackTimeout.Load())}
+	// Inputs: the request and the DLRs. Outputs: the sends and the events
+	// (FLOW_STARTED, ATTEMPT_SENT per send, one per DLR, FALLBACK_TRIGGERED
+	// per fallback, FLOW_CLOSED).
+	c.InputsPerFlow = round2(float64(int64(cfg.Flows)+c.DLRsPublished) / flows)
+	sends := c.FirstSends + c.FallbackSends
+	c.OutputsPerFlow = round2(float64(sends+ /*events*/ int64(cfg.Flows)+sends+c.DLRsProcessed+c.FallbackSends+c.FlowsClosed) / flows)
+	if t.scanErrors.Load() > 0 {
+		return res, fmt.Errorf("bench: %d records did not scan", t.scanErrors.Load())
+	}
+	if c.FlowsClosed != int64(cfg.Flows) || c.DoubleClosed != 0 || c.Rejected != 0 || c.FirstSends != int64(cfg.Flows) {
+		return res, fmt.Errorf("bench: counts do not add up: %d first sends, %d flows closed (%d twice), %d rejected, of %d requests",
+			c.FirstSends, c.FlowsClosed, c.DoubleClosed, c.Rejected, cfg.Flows)
+	}
+
+	if len(parked) > 0 {
+		t := time.Now()
+		if err := park.remove(ctx, parked); err != nil {
+			return res, err
+		}
+		parked = nil
+		cfg.printf("removed the parked flows in %s\n", time.Since(t).Round(time.Millisecond))
+	}
+
+	if cfg.Limits {
+		lim := &Limit{Flows: cfg.LimitFlows}
+		cfg.printf("limit: Redis alone, %d flows...\n", lim.Flows)
+		if lim.RedisFlowsPerSec, err = redisCeiling(ctx, cfg.Redis, cfg.RunID+"lim", lim.Flows, 4); err != nil {
+			return res, fmt.Errorf("bench: redis ceiling: %w", err)
+		}
+		cfg.printf("limit: Kafka alone, %d flows...\n", lim.Flows)
+		if lim.KafkaFlowsPerSec, err = kafkaCeiling(ctx, cfg.Brokers, cfg.KafkaOpts, "bench-"+cfg.RunID+".", lim.Flows, c.InputsPerFlow, c.OutputsPerFlow); err != nil {
+			return res, fmt.Errorf("bench: kafka ceiling: %w", err)
+		}
+		lim.RedisFlowsPerSec = float64(int64(lim.RedisFlowsPerSec*10)) / 10
+		lim.KafkaFlowsPerSec = float64(int64(lim.KafkaFlowsPerSec*10)) / 10
+		lower := min(lim.RedisFlowsPerSec, lim.KafkaFlowsPerSec)
+		lim.Lower = "redis"
+		if lim.KafkaFlowsPerSec < lim.RedisFlowsPerSec {
+			lim.Lower = "kafka"
+		}
+		if lower > 0 {
+			lim.Ratio = round2(res.FlowsClosedPerSecSteady / lower)
+		}
+		res.Limit = lim
+	}
+
+	if cfg.Asynq != nil {
+		cfg.printf("peer: asynq, %d tasks in %s...\n", cfg.Asynq.Tasks, cfg.Asynq.Delay)
+		p, err := runAsynq(ctx, cfg.Redis, *cfg.Asynq)
+		cleanAsynq(context.Background(), cfg.Redis, cfg.Asynq.Queue)
+		if err != nil {
+			p.Skipped = "failed: " + err.Error()
+		}
+		res.Peer = &p
+	} else if cfg.AsynqSkipped != "" {
+		res.Peer = &Peer{Name: "asynq", Skipped: cfg.AsynqSkipped}
+	}
+	return res, nil
+}
+
+func doneCounting(t *tracker, p *providers, flows int) bool {
+	return t.closed.Load() >= int64(flows) && p.scheduled.Load() == 0 && t.dlrEvents.Load() >= t.dlrsPublished.Load()
+}
+
+// publish sends the measured requests, paced to cfg.Rate when set.
+func publish(ctx context.Context, cfg Config, t *tracker) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(50_000)}, cfg.KafkaOpts...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var mu sync.Mutex
+	var firstErr error
+	prefix := string(t.prefix)
+	start := time.Now()
+	for i := range cfg.Flows {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		id := prefix + strconv.Itoa(i)
+		req := otpRequest(id, i, cfg.Delays, cfg.Clock.Now())
+		params := [][2]string{{"code", req.Params["code"]}}
+		v := appendRequest(make([]byte, 0, 256), id, req.Recipient, stepSpecs(req), params, req.RequestedAt)
+		cl.Produce(ctx, &kgo.Record{Topic: cfg.Topics.Requests, Key: []byte(id), Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		})
+		if cfg.Rate > 0 {
+			if ahead := time.Duration(float64(i+1)/cfg.Rate*float64(time.Second)) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if firstErr != nil {
+		return fmt.Errorf("bench: publish: %w", firstErr)
+	}
+	return nil
+}
+
+func waitTopics(ctx context.Context, adm *kadm.Client, want []string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		listed, err := adm.ListTopics(ctx, want...)
+		if err == nil {
+			missing := slices.DeleteFunc(slices.Clone(want), func(t string) bool { d, ok := listed[t]; return ok && d.Err == nil })
+			if len(missing) == 0 {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("bench: topics missing: %v (is the processor running with --create-topics?)", missing)
+			}
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("bench: list topics: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// endOffsets returns where the topics end now, as start offsets for a
+// consumer that must see exactly what comes after.
+func endOffsets(ctx context.Context, adm *kadm.Client, topics ...string) (map[string]map[int32]kgo.Offset, error) {
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("bench: end offsets: %w", err)
+	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("bench: end offsets: %w", err)
+	}
+	out := map[string]map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if out[o.Topic] == nil {
+			out[o.Topic] = map[int32]kgo.Offset{}
+		}
+		out[o.Topic][o.Partition] = kgo.NewOffset().At(o.Offset)
+	})
+	return out, nil
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// ProcessCPU reads another process's user+system CPU time from /proc.
+func ProcessCPU(pid int) func() (time.Duration, error) {
+	return func() (time.Duration, error) { return procCPU(pid) }
+}

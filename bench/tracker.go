@@ -1,0 +1,272 @@
+package bench
+
+import (
+	"bytes"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// tracker records, per measured flow, what the bench saw of it: the sends
+// (through the simulated providers) and the events (through the observer).
+// Flows are numbered: a request id is the run's prefix and a decimal index,
+// so per-flow facts live in flat slices instead of maps. Each slice has one
+// writer goroutine; the counters are atomic so progress can be read live.
+type tracker struct {
+	prefix []byte
+	n      int
+	steps  int
+
+	// Written by the providers' goroutine.
+	deadline [][]int64 // [step][flow] the send's deadline, clock ms
+	sentAt   [][]int64 // [step][flow] the send's sent_at, clock ms
+	sentWall [][]int64 // [step][flow] the send record's Kafka timestamp, wall ms
+	reason   [][]uint8 // [step][flow]
+
+	// Written by the observer's goroutine.
+	closedAt   []int64 // FLOW_CLOSED occurred_at, clock ms
+	closedWall []int64 // its Kafka timestamp, wall ms
+	outcome    []uint8
+	closes     []uint8 // FLOW_CLOSED events per flow
+	closeTimes []int64 // Kafka timestamps of the closes, wall ms, in arrival order
+
+	firstSends, laterSends            atomic.Int64
+	dlrsPublished, dlrEvents          atomic.Int64
+	closed, doubleClosed, rejected    atomic.Int64
+	fallbackFailure, fallbackTimeout  atomic.Int64
+	expired, foreign, scanErrors      atomic.Int64
+	lastFirstSend, lastDLREvent       atomic.Int64 // wall ms
+	lastDeadlineFire, lastClose       atomic.Int64 // wall ms
+	outcomeCount                      [outcomeKinds]atomic.Int64
+}
+
+const (
+	reasonNone uint8 = iota
+	reasonInitial
+	reasonFailure
+	reasonTimeout
+)
+
+const (
+	outcomeNone uint8 = iota
+	outcomeDelivered
+	outcomeRead
+	outcomeFailed
+	outcomeExpired
+	outcomeCancelled
+	outcomeOther
+	outcomeKinds
+)
+
+var outcomeNames = [outcomeKinds]string{"", "DELIVERED", "READ", "FAILED", "EXPIRED", "CANCELLED", "OTHER"}
+
+func newTracker(prefix string, n, steps int) *tracker {
+	t := &tracker{prefix: []byte(prefix), n: n, steps: steps,
+		closedAt: make([]int64, n), closedWall: make([]int64, n), outcome: make([]uint8, n), closes: make([]uint8, n),
+		closeTimes: make([]int64, 0, n)}
+	for range steps {
+		t.deadline = append(t.deadline, make([]int64, n))
+		t.sentAt = append(t.sentAt, make([]int64, n))
+		t.sentWall = append(t.sentWall, make([]int64, n))
+		t.reason = append(t.reason, make([]uint8, n))
+	}
+	return t
+}
+
+// index returns the flow number of a request id of this run.
+func (t *tracker) index(requestID []byte) (int, bool) {
+	rest, ok := bytes.CutPrefix(requestID, t.prefix)
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(string(rest))
+	if err != nil || i < 0 || i >= t.n {
+		return 0, false
+	}
+	return i, true
+}
+
+func reasonCode(b []byte) uint8 {
+	switch string(b) {
+	case "initial":
+		return reasonInitial
+	case "failure":
+		return reasonFailure
+	case "timeout":
+		return reasonTimeout
+	}
+	return reasonNone
+}
+
+func outcomeCode(b []byte) uint8 {
+	switch string(b) {
+	case "DELIVERED":
+		return outcomeDelivered
+	case "READ":
+		return outcomeRead
+	case "FAILED":
+		return outcomeFailed
+	case "EXPIRED":
+		return outcomeExpired
+	case "CANCELLED":
+		return outcomeCancelled
+	}
+	return outcomeOther
+}
+
+func storeMax(a *atomic.Int64, v int64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// sawSend records a send the providers consumed.
+func (t *tracker) sawSend(s sendInfo, wall time.Time) {
+	i, ok := t.index(s.requestID)
+	if !ok || s.step < 0 || int(s.step) >= t.steps {
+		t.foreign.Add(1)
+		return
+	}
+	k := int(s.step)
+	t.deadline[k][i], t.sentAt[k][i], t.sentWall[k][i] = s.deadline, s.sentAt, wall.UnixMilli()
+	r := reasonCode(s.reason)
+	t.reason[k][i] = r
+	if k == 0 {
+		t.firstSends.Add(1)
+		storeMax(&t.lastFirstSend, wall.UnixMilli())
+		return
+	}
+	t.laterSends.Add(1)
+	if r == reasonTimeout {
+		storeMax(&t.lastDeadlineFire, wall.UnixMilli())
+	}
+}
+
+// sawEvent records an event the observer consumed.
+func (t *tracker) sawEvent(e eventInfo, wall time.Time) {
+	i, ok := t.index(e.requestID)
+	if !ok {
+		t.foreign.Add(1)
+		return
+	}
+	ms := wall.UnixMilli()
+	switch string(e.typ) {
+	case "DLR_RECEIVED", "DLR_DISCARDED":
+		t.dlrEvents.Add(1)
+		storeMax(&t.lastDLREvent, ms)
+	case "FALLBACK_TRIGGERED":
+		switch reasonCode(e.reason) {
+		case reasonFailure:
+			t.fallbackFailure.Add(1)
+		case reasonTimeout:
+			t.fallbackTimeout.Add(1)
+		}
+	case "REQUEST_REJECTED":
+		t.rejected.Add(1)
+	case "FLOW_CLOSED":
+		t.closes[i]++
+		if t.closes[i] > 1 {
+			t.doubleClosed.Add(1)
+			return
+		}
+		o := outcomeCode(e.outcome)
+		t.outcome[i], t.closedAt[i], t.closedWall[i] = o, e.occurredAt, ms
+		t.outcomeCount[o].Add(1)
+		t.closeTimes = append(t.closeTimes, ms)
+		if o == outcomeExpired {
+			t.expired.Add(1)
+			storeMax(&t.lastDeadlineFire, ms)
+		}
+		storeMax(&t.lastClose, ms)
+		t.closed.Add(1)
+	}
+}
+
+// lateness returns, for every deadline that fired during the run (a
+// fallback by timeout or an EXPIRED close), how late it was in wall
+// milliseconds: decided is sent_at (or occurred_at) minus the deadline, both
+// on the processor's clock and divided by the clock speed; emitted is the
+// output record's Kafka timestamp (wall clock, taken when the processor
+// produced it) minus the deadline's wall time.
+func (t *tracker) lateness(clock clockMap) (decided, emitted []float64) {
+	for i := range t.n {
+		for k := 1; k < t.steps; k++ {
+			if t.reason[k][i] == reasonTimeout && t.deadline[k-1][i] != 0 {
+				dl := t.deadline[k-1][i]
+				decided = append(decided, clock.wallMS(t.sentAt[k][i]-dl))
+				emitted = append(emitted, float64(t.sentWall[k][i])-clock.wallOf(dl))
+			}
+		}
+		if t.outcome[i] == outcomeExpired {
+			if dl := t.deadline[t.steps-1][i]; dl != 0 {
+				decided = append(decided, clock.wallMS(t.closedAt[i]-dl))
+				emitted = append(emitted, float64(t.closedWall[i])-clock.wallOf(dl))
+			}
+		}
+	}
+	return decided, emitted
+}
+
+// steadyCloseRate is the close rate between the 10th and the 90th
+// percentile close: the run without its ramp-up and its tail.
+func (t *tracker) steadyCloseRate() float64 {
+	ts := slices.Clone(t.closeTimes)
+	if len(ts) < 20 {
+		return 0
+	}
+	slices.Sort(ts)
+	lo, hi := len(ts)/10, len(ts)*9/10
+	span := float64(ts[hi]-ts[lo]) / 1000
+	if span <= 0 {
+		return 0
+	}
+	return float64(hi-lo) / span
+}
+
+// clockMap converts processor-clock milliseconds to wall milliseconds.
+type clockMap struct {
+	epochMS int64
+	speed   float64
+}
+
+func (c clockMap) wallMS(clockMS int64) float64 { return float64(clockMS) / c.speed }
+
+func (c clockMap) wallOf(clockMS int64) float64 {
+	return float64(c.epochMS) + float64(clockMS-c.epochMS)/c.speed
+}
+
+// Stats are percentiles of a sample.
+type Stats struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func statsOf(xs []float64) Stats {
+	if len(xs) == 0 {
+		return Stats{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	at := func(p float64) float64 {
+		i := int(p*float64(len(s)) + 0.5)
+		return s[min(max(i-1, 0), len(s)-1)]
+	}
+	return Stats{N: len(s), P50: round2(at(0.50)), P99: round2(at(0.99)), Max: round2(s[len(s)-1])}
+}
+
+func round2(f float64) float64 {
+	return float64(int64(f*100+0.5*sign(f))) / 100
+}
+
+func sign(f float64) float64 {
+	if f < 0 {
+		return -1
+	}
+	return 1
+}
