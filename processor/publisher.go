@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -12,46 +13,53 @@ import (
 type KafkaPublisher struct{ Client *kgo.Client }
 
 // Publish produces every record and returns once each is acknowledged. On a
-// partial failure it returns an error listing how many failed; the caller
-// retries with the failed ones only (see PublishRetrying).
+// partial failure it returns an error naming the records to retry and the
+// records Kafka refused for good (too large): retrying those would hold the
+// pipeline forever.
 func (p KafkaPublisher) Publish(ctx context.Context, records []*kgo.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
 	results := p.Client.ProduceSync(ctx, records...)
-	var failed []*kgo.Record
-	var first error
+	partial := &PartialPublishError{}
 	for _, r := range results {
-		if r.Err != nil {
-			failed = append(failed, r.Record)
-			if first == nil {
-				first = r.Err
-			}
+		switch {
+		case r.Err == nil:
+		case errors.Is(r.Err, kerr.MessageTooLarge):
+			partial.Refused = append(partial.Refused, r.Record)
+		default:
+			partial.Failed = append(partial.Failed, r.Record)
+		}
+		if r.Err != nil && partial.Err == nil {
+			partial.Err = r.Err
 		}
 	}
-	if len(failed) > 0 {
-		return &PartialPublishError{Failed: failed, Err: first}
+	if partial.Err != nil {
+		return partial
 	}
 	return nil
 }
 
-// PartialPublishError names the records Kafka did not acknowledge.
+// PartialPublishError names the records Kafka did not acknowledge: Failed
+// may go through on a retry, Refused never will.
 type PartialPublishError struct {
-	Failed []*kgo.Record
-	Err    error
+	Failed  []*kgo.Record
+	Refused []*kgo.Record
+	Err     error
 }
 
 func (e *PartialPublishError) Error() string {
-	return fmt.Sprintf("produce: %d records not acknowledged: %v", len(e.Failed), e.Err)
+	return fmt.Sprintf("produce: %d records not acknowledged, %d refused as too large: %v", len(e.Failed), len(e.Refused), e.Err)
 }
 
 func (e *PartialPublishError) Unwrap() error { return e.Err }
 
-// remaining returns what is left to publish after err.
-func remaining(records []*kgo.Record, err error) []*kgo.Record {
+// remaining returns what is left to publish after err, and what Kafka
+// refused for good.
+func remaining(records []*kgo.Record, err error) (retry, refused []*kgo.Record) {
 	var partial *PartialPublishError
 	if errors.As(err, &partial) {
-		return partial.Failed
+		return partial.Failed, partial.Refused
 	}
-	return records
+	return records, nil
 }
