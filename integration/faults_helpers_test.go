@@ -468,6 +468,32 @@ func (w *faultWorld) countLogLines(s string) int {
 	return n
 }
 
+// sumLogField adds up the integer field (e.g. flows=3) of the lines holding
+// msg over every child's log.
+func (w *faultWorld) sumLogField(msg, field string) int {
+	files, _ := filepath.Glob(filepath.Join(w.logDir, "*.log"))
+	n := 0
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(body), "\n") {
+			if !strings.Contains(l, msg) {
+				continue
+			}
+			for _, kv := range strings.Fields(l) {
+				if v, ok := strings.CutPrefix(kv, field+"="); ok {
+					if k, err := strconv.Atoi(v); err == nil {
+						n += k
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
 // startLoad publishes flows valid requests at rate per wall second (0: as
 // fast as Kafka takes them), plus the shares of invalid and cancelled ones,
 // and reports on the channel when it is done. Request ids start with the
@@ -526,6 +552,7 @@ type faultResult struct {
 	OwedLeft          int64          `json:"owed_left"`
 	DeadlinesLeft     int64          `json:"deadlines_left"`
 	UnexpectedExits   int            `json:"unexpected_exits"`
+	ReplayedFlows     int            `json:"replayed_flows"`
 	RetryWarnings     int            `json:"retry_warnings"`
 	DurationS         float64        `json:"duration_s"`
 }
@@ -569,7 +596,7 @@ func (w *faultWorld) finish(test string, extra map[string]any) faultResult {
 		RepeatedSends: sc.Repeated, RepeatedAttempts: sc.RepeatedAttempts, SendRecords: sc.Records,
 		DivergentSends: len(sc.Divergent), RepeatedEvents: sum.RepeatedEvents, Rejected: sum.Rejected,
 		Invalid: pub.Invalid, Outcomes: sum.Outcomes, UnexpectedExits: len(unexpected),
-		RetryWarnings: w.countLogLines("msg=retrying"), DurationS: time.Since(w.begun).Round(100 * time.Millisecond).Seconds()}
+		RetryWarnings: w.countLogLines("msg=retrying"), ReplayedFlows: w.sumLogField("re-emitted owed outputs", "flows"), DurationS: time.Since(w.begun).Round(100 * time.Millisecond).Seconds()}
 	for _, n := range sum.Fallbacks {
 		r.Fallbacks += n
 	}

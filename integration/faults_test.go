@@ -96,13 +96,12 @@ func crashLoop(t *testing.T, name string, instances int) {
 		t.Errorf("only %d kills in the time allowed", kills)
 	}
 	w.finish(name, map[string]any{
-		"instances":      instances,
-		"kills":          kills,
-		"mean_run_s":     (uptime / time.Duration(max(kills, 1))).Round(10 * time.Millisecond).Seconds(),
-		"outbox_replays": w.countLogLines("re-emitted owed outputs"),
-		"speed":          faultSpeed,
-		"lease_s":        w.lease.Seconds(),
-		"lease_wall_s":   wall(w.lease).Seconds(),
+		"instances":    instances,
+		"kills":        kills,
+		"mean_run_s":   (uptime / time.Duration(max(kills, 1))).Round(10 * time.Millisecond).Seconds(),
+		"speed":        faultSpeed,
+		"lease_s":      w.lease.Seconds(),
+		"lease_wall_s": wall(w.lease).Seconds(),
 	})
 }
 
@@ -139,27 +138,37 @@ func TestFaultRebalance(t *testing.T) {
 }
 
 // TestFaultRedisRestart stops Redis (append-only file on) under load and
-// starts it again a few seconds later: the instances retry with backoff and
-// catch up; no state is lost.
+// starts it again a few seconds later, cleanly and after a SIGKILL: the
+// instances retry with backoff and catch up; no state is lost. (A killed
+// Redis process loses nothing it acknowledged: with appendfsync everysec
+// the writes are in the kernel's page cache; only a machine crash can lose
+// the last second.)
 func TestFaultRedisRestart(t *testing.T) {
 	svc := realServices(t)
-	w := newFaultWorld(t, faultConfig{})
-	for i := range 2 {
-		w.spawn(fmt.Sprintf("p%d", i), "").ready()
+	for _, mode := range []struct {
+		name string
+		args []string
+	}{{"graceful", []string{"redis"}}, {"kill", []string{"--kill", "redis"}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			w := newFaultWorld(t, faultConfig{})
+			for i := range 2 {
+				w.spawn(fmt.Sprintf("p%d", i), "").ready()
+			}
+			loaded := w.startLoad("r", 400, 20, 0.02, 0.03)
+			time.Sleep(6 * time.Second)
+			stopTook := svc.run(t, "services-down.sh", mode.args...)
+			down := time.Now()
+			time.Sleep(3 * time.Second)
+			svc.run(t, "services-up.sh", "redis")
+			away := time.Since(down) + stopTook
+			if err := <-loaded; err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			w.finish("redis_restart_"+mode.name, map[string]any{
+				"instances": 2, "redis_away_s": away.Round(100 * time.Millisecond).Seconds(),
+			})
+		})
 	}
-	loaded := w.startLoad("r", 400, 20, 0.02, 0.03)
-	time.Sleep(6 * time.Second)
-	stopTook := svc.run(t, "services-down.sh", "redis")
-	down := time.Now()
-	time.Sleep(3 * time.Second)
-	svc.run(t, "services-up.sh", "redis")
-	away := time.Since(down) + stopTook
-	if err := <-loaded; err != nil {
-		t.Fatalf("load: %v", err)
-	}
-	w.finish("redis_restart", map[string]any{
-		"instances": 2, "redis_away_s": away.Round(100 * time.Millisecond).Seconds(),
-	})
 }
 
 // TestFaultKafkaRestart restarts the broker under load, cleanly and after a
@@ -295,9 +304,13 @@ func TestFaultStaleSweeper(t *testing.T) {
 	for _, p := range procs {
 		p.ready()
 	}
-	const rounds, perBurst = 4, 300
-	caught, staleClaims, staleOwed := 0, 0, 0
-	for round := range rounds {
+	// At least 4 rounds, more (up to 8) until 2 of them stopped the claimer
+	// between its claim and its state write: on a busy machine the stop
+	// sometimes lands after the whole sweep.
+	const perBurst = 300
+	caught, staleClaims, staleOwed, rounds := 0, 0, 0, 0
+	for round := 0; round < 8 && (round < 4 || caught < 2); round++ {
+		rounds++
 		claimer, other := procs[round%2], procs[(round+1)%2]
 		tag := fmt.Sprintf("b%d-", round)
 		if err := <-w.startLoad(tag, perBurst, 0, 0, 0); err != nil {
@@ -311,7 +324,6 @@ func TestFaultStaleSweeper(t *testing.T) {
 		claimedAt, seen := w.awaitClaim(due, lease, 200*time.Millisecond)
 		claimer.stop()
 		stopped := w.clock.Now()
-		t.Logf("DEBUG round %d: due %s claimedAt %s stopped %s (wall %s)", round, due.Format("04:05.000"), claimedAt.Format("04:05.000"), stopped.Format("04:05.000"), time.Now().Format("05.000"))
 		other.cont()
 		// Half a lease later: what is still claimed but not applied, or
 		// applied but owed to Kafka, from before the stop is the claimer's.
@@ -330,15 +342,6 @@ func TestFaultStaleSweeper(t *testing.T) {
 		// Past the lease the other instance fires what the claimer holds.
 		time.Sleep(wall(lease) + 500*time.Millisecond)
 		claimer.cont()
-		t.Logf("DEBUG round %d: cont at clock %s wall %s", round, w.clock.Now().Format("04:05.000"), time.Now().Format("05.000"))
-	}
-	time.Sleep(15 * time.Second)
-	n := 0
-	for id, ts := range w.sends.DebugTimes {
-		if len(ts) > 1 && n < 6 {
-			n++
-			t.Logf("DEBUG %s: %v (clock now %s)", id, ts, w.clock.Now().Format("04:05.000"))
-		}
 	}
 	if caught == 0 {
 		t.Logf("no round stopped the claimer between its claim and its state write: the version check was not exercised this run")

@@ -18,7 +18,6 @@ import (
 // second transition into the step, which the processor rules out; Divergent
 // counts those.
 type SendLog struct {
-	DebugTimes map[string][]string
 	mu        sync.Mutex
 	attempts  map[string]sendSeen
 	records   int
@@ -132,12 +131,6 @@ func (l *SendLog) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, 
 				return
 			}
 			l.Add(s)
-			l.mu.Lock()
-			if l.DebugTimes == nil {
-				l.DebugTimes = map[string][]string{}
-			}
-			l.DebugTimes[s.AttemptID] = append(l.DebugTimes[s.AttemptID], fmt.Sprintf("%s p%d o%d sent_at=%s deadline=%s reason=%s", r.Timestamp.Format("05.000"), r.Partition, r.Offset, s.SentAt.Format("04:05.000"), s.Deadline.Format("04:05.000"), s.Reason))
-			l.mu.Unlock()
 		})
 		if decodeErr != nil {
 			return fmt.Errorf("send log: decode send: %w", decodeErr)
