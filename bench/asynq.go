@@ -26,6 +26,9 @@ type Peer struct {
 	// LatenessMS is handled time minus due time, wall milliseconds.
 	LatenessMS Stats  `json:"lateness_ms"`
 	Settings   string `json:"settings"`
+	// ProcessorOverPeer is the processor's deadline fires per second over
+	// the peer's tasks handled per second, in the same run.
+	ProcessorOverPeer float64 `json:"processor_deadline_fires_over_peer"`
 }
 
 // AsynqConfig tunes the peer; the defaults favour asynq (it polls, so its
@@ -111,7 +114,7 @@ func runAsynq(ctx context.Context, rdb redis.UniversalClient, cfg AsynqConfig) (
 	if err, _ := enqErr.Load().(error); err != nil {
 		return p, fmt.Errorf("asynq enqueue: %w", err)
 	}
-	p.EnqueuePerSec = float64(cfg.Tasks) / enqueued.Seconds()
+	p.EnqueuePerSec = float64(int64(float64(cfg.Tasks)/enqueued.Seconds()*10)) / 10
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -119,7 +122,7 @@ func runAsynq(ctx context.Context, rdb redis.UniversalClient, cfg AsynqConfig) (
 	case <-time.After(cfg.Timeout):
 		return p, fmt.Errorf("asynq: %d of %d tasks handled in %s", handled.Load(), cfg.Tasks, cfg.Timeout)
 	}
-	p.HandledPerSec = float64(cfg.Tasks) / (float64(lastHandled.Load()-start.UnixNano()) / 1e9)
+	p.HandledPerSec = float64(int64(float64(cfg.Tasks)/(float64(lastHandled.Load()-start.UnixNano())/1e9)*10)) / 10
 	p.LatenessMS = statsOf(late)
 	return p, nil
 }

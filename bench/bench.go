@@ -108,8 +108,12 @@ type Result struct {
 	RedisCommandsPerFlow      float64          `json:"redis_commands_per_flow"`
 	RedisCommandsSource       string           `json:"redis_commands_source"`
 	RedisCommands             map[string]int64 `json:"redis_commands,omitempty"`
-	CPUUsPerFlow              float64          `json:"cpu_us_per_flow"`
-	CPUScope                  string           `json:"cpu_scope"`
+	// RedisCPUUsPerFlow is the Redis main thread's CPU time over the run
+	// (INFO cpu) per flow: 1e6 over it is the flows/s at which Redis's one
+	// core would be saturated.
+	RedisCPUUsPerFlow float64 `json:"redis_cpu_us_per_flow"`
+	CPUUsPerFlow      float64 `json:"cpu_us_per_flow"`
+	CPUScope          string  `json:"cpu_scope"`
 
 	Counts Counts `json:"counts"`
 	Limit  *Limit `json:"limit"`
@@ -146,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, errors.New("bench: need at least 1 flow and 2 steps")
 	}
 	res := &Result{Flows: cfg.Flows, Pending: cfg.Pending, Backend: cfg.Backend, Processor: cfg.Processor,
-		ClockSpeed: cfg.Clock.Speed, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate}
+		ClockSpeed: cfg.Clock.Speed, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate, Notes: []string{}}
 	for _, d := range cfg.Delays {
 		res.DelaysS = append(res.DelaysS, int(d/time.Second))
 	}
@@ -175,10 +179,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	park := &parker{store: cfg.Store, rdb: cfg.Redis, clock: cfg.Clock}
 	var parked []string
 	if cfg.Pending > 0 {
-		if float64(ParkDelay)/cfg.Clock.Speed < float64(cfg.Timeout) {
-			res.Notes = append(res.Notes, fmt.Sprintf("parked flows fall due after %s of wall time at clock x%g; a run longer than that fires them too",
-				time.Duration(float64(ParkDelay)/cfg.Clock.Speed).Round(time.Second), cfg.Clock.Speed))
-		}
 		parked = park.ids(cfg.RunID+"-p", cfg.Pending)
 	} else if _, real := readInfo(ctx, cfg.Redis); real && cfg.MemorySample > 0 {
 		parked = park.ids(cfg.RunID+"-s", cfg.MemorySample)
@@ -186,6 +186,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Notes = append(res.Notes, "redis_bytes_per_inflight_flow: not measured (the embedded Redis reports no memory)")
 	}
 	if len(parked) > 0 {
+		settle(ctx, cfg.Redis)
 		before, real := readInfo(ctx, cfg.Redis)
 		t := time.Now()
 		if err := park.park(ctx, parked, ParkDelay); err != nil {
@@ -283,6 +284,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	wall := time.Since(start)
+	if due := time.Duration(float64(ParkDelay) / cfg.Clock.Speed); cfg.Pending > 0 && wall > due {
+		res.Notes = append(res.Notes, fmt.Sprintf("the run outlasted the parked flows' %s delay (%s of wall time at clock x%g): some of them fired during it", ParkDelay, due, cfg.Clock.Speed))
+	}
 	if cfg.OnRunEnd != nil {
 		cfg.OnRunEnd()
 	}
@@ -324,6 +328,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.RedisCommandsPerFlow = round2(float64(total) / flows)
 		res.RedisCommandsSource = "INFO commandstats delta over the run (commands called inside Lua scripts count too), all clients"
 		res.RedisCommands = per
+		res.RedisCPUUsPerFlow = round2((infoAfter.cpuMain - infoBefore.cpuMain) * 1e6 / flows)
 	} else if cfg.Commands != nil {
 		res.RedisCommandsPerFlow = round2(float64(cmdsAfter-cmdsBefore) / flows)
 		res.RedisCommandsSource = "the processor's client, commands sent (one EVALSHA counts once)"
@@ -391,6 +396,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if lower > 0 {
 			lim.Ratio = round2(res.FlowsClosedPerSecSteady / lower)
 		}
+		if res.RedisCPUUsPerFlow > 0 {
+			lim.RedisCPUBoundFlowsPerSec = float64(int64(1e6 / res.RedisCPUUsPerFlow))
+		}
 		res.Limit = lim
 	}
 
@@ -400,6 +408,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cleanAsynq(context.Background(), cfg.Redis, cfg.Asynq.Queue)
 		if err != nil {
 			p.Skipped = "failed: " + err.Error()
+		} else if p.HandledPerSec > 0 {
+			p.ProcessorOverPeer = round2(res.DeadlineFiresPerSec / p.HandledPerSec)
 		}
 		res.Peer = &p
 	} else if cfg.AsynqSkipped != "" {

@@ -32,6 +32,10 @@ type Limit struct {
 	Lower            string  `json:"lower"`
 	// Ratio is the processor's flows closed per second over the lower ceiling.
 	Ratio float64 `json:"ratio"`
+	// RedisCPUBoundFlowsPerSec is 1e6 / redis_cpu_us_per_flow of the run:
+	// where Redis's one core saturates for the run's own mix of transitions
+	// (the scripted loop above always takes every flow through all five).
+	RedisCPUBoundFlowsPerSec float64 `json:"redis_cpu_bound_flows_per_sec,omitempty"`
 }
 
 // redisCeiling runs the processor's state-store cycle for flows with a

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -12,6 +13,8 @@ import (
 // serverInfo is what the bench reads from INFO on a real Redis.
 type serverInfo struct {
 	usedMemory int64
+	lazyFree   int64            // objects still being freed in the background
+	cpuMain    float64          // seconds of CPU of the main thread (user+sys)
 	calls      map[string]int64 // commandstats: calls per command
 }
 
@@ -19,16 +22,26 @@ type serverInfo struct {
 // server does not report them (miniredis).
 func readInfo(ctx context.Context, rdb redis.UniversalClient) (serverInfo, bool) {
 	info := serverInfo{calls: map[string]int64{}}
-	text, err := rdb.Info(ctx, "memory", "commandstats").Result()
+	text, err := rdb.Info(ctx, "memory", "commandstats", "cpu").Result()
 	if err != nil {
 		return info, false
 	}
 	found := false
 	for line := range strings.SplitSeq(text, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "lazyfree_pending_objects:"); ok {
+			info.lazyFree, _ = strconv.ParseInt(v, 10, 64)
+			continue
+		}
 		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
 			info.usedMemory, _ = strconv.ParseInt(v, 10, 64)
 			found = true
 			continue
+		}
+		for _, f := range []string{"used_cpu_user_main_thread:", "used_cpu_sys_main_thread:"} {
+			if v, ok := strings.CutPrefix(line, f); ok {
+				x, _ := strconv.ParseFloat(v, 64)
+				info.cpuMain += x
+			}
 		}
 		rest, ok := strings.CutPrefix(line, "cmdstat_")
 		if !ok {
@@ -79,5 +92,18 @@ func (c *CommandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		c.n.Add(int64(len(cmds)))
 		return next(ctx, cmds)
+	}
+}
+
+// settle waits (up to a minute) until Redis has no objects left to free in
+// the background, so a used_memory delta is not blurred by an earlier run's
+// deletes.
+func settle(ctx context.Context, rdb redis.UniversalClient) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if info, ok := readInfo(ctx, rdb); !ok || info.lazyFree == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

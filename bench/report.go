@@ -59,6 +59,9 @@ func (r *Result) WriteTable(w io.Writer) {
 	row("redis_bytes_per_inflight_flow", num(r.RedisBytesPerInflightFlow), "INFO used_memory delta / parked flows")
 	row("redis_commands_per_flow", num(r.RedisCommandsPerFlow), r.RedisCommandsSource)
 	row("cpu_us_per_flow", num(r.CPUUsPerFlow), r.CPUScope)
+	if r.RedisCPUUsPerFlow > 0 {
+		row("redis_cpu_us_per_flow", num(r.RedisCPUUsPerFlow), "Redis main thread, INFO cpu delta / flows")
+	}
 	if len(r.RedisCommands) > 0 {
 		names := make([]string, 0, len(r.RedisCommands))
 		for n := range r.RedisCommands {
@@ -78,6 +81,9 @@ func (r *Result) WriteTable(w io.Writer) {
 	if l := r.Limit; l != nil {
 		fmt.Fprintf(w, "\n  limit (%d flows): Redis alone %s flows/s, Kafka alone %s flows/s; lower: %s; processor (steady) / lower = %s\n",
 			l.Flows, num(l.RedisFlowsPerSec), num(l.KafkaFlowsPerSec), l.Lower, num(l.Ratio))
+		if l.RedisCPUBoundFlowsPerSec > 0 {
+			fmt.Fprintf(w, "  Redis's one core saturates at %s flows/s at this run's Redis CPU per flow\n", num(l.RedisCPUBoundFlowsPerSec))
+		}
 	}
 	if p := r.Peer; p != nil {
 		if p.Skipped != "" {
@@ -86,8 +92,8 @@ func (r *Result) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "\n  peer %s (%s): %d tasks, delay %d ms: enqueue %s/s, handled %s/s over the run, lateness p50/p99/max %s ms\n",
 				p.Name, p.Settings, p.Tasks, p.DelayMS, num(p.EnqueuePerSec), num(p.HandledPerSec), lat(p.LatenessMS))
 			if p.HandledPerSec > 0 {
-				fmt.Fprintf(w, "  processor deadline fires / asynq handled = %.1fx; flows closed (steady) / asynq handled = %.1fx\n",
-					r.DeadlineFiresPerSec/p.HandledPerSec, r.FlowsClosedPerSecSteady/p.HandledPerSec)
+				fmt.Fprintf(w, "  processor deadline fires/s over asynq handled/s = %.2fx (compare with --mix silent=1 --then-mix silent=1: every flow is two timers)\n",
+					r.DeadlineFiresPerSec/p.HandledPerSec)
 			}
 		}
 	}

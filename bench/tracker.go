@@ -31,14 +31,14 @@ type tracker struct {
 	closes     []uint8 // FLOW_CLOSED events per flow
 	closeTimes []int64 // Kafka timestamps of the closes, wall ms, in arrival order
 
-	firstSends, laterSends            atomic.Int64
-	dlrsPublished, dlrEvents          atomic.Int64
-	closed, doubleClosed, rejected    atomic.Int64
-	fallbackFailure, fallbackTimeout  atomic.Int64
-	expired, foreign, scanErrors      atomic.Int64
-	lastFirstSend, lastDLREvent       atomic.Int64 // wall ms
-	lastDeadlineFire, lastClose       atomic.Int64 // wall ms
-	outcomeCount                      [outcomeKinds]atomic.Int64
+	firstSends, laterSends           atomic.Int64
+	dlrsPublished, dlrEvents         atomic.Int64
+	closed, doubleClosed, rejected   atomic.Int64
+	fallbackFailure, fallbackTimeout atomic.Int64
+	expired, foreign, scanErrors     atomic.Int64
+	lastFirstSend, lastDLREvent      atomic.Int64 // wall ms
+	lastDeadlineFire, lastClose      atomic.Int64 // wall ms
+	outcomeCount                     [outcomeKinds]atomic.Int64
 }
 
 const (

@@ -31,11 +31,23 @@ type Sweeper struct {
 	mu     sync.Mutex
 	target time.Time // when the sweeper plans to wake next
 	wake   chan struct{}
+
+	// Deliveries (produce, wait for Kafka, clear the outbox) run behind the
+	// next claim, at most maxDeliveries at a time: a round no longer waits
+	// for Kafka's acks before it looks for the deadlines that came due
+	// meanwhile, which is most of what made deadlines late. The outbox
+	// keeps the outputs safe while they are in flight, as before.
+	deliveries chan struct{}
+	inFlight   sync.WaitGroup
 }
+
+// maxDeliveries bounds the sweeper's rounds whose outputs are not yet
+// acknowledged by Kafka; when Kafka stalls, the sweeper stops claiming.
+const maxDeliveries = 2
 
 func newSweeper(e *engine, d *deliverer, clock Clock, lease time.Duration, batch int, maxIdle time.Duration, log *slog.Logger, m *metrics) *Sweeper {
 	return &Sweeper{engine: e, deliverer: d, clock: clock, lease: lease, batch: batch, maxIdle: maxIdle,
-		log: log, metrics: m, wake: make(chan struct{}, 1)}
+		log: log, metrics: m, wake: make(chan struct{}, 1), deliveries: make(chan struct{}, maxDeliveries)}
 }
 
 // Notify tells the sweeper a deadline at t was written; it wakes if t is
@@ -54,6 +66,7 @@ func (s *Sweeper) Notify(t time.Time) {
 
 // Run sweeps until ctx ends.
 func (s *Sweeper) Run(ctx context.Context) error {
+	defer s.inFlight.Wait()
 	pause := errorPause{}
 	for ctx.Err() == nil {
 		full, err := s.claimAndFire(ctx)
@@ -95,9 +108,21 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 		// The claims keep their lease: the deadlines fire again after it.
 		return false, err
 	}
-	if err := s.deliverer.deliver(ctx, res); err != nil {
-		return false, err
+	select {
+	case s.deliveries <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err() // the outputs stay owed; the recoverer re-emits them
 	}
+	s.inFlight.Add(1)
+	go func() {
+		defer s.inFlight.Done()
+		defer func() { <-s.deliveries }()
+		// deliver retries until Kafka takes the outputs or ctx ends; on the
+		// latter they stay owed in the outbox for the recoverer.
+		if err := s.deliverer.deliver(ctx, res); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep outputs not delivered; the recoverer will re-emit them", "err", err)
+		}
+	}()
 	return len(claimed) >= s.batch, nil
 }
 

@@ -14,54 +14,73 @@ import "github.com/redis/go-redis/v9"
 // hash tag as KEYS[1], so they are in the same slot and Redis Cluster
 // accepts them (asynq relies on the same property).
 
-// applyScript is the only way a flow changes: a compare-and-set on the
-// version that writes the state, the deadline and the owed outputs at once.
+// applyScript is the only way a flow changes: for each flow, a
+// compare-and-set on the version that writes the state, the deadline and the
+// owed outputs at once. One call carries the changes of one shard (every key
+// shares the shard's hash tag), so a batch costs one script call per shard
+// instead of one per flow: the per-call cost of EVALSHA, not the work inside,
+// was most of Redis's time. Each flow is still all-or-nothing and
+// independent of the others in the call.
 //
-// KEYS[1] flow hash             <prefix>{<shard>}:f:<id>
-// KEYS[2] deadline sorted set   <prefix>{<shard>}:dl
-// KEYS[3] outbox list           <prefix>{<shard>}:o:<id>
-// KEYS[4] owed sorted set       <prefix>{<shard>}:ob
-// ARGV[1] request id (the member in both sorted sets)
-// ARGV[2] expected version; "0" means the flow must not exist
-// ARGV[3] new version (ARGV[2]+1)
-// ARGV[4] state blob
-// ARGV[5] deadline in unix ms, "" to remove the flow from the deadline set
-// ARGV[6] "1" when the change closes the flow
-// ARGV[7] tombstone TTL in ms (used when ARGV[6] is "1")
-// ARGV[8] outbox retry-at in unix ms (used when there are entries)
-// ARGV[9..] outbox entries, stored as "<new version>:<bytes>"
+// KEYS[1] deadline sorted set   <prefix>{<shard>}:dl
+// KEYS[2] owed sorted set       <prefix>{<shard>}:ob
+// KEYS[1+2i] flow hash          <prefix>{<shard>}:f:<id>   (flow i = 1, 2, ...)
+// KEYS[2+2i] outbox list        <prefix>{<shard>}:o:<id>
+// ARGV[1] tombstone TTL in ms (used by changes that close their flow)
+// then per flow, in KEYS order:
 //
-// Returns {1, new version} when applied, or {0, current version, current
-// state or false} on a version conflict, so the caller recomputes without
-// another round trip.
+//	request id (the member in both sorted sets)
+//	expected version; "0" means the flow must not exist
+//	new version (expected+1)
+//	state blob
+//	deadline in unix ms, "" to remove the flow from the deadline set
+//	"1" when the change closes the flow
+//	outbox retry-at in unix ms (used when there are entries)
+//	n, the number of outbox entries, then the n entries, stored as
+//	"<new version>:<bytes>"
+//
+// Returns one item per flow: {1, new version} when applied, or {0, current
+// version, current state or false} on a version conflict, so the caller
+// recomputes without another round trip.
 var applyScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'v')
-if not cur then cur = '0' end
-if cur ~= ARGV[2] then
-  return {0, cur, redis.call('HGET', KEYS[1], 's')}
-end
-redis.call('HSET', KEYS[1], 'v', ARGV[3], 's', ARGV[4])
-if ARGV[6] == '1' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[7])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-else
-  redis.call('PERSIST', KEYS[1])
-  if ARGV[5] == '' then
-    redis.call('ZREM', KEYS[2], ARGV[1])
+local out = {}
+local a = 2
+for i = 1, (#KEYS - 2) / 2 do
+  local fk, ok = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  local id, expect, new = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local n = tonumber(ARGV[a + 7])
+  local first = a + 8
+  local cur = redis.call('HGET', fk, 'v')
+  if not cur then cur = '0' end
+  if cur ~= expect then
+    out[i] = {0, cur, redis.call('HGET', fk, 's')}
   else
-    redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+    redis.call('HSET', fk, 'v', new, 's', ARGV[a + 3])
+    if ARGV[a + 5] == '1' then
+      redis.call('PEXPIRE', fk, ARGV[1])
+      redis.call('ZREM', KEYS[1], id)
+    else
+      redis.call('PERSIST', fk)
+      if ARGV[a + 4] == '' then
+        redis.call('ZREM', KEYS[1], id)
+      else
+        redis.call('ZADD', KEYS[1], ARGV[a + 4], id)
+      end
+    end
+    if n > 0 then
+      for j = first, first + n - 1 do
+        redis.call('RPUSH', ok, new .. ':' .. ARGV[j])
+      end
+      local at = redis.call('ZSCORE', KEYS[2], id)
+      if (not at) or tonumber(at) > tonumber(ARGV[a + 6]) then
+        redis.call('ZADD', KEYS[2], ARGV[a + 6], id)
+      end
+    end
+    out[i] = {1, new}
   end
+  a = first + n
 end
-if #ARGV > 8 then
-  for i = 9, #ARGV do
-    redis.call('RPUSH', KEYS[3], ARGV[3] .. ':' .. ARGV[i])
-  end
-  local at = redis.call('ZSCORE', KEYS[4], ARGV[1])
-  if (not at) or tonumber(at) > tonumber(ARGV[8]) then
-    redis.call('ZADD', KEYS[4], ARGV[8], ARGV[1])
-  end
-end
-return {1, ARGV[3]}
+return out
 `)
 
 // claimDueScript takes up to limit due deadlines of one shard and leases
@@ -127,60 +146,54 @@ end
 return out
 `)
 
-// ackOutboxScript drops the owed entries whose version is in
-// [ARGV[2], ARGV[3]] and forgets the flow in the owed set once nothing is
-// left. Entries are in version order (Apply appends under the version
-// guard), so the acked ones are one contiguous run. Acking twice is a no-op.
+// ackOutboxScript drops, for each flow of one shard, the owed entries whose
+// version is in [from, upto] and forgets the flow in the owed set once
+// nothing is left. Entries are in version order (Apply appends under the
+// version guard), so the acked ones are one contiguous run. Acking twice is
+// a no-op. Like applyScript, one call carries one shard's flows.
 //
-// KEYS[1] outbox list           <prefix>{<shard>}:o:<id>
-// KEYS[2] owed sorted set       <prefix>{<shard>}:ob
-// ARGV[1] request id
-// ARGV[2] lowest version to drop ("0": from the head)
-// ARGV[3] highest version to drop
+// KEYS[1] owed sorted set       <prefix>{<shard>}:ob
+// KEYS[1+i] outbox list         <prefix>{<shard>}:o:<id>   (flow i = 1, 2, ...)
+// ARGV[3i-2] request id of flow i
+// ARGV[3i-1] lowest version to drop ("0": from the head)
+// ARGV[3i]   highest version to drop
 //
-// Returns the number of entries still owed.
+// Returns the number of entries each flow still owes.
 var ackOutboxScript = redis.NewScript(`
-local from = tonumber(ARGV[2])
-local upto = tonumber(ARGV[3])
-local entries = redis.call('LRANGE', KEYS[1], '0', '-1')
-local keep = {}
-local first = 0
-local dropped = 0
-for i, e in ipairs(entries) do
-  local sep = string.find(e, ':', 1, true)
-  local v = sep and tonumber(string.sub(e, 1, sep - 1))
-  if v and v >= from and v <= upto then
-    if first == 0 then first = i end
-    dropped = dropped + 1
-  else
-    keep[#keep + 1] = e
-  end
-end
-if #keep == 0 then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-elseif dropped > 0 then
-  if first == 1 then
-    redis.call('LTRIM', KEYS[1], dropped, '-1')
-  else
-    redis.call('DEL', KEYS[1])
-    for _, e in ipairs(keep) do
-      redis.call('RPUSH', KEYS[1], e)
+local res = {}
+for i = 1, #KEYS - 1 do
+  local key = KEYS[i + 1]
+  local id = ARGV[3 * i - 2]
+  local from = tonumber(ARGV[3 * i - 1])
+  local upto = tonumber(ARGV[3 * i])
+  local entries = redis.call('LRANGE', key, '0', '-1')
+  local keep = {}
+  local first = 0
+  local dropped = 0
+  for j, e in ipairs(entries) do
+    local sep = string.find(e, ':', 1, true)
+    local v = sep and tonumber(string.sub(e, 1, sep - 1))
+    if v and v >= from and v <= upto then
+      if first == 0 then first = j end
+      dropped = dropped + 1
+    else
+      keep[#keep + 1] = e
     end
   end
+  if #keep == 0 then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], id)
+  elseif dropped > 0 then
+    if first == 1 then
+      redis.call('LTRIM', key, dropped, '-1')
+    else
+      redis.call('DEL', key)
+      for _, e in ipairs(keep) do
+        redis.call('RPUSH', key, e)
+      end
+    end
+  end
+  res[i] = #keep
 end
-return #keep
-`)
-
-// indexProviderScript records which attempt a provider message id belongs
-// to, so a DLR that only carries the provider's id can be resolved.
-//
-// KEYS[1] index key             <prefix>:pm:{<provider message id>}
-// ARGV[1] attempt id
-// ARGV[2] TTL in ms
-//
-// Returns 1.
-var indexProviderScript = redis.NewScript(`
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+return res
 `)

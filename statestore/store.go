@@ -3,10 +3,11 @@
 // Kafka (an outbox). It knows nothing about flows: the processor encodes the
 // state blob and decides deadlines and outputs.
 //
-// Every change is one Lua script guarded by the flow's version
+// Every change is applied by a Lua script, guarded by the flow's version
 // (compare-and-set), so concurrent writers never both win and nothing is
 // read-modified-written from Go. All keys of a flow carry the hash tag of
-// its shard, so the same code runs on a single Redis and on Redis Cluster.
+// its shard, so the same code runs on a single Redis and on Redis Cluster;
+// one script call carries all the changes of a batch that fall in one shard.
 //
 // Key layout (shard = crc32(request_id) mod Shards):
 //
@@ -213,67 +214,78 @@ type ApplyResult struct {
 	Current Snapshot
 }
 
-// Apply runs one compare-and-set script per change, all in one pipeline.
-// Results are in input order. A version conflict is a result, not an error;
-// an error means some changes may or may not have been applied (reload and
-// recompute: the versions tell).
+// Apply runs the compare-and-set of every change: one script call per shard
+// touched, all in one pipeline. Results are in input order. A version
+// conflict is a result, not an error; an error means some changes may or may
+// not have been applied (reload and recompute: the versions tell).
 func (s *Store) Apply(ctx context.Context, changes []Change) ([]ApplyResult, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	calls := make([]scriptCall, len(changes))
+	byShard := map[int][]int{} // shard -> indexes into changes, in input order
+	var order []int
 	for i := range changes {
 		ch := &changes[i]
 		if err := s.checkChange(ch); err != nil {
 			return nil, fmt.Errorf("statestore: apply: %w", err)
 		}
 		sh := s.Shard(ch.RequestID)
-		var deadline any = ""
-		if !ch.Closed && !ch.Deadline.IsZero() {
-			deadline = ch.Deadline.UnixMilli()
+		if _, ok := byShard[sh]; !ok {
+			order = append(order, sh)
 		}
-		closed := "0"
-		if ch.Closed {
-			closed = "1"
+		byShard[sh] = append(byShard[sh], i)
+	}
+	calls := make([]scriptCall, len(order))
+	for c, sh := range order {
+		idx := byShard[sh]
+		keys := make([]string, 2, 2+2*len(idx))
+		keys[0], keys[1] = s.dlKey[sh], s.obKey[sh]
+		args := make([]any, 1, 1+9*len(idx))
+		args[0] = s.tombstoneMS
+		for _, i := range idx {
+			ch := &changes[i]
+			keys = append(keys, s.flowPrefix[sh]+ch.RequestID, s.outboxPrefix[sh]+ch.RequestID)
+			var deadline any = ""
+			if !ch.Closed && !ch.Deadline.IsZero() {
+				deadline = ch.Deadline.UnixMilli()
+			}
+			closed := "0"
+			if ch.Closed {
+				closed = "1"
+			}
+			var retryAt int64
+			if len(ch.Outbox) > 0 {
+				retryAt = ch.OutboxRetryAt.UnixMilli()
+			}
+			args = append(args, ch.RequestID, ch.ExpectVersion, ch.ExpectVersion+1, nonNil(ch.State),
+				deadline, closed, retryAt, len(ch.Outbox))
+			for _, e := range ch.Outbox {
+				args = append(args, nonNil(e))
+			}
 		}
-		var retryAt int64
-		if len(ch.Outbox) > 0 {
-			retryAt = ch.OutboxRetryAt.UnixMilli()
-		}
-		args := make([]any, 8, 8+len(ch.Outbox))
-		args[0] = ch.RequestID
-		args[1] = ch.ExpectVersion
-		args[2] = ch.ExpectVersion + 1
-		args[3] = nonNil(ch.State)
-		args[4] = deadline
-		args[5] = closed
-		args[6] = s.tombstoneMS
-		args[7] = retryAt
-		for _, e := range ch.Outbox {
-			args = append(args, nonNil(e))
-		}
-		calls[i] = scriptCall{
-			script: applyScript,
-			keys: []string{
-				s.flowPrefix[sh] + ch.RequestID,
-				s.dlKey[sh],
-				s.outboxPrefix[sh] + ch.RequestID,
-				s.obKey[sh],
-			},
-			args: args,
-		}
+		calls[c] = scriptCall{script: applyScript, keys: keys, args: args}
 	}
 	if err := s.runScripts(ctx, calls); err != nil {
 		return nil, fmt.Errorf("statestore: apply: %w", err)
 	}
 	out := make([]ApplyResult, len(changes))
-	for i := range calls {
-		r, err := parseApply(calls[i].cmd)
+	for c, sh := range order {
+		idx := byShard[sh]
+		vals, err := calls[c].cmd.Slice()
 		if err != nil {
-			return nil, fmt.Errorf("statestore: apply %q: %w", changes[i].RequestID, err)
+			return nil, fmt.Errorf("statestore: apply: %w", err)
 		}
-		r.Current.RequestID = changes[i].RequestID
-		out[i] = r
+		if len(vals) != len(idx) {
+			return nil, fmt.Errorf("statestore: apply: %d results for %d changes", len(vals), len(idx))
+		}
+		for j, i := range idx {
+			r, err := parseApply(vals[j])
+			if err != nil {
+				return nil, fmt.Errorf("statestore: apply %q: %w", changes[i].RequestID, err)
+			}
+			r.Current.RequestID = changes[i].RequestID
+			out[i] = r
+		}
 	}
 	return out, nil
 }
@@ -292,12 +304,9 @@ func (s *Store) checkChange(ch *Change) error {
 	return nil
 }
 
-func parseApply(cmd *redis.Cmd) (ApplyResult, error) {
-	vals, err := cmd.Slice()
-	if err != nil {
-		return ApplyResult{}, err
-	}
-	if len(vals) < 2 {
+func parseApply(reply any) (ApplyResult, error) {
+	vals, ok := reply.([]any)
+	if !ok || len(vals) < 2 {
 		return ApplyResult{}, fmt.Errorf("unexpected reply %v", vals)
 	}
 	applied, _ := vals[0].(int64)
@@ -532,23 +541,28 @@ type OutboxAck struct {
 	UpToVersion int64
 }
 
-// AckOutbox drops acked outputs, one script per ack in one pipeline; a flow
-// that owes nothing more leaves the owed set. Acking again is a no-op.
+// AckOutbox drops acked outputs, one script call per shard touched, in one
+// pipeline; a flow that owes nothing more leaves the owed set. Acking again
+// is a no-op.
 func (s *Store) AckOutbox(ctx context.Context, acks []OutboxAck) error {
 	if len(acks) == 0 {
 		return nil
 	}
-	calls := make([]scriptCall, len(acks))
-	for i, a := range acks {
+	byShard := map[int]int{} // shard -> index into calls
+	var calls []scriptCall
+	for _, a := range acks {
 		if a.RequestID == "" {
 			return errors.New("statestore: ack outbox: empty request id")
 		}
 		sh := s.Shard(a.RequestID)
-		calls[i] = scriptCall{
-			script: ackOutboxScript,
-			keys:   []string{s.outboxPrefix[sh] + a.RequestID, s.obKey[sh]},
-			args:   []any{a.RequestID, a.FromVersion, a.UpToVersion},
+		c, ok := byShard[sh]
+		if !ok {
+			c = len(calls)
+			byShard[sh] = c
+			calls = append(calls, scriptCall{script: ackOutboxScript, keys: []string{s.obKey[sh]}})
 		}
+		calls[c].keys = append(calls[c].keys, s.outboxPrefix[sh]+a.RequestID)
+		calls[c].args = append(calls[c].args, a.RequestID, a.FromVersion, a.UpToVersion)
 	}
 	if err := s.runScripts(ctx, calls); err != nil {
 		return fmt.Errorf("statestore: ack outbox: %w", err)
@@ -557,7 +571,7 @@ func (s *Store) AckOutbox(ctx context.Context, acks []OutboxAck) error {
 }
 
 // IndexProviderIDs records provider message id -> attempt id, each with the
-// TTL (one script per entry, one pipeline).
+// TTL (a SET PX per entry, one pipeline).
 func (s *Store) IndexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error {
 	if len(refs) == 0 {
 		return nil
@@ -565,19 +579,25 @@ func (s *Store) IndexProviderIDs(ctx context.Context, refs map[string]string, tt
 	if ttl < time.Millisecond {
 		return fmt.Errorf("statestore: index provider ids: TTL must be at least 1ms, got %s", ttl)
 	}
-	ttlMS := ttl.Milliseconds()
-	calls := make([]scriptCall, 0, len(refs))
-	for pid, attempt := range refs {
+	for pid := range refs {
 		if pid == "" {
 			return errors.New("statestore: index provider ids: empty provider message id")
 		}
-		calls = append(calls, scriptCall{
-			script: indexProviderScript,
-			keys:   []string{s.pmKey(pid)},
-			args:   []any{attempt, ttlMS},
-		})
 	}
-	if err := s.runScripts(ctx, calls); err != nil {
+	cmds, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for pid, attempt := range refs {
+			p.Set(ctx, s.pmKey(pid), attempt, ttl)
+		}
+		return nil
+	})
+	if err == nil {
+		for _, c := range cmds {
+			if err = c.Err(); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("statestore: index provider ids: %w", err)
 	}
 	return nil

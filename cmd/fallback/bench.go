@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"runtime/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,7 +47,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	delay2 := fs.Duration("delay2", 0, "delay of step 1 (default: --delay)")
 	rate := fs.Float64("rate", 0, "requests per wall second; 0 publishes as fast as Kafka takes them")
 	external := fs.Bool("external", false, "measure a processor already running on --brokers/--redis (same topics, --redis-prefix, --clock-speed and --clock-epoch); only publish and measure")
-	spawn := fs.Bool("spawn", false, "start the processor as a child process (`fallback run`), so its CPU time is its own; needs --brokers and --redis")
+	spawn := fs.Bool("spawn", false, "start the processor as a child process (`fallback run`), so its CPU time is its own; needs --brokers and --redis (TLS and SASL settings reach it only through their FALLBACK_* variables)")
 	procPID := fs.Int("processor-pid", 0, "with --external: read the processor's CPU time from /proc/PID")
 	maxPoll := fs.Int("max-poll", 0, "in-process processor: MaxPollRecords (0: the default)")
 	asJSON := fs.Bool("json", false, "print one JSON line on stdout (the table goes to stderr)")
@@ -192,10 +193,33 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			Queue: "fallback-bench-" + runID, Timeout: *timeout}
 	}
 
-	// The processor.
+	// The processor. stopProcessor stops it and waits, once; the clean-up
+	// runs after it, so no processor polls topics being deleted.
 	runCtx, stopProc := context.WithCancel(ctx)
 	defer stopProc()
-	procDone := make(chan error, 1)
+	var procErr error
+	procExited := make(chan struct{})
+	started := false
+	start := func(run func() error) <-chan error {
+		started = true
+		early := make(chan error, 1)
+		go func() {
+			procErr = run()
+			close(procExited)
+			early <- procErr
+		}()
+		return early
+	}
+	var stopOnce sync.Once
+	stopProcessor := func() {
+		stopOnce.Do(func() {
+			stopProc()
+			if started {
+				<-procExited
+			}
+		})
+	}
+	defer stopProcessor()
 	switch {
 	case *external:
 		cfg.Processor = "external"
@@ -224,10 +248,8 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("bench: start the processor: %w", err)
 		}
-		go func() { procDone <- cmd.Wait() }()
-		defer func() { stopProc(); <-procDone }()
+		cfg.ProcessorDone = start(cmd.Wait)
 		cfg.ProcessorCPU, cfg.CPUScope = bench.ProcessCPU(cmd.Process.Pid), "the processor alone (child process, /proc)"
-		cfg.ProcessorDone = procDone
 	default:
 		cfg.Processor = "in-process"
 		counter := &bench.CommandCounter{}
@@ -244,16 +266,17 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		go func() { procDone <- proc.Run(runCtx) }()
-		defer func() { stopProc(); <-procDone }()
-		cfg.ProcessorDone = procDone
+		cfg.ProcessorDone = start(func() error { return proc.Run(runCtx) })
 		cfg.CPUScope = "this process: processor, simulated providers, load and measurement (--spawn for the processor alone)"
 		if cfg.Backend != "real" {
 			cfg.CPUScope = "this process: processor, providers, load, measurement and the embedded Kafka and Redis"
 		}
 	}
 	if !*external && !*keep {
-		defer cleanupRun(stderr, brokers, kafkaOpts, benchRC, c.names, c.redisPrefix)
+		defer func() {
+			stopProcessor()
+			cleanupRun(stderr, brokers, kafkaOpts, benchRC, c.names, c.redisPrefix)
+		}()
 	}
 
 	if *cpuProfile != "" {

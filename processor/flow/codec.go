@@ -45,7 +45,7 @@ const (
 )
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
-func appendVarint(b []byte, v int64) []byte  { return binary.AppendVarint(b, v) }
+func appendVarint(b []byte, v int64) []byte   { return binary.AppendVarint(b, v) }
 
 func appendStr(b []byte, s string) []byte {
 	if i, ok := wellKnownIndex[s]; ok {

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// TestBenchJSONAddsUp runs `fallback bench` on the embedded Kafka and Redis
+// with a handful of flows and checks its JSON line: every field is there and
+// the counts add up. It checks correctness only; speed is the benchmark's
+// business, not the test suite's.
+func TestBenchJSONAddsUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench end to end (about 10 s); skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const flows = 200
+	var stdout, stderr bytes.Buffer
+	err := benchMain(ctx, []string{"--flows", "200", "--speed", "10", "--limit-flows", "200", "--json",
+		"--mix", "delivered=0.5,failed=0.25,silent=0.25"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &raw); err != nil {
+		t.Fatalf("stdout is not one JSON line: %v\n%q", err, stdout.String())
+	}
+	for _, field := range []string{"flows", "pending", "backend", "processor", "clock_speed", "delays_s", "mix", "then_mix",
+		"wall_s", "requests_per_sec", "dlrs_per_sec", "deadline_fires_per_sec", "flows_closed_per_sec",
+		"flows_closed_per_sec_steady", "deadline_lateness_ms", "deadline_lateness_emitted_ms",
+		"redis_bytes_per_inflight_flow", "redis_commands_per_flow", "cpu_us_per_flow", "cpu_scope", "counts", "limit", "peer"} {
+		if _, ok := raw[field]; !ok {
+			t.Errorf("JSON has no %q:\n%s", field, stdout.String())
+		}
+	}
+	var r struct {
+		Flows                int             `json:"flows"`
+		RequestsPerSec       float64         `json:"requests_per_sec"`
+		FlowsClosedPerSec    float64         `json:"flows_closed_per_sec"`
+		RedisCommandsPerFlow float64         `json:"redis_commands_per_flow"`
+		CPUUsPerFlow         float64         `json:"cpu_us_per_flow"`
+		DeadlineLatenessMS   struct{ N int } `json:"deadline_lateness_ms"`
+		Counts               struct {
+			Requests      int            `json:"requests"`
+			FirstSends    int            `json:"first_sends"`
+			FallbackSends int            `json:"fallback_sends"`
+			DLRsPublished int            `json:"dlrs_published"`
+			DLRsProcessed int            `json:"dlrs_processed"`
+			DeadlineFires int            `json:"deadline_fires"`
+			FlowsClosed   int            `json:"flows_closed"`
+			DoubleClosed  int            `json:"double_closed"`
+			Rejected      int            `json:"rejected"`
+			Outcomes      map[string]int `json:"outcomes"`
+			Fallbacks     map[string]int `json:"fallbacks"`
+		} `json:"counts"`
+		Limit *struct {
+			RedisFlowsPerSec float64 `json:"redis_flows_per_sec"`
+			KafkaFlowsPerSec float64 `json:"kafka_flows_per_sec"`
+		} `json:"limit"`
+		Peer *struct {
+			Skipped string `json:"skipped"`
+		} `json:"peer"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	c := r.Counts
+	outcomes := 0
+	for _, n := range c.Outcomes {
+		outcomes += n
+	}
+	switch {
+	case r.Flows != flows || c.Requests != flows || c.FirstSends != flows || c.FlowsClosed != flows || outcomes != flows:
+		t.Errorf("flows do not add up: %+v", c)
+	case c.DoubleClosed != 0 || c.Rejected != 0:
+		t.Errorf("closed twice or rejected: %+v", c)
+	case c.DLRsPublished != c.DLRsProcessed || c.DLRsPublished < flows:
+		t.Errorf("DLRs do not add up: %+v", c)
+	case c.FallbackSends != c.Fallbacks["failure"]+c.Fallbacks["timeout"] || c.FallbackSends == 0:
+		t.Errorf("fallbacks do not add up: %+v", c)
+	case c.DeadlineFires != c.Fallbacks["timeout"]+c.Outcomes["EXPIRED"] || c.DeadlineFires != r.DeadlineLatenessMS.N:
+		t.Errorf("deadline fires do not add up: %+v, %d lateness samples", c, r.DeadlineLatenessMS.N)
+	case r.RequestsPerSec <= 0 || r.FlowsClosedPerSec <= 0 || r.RedisCommandsPerFlow <= 0 || r.CPUUsPerFlow <= 0:
+		t.Errorf("a rate is missing: %s", stdout.String())
+	case r.Limit == nil || r.Limit.RedisFlowsPerSec <= 0 || r.Limit.KafkaFlowsPerSec <= 0:
+		t.Errorf("no ceilings: %s", stdout.String())
+	case r.Peer == nil || r.Peer.Skipped == "":
+		t.Errorf("the asynq peer should be skipped, with a reason, on the embedded Redis: %s", stdout.String())
+	}
+}
