@@ -2,7 +2,6 @@ package simulator
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -108,32 +107,11 @@ func (l *SendLog) Counts() SendCounts {
 
 // Follow reads the send topics from their start into the log until ctx ends.
 func (l *SendLog) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, sendTopics ...string) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(sendTopics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
-	if err != nil {
-		return fmt.Errorf("send log: kafka client: %w", err)
-	}
-	defer cl.Close()
-	codecs, err := schemas.New()
-	if err != nil {
-		return err
-	}
-	for {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		var decodeErr error
-		fetches.EachRecord(func(r *kgo.Record) {
-			s, err := codecs.ChannelSend.Decode(r.Value)
-			if err != nil {
-				decodeErr = err
-				return
-			}
+	return follow(ctx, "send log", brokers, opts, sendTopics, func(c *schemas.Codecs, r *kgo.Record) error {
+		s, err := c.ChannelSend.Decode(r.Value)
+		if err == nil {
 			l.Add(s)
-		})
-		if decodeErr != nil {
-			return fmt.Errorf("send log: decode send: %w", decodeErr)
 		}
-	}
+		return err
+	})
 }

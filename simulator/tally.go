@@ -172,10 +172,23 @@ func copyMap(m map[string]int) map[string]int {
 
 // Follow reads the events topic from its start into the tally until ctx ends.
 func (t *Tally) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, topic string) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+	return follow(ctx, "tally", brokers, opts, []string{topic}, func(c *schemas.Codecs, r *kgo.Record) error {
+		ev, err := c.FlowEvent.Decode(r.Value)
+		if err == nil {
+			t.Add(ev)
+		}
+		return err
+	})
+}
+
+// follow reads topics from their start until ctx ends, handing each record
+// to add; a record add cannot take ends it, since these readers check what
+// the processor wrote.
+func follow(ctx context.Context, who string, brokers []string, opts []kgo.Opt, topics []string, add func(*schemas.Codecs, *kgo.Record) error) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
-		return fmt.Errorf("tally: kafka client: %w", err)
+		return fmt.Errorf("%s: kafka client: %w", who, err)
 	}
 	defer cl.Close()
 	codecs, err := schemas.New()
@@ -187,17 +200,14 @@ func (t *Tally) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, to
 		if ctx.Err() != nil {
 			return nil
 		}
-		var decodeErr error
+		var addErr error
 		fetches.EachRecord(func(r *kgo.Record) {
-			ev, err := codecs.FlowEvent.Decode(r.Value)
-			if err != nil {
-				decodeErr = err
-				return
+			if err := add(codecs, r); err != nil && addErr == nil {
+				addErr = fmt.Errorf("%s: %s offset %d: %w", who, r.Topic, r.Offset, err)
 			}
-			t.Add(ev)
 		})
-		if decodeErr != nil {
-			return fmt.Errorf("tally: decode event: %w", decodeErr)
+		if addErr != nil {
+			return addErr
 		}
 	}
 }

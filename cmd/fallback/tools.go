@@ -195,19 +195,8 @@ func providersCmd(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	brokers, err := c.brokerList()
+	brokers, kafkaOpts, clock, err := c.simulatorSetup(ctx)
 	if err != nil {
-		return err
-	}
-	clock, err := c.clock()
-	if err != nil {
-		return err
-	}
-	kafkaOpts, err := c.kafkaOpts()
-	if err != nil {
-		return err
-	}
-	if err := c.checkBrokers(ctx, brokers); err != nil {
 		return err
 	}
 	p := &simulator.Providers{Brokers: brokers, KafkaOpts: kafkaOpts, Topics: c.names, Channels: flow.DefaultChannels().Names(),
@@ -225,19 +214,8 @@ func loadCmd(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	brokers, err := c.brokerList()
+	brokers, kafkaOpts, clock, err := c.simulatorSetup(ctx)
 	if err != nil {
-		return err
-	}
-	clock, err := c.clock()
-	if err != nil {
-		return err
-	}
-	kafkaOpts, err := c.kafkaOpts()
-	if err != nil {
-		return err
-	}
-	if err := c.checkBrokers(ctx, brokers); err != nil {
 		return err
 	}
 	l := &simulator.Load{Brokers: brokers, KafkaOpts: kafkaOpts, Topics: c.names, Clock: clock, Flows: *flows,
@@ -245,4 +223,25 @@ func loadCmd(ctx context.Context, args []string) error {
 	pub, err := l.Run(ctx)
 	fmt.Printf("published %d flows, %d invalid, %d cancels\n", pub.Flows, pub.Invalid, pub.Cancels)
 	return err
+}
+
+// simulatorSetup is what the simulated parts (providers, load) need: the
+// brokers, checked to take the connection, their options, and the clock.
+func (c *common) simulatorSetup(ctx context.Context) ([]string, []kgo.Opt, processor.Clock, error) {
+	brokers, err := c.brokerList()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	clock, err := c.clock()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	kafkaOpts, err := c.kafkaOpts()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := c.checkBrokers(ctx, brokers); err != nil {
+		return nil, nil, nil, err
+	}
+	return brokers, kafkaOpts, clock, nil
 }
