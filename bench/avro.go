@@ -221,5 +221,6 @@ func appendRequest(b []byte, requestID, recipient string, steps []stepSpec, para
 	b = append(b, 0) // end of array
 	b = appendMap(b, params)
 	b = appendMap(b, nil) // metadata
-	return appendLong(b, requestedAt.UnixMilli())
+	b = appendLong(b, requestedAt.UnixMilli())
+	return append(b, 0) // expires_at null
 }

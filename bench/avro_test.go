@@ -42,7 +42,7 @@ func TestAvroLayouts(t *testing.T) {
 	}
 	if got.RequestID != req.RequestID || got.Kind != "send" || got.Recipient != req.Recipient || len(got.Steps) != 2 ||
 		got.Steps[1] != (schemas.Step{Channel: "sms", From: "ACME", Template: "otp_sms_v1", DelaySeconds: 60, SuccessOn: "delivered"}) ||
-		got.Params["code"] != "000007" || !got.RequestedAt.Equal(at) {
+		got.Params["code"] != "000007" || !got.RequestedAt.Equal(at) || got.ExpiresAt != nil {
 		t.Fatalf("request: %+v", got)
 	}
 

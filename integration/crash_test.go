@@ -119,7 +119,7 @@ func TestConsumerCrashBetweenSteps(t *testing.T) {
 			}
 			h.status("k1/0", "delivered")
 			h.waitClosed("k1")
-			h.quiet()
+			h.settle()
 			if n := len(h.out.eventsOf("k1", flow.EventFlowStarted)); n != 1 {
 				t.Fatalf("%d FLOW_STARTED events (distinct ids), want 1", n)
 			}
@@ -164,7 +164,7 @@ func TestSweeperCrashBetweenSteps(t *testing.T) {
 			if closed.Outcome != flow.OutcomeDelivered || *closed.Summary.DeliveredStep != 1 {
 				t.Fatalf("closed = %+v", closed)
 			}
-			h.quiet()
+			h.settle()
 			if n := len(h.out.eventsOf("s1", flow.EventFallbackTriggered)); n != 1 {
 				t.Fatalf("%d FALLBACK_TRIGGERED events, want 1", n)
 			}

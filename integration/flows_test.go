@@ -40,7 +40,7 @@ func TestDeliveredOnFirstChannel(t *testing.T) {
 		t.Fatalf("events = %s", got)
 	}
 	h.advance(100 * time.Second)
-	h.quiet()
+	h.settle()
 	if n := len(h.out.sendsOf("a1/1")); n != 0 {
 		t.Fatalf("%d SMS sent after delivery", n)
 	}
@@ -52,7 +52,7 @@ func TestTimeoutFallsBackThenExpires(t *testing.T) {
 	h.request(otp("b1"))
 	h.waitSend("b1/0")
 	h.advance(29 * time.Second)
-	h.quiet()
+	h.settle()
 	if len(h.out.sendsOf("b1/1")) != 0 {
 		t.Fatalf("fell back before the delay ran out")
 	}
@@ -122,7 +122,7 @@ func TestRejectedRequestsSendNothing(t *testing.T) {
 	if dl := h.out.deadLetters()[0]; string(dl.Key) != "e1" || dl.Topic != h.names.Requests || len(dl.Value) == 0 {
 		t.Fatalf("dead letter = %+v", dl)
 	}
-	h.quiet()
+	h.settle()
 	if len(h.out.sendsOf("e1/0")) != 0 {
 		t.Fatalf("a rejected request was sent")
 	}
@@ -224,7 +224,7 @@ func TestDuplicateRequestAndUnknownAttempt(t *testing.T) {
 	if ev := h.out.eventsOf("q9", flow.EventDLRDiscarded)[0]; ev.Reason != flow.DiscardUnknownAttempt {
 		t.Fatalf("reason %q", ev.Reason)
 	}
-	h.quiet()
+	h.settle()
 	if n := len(h.out.sendsOf("q1/0")); n != 1 {
 		t.Fatalf("%d sends for a duplicated request, want 1", n)
 	}
@@ -267,7 +267,7 @@ func TestSuccessRacingDeadline(t *testing.T) {
 		for _, id := range ids {
 			h.waitClosed(id)
 		}
-		h.quiet() // sends travel on another topic than the events
+		h.settle() // sends travel on another topic than the events
 		for _, id := range ids {
 			closed := h.waitClosed(id)
 			if closed.Outcome != flow.OutcomeDelivered || *closed.Summary.DeliveredStep != 0 {
@@ -285,7 +285,7 @@ func TestSuccessRacingDeadline(t *testing.T) {
 		}
 		h.advance(61 * time.Second) // let nothing linger into the next round
 	}
-	h.quiet()
+	h.settle()
 	for r := 0; r < rounds; r++ {
 		for i := 0; i < perRound; i++ {
 			id := fmt.Sprintf("race%d-%d", r, i)

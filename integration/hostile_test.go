@@ -115,7 +115,7 @@ func TestHostileInputs(t *testing.T) {
 	for _, r := range pending {
 		t.Errorf("row %s: %v", r.name, r.check())
 	}
-	h.quiet()
+	h.settle()
 
 	// Nothing else happened: no more dead letters than the rows expect, no
 	// send for a request that was refused, the valid flows closed once

@@ -96,7 +96,7 @@ func TestLogsMaskPersonalData(t *testing.T) {
 	})
 	h.eventually("dead letters", func() bool { return len(h.out.deadLetters()) >= 5 })
 	h.eventually("discard", func() bool { return len(h.out.eventsOf("mask-none", flow.EventDLRDiscarded)) == 1 })
-	h.quiet()
+	h.settle()
 
 	out := logs.String()
 	t.Logf("processor log (%d lines):\n%s", strings.Count(out, "\n"), out)

@@ -21,6 +21,9 @@ type RealClock struct{}
 func (RealClock) Now() time.Time                  { return time.Now() }
 func (RealClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
+// FromWall is the identity: the wall clock reads the wall time.
+func (RealClock) FromWall(t time.Time) time.Time { return t }
+
 // ScaledClock runs Speed times faster than the wall clock from its epoch:
 // at wall time Start it reads Start, and then moves Speed times faster.
 // Processes built with the same epoch and speed read the same time, so
@@ -40,6 +43,12 @@ func NewScaledClockAt(epoch time.Time, speed float64) *ScaledClock {
 
 func (c *ScaledClock) Now() time.Time {
 	return c.Start.Add(time.Duration(float64(time.Since(c.Start)) * c.Speed))
+}
+
+// FromWall is what the clock read at wall time t, so that a Kafka record's
+// timestamp compares with deadlines set on this clock.
+func (c *ScaledClock) FromWall(t time.Time) time.Time {
+	return c.Start.Add(time.Duration(float64(t.Sub(c.Start)) * c.Speed))
 }
 
 func (c *ScaledClock) At(t time.Time) <-chan time.Time {

@@ -20,19 +20,24 @@ import (
 // clear the outbox, commit. Offsets are committed only after Redis has the
 // new state and Kafka has acknowledged the outputs.
 type Consumer struct {
-	client    *kgo.Client
-	engine    *engine
-	deliverer *deliverer
-	codecs    *schemas.Codecs
-	validator flow.Validator
-	defs      flow.Definitions
-	topics    topics.Names
-	clock     Clock
-	sweeper   *Sweeper
-	maxPoll   int
-	indexTTL  time.Duration
-	log       *slog.Logger
-	metrics   *metrics
+	client     *kgo.Client
+	engine     *engine
+	deliverer  *deliverer
+	codecs     *schemas.Codecs
+	validator  flow.Validator
+	defs       flow.Definitions
+	topics     topics.Names
+	clock      Clock
+	sweeper    *Sweeper
+	watermarks *Watermarks
+	// While more DLRs than dlrBacklogPause wait on this instance's
+	// partitions, requests are paused (requestsPaused).
+	dlrBacklogPause int64
+	requestsPaused  bool
+	maxPoll         int
+	indexTTL        time.Duration
+	log             *slog.Logger
+	metrics         *metrics
 }
 
 // Run polls until ctx ends.
@@ -61,6 +66,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		c.client.AllowRebalance()
+		c.prioritiseDLRs(ctx)
+	}
+}
+
+// prioritiseDLRs stops reading requests while a DLR backlog waits on this
+// instance's partitions, and resumes once it is mostly drained: a DLR
+// decides whether a fallback is paid for, a request only starts a flow. The
+// hysteresis (pause above the threshold, resume below a quarter of it) keeps
+// a steady load from flapping.
+func (c *Consumer) prioritiseDLRs(ctx context.Context) {
+	backlog := c.watermarks.DLRBacklog()
+	switch {
+	case !c.requestsPaused && backlog > c.dlrBacklogPause:
+		c.client.PauseFetchTopics(c.topics.Requests)
+		c.requestsPaused = true
+		c.metrics.requestsPaused.Add(ctx, 1)
+		c.log.Info("reading requests paused: DLRs first", "dlr_backlog", backlog)
+	case c.requestsPaused && backlog <= c.dlrBacklogPause/4:
+		c.client.ResumeFetchTopics(c.topics.Requests)
+		c.requestsPaused = false
+		c.log.Info("reading requests resumed", "dlr_backlog", backlog)
 	}
 }
 
@@ -88,6 +114,12 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 	if err := retry(ctx, c.log, "commit offsets", ackAttempts, func() error { return c.client.CommitRecords(ctx, records...) }); err != nil && ctx.Err() == nil {
 		c.log.Warn("offsets not committed; the records will be redelivered and recognised", "err", err)
 	}
+	// The records are applied and their outputs durable: deadlines behind
+	// them may fire. A failure here only holds deadlines until the next batch
+	// or caught-up check.
+	if err := c.watermarks.Applied(ctx, records); err != nil && ctx.Err() == nil {
+		c.log.Warn("watermarks not advanced", "err", err)
+	}
 	return ctx.Err()
 }
 
@@ -96,16 +128,23 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (batchResult, error) {
 	now := c.clock.Now()
 	b := batchBuilder{c: c, now: now, works: map[string]*flowWork{}}
-	for _, r := range records {
+	// DLRs that name only a provider message id are resolved first, all at
+	// once, so that every record then applies in offset order: a later
+	// record of the same partition must never apply before an earlier one,
+	// or the earlier one looks like a redelivery and is dropped.
+	reports := b.decodeReports(records)
+	if err := b.resolveProviderIDs(ctx, reports); err != nil {
+		return batchResult{}, err
+	}
+	for i, r := range records {
 		switch r.Topic {
 		case c.topics.Requests:
 			b.addRequest(r)
 		case c.topics.DLR:
-			b.addReport(r)
+			if rep, ok := reports[i]; ok {
+				b.addResolved(r, rep)
+			}
 		}
-	}
-	if err := b.resolveProviderIDs(ctx); err != nil {
-		return batchResult{}, err
 	}
 	if len(b.index) > 0 {
 		if err := c.engine.store.IndexProviderIDs(ctx, b.index, c.indexTTL); err != nil {
@@ -139,14 +178,8 @@ type batchBuilder struct {
 	now    time.Time
 	works  map[string]*flowWork
 	order  []string
-	direct []*kgo.Record // dead letters and events that touch no flow
-	index  map[string]string
-	byPMID []pendingReport // reports that name only a provider message id
-}
-
-type pendingReport struct {
-	rec *kgo.Record
-	rep schemas.DeliveryReport
+	direct []*kgo.Record     // dead letters and events that touch no flow
+	index  map[string]string // provider message id -> attempt id, learnt from this batch
 }
 
 func (b *batchBuilder) add(requestID string, in input) {
@@ -180,7 +213,9 @@ func position(src flow.Source, r *kgo.Record) flow.Position {
 }
 
 func (b *batchBuilder) addRequest(r *kgo.Record) {
-	req, err := b.c.codecs.SendRequest.Decode(r.Value)
+	// A producer built before a compatible schema change writes the older
+	// schema; its fingerprint header, or the bytes, say which.
+	req, err := b.c.codecs.SendRequest.DecodeFrom(schemaFingerprint(r), r.Value)
 	if err != nil {
 		b.deadLetter(r, fmt.Errorf("decode %s: %w", b.c.codecs.SendRequest.Name(), err))
 		return
@@ -204,12 +239,26 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 	if rej == nil {
 		rej = b.c.validator.ValidateKey(r.Key, req.RequestID)
 	}
+	if rej == nil {
+		// Stale or replayed (a new group, an offset reset): nothing is sent.
+		start.RequestedAt, rej = b.c.validator.ValidateTime(req, r.Timestamp, b.now)
+	}
 	if rej != nil {
 		b.reject(r, req.RequestID, rej)
 		return
 	}
 	start.Pos = position(flow.SourceRequests, r)
 	b.add(req.RequestID, input{in: start, src: r, trace: traceHeaders(r)})
+}
+
+// schemaFingerprint is the record's fallback.schema.fp header, "" without one.
+func schemaFingerprint(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == schemas.HeaderSchemaFingerprint {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 func (b *batchBuilder) reject(r *kgo.Record, requestID string, rej *flow.Rejection) {
@@ -222,54 +271,67 @@ func (b *batchBuilder) reject(r *kgo.Record, requestID string, rej *flow.Rejecti
 	b.direct = append(b.direct, b.c.engine.enc.deadLetter(r, rej, b.now))
 }
 
-func (b *batchBuilder) addReport(r *kgo.Record) {
-	rep, err := b.c.codecs.DeliveryReport.Decode(r.Value)
-	if err != nil {
-		b.deadLetter(r, fmt.Errorf("decode %s: %w", b.c.codecs.DeliveryReport.Name(), err))
-		return
-	}
-	if rej := b.c.validator.ValidateReport(rep); rej != nil {
-		b.deadLetter(r, fmt.Errorf("delivery report: %w", rej))
-		return
-	}
-	switch {
-	case rep.AttemptID == "" && rep.ProviderMessageID == "":
-		b.deadLetter(r, errors.New("delivery report has neither attempt_id nor provider_message_id"))
-	case rep.AttemptID == "":
-		b.byPMID = append(b.byPMID, pendingReport{r, rep})
-	default:
-		if rep.ProviderMessageID != "" {
+// decodeReports decodes and checks the batch's DLRs, by position in
+// records. A bad one is dead-lettered and left out. The provider message
+// ids the batch pairs with attempt ids go into the index.
+func (b *batchBuilder) decodeReports(records []*kgo.Record) map[int]schemas.DeliveryReport {
+	reports := map[int]schemas.DeliveryReport{}
+	for i, r := range records {
+		if r.Topic != b.c.topics.DLR {
+			continue
+		}
+		rep, err := b.c.codecs.DeliveryReport.Decode(r.Value)
+		if err != nil {
+			b.deadLetter(r, fmt.Errorf("decode %s: %w", b.c.codecs.DeliveryReport.Name(), err))
+			continue
+		}
+		if rej := b.c.validator.ValidateReport(rep); rej != nil {
+			b.deadLetter(r, fmt.Errorf("delivery report: %w", rej))
+			continue
+		}
+		switch {
+		case rep.AttemptID == "" && rep.ProviderMessageID == "":
+			b.deadLetter(r, errors.New("delivery report has neither attempt_id nor provider_message_id"))
+			continue
+		case rep.AttemptID != "" && rep.ProviderMessageID != "":
 			if b.index == nil {
 				b.index = map[string]string{}
 			}
 			b.index[rep.ProviderMessageID] = rep.AttemptID
 		}
-		b.addResolved(r, rep)
+		reports[i] = rep
 	}
+	return reports
 }
 
-func (b *batchBuilder) resolveProviderIDs(ctx context.Context) error {
-	if len(b.byPMID) == 0 {
-		return nil
-	}
-	ids := make([]string, 0, len(b.byPMID))
-	for _, p := range b.byPMID {
-		ids = append(ids, p.rep.ProviderMessageID)
-	}
-	found, err := b.c.engine.store.ResolveProviderIDs(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("resolve provider message ids: %w", err)
-	}
-	for _, p := range b.byPMID {
-		// An id indexed earlier in this same batch counts too.
-		attempt := b.index[p.rep.ProviderMessageID]
-		if attempt == "" {
-			attempt = found[p.rep.ProviderMessageID]
+// resolveProviderIDs fills in the attempt id of the reports that name only
+// a provider message id: from this batch's own pairs first, then from the
+// index in Redis. One that resolves to nothing keeps an empty attempt id
+// and is reported as an unknown attempt.
+func (b *batchBuilder) resolveProviderIDs(ctx context.Context, reports map[int]schemas.DeliveryReport) error {
+	var ids []string
+	for _, rep := range reports {
+		if rep.AttemptID == "" && b.index[rep.ProviderMessageID] == "" {
+			ids = append(ids, rep.ProviderMessageID)
 		}
-		p.rep.AttemptID = attempt
-		b.addResolved(p.rec, p.rep)
 	}
-	b.byPMID = nil
+	var found map[string]string
+	if len(ids) > 0 {
+		var err error
+		if found, err = b.c.engine.store.ResolveProviderIDs(ctx, ids); err != nil {
+			return fmt.Errorf("resolve provider message ids: %w", err)
+		}
+	}
+	for i, rep := range reports {
+		if rep.AttemptID != "" {
+			continue
+		}
+		rep.AttemptID = b.index[rep.ProviderMessageID]
+		if rep.AttemptID == "" {
+			rep.AttemptID = found[rep.ProviderMessageID]
+		}
+		reports[i] = rep
+	}
 	return nil
 }
 

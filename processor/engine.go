@@ -25,6 +25,7 @@ type StateStore interface {
 	ClaimOwed(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.OwedOutputs, error)
 	IndexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error
 	ResolveProviderIDs(ctx context.Context, ids []string) (map[string]string, error)
+	WatermarkStore
 }
 
 // Publisher produces records and returns once Kafka acknowledged every one.
@@ -109,8 +110,17 @@ func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (bat
 				pending = append(pending, w)
 				continue
 			}
+			ack := statestore.OutboxAck{RequestID: w.requestID, FromVersion: r.Version, UpToVersion: r.Version}
+			if len(r.Owed) > 0 {
+				// An earlier writer's outputs are not in Kafka yet (in flight,
+				// or that writer died): produce them first, so that this flow's
+				// events keep their causal order. Their ids are stable, so a
+				// second copy is dropped downstream.
+				res.records = append(res.records, e.owedRecords(w.requestID, r.Owed)...)
+				ack.FromVersion = 0
+			}
 			res.records = append(res.records, staged[i]...)
-			res.acks = append(res.acks, statestore.OutboxAck{RequestID: w.requestID, FromVersion: r.Version, UpToVersion: r.Version})
+			res.acks = append(res.acks, ack)
 			if d := changes[i].Deadline; !d.IsZero() && (res.earliest.IsZero() || d.Before(res.earliest)) {
 				res.earliest = d
 			}
@@ -192,6 +202,19 @@ func (e *engine) change(w *flowWork, st *flow.State, records []*kgo.Record, now 
 		c.OutboxRetryAt = now.Add(e.lease)
 	}
 	return c
+}
+
+func (e *engine) owedRecords(requestID string, owed []statestore.OutboxEntry) []*kgo.Record {
+	out := make([]*kgo.Record, 0, len(owed))
+	for _, o := range owed {
+		rec, err := unmarshalRecord(o.Data)
+		if err != nil { // the recoverer reports it when it claims the flow
+			e.log.Error("owed output unreadable", "request_id", requestID, "version", o.Version, "err", err)
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out
 }
 
 // keep returns the encoded record, or nothing when encoding failed: that

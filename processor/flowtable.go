@@ -16,6 +16,15 @@ import (
 // request can name a stored flow_id. It is rebuilt from the start of the
 // topic at start-up and follows it live. A running flow copied its steps when
 // it started, so changing or deleting a definition never touches it.
+//
+// Records are keyed by flow_id; the table stores each definition under its
+// record key (the id a compaction tombstone deletes) and keeps the highest
+// version seen per flow_id: a definition older than the one held is ignored,
+// so a stale producer cannot roll a flow back. A tombstone deletes the flow
+// whatever its version, after which any version may be stored again.
+// Compaction keeps only the last record per key, so publish versions in
+// increasing order: an older version published last is ignored here but is
+// what a table rebuilt after compaction would read.
 type FlowTable struct {
 	client *kgo.Client // a direct (group-less) consumer of the flows topic
 	admin  *kadm.Client
@@ -99,22 +108,41 @@ func (t *FlowTable) apply(fetches kgo.Fetches) {
 	})
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fetches.EachRecord(func(r *kgo.Record) {
-		id := string(r.Key)
-		if r.Value == nil { // compaction tombstone: the definition was deleted
-			delete(t.defs, id)
-			return
-		}
-		def, err := t.codecs.FlowDefinition.Decode(r.Value)
-		if err != nil {
-			// Requests naming it are rejected as unknown; the bad record stays
-			// visible in this log rather than stopping the table.
-			t.log.Error("unreadable flow definition skipped", "flow_id", id, "offset", r.Offset, "err", err)
-			return
-		}
-		if def.FlowID == "" {
-			def.FlowID = id
-		}
-		t.defs[def.FlowID] = def
-	})
+	fetches.EachRecord(t.applyRecord)
+}
+
+// applyRecord applies one record of the flows topic; t.mu must be held.
+func (t *FlowTable) applyRecord(r *kgo.Record) {
+	id := string(r.Key)
+	if id == "" {
+		// Compaction can neither keep nor delete a record without a key.
+		t.log.Error("flow definition without a key skipped", "offset", r.Offset, "partition", r.Partition)
+		return
+	}
+	if r.Value == nil { // compaction tombstone: the definition was deleted
+		delete(t.defs, id)
+		return
+	}
+	def, err := t.codecs.FlowDefinition.Decode(r.Value)
+	if err != nil {
+		// Requests naming it are rejected as unknown; the bad record stays
+		// visible in this log rather than stopping the table.
+		t.log.Error("unreadable flow definition skipped", "flow_id", id, "offset", r.Offset, "err", err)
+		return
+	}
+	if def.FlowID == "" {
+		def.FlowID = id
+	}
+	if def.FlowID != id {
+		// Stored under its flow_id it would shadow that flow and no tombstone
+		// for its key could delete it; stored under its key it would answer
+		// for a flow_id it does not carry.
+		t.log.Error("flow definition whose flow_id is not its key skipped", "key", clipText(id, 128), "flow_id", clipText(def.FlowID, 128), "offset", r.Offset)
+		return
+	}
+	if cur, ok := t.defs[id]; ok && def.Version < cur.Version {
+		t.log.Warn("older flow definition ignored", "flow_id", id, "version", def.Version, "kept", cur.Version, "offset", r.Offset)
+		return
+	}
+	t.defs[id] = def
 }

@@ -64,6 +64,14 @@ func FuzzDecodeState(f *testing.F) {
 	closed, _ := flow.Apply(st, flow.Cancel{Pos: flow.Position{Source: flow.SourceRequests, Offset: 4}, RequestID: "r1"}, now)
 	tomb, _ := closed.Encode()
 	f.Add(tomb)
+	// With metadata, and a WhatsApp delivery that did not meet success_on "read".
+	steps[0].SuccessOn = flow.SuccessOnRead
+	md, _ := flow.Apply(nil, flow.Start{Pos: flow.Position{Source: flow.SourceRequests, Offset: 3}, RequestID: "r1",
+		Recipient: "+4915112345678", Metadata: map[string]string{"tenant": "acme"}, Steps: steps, RequestedAt: now}, now)
+	md, _ = flow.Apply(md, flow.Report{Pos: flow.Position{Source: flow.SourceDLR, Offset: 1}, RequestID: "r1",
+		AttemptID: "r1/0", Step: 0, Status: "delivered", Kind: flow.Delivered}, now)
+	withMetadata, _ := md.Encode()
+	f.Add(withMetadata)
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"id":"r1","k":1,"dl":1,"a":[],"s":[]}`))

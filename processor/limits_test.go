@@ -85,6 +85,15 @@ func (s *countingStore) ResolveProviderIDs(_ context.Context, ids []string) (map
 	return map[string]string{}, nil
 }
 
+func (s *countingStore) AdvanceWatermarks(context.Context, map[statestore.PartitionRef]time.Time) error {
+	s.touch()
+	return nil
+}
+func (s *countingStore) Watermarks(context.Context) (map[statestore.PartitionRef]time.Time, error) {
+	s.touch()
+	return nil, nil
+}
+
 func (s *countingStore) reset() (calls int, touched map[string]int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -15,6 +15,8 @@ type metrics struct {
 	unknownStatuses metric.Int64Counter
 	deadlinesFired  metric.Int64Counter
 	outboxReplayed  metric.Int64Counter
+	deadlinesForced metric.Int64Counter
+	requestsPaused  metric.Int64Counter
 }
 
 func newMetrics(mp metric.MeterProvider) *metrics {
@@ -33,5 +35,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		unknownStatuses: counter("fallback.unknown_statuses", "DLRs whose raw status is not known for the channel"),
 		deadlinesFired:  counter("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
 		outboxReplayed:  counter("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
+		deadlinesForced: counter("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
+		requestsPaused:  counter("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
 	}
 }

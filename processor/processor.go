@@ -22,6 +22,12 @@ import (
 	"github.com/fallbackd/fallback/topics"
 )
 
+// Defaults of the event-time deadline settings (docs/delivery-guarantees.md).
+const (
+	DefaultDeadlineGrace   = 250 * time.Millisecond
+	DefaultMaxDeadlineHold = 5 * time.Minute
+)
+
 // Config configures a Processor. Zero values take the defaults noted.
 type Config struct {
 	// Brokers are the Kafka seed brokers.
@@ -50,6 +56,15 @@ type Config struct {
 	// attempt. It should outlive the longest flow plus the DLR delay of the
 	// slowest provider. Default 48 h.
 	ProviderIndexTTL time.Duration
+	// MaxRequestAge: a send read more than this after its requested_at (or,
+	// when that is not given, its Kafka record's timestamp) is rejected
+	// (REQUEST_REJECTED, reason expired) and nothing is sent, so a new
+	// consumer group or an offset reset does not send old OTPs again. A
+	// request's own expires_at can only shorten it. The state store must
+	// remember closed flows for at least MaxRequestAge + DeadlineGrace, or a
+	// duplicate still young enough to be accepted would start a second flow
+	// (docs/delivery-guarantees.md). Default 1 h of clock time.
+	MaxRequestAge time.Duration
 	// MaxPollRecords bounds one batch. Larger batches amortise Redis and
 	// Kafka round trips; smaller ones cut latency and rework after a crash. Default 1000.
 	MaxPollRecords int
@@ -60,6 +75,31 @@ type Config struct {
 	// for deadlines written by other instances. Deadlines are at least 5 s
 	// ahead when written, so anything under that keeps them on time. Default 1 s.
 	MaxIdle time.Duration
+
+	// DeadlineGrace is how far the input timestamps (the broker's clock,
+	// or the producers' with CreateTime topics) may run behind the clock the
+	// deadlines are set on: a deadline fires once every input partition is
+	// read to its due time plus this. Larger covers worse clock skew; every
+	// fallback is that much later. A request dated further than this in the
+	// future is rejected. Default 250 ms; negative means none (one clock for
+	// everything, as in tests on a manual clock).
+	DeadlineGrace time.Duration
+	// MaxDeadlineHold is the longest a due deadline waits for an input
+	// partition that is not read (its owner is dead, a rebalance hangs,
+	// Kafka is down). Past it the deadline fires anyway and its events carry
+	// deadline_forced. Longer protects against paying for a fallback through
+	// longer outages; shorter bounds how late a fallback can be. Default 5 min.
+	MaxDeadlineHold time.Duration
+	// WatermarkInterval is the wall time between checks for input partitions
+	// that are read to their end (the sweeper also asks for one whenever a
+	// deadline is held). Each check lists offsets in Kafka (three requests).
+	// Default 100 ms.
+	WatermarkInterval time.Duration
+	// DLRBacklogPause: while more DLRs than this wait unread on this
+	// instance's partitions, it stops reading requests, so a burst of
+	// requests never starves the DLRs that decide fallbacks. Default
+	// MaxPollRecords.
+	DLRBacklogPause int64
 
 	Clock         Clock                // default RealClock
 	Logger        *slog.Logger         // default slog.Default()
@@ -91,6 +131,9 @@ func (c *Config) setDefaults() {
 	if c.ProviderIndexTTL == 0 {
 		c.ProviderIndexTTL = 48 * time.Hour
 	}
+	if c.MaxRequestAge == 0 {
+		c.MaxRequestAge = time.Hour
+	}
 	if c.MaxPollRecords == 0 {
 		c.MaxPollRecords = 1000
 	}
@@ -99,6 +142,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxIdle == 0 {
 		c.MaxIdle = time.Second
+	}
+	switch {
+	case c.DeadlineGrace == 0:
+		c.DeadlineGrace = DefaultDeadlineGrace
+	case c.DeadlineGrace < 0:
+		c.DeadlineGrace = 0
+	}
+	if c.MaxDeadlineHold == 0 {
+		c.MaxDeadlineHold = DefaultMaxDeadlineHold
+	}
+	if c.WatermarkInterval == 0 {
+		c.WatermarkInterval = 100 * time.Millisecond
+	}
+	if c.DLRBacklogPause == 0 {
+		c.DLRBacklogPause = int64(c.MaxPollRecords)
 	}
 	if c.Clock == nil {
 		c.Clock = RealClock{}
@@ -110,12 +168,13 @@ func (c *Config) setDefaults() {
 
 // Processor is one instance of the fallback processor.
 type Processor struct {
-	cfg       Config
-	consumer  *Consumer
-	sweeper   *Sweeper
-	recoverer *Recoverer
-	table     *FlowTable
-	clients   []*kgo.Client
+	cfg        Config
+	consumer   *Consumer
+	sweeper    *Sweeper
+	recoverer  *Recoverer
+	table      *FlowTable
+	watermarks *Watermarks
+	clients    []*kgo.Client
 }
 
 // New builds a processor on a state store. It connects lazily: Run fails if
@@ -125,12 +184,21 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("processor: no Kafka brokers configured")
 	}
+	if cfg.MaxDeadlineHold < 0 || cfg.WatermarkInterval < 0 {
+		return nil, fmt.Errorf("processor: max deadline hold (%s) and watermark interval (%s) must not be negative",
+			cfg.MaxDeadlineHold, cfg.WatermarkInterval)
+	}
+	if cfg.MaxRequestAge < 0 {
+		return nil, fmt.Errorf("processor: max request age (%s) must not be negative", cfg.MaxRequestAge)
+	}
 	codecs, err := schemas.New()
 	if err != nil {
 		return nil, fmt.Errorf("processor: load schemas: %w", err)
 	}
 	log := cfg.Logger
 	m := newMetrics(cfg.MeterProvider)
+	wm := newWatermarks(nil, store, cfg.Group, cfg.Topics.Requests, cfg.Topics.DLR, cfg.Clock, cfg.WatermarkInterval,
+		log.With("worker", "watermarks"))
 
 	base := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.KafkaOpts...)
 	consumerClient, err := kgo.NewClient(append(base,
@@ -143,6 +211,9 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		// and a rebalance waits for the batch in hand to finish.
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) { wm.assign(p, true) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, p map[string][]int32) { wm.assign(p, false) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, p map[string][]int32) { wm.assign(p, false) }),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("processor: kafka consumer: %w", err)
@@ -170,15 +241,21 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	eng := &engine{store: store, enc: enc, channels: cfg.Channels, lease: cfg.ClaimLease, log: log, metrics: m}
 	del := &deliverer{pub: KafkaPublisher{Client: producerClient}, store: store, log: log}
 	table := NewFlowTable(tableClient, cfg.Topics.Flows, codecs, log)
-	sweeper := newSweeper(eng, del, cfg.Clock, cfg.ClaimLease, cfg.SweepBatch, cfg.MaxIdle, log.With("worker", "sweeper"), m)
+	wm.admin = kadm.NewClient(producerClient)
+	sweeper := newSweeper(eng, del, cfg.Clock, cfg.ClaimLease, cfg.SweepBatch, cfg.MaxIdle,
+		wm, cfg.DeadlineGrace, cfg.MaxDeadlineHold, log.With("worker", "sweeper"), m)
+	wm.onAdvance = sweeper.Wake
 	p := &Processor{
 		cfg:     cfg,
 		sweeper: sweeper,
 		table:   table,
 		recoverer: &Recoverer{store: store, deliverer: del, clock: cfg.Clock, lease: cfg.ClaimLease,
 			batch: cfg.SweepBatch, log: log.With("worker", "recoverer"), metrics: m},
-		consumer: &Consumer{client: consumerClient, engine: eng, deliverer: del, codecs: codecs,
-			validator: flow.Validator{Channels: cfg.Channels, Limits: cfg.Limits}, defs: table,
+		watermarks: wm,
+		consumer: &Consumer{client: consumerClient, engine: eng, deliverer: del, codecs: codecs, watermarks: wm,
+			dlrBacklogPause: cfg.DLRBacklogPause,
+			validator: flow.Validator{Channels: cfg.Channels, Limits: cfg.Limits,
+				MaxRequestAge: cfg.MaxRequestAge, ClockSkewGrace: cfg.DeadlineGrace}, defs: table,
 			topics: cfg.Topics, clock: cfg.Clock, sweeper: sweeper, maxPoll: cfg.MaxPollRecords,
 			indexTTL: cfg.ProviderIndexTTL, log: log.With("worker", "consumer"), metrics: m},
 		clients: []*kgo.Client{consumerClient, producerClient, tableClient},
@@ -211,7 +288,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for name, run := range map[string]func(context.Context) error{
 		"consumer": p.consumer.Run, "sweeper": p.sweeper.Run,
-		"recoverer": p.recoverer.Run, "flow table": p.table.Run,
+		"recoverer": p.recoverer.Run, "flow table": p.table.Run, "watermarks": p.watermarks.Run,
 	} {
 		wg.Add(1)
 		go func() {

@@ -15,9 +15,11 @@ import (
 // coarse interval, and is woken early when this instance writes an earlier
 // deadline.
 //
-// The decision to fire is made in one place, claimAndFire, so the planned
-// lag-aware rule (SPEC section 7: do not fire while the DLR input lags behind
-// the deadline) is an addition there, not a rewrite.
+// Deadlines are kept in provider time (SPEC §7): a deadline D fires only
+// once every input partition's watermark is at or past D plus the grace, so
+// a DLR or cancel published before D is applied before D fires. A deadline
+// held longer than maxHold fires anyway, and its events say so
+// (deadline_forced): a partition nobody reads must not stop every flow.
 type Sweeper struct {
 	engine    *engine
 	deliverer *deliverer
@@ -27,6 +29,12 @@ type Sweeper struct {
 	maxIdle   time.Duration // longest sleep in clock time, so deadlines written by other instances are seen
 	log       *slog.Logger
 	metrics   *metrics
+
+	watermarks  *Watermarks
+	grace       time.Duration // how far input timestamps may run behind the deadlines' clock
+	maxHold     time.Duration // the longest a due deadline waits for the watermarks
+	held        bool          // the last round left due deadlines held by the watermarks
+	lastHeldLog time.Time     // wall time of the last "held" log line
 
 	mu     sync.Mutex
 	target time.Time // when the sweeper plans to wake next
@@ -45,9 +53,19 @@ type Sweeper struct {
 // acknowledged by Kafka; when Kafka stalls, the sweeper stops claiming.
 const maxDeliveries = 2
 
-func newSweeper(e *engine, d *deliverer, clock Clock, lease time.Duration, batch int, maxIdle time.Duration, log *slog.Logger, m *metrics) *Sweeper {
+func newSweeper(e *engine, d *deliverer, clock Clock, lease time.Duration, batch int, maxIdle time.Duration,
+	wm *Watermarks, grace, maxHold time.Duration, log *slog.Logger, m *metrics) *Sweeper {
 	return &Sweeper{engine: e, deliverer: d, clock: clock, lease: lease, batch: batch, maxIdle: maxIdle,
+		watermarks: wm, grace: grace, maxHold: maxHold,
 		log: log, metrics: m, wake: make(chan struct{}, 1), deliveries: make(chan struct{}, maxDeliveries)}
+}
+
+// Wake makes a sleeping sweeper look again now: the watermarks moved.
+func (s *Sweeper) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Notify tells the sweeper a deadline at t was written; it wakes if t is
@@ -88,20 +106,36 @@ func (s *Sweeper) Run(ctx context.Context) error {
 // returned a full batch (more may be waiting).
 func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 	now := s.clock.Now()
-	claimed, err := s.engine.store.ClaimDueAll(ctx, now, s.lease, s.batch)
+	low, lowAt, err := s.watermarks.Low(ctx)
+	if err != nil {
+		return false, err
+	}
+	cutoff := s.cutoff(now, low)
+	s.held = cutoff.Before(now)
+	claimed, err := s.engine.store.ClaimDueAll(ctx, cutoff, s.lease, s.batch)
 	if err != nil || len(claimed) == 0 {
 		return false, err
 	}
 	s.metrics.deadlinesFired.Add(ctx, int64(len(claimed)))
 	works := make([]*flowWork, 0, len(claimed))
+	forced := 0
 	for _, snap := range claimed {
 		st, err := decodeSnapshot(snap)
 		if err != nil || st == nil {
 			s.log.Error("claimed flow unreadable", "request_id", snap.RequestID, "err", err)
 			continue
 		}
-		works = append(works, &flowWork{requestID: snap.RequestID, snap: snap, sweep: true,
-			inputs: []input{{in: flow.DeadlineElapsed{Step: st.Current}}}})
+		in := flow.DeadlineElapsed{Step: st.Current, Forced: st.DeadlineTime().Add(s.grace).After(low)}
+		if in.Forced {
+			forced++
+		}
+		works = append(works, &flowWork{requestID: snap.RequestID, snap: snap, sweep: true, inputs: []input{{in: in}}})
+	}
+	if forced > 0 {
+		s.metrics.deadlinesForced.Add(ctx, int64(forced))
+		s.log.Warn("deadlines fired before the input was read past them: held longer than the maximum hold",
+			"deadlines", forced, "max_hold", s.maxHold, "lagging_partition", lowAt.Topic, "partition", lowAt.Partition,
+			"watermark", low, "lag", now.Sub(low))
 	}
 	res, err := s.engine.run(ctx, works, now)
 	if err != nil {
@@ -126,11 +160,33 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 	return len(claimed) >= s.batch, nil
 }
 
+// cutoff is the latest deadline that may fire now: one every input was read
+// past (plus the grace), or one held for longer than maxHold.
+func (s *Sweeper) cutoff(now, low time.Time) time.Time {
+	cutoff := now
+	if byWatermark := low.Add(-s.grace); byWatermark.Before(cutoff) {
+		cutoff = byWatermark
+	}
+	if heldTooLong := now.Add(-s.maxHold); heldTooLong.After(cutoff) {
+		cutoff = heldTooLong
+	}
+	return cutoff
+}
+
 func (s *Sweeper) sleep(ctx context.Context) {
 	now := s.clock.Now()
 	wait := s.maxIdle
+	var recheck <-chan time.Time // wall time: watermarks move with reading, not with the clock
 	if next, ok, err := s.engine.store.NextDue(ctx); err == nil && ok {
 		wait = min(max(next.Sub(now), 0), s.maxIdle)
+		if s.held && !next.After(now) {
+			// Due, but held by the watermarks: ask for a caught-up check, and
+			// look again when the watermarks move or after a short while.
+			s.logHeld(ctx, now, next)
+			s.watermarks.Poke()
+			wait = s.maxIdle
+			recheck = time.After(s.watermarks.interval)
+		}
 	}
 	s.mu.Lock()
 	s.target = now.Add(wait)
@@ -138,6 +194,24 @@ func (s *Sweeper) sleep(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 	case <-s.clock.At(now.Add(wait)):
+	case <-recheck:
 	case <-s.wake:
 	}
+}
+
+// heldLogEvery spaces out the log line about held deadlines (wall time).
+const heldLogEvery = 10 * time.Second
+
+func (s *Sweeper) logHeld(ctx context.Context, now, next time.Time) {
+	if time.Since(s.lastHeldLog) < heldLogEvery || now.Sub(next) < s.grace+time.Second {
+		return // a short hold is the normal case: the grace, a batch in flight
+	}
+	s.lastHeldLog = time.Now()
+	low, at, err := s.watermarks.Low(ctx)
+	if err != nil {
+		return
+	}
+	s.log.Info("deadlines held: an input partition is not read past them yet",
+		"oldest_due", next, "held_for", now.Sub(next), "lagging_topic", at.Topic, "partition", at.Partition,
+		"watermark", low, "max_hold", s.maxHold)
 }

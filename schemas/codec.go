@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/linkedin/goavro/v2"
 )
@@ -59,6 +62,13 @@ var (
 //go:embed *.avsc
 var avscFiles embed.FS
 
+// previousFiles are the earlier versions of the schemas, one file per
+// version (previous/<Record>.<n>.avsc), kept so that records written before
+// a compatible change still decode (see Codec.DecodeFrom).
+//
+//go:embed previous/*.avsc
+var previousFiles embed.FS
+
 // SchemaFiles returns the embedded .avsc files (one per record, each
 // self-contained), e.g. to serve or print them.
 func SchemaFiles() fs.FS { return avscFiles }
@@ -97,6 +107,17 @@ type Codec[T any] struct {
 	shape      *node
 	toNative   func(T) (map[string]any, error)
 	fromNative func(map[string]any) (T, error)
+	// previous are the earlier writer schemas of the record, newest first.
+	previous []writerSchema
+}
+
+// writerSchema is an earlier version of a record's schema: records written
+// with it decode into the current Go type, the fields it lacks taking their
+// defaults (null: the Go zero value).
+type writerSchema struct {
+	fp    string
+	avro  *goavro.Codec
+	shape *node
 }
 
 var _ Info = (*Codec[Step])(nil)
@@ -189,6 +210,72 @@ func (c *Codec[T]) Decode(b []byte) (T, error) {
 	return v, nil
 }
 
+// DecodeFrom decodes one record written with the schema whose fingerprint
+// (the HeaderSchemaFingerprint header) is fingerprint: the current schema or
+// an earlier compatible version, the fields that version lacks taking their
+// defaults. With no fingerprint, or one it does not know, it tries the
+// current schema, then the earlier ones, newest first, and returns the
+// current schema's error when none fits. Two versions never accept the same
+// bytes (a version adds fields at the end, and every field takes at least
+// one byte), so the only cost of a missing header is that a record cut
+// exactly at a version's end reads as that version.
+func (c *Codec[T]) DecodeFrom(fingerprint string, b []byte) (T, error) {
+	if fingerprint == c.fp || len(c.previous) == 0 {
+		return c.Decode(b)
+	}
+	for _, w := range c.previous {
+		if fingerprint == w.fp {
+			return c.decodeWriter(w, b)
+		}
+	}
+	v, err := c.Decode(b)
+	if err == nil {
+		return v, nil
+	}
+	for _, w := range c.previous {
+		if old, oldErr := c.decodeWriter(w, b); oldErr == nil {
+			return old, nil
+		}
+	}
+	return v, err
+}
+
+// PreviousFingerprints are the fingerprints of the earlier schema versions
+// DecodeFrom reads, newest first.
+func (c *Codec[T]) PreviousFingerprints() []string {
+	out := make([]string, len(c.previous))
+	for i, w := range c.previous {
+		out[i] = w.fp
+	}
+	return out
+}
+
+func (c *Codec[T]) decodeWriter(w writerSchema, b []byte) (T, error) {
+	var zero T
+	if len(b) > c.maxBytes {
+		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: %d bytes, max %d", c.name, w.fp, ErrTooLarge, len(b), c.maxBytes)
+	}
+	if err := validate(w.shape, b); err != nil {
+		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w", c.name, w.fp, err)
+	}
+	native, rest, err := w.avro.NativeFromBinary(b)
+	if err != nil {
+		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: %v", c.name, w.fp, ErrMalformed, err)
+	}
+	if len(rest) != 0 {
+		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: %d bytes", c.name, w.fp, ErrTrailingBytes, len(rest))
+	}
+	m, ok := native.(map[string]any)
+	if !ok {
+		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: goavro returned %T", c.name, w.fp, ErrMalformed, native)
+	}
+	v, err := c.fromNative(m)
+	if err != nil {
+		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: %v", c.name, w.fp, ErrMalformed, err)
+	}
+	return v, nil
+}
+
 // Codecs holds one codec per record of the contract. Build it once with New
 // and share it: it is immutable and safe for concurrent use.
 type Codecs struct {
@@ -277,20 +364,80 @@ func newCodec[T any](
 	if err != nil {
 		return nil, fmt.Errorf("schemas: compile %s: %w", file, err)
 	}
-	var le [8]byte
-	binary.LittleEndian.PutUint64(le[:], rabin)
+	previous, err := previousSchemas(record, name)
+	if err != nil {
+		return nil, err
+	}
 	return &Codec[T]{
 		name:       name,
 		schema:     string(text),
 		canonical:  canonical,
 		rabin:      rabin,
-		fp:         hex.EncodeToString(le[:]),
+		fp:         fingerprintHex(rabin),
 		maxBytes:   maxBytes,
 		avro:       avro,
 		shape:      shape,
 		toNative:   toNative,
 		fromNative: fromNative,
+		previous:   previous,
 	}, nil
+}
+
+func fingerprintHex(rabin uint64) string {
+	var le [8]byte
+	binary.LittleEndian.PutUint64(le[:], rabin)
+	return hex.EncodeToString(le[:])
+}
+
+// previousSchemas loads previous/<record>.<n>.avsc, newest (highest n)
+// first. Each must define the same full name.
+func previousSchemas(record, name string) ([]writerSchema, error) {
+	files, err := fs.Glob(previousFiles, "previous/"+record+".*.avsc")
+	if err != nil {
+		return nil, fmt.Errorf("schemas: previous versions of %s: %w", record, err)
+	}
+	type versioned struct {
+		n    int
+		file string
+	}
+	var vs []versioned
+	for _, f := range files {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(f, "previous/"+record+"."), ".avsc"))
+		if err != nil {
+			return nil, fmt.Errorf("schemas: %s: want previous/%s.<n>.avsc", f, record)
+		}
+		vs = append(vs, versioned{n, f})
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i].n > vs[j].n })
+	var out []writerSchema
+	for _, v := range vs {
+		text, err := previousFiles.ReadFile(v.file)
+		if err != nil {
+			return nil, fmt.Errorf("schemas: read %s: %w", v.file, err)
+		}
+		avro, err := goavro.NewCodec(string(text))
+		if err != nil {
+			return nil, fmt.Errorf("schemas: parse %s: %w", v.file, err)
+		}
+		typeName := avro.TypeName()
+		if got := typeName.String(); got != name {
+			return nil, fmt.Errorf("schemas: %s defines %s, want %s", v.file, got, name)
+		}
+		canonical, err := canonicalForm(text)
+		if err != nil {
+			return nil, fmt.Errorf("schemas: %s: %w", v.file, err)
+		}
+		rabin, err := fingerprintOf(canonical)
+		if err != nil {
+			return nil, fmt.Errorf("schemas: %s: %w", v.file, err)
+		}
+		shape, err := compileSchema(text)
+		if err != nil {
+			return nil, fmt.Errorf("schemas: compile %s: %w", v.file, err)
+		}
+		out = append(out, writerSchema{fp: fingerprintHex(rabin), avro: avro, shape: shape})
+	}
+	return out, nil
 }
 
 // fingerprintOf returns the CRC-64-AVRO fingerprint of a schema already in

@@ -54,6 +54,7 @@ func fullSendRequest() SendRequest {
 		Params:      map[string]string{"code": "123456", "name": "Zoë ✓ 日本"},
 		Metadata:    map[string]string{"tenant": "acme", "campaign": "", "": "empty key"},
 		RequestedAt: t0,
+		ExpiresAt:   ptr(t0.Add(5 * time.Minute)),
 	}
 }
 
@@ -84,7 +85,8 @@ func fullFlowSummary() FlowSummary {
 func fullFlowEvent() FlowEvent {
 	return FlowEvent{EventID: "req-42/closed", RequestID: "req-42", Type: "FLOW_CLOSED", Step: ptr(int32(0)), Channel: "whatsapp",
 		AttemptID: "req-42/0", Reason: "success", Outcome: "DELIVERED", Status: "delivered", StatusKind: "success", Late: true,
-		OccurredAt: t0.Add(40 * time.Second), Summary: ptr(fullFlowSummary())}
+		OccurredAt: t0.Add(40 * time.Second), Summary: ptr(fullFlowSummary()),
+		Metadata: map[string]string{"tenant": "acme", "campaign": "", "": "empty key"}, DeadlineForced: true}
 }
 
 func fullFlowDefinition() FlowDefinition {
@@ -149,6 +151,7 @@ func samples() []sample {
 		typed[SendRequest]{"SendRequest.zero", sendReq, SendRequest{}},
 		// An empty, non-null steps array stays distinct from null.
 		typed[SendRequest]{"SendRequest.emptysteps", sendReq, SendRequest{RequestID: "r", Kind: KindCancel, Steps: []Step{}, RequestedAt: lastInstant}},
+		typed[SendRequest]{"SendRequest.edge", sendReq, SendRequest{RequestID: "r", Kind: KindSend, RequestedAt: firstInstant, ExpiresAt: ptr(lastInstant)}},
 		typed[Step]{"Step.full", step, fullStep()},
 		typed[Step]{"Step.zero", step, Step{}},
 		typed[Step]{"Step.edge", step, Step{DelaySeconds: math.MinInt32, Channel: "x\x00y"}},

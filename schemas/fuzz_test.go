@@ -127,6 +127,9 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		"FuzzDecodeFlowEvent/summary_branch_2":                 ErrMalformed,
 		"FuzzDecodeFlowEvent/summary_steps_count_huge":         ErrTruncated,
 		"FuzzDecodeFlowEvent/boolean_2":                        ErrMalformed,
+		"FuzzDecodeFlowEvent/deadline_forced_2":                ErrMalformed,
+		"FuzzDecodeFlowEvent/metadata_count_huge":              ErrTruncated,
+		"FuzzDecodeFlowEvent/schema_v1_record":                 ErrTruncated, // Decode is strict; DecodeFrom reads it
 		"FuzzDecodeDeadLetter/key_null_value_empty":            nil,
 		"FuzzDecodeDeadLetter/value_length_huge":               ErrTruncated,
 		"FuzzDecodeDeadLetter/error_invalid_utf8":              ErrMalformed,

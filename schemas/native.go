@@ -306,6 +306,7 @@ func sendRequestToNative(v SendRequest) (map[string]any, error) {
 		"params":       stringMap(v.Params),
 		"metadata":     stringMap(v.Metadata),
 		"requested_at": e.ts("requested_at", v.RequestedAt),
+		"expires_at":   e.optTS("expires_at", v.ExpiresAt),
 	}
 	if v.Steps != nil {
 		m["steps"] = map[string]any{branchArray: stepsToNative(v.Steps)}
@@ -323,6 +324,8 @@ func sendRequestFromNative(m map[string]any) (SendRequest, error) {
 		Params:      d.strMap("params"),
 		Metadata:    d.strMap("metadata"),
 		RequestedAt: d.ts("requested_at"),
+		// Absent (nil) when the writer's schema had no expires_at.
+		ExpiresAt: d.optTS("expires_at"),
 	}
 	if raw := d.union("steps", branchArray); raw != nil {
 		v.Steps = records(&d, "steps", d.list("steps", raw), stepFromNative)
@@ -475,19 +478,21 @@ func flowSummaryFromNative(m map[string]any) (FlowSummary, error) {
 func flowEventToNative(v FlowEvent) (map[string]any, error) {
 	var e enc
 	m := map[string]any{
-		"event_id":    v.EventID,
-		"request_id":  v.RequestID,
-		"type":        v.Type,
-		"step":        optInt(v.Step),
-		"channel":     optString(v.Channel),
-		"attempt_id":  optString(v.AttemptID),
-		"reason":      optString(v.Reason),
-		"outcome":     optString(v.Outcome),
-		"status":      optString(v.Status),
-		"status_kind": optString(v.StatusKind),
-		"late":        v.Late,
-		"occurred_at": e.ts("occurred_at", v.OccurredAt),
-		"summary":     nil,
+		"event_id":        v.EventID,
+		"request_id":      v.RequestID,
+		"type":            v.Type,
+		"step":            optInt(v.Step),
+		"channel":         optString(v.Channel),
+		"attempt_id":      optString(v.AttemptID),
+		"reason":          optString(v.Reason),
+		"outcome":         optString(v.Outcome),
+		"status":          optString(v.Status),
+		"status_kind":     optString(v.StatusKind),
+		"late":            v.Late,
+		"occurred_at":     e.ts("occurred_at", v.OccurredAt),
+		"summary":         nil,
+		"metadata":        stringMap(v.Metadata),
+		"deadline_forced": v.DeadlineForced,
 	}
 	if v.Summary != nil {
 		s, err := flowSummaryToNative(*v.Summary)
@@ -514,6 +519,13 @@ func flowEventFromNative(m map[string]any) (FlowEvent, error) {
 		StatusKind: d.optStr("status_kind"),
 		Late:       d.boolean("late"),
 		OccurredAt: d.ts("occurred_at"),
+	}
+	// Absent when the writer's schema was version 1 (see previous/).
+	if _, ok := m["metadata"]; ok {
+		v.Metadata = d.strMap("metadata")
+	}
+	if _, ok := m["deadline_forced"]; ok {
+		v.DeadlineForced = d.boolean("deadline_forced")
 	}
 	if raw := d.union("summary", branchSummary); raw != nil {
 		sm, ok := raw.(map[string]any)

@@ -294,7 +294,7 @@ func TestDecodeHostile(t *testing.T) {
 		{"negative union branch", concat(head[:3], long(-1)), ErrMalformed},
 		{"invalid UTF-8 in request_id", concat(str("\xff\xfe"), str(""), str(""), union(0), union(0), long(0), long(0), long(0)), ErrMalformed},
 		{"invalid UTF-8 in a map key", concat(toParams, long(1), str("\xc0\xaf"), str("v"), long(0), long(0), long(0)), ErrMalformed},
-		{"duplicate map key", concat(toParams, long(2), str("k"), str("a"), str("k"), str("b"), long(0), long(0), long(0)), ErrMalformed},
+		{"duplicate map key", concat(toParams, long(2), str("k"), str("a"), str("k"), str("b"), long(0), long(0), long(0), union(0)), ErrMalformed},
 		{"timestamp beyond year 9999", concat(toParams, long(0), long(0), long(math.MaxInt64)), ErrMalformed},
 		{"timestamp MinInt64", concat(toParams, long(0), long(0), long(math.MinInt64)), ErrMalformed},
 		{"empty input", nil, ErrTruncated},
@@ -348,11 +348,11 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 // ---- the .avsc files ----
 
 var wantFields = map[string][]string{
-	"SendRequest":    {"request_id", "kind", "recipient", "flow_id", "steps", "params", "metadata", "requested_at"},
+	"SendRequest":    {"request_id", "kind", "recipient", "flow_id", "steps", "params", "metadata", "requested_at", "expires_at"},
 	"Step":           {"channel", "from", "template", "template_category", "delay_seconds", "success_on"},
 	"DeliveryReport": {"attempt_id", "provider_message_id", "channel", "status", "error_code", "reported_at"},
 	"ChannelSend":    {"attempt_id", "request_id", "step", "channel", "from", "to", "template", "template_category", "params", "reason", "deadline", "sent_at"},
-	"FlowEvent":      {"event_id", "request_id", "type", "step", "channel", "attempt_id", "reason", "outcome", "status", "status_kind", "late", "occurred_at", "summary"},
+	"FlowEvent":      {"event_id", "request_id", "type", "step", "channel", "attempt_id", "reason", "outcome", "status", "status_kind", "late", "occurred_at", "summary", "metadata", "deadline_forced"},
 	"FlowSummary":    {"outcome", "delivered_step", "steps_used", "requested_at", "started_at", "closed_at", "time_to_outcome_ms", "multi_channel_delivery", "steps"},
 	"StepSummary":    {"step", "channel", "attempt_id", "reason", "sent_at", "last_status", "last_status_at", "succeeded"},
 	"FlowDefinition": {"flow_id", "version", "steps"},

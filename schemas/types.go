@@ -16,6 +16,8 @@ const (
 
 // SendRequest asks for a fallback flow to start (Kind "send") or to be
 // cancelled (Kind "cancel"). Exactly one of FlowID and Steps is set on a send.
+// A send read after ExpiresAt, or more than the processor's maximum request
+// age after RequestedAt, starts no flow.
 type SendRequest struct {
 	RequestID   string
 	Kind        string
@@ -24,7 +26,8 @@ type SendRequest struct {
 	Steps       []Step // nil when absent (Avro null)
 	Params      map[string]string
 	Metadata    map[string]string
-	RequestedAt time.Time
+	RequestedAt time.Time  // zero (0001-01-01) when not given: the Kafka record's timestamp counts
+	ExpiresAt   *time.Time // nil: only the processor's maximum request age applies
 }
 
 // Step is one channel attempt of a flow.
@@ -80,6 +83,12 @@ type FlowEvent struct {
 	Late       bool   // a success for an earlier step, or a delivery after the flow moved on
 	OccurredAt time.Time
 	Summary    *FlowSummary // set on FLOW_CLOSED only
+	// Metadata is SendRequest.metadata, on FLOW_STARTED and FLOW_CLOSED
+	// (nil elsewhere; nil and empty encode alike and decode to nil).
+	Metadata map[string]string
+	// DeadlineForced: the deadline behind this event fired although some
+	// input partition had not been read past it (held for the longest hold).
+	DeadlineForced bool
 }
 
 // FlowSummary is the whole story of a flow, carried by FLOW_CLOSED.

@@ -39,9 +39,13 @@ import "github.com/redis/go-redis/v9"
 //	n, the number of outbox entries, then the n entries, stored as
 //	"<new version>:<bytes>"
 //
-// Returns one item per flow: {1, new version} when applied, or {0, current
-// version, current state or false} on a version conflict, so the caller
-// recomputes without another round trip.
+// Returns one item per flow: {1, new version, older entries...} when
+// applied, or {0, current version, current state or false} on a version
+// conflict, so the caller recomputes without another round trip. The older
+// entries are what the flow still owed before this change (only returned
+// when the change owes something too): the caller produces them first, so
+// that a flow's outputs reach Kafka in the order of its versions even when
+// an earlier writer has not produced its own yet.
 var applyScript = redis.NewScript(`
 local out = {}
 local a = 2
@@ -67,7 +71,9 @@ for i = 1, (#KEYS - 2) / 2 do
         redis.call('ZADD', KEYS[1], ARGV[a + 4], id)
       end
     end
+    local older = {}
     if n > 0 then
+      older = redis.call('LRANGE', ok, '0', '-1')
       for j = first, first + n - 1 do
         redis.call('RPUSH', ok, new .. ':' .. ARGV[j])
       end
@@ -76,7 +82,7 @@ for i = 1, (#KEYS - 2) / 2 do
         redis.call('ZADD', KEYS[2], ARGV[a + 6], id)
       end
     end
-    out[i] = {1, new}
+    out[i] = {1, new, unpack(older)}
   end
   a = first + n
 end

@@ -212,6 +212,11 @@ type ApplyResult struct {
 	// Current is the stored state when not Applied (version conflict), so
 	// the caller can recompute without reading again.
 	Current Snapshot
+	// Owed, when Applied with outbox entries, are the outputs the flow
+	// still owed from earlier versions, oldest first. Produce them before
+	// this change's own so the flow's outputs keep their order; then ack
+	// from version 0.
+	Owed []OutboxEntry
 }
 
 // Apply runs the compare-and-set of every change: one script call per shard
@@ -315,7 +320,15 @@ func parseApply(reply any) (ApplyResult, error) {
 		return ApplyResult{}, err
 	}
 	if applied == 1 {
-		return ApplyResult{Applied: true, Version: v}, nil
+		r := ApplyResult{Applied: true, Version: v}
+		for _, e := range vals[2:] {
+			entry, err := parseEntry(e)
+			if err != nil {
+				return ApplyResult{}, err
+			}
+			r.Owed = append(r.Owed, entry)
+		}
+		return r, nil
 	}
 	r := ApplyResult{Current: Snapshot{Version: v, Exists: v > 0}}
 	if len(vals) > 2 {

@@ -154,13 +154,24 @@ const (
 //     by every instance, so partitions do not limit anything, and one
 //     partition per key keeps each definition's updates in order.
 //   - DLQ keeps records for DLQRetention and allows DLQMaxMessageBytes.
+//   - Requests and DLR take the broker's clock as the record time
+//     (message.timestamp.type=LogAppendTime). The processor's deadlines wait
+//     until every input partition is read past them, and it reads "past" from
+//     record timestamps: append times only grow along a partition and come
+//     from a few broker clocks, where CreateTime comes from every producer's
+//     clock, in any order. See docs/delivery-guarantees.md.
 func Specs(n Names, channels []string, partitions int32, replication int16) []Spec {
 	plain := func(name string) Spec {
 		return Spec{Name: name, Partitions: partitions, Replication: replication}
 	}
+	input := func(name string) Spec {
+		return Spec{Name: name, Partitions: partitions, Replication: replication, Configs: map[string]*string{
+			"message.timestamp.type": kadm.StringPtr("LogAppendTime"),
+		}}
+	}
 	specs := []Spec{
-		plain(n.Requests),
-		plain(n.DLR),
+		input(n.Requests),
+		input(n.DLR),
 		plain(n.Events),
 		{Name: n.DLQ, Partitions: partitions, Replication: replication, Configs: map[string]*string{
 			"retention.ms":      kadm.StringPtr(DLQRetention),

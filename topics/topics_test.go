@@ -105,6 +105,10 @@ func TestSpecs(t *testing.T) {
 			if v := s.Configs["max.message.bytes"]; v == nil || *v != DLQMaxMessageBytes {
 				t.Errorf("dlq max.message.bytes: %v", s.Configs)
 			}
+		case n.Requests, n.DLR: // input timestamps are the broker's: deadlines wait for them
+			if v := s.Configs["message.timestamp.type"]; v == nil || *v != "LogAppendTime" || len(s.Configs) != 1 {
+				t.Errorf("%s: configs %v, want only message.timestamp.type=LogAppendTime", s.Name, s.Configs)
+			}
 		default:
 			if s.Configs != nil {
 				t.Errorf("%s: unexpected configs %v", s.Name, s.Configs)

@@ -31,6 +31,9 @@ type common struct {
 	createTopics bool
 	tombstone    time.Duration
 	claimLease   time.Duration
+	maxAge       time.Duration // a send older than this is rejected (expired)
+	grace        time.Duration // clock skew: deadline grace, future requested_at
+	maxHold      time.Duration // the longest a due deadline waits for unread input
 	logLevel     string
 	clockSpeed   float64
 	clockEpoch   int64
@@ -91,11 +94,42 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.replication, "replication", envInt("FALLBACK_REPLICATION", -1), "replication factor of created topics, -1 for the broker default (env FALLBACK_REPLICATION)")
 	fs.BoolVar(&c.createTopics, "create-topics", envBool("FALLBACK_CREATE_TOPICS", true), "create missing topics at start (env FALLBACK_CREATE_TOPICS)")
 	fs.DurationVar(&c.tombstone, "tombstone-retention", envDuration("FALLBACK_TOMBSTONE_RETENTION", statestore.DefaultTombstoneTTL), "how long a closed flow is remembered (env FALLBACK_TOMBSTONE_RETENTION)")
+	fs.DurationVar(&c.maxAge, "max-request-age", envDuration("FALLBACK_MAX_REQUEST_AGE", time.Hour), "a send read more than this after its requested_at (or record timestamp) is rejected as expired and nothing is sent; --tombstone-retention must be at least this plus --deadline-grace (env FALLBACK_MAX_REQUEST_AGE)")
+	fs.DurationVar(&c.grace, "deadline-grace", envDuration("FALLBACK_DEADLINE_GRACE", defaultDeadlineGrace), "how far a producer's or broker's clock may run ahead of the processor's: deadlines wait this much past the input watermark, and a request dated further in the future is rejected (env FALLBACK_DEADLINE_GRACE)")
+	fs.DurationVar(&c.maxHold, "max-deadline-hold", envDuration("FALLBACK_MAX_DEADLINE_HOLD", processor.DefaultMaxDeadlineHold), "the longest a due deadline waits for an input partition that is not read past it (owner dead, rebalance, Kafka down); past it the deadline fires anyway and its events carry deadline_forced (env FALLBACK_MAX_DEADLINE_HOLD)")
 	fs.DurationVar(&c.claimLease, "claim-lease", envDuration("FALLBACK_CLAIM_LEASE", 10*time.Second), "how long a claimed deadline or owed output waits before another instance retries it (env FALLBACK_CLAIM_LEASE)")
 	fs.StringVar(&c.logLevel, "log-level", env("FALLBACK_LOG_LEVEL", "info"), "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
 	fs.Float64Var(&c.clockSpeed, "clock-speed", envFloat("FALLBACK_CLOCK_SPEED", 1), "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
 	fs.Int64Var(&c.clockEpoch, "clock-epoch", int64(envInt("FALLBACK_CLOCK_EPOCH", 0)), "testing only: unix ms at which the sped-up clock equals wall time (env FALLBACK_CLOCK_EPOCH)")
 	c.sec.register(fs)
+}
+
+// defaultDeadlineGrace is processor.Config's default DeadlineGrace.
+const defaultDeadlineGrace = 250 * time.Millisecond
+
+// checkRequestAge refuses settings under which a duplicate of a request
+// could start a second flow: a closed flow must be remembered for as long
+// as a copy of its request can still be accepted. A request is accepted up
+// to max-request-age after its requested_at, which may lie up to
+// deadline-grace ahead of the processor's clock when the flow starts, and
+// the flow may close at once: its tombstone must outlive both.
+func (c *common) checkRequestAge() error {
+	if c.maxAge <= 0 {
+		return fmt.Errorf("--max-request-age (FALLBACK_MAX_REQUEST_AGE) must be positive, got %s", c.maxAge)
+	}
+	if c.grace < 0 {
+		return fmt.Errorf("--deadline-grace (FALLBACK_DEADLINE_GRACE) must not be negative, got %s", c.grace)
+	}
+	tombstone := c.tombstone
+	if tombstone == 0 {
+		tombstone = statestore.DefaultTombstoneTTL
+	}
+	if need := c.maxAge + c.grace; tombstone < need {
+		return fmt.Errorf("--tombstone-retention (FALLBACK_TOMBSTONE_RETENTION) %s is shorter than --max-request-age (FALLBACK_MAX_REQUEST_AGE) %s plus --deadline-grace %s: "+
+			"a closed flow must be remembered as long as a duplicate of its request can still be accepted, or the duplicate sends again; "+
+			"raise --tombstone-retention to at least %s or lower --max-request-age", c.tombstone, c.maxAge, c.grace, need)
+	}
+	return nil
 }
 
 func envFloat(name string, def float64) float64 {

@@ -18,6 +18,9 @@ func runCmd(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	if err := c.checkRequestAge(); err != nil {
+		return err
+	}
 	brokers, err := c.brokerList()
 	if err != nil {
 		return err
@@ -64,14 +67,17 @@ func (c *common) processorConfig(brokers []string) processor.Config {
 		kafkaOpts = append(kafkaOpts, kgo.InstanceID(c.instanceID))
 	}
 	return processor.Config{
-		KafkaOpts:    kafkaOpts,
-		Brokers:      brokers,
-		Group:        c.group,
-		Topics:       c.names,
-		CreateTopics: c.createTopics,
-		Partitions:   int32(c.partitions),
-		Replication:  int16(c.replication),
-		ClaimLease:   c.claimLease,
-		Logger:       c.logger(),
+		KafkaOpts:       kafkaOpts,
+		Brokers:         brokers,
+		Group:           c.group,
+		Topics:          c.names,
+		CreateTopics:    c.createTopics,
+		Partitions:      int32(c.partitions),
+		Replication:     int16(c.replication),
+		ClaimLease:      c.claimLease,
+		MaxRequestAge:   c.maxAge,
+		DeadlineGrace:   c.grace,
+		MaxDeadlineHold: c.maxHold,
+		Logger:          c.logger(),
 	}
 }

@@ -54,6 +54,7 @@ type requestJSON struct {
 	Steps     []stepJSON        `json:"steps"`
 	Params    map[string]string `json:"params"`
 	Metadata  map[string]string `json:"metadata"`
+	ExpiresAt *time.Time        `json:"expires_at"` // RFC 3339; optional
 }
 
 type stepJSON struct {
@@ -76,7 +77,9 @@ Publishes one request, e.g.
   {"request_id":"r1","recipient":"+4915112345678","params":{"code":"123456"},
    "steps":[{"channel":"whatsapp","from":"+4915100000000","template":"otp","template_category":"authentication","delay_seconds":30},
             {"from":"ACME","template":"otp_sms","delay_seconds":60}]}
-  {"request_id":"r1","kind":"cancel"}`)
+  {"request_id":"r1","kind":"cancel"}
+requested_at is now; an optional "expires_at" (RFC 3339) bounds when the
+request may still start its flow.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -94,7 +97,13 @@ Publishes one request, e.g.
 	if err != nil {
 		return fmt.Errorf("read request: %w", err)
 	}
-	req, err := parseRequest(raw)
+	// requested_at is now on the processor's clock (sped up with
+	// --clock-speed), so the request is not taken for an old or future one.
+	clock, err := c.clock()
+	if err != nil {
+		return err
+	}
+	req, err := parseRequest(raw, clock.Now())
 	if err != nil {
 		return err
 	}
@@ -126,13 +135,13 @@ Publishes one request, e.g.
 	return nil
 }
 
-func parseRequest(raw []byte) (schemas.SendRequest, error) {
+func parseRequest(raw []byte, now time.Time) (schemas.SendRequest, error) {
 	var j requestJSON
 	if err := json.Unmarshal(raw, &j); err != nil {
 		return schemas.SendRequest{}, fmt.Errorf("request JSON: %w", err)
 	}
 	req := schemas.SendRequest{RequestID: j.RequestID, Kind: j.Kind, Recipient: j.Recipient, FlowID: j.FlowID,
-		Params: j.Params, Metadata: j.Metadata, RequestedAt: time.Now()}
+		Params: j.Params, Metadata: j.Metadata, RequestedAt: now, ExpiresAt: j.ExpiresAt}
 	if req.Kind == "" {
 		req.Kind = schemas.KindSend
 	}

@@ -20,6 +20,12 @@ import (
 // wellKnown is append-only: an entry's index is part of the format.
 //
 // Decode still reads the JSON blobs written before (they start with '{').
+//
+// Additions keep older blobs readable: the request's metadata follows the
+// params only when flagMetadata is set (blobs without metadata are as
+// before), and an attempt's last byte, once a bool "succeeded", is a set of
+// attemptSucceeded and attemptDelivered bits (0 and 1 mean what they did).
+// A processor older than an addition refuses blobs that use it.
 
 const binaryFormat = 0x01
 
@@ -42,6 +48,17 @@ const (
 	flagClosed = 1 << iota
 	flagLate
 	flagDeadline
+	flagMetadata
+
+	flagsKnown = flagClosed | flagLate | flagDeadline | flagMetadata
+)
+
+// Bits of an attempt's last byte.
+const (
+	attemptSucceeded = 1 << iota
+	attemptDelivered
+
+	attemptBitsKnown = attemptSucceeded | attemptDelivered
 )
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
@@ -68,10 +85,16 @@ func (s *State) appendBinary(b []byte) []byte {
 	if s.Deadline != 0 {
 		flags |= flagDeadline
 	}
+	if len(s.Metadata) > 0 {
+		flags |= flagMetadata
+	}
 	b = append(b, flags)
 	b = appendStr(b, s.RequestID)
 	b = appendStr(b, s.Recipient)
 	b = appendStringMap(b, s.Params)
+	if len(s.Metadata) > 0 {
+		b = appendStringMap(b, s.Metadata)
+	}
 	b = appendStr(b, s.FlowID)
 	b = appendVarint(b, s.FlowVersion)
 	b = appendUvarint(b, uint64(len(s.Steps)))
@@ -100,11 +123,14 @@ func (s *State) appendBinary(b []byte) []byte {
 			b = append(b, 1)
 			b = appendVarint(b, a.LastStatusAt-a.SentAt)
 		}
+		var bits byte
 		if a.Succeeded {
-			b = append(b, 1)
-		} else {
-			b = append(b, 0)
+			bits |= attemptSucceeded
 		}
+		if a.Delivered {
+			bits |= attemptDelivered
+		}
+		b = append(b, bits)
 	}
 	b = appendStr(b, s.Outcome)
 	b = appendVarint(b, s.ClosedAt)
@@ -240,24 +266,39 @@ func (r *blobReader) str() string {
 	return s
 }
 
+// stringMap reads what appendStringMap wrote; nil when empty.
+func (r *blobReader) stringMap() map[string]string {
+	n := r.count()
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]string, n)
+	prev := ""
+	for i := range n {
+		k := r.str()
+		if i > 0 && k <= prev {
+			r.err = errBlob // keys are written sorted and unique
+		}
+		prev = k
+		m[k] = r.str()
+	}
+	return m
+}
+
 func decodeBinary(b []byte) (*State, error) {
 	r := blobReader{b: b[1:]}
 	var s State
 	flags := r.byte()
-	if flags&^(flagClosed|flagLate|flagDeadline) != 0 {
+	if flags&^flagsKnown != 0 {
 		return nil, errBlob
 	}
 	s.Closed, s.Late = flags&flagClosed != 0, flags&flagLate != 0
 	s.RequestID = r.str()
 	s.Recipient = r.str()
-	if n := r.count(); n > 0 {
-		s.Params = make(map[string]string, n)
-		for range n {
-			k := r.str()
-			if _, dup := s.Params[k]; dup {
-				r.err = errBlob
-			}
-			s.Params[k] = r.str()
+	s.Params = r.stringMap()
+	if flags&flagMetadata != 0 {
+		if s.Metadata = r.stringMap(); len(s.Metadata) == 0 {
+			r.err = errBlob // written only when not empty
 		}
 	}
 	s.FlowID = r.str()
@@ -293,7 +334,11 @@ func decodeBinary(b []byte) (*State, error) {
 					r.err = errBlob
 				}
 			}
-			a.Succeeded = r.bool()
+			bits := r.byte()
+			if bits&^attemptBitsKnown != 0 {
+				r.err = errBlob
+			}
+			a.Succeeded, a.Delivered = bits&attemptSucceeded != 0, bits&attemptDelivered != 0
 		}
 	}
 	s.Outcome = r.str()

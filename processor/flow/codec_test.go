@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -12,6 +13,7 @@ import (
 func statesThroughAFlow(t testing.TB) []*State {
 	start := startInput(twoSteps())
 	start.Params = map[string]string{"code": "123456", "name": "Ada"}
+	start.Metadata = map[string]string{"tenant": "acme"}
 	st, _ := Apply(nil, start, t0)
 	out := []*State{st}
 	st, _ = Apply(st, dlr(0, "sent", Intermediate), t0.Add(time.Second))
@@ -110,6 +112,79 @@ func TestCorruptBinaryStates(t *testing.T) {
 					t.Fatalf("unstable encoding of accepted %q", c)
 				}
 			}
+		}
+	}
+}
+
+// oldBinaryStates are statesThroughAFlow as the binary codec wrote them
+// before attempts remembered a delivery that did not meet success_on and
+// before states carried the request's metadata: they must still decode, to
+// the same state, and encode back to the same bytes.
+var oldBinaryStates = []string{
+	"01040472311c2b343931353131323334353637380208636f64650c313233343536086e616d6506416461010002031c2b343931353130303030303030300c6f74705f7761073c01050841434d450e6f74705f736d7301780180c494c7c3680000e0d403010f000100000100010104723014",
+	"01040472311c2b343931353131323334353637380208636f64650c313233343536086e616d6506416461010002031c2b343931353130303030303030300c6f74705f7761073c01050841434d450e6f74705f736d7301780180c494c7c3680000e0d403010f001f01d00f00010001020464310204723014",
+	"01040472311c2b343931353131323334353637380208636f64650c313233343536086e616d6506416461010002031c2b343931353130303030303030300c6f74705f7761073c01050841434d450e6f74705f736d7301780180c494c7c3680002a6fe0a020f001f01d00f0013e6d403010000010001020464310204723014",
+	"01010472310100010002030101013c0105010101780180c494c7c3680002020f001f01d00f0013e6d4032b019a9c01012180b599c7c36802020464310404723014",
+	"01010472310100010002030101013c0105010101780180c494c7c3680002020f000d01a08d060113e6d4032b019a9c01012180b599c7c36802020464310604723014",
+}
+
+func TestOldBinaryStatesStillDecode(t *testing.T) {
+	for i, h := range oldBinaryStates {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := Decode(b)
+		if err != nil {
+			t.Fatalf("old state %d: %v", i, err)
+		}
+		if st.Metadata != nil {
+			t.Fatalf("old state %d: metadata %v", i, st.Metadata)
+		}
+		again, _ := st.Encode()
+		if string(again) != string(b) {
+			t.Fatalf("old state %d re-encodes differently:\n%x\n%x", i, again, b)
+		}
+	}
+	// The last one is a tombstone whose steps 0 and 1 both succeeded.
+	st, _ := Decode(mustHex(t, oldBinaryStates[4]))
+	if !st.Attempts[0].Succeeded || !st.Attempts[1].Succeeded || !st.summary().MultiChannelDelivery {
+		t.Fatalf("old tombstone lost its deliveries: %+v", st.Attempts)
+	}
+}
+
+func mustHex(t *testing.T, h string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestBinaryStateCarriesNewFields: metadata and the per-attempt delivered
+// flag survive the binary and JSON forms.
+func TestBinaryStateCarriesNewFields(t *testing.T) {
+	steps := twoSteps()
+	steps[0].SuccessOn = SuccessOnRead
+	in := startInput(steps)
+	in.Metadata = map[string]string{"tenant": "acme", "campaign": "spring"}
+	st, _ := Apply(nil, in, t0)
+	st, _ = Apply(st, dlr(0, "delivered", Delivered), t0.Add(time.Second)) // delivered, not read
+	if !st.Attempts[0].Delivered || st.Attempts[0].Succeeded {
+		t.Fatalf("attempt 0 = %+v, want delivered, not succeeded", st.Attempts[0])
+	}
+	for _, enc := range []func(*State) ([]byte, error){(*State).Encode, func(s *State) ([]byte, error) { return json.Marshal(s) }} {
+		b, err := enc(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back.Metadata, in.Metadata) || !back.Attempts[0].Delivered || back.Attempts[0].Succeeded {
+			t.Fatalf("round trip of %q lost metadata or delivered: %+v", b[:1], back)
 		}
 	}
 }

@@ -179,7 +179,8 @@ func checkAccepted(t *testing.T, req schemas.SendRequest, start Start) {
 	if (req.FlowID == "") == (req.Steps == nil) {
 		t.Fatalf("accepted flow_id %q with steps %v", req.FlowID, req.Steps)
 	}
-	if start.RequestID != req.RequestID || start.Recipient != req.Recipient || !reflect.DeepEqual(start.Params, req.Params) {
+	if start.RequestID != req.RequestID || start.Recipient != req.Recipient || !reflect.DeepEqual(start.Params, req.Params) ||
+		!reflect.DeepEqual(start.Metadata, req.Metadata) {
 		t.Fatalf("start %+v does not carry the request's values", start)
 	}
 	if len(req.FlowID) > docMaxFieldBytes {
@@ -246,6 +247,7 @@ func FuzzApply(f *testing.F) {
 		now := t0
 		offsets := map[Position]int64{} // next offset per source/partition (Offset unused)
 		closedEvents := 0
+		multiEventsSeen := 0
 		sent := map[int]bool{}
 		channels := DefaultChannels()
 		for n := 0; !r.empty() && n < 200; n++ {
@@ -305,6 +307,17 @@ func FuzzApply(f *testing.F) {
 					if next == nil || !next.Closed || ev.Outcome != next.Outcome || ev.Summary == nil {
 						t.Fatalf("input %d (%T): FLOW_CLOSED %+v but state %+v", n, in, ev, next)
 					}
+					if ev.Summary.MultiChannelDelivery != (multiEventsSeen > 0 || countType(out, EventMultiChannelDelivery) > 0) {
+						t.Fatalf("input %d (%T): summary multi=%v after %d %s events", n, in, ev.Summary.MultiChannelDelivery, multiEventsSeen, EventMultiChannelDelivery)
+					}
+				}
+				if ev.Type == EventMultiChannelDelivery {
+					// Two different steps delivered, this one for the first time.
+					multiEventsSeen++
+					k := int(*ev.Step)
+					if next == nil || !next.Attempts[k].delivered() || !next.deliveredElsewhere(k) || (st != nil && st.Attempts[k].delivered()) {
+						t.Fatalf("input %d (%T): %s for step %d but state %+v", n, in, ev.Type, k, next)
+					}
 				}
 			}
 			if next != nil {
@@ -329,9 +342,31 @@ func FuzzApply(f *testing.F) {
 					t.Fatalf("input %d (%T): send %+v does not match state %+v", n, in, s, next)
 				}
 			}
+			if next != nil {
+				delivered := 0
+				for _, a := range next.Attempts {
+					if a.delivered() {
+						delivered++
+					}
+				}
+				// One event per step that delivered after another one had.
+				if want := max(delivered-1, 0); multiEventsSeen != want {
+					t.Fatalf("input %d (%T): %d steps delivered but %d %s events", n, in, delivered, multiEventsSeen, EventMultiChannelDelivery)
+				}
+			}
 			st = next
 		}
 	})
+}
+
+func countType(out Output, typ string) int {
+	n := 0
+	for _, e := range out.Events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
 }
 
 // checkStateInvariants are what every state the machine returns satisfies.

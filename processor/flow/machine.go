@@ -60,6 +60,7 @@ type Start struct {
 	RequestID   string
 	Recipient   string
 	Params      map[string]string
+	Metadata    map[string]string // carried to FLOW_STARTED and FLOW_CLOSED
 	FlowID      string
 	FlowVersion int64
 	Steps       []StepDef
@@ -87,8 +88,13 @@ type Cancel struct {
 
 // DeadlineElapsed is the sweeper's input: the delay of step Step, as the
 // sweeper saw the flow when it claimed the deadline, ran out. The flow's own
-// deadline decides whether it is really due.
-type DeadlineElapsed struct{ Step int }
+// deadline decides whether it is really due. Forced says the deadline fired
+// although some input partition had not been read past it (it was held for
+// the longest hold allowed): every event it produces says deadline_forced.
+type DeadlineElapsed struct {
+	Step   int
+	Forced bool
+}
 
 func (i Start) position() Position           { return i.Pos }
 func (i Report) position() Position          { return i.Pos }
@@ -156,6 +162,7 @@ func start(st *State, in Start, now time.Time) (*State, Output) {
 		RequestID:     in.RequestID,
 		Recipient:     in.Recipient,
 		Params:        in.Params,
+		Metadata:      in.Metadata,
 		FlowID:        in.FlowID,
 		FlowVersion:   in.FlowVersion,
 		Steps:         in.Steps,
@@ -169,7 +176,7 @@ func start(st *State, in Start, now time.Time) (*State, Output) {
 	}
 	ns.markApplied(in.Pos)
 	out := Output{Changed: true, Events: []schemas.FlowEvent{{
-		RequestID: in.RequestID, Type: EventFlowStarted, OccurredAt: now,
+		RequestID: in.RequestID, Type: EventFlowStarted, OccurredAt: now, Metadata: in.Metadata,
 	}}}
 	out.add(ns.send(0, ReasonInitial, now))
 	return ns, out
@@ -199,10 +206,19 @@ func report(st *State, in Report, now time.Time) (*State, Output) {
 	a.LastStatus, a.LastStatusAt = in.Status, reportTime(in, now)
 	out := Output{Changed: true, Events: []schemas.FlowEvent{ns.dlrEvent(EventDLRReceived, in, "", now)}}
 
+	if in.Kind.IsSuccess() && !a.delivered() {
+		a.Delivered = true
+		if ns.deliveredElsewhere(in.Step) {
+			ev := ns.dlrEvent(EventMultiChannelDelivery, in, "", now)
+			ev.Late = in.Step < ns.Current
+			out.Events = append(out.Events, ev)
+		}
+	}
+
 	step := ns.Steps[in.Step]
 	switch {
 	case in.Kind.Meets(step.SuccessOn):
-		a.Succeeded = true
+		a.Succeeded, a.Delivered = true, true
 		late := in.Step < ns.Current
 		out.add(ns.close(successOutcome(in.Kind), in.Step, late, now))
 	case in.Kind == Failed && in.Step == ns.Current:
@@ -217,23 +233,40 @@ func report(st *State, in Report, now time.Time) (*State, Output) {
 	return ns, out
 }
 
-// reportAfterClose discards a DLR for a closed flow. A success on a step
-// other than the delivering one means the person got the message on more than
-// one channel: that is worth its own event, and the tombstone remembers it.
+// reportAfterClose discards a DLR for a closed flow. The first delivery of a
+// step is still recorded in the tombstone (a late success). When another
+// step had delivered already, the person got the message on more than one
+// channel: that is worth its own event.
 func reportAfterClose(st *State, in Report, now time.Time) (*State, Output) {
 	out := discard(st, in, DiscardFlowClosed, now)
-	if !in.Kind.IsSuccess() || st.Attempts[in.Step].Succeeded {
+	if !in.Kind.IsSuccess() || st.Attempts[in.Step].delivered() {
 		return st, out
 	}
 	ns := st.clone()
 	ns.markApplied(in.Pos)
 	a := &ns.Attempts[in.Step]
-	a.Succeeded, a.LastStatus, a.LastStatusAt = true, in.Status, reportTime(in, now)
-	ev := ns.dlrEvent(EventMultiChannelDelivery, in, "", now)
-	ev.Late = true
-	out.Events = append(out.Events, ev)
+	a.Delivered, a.LastStatus, a.LastStatusAt = true, in.Status, reportTime(in, now)
+	a.Succeeded = in.Kind.Meets(ns.Steps[in.Step].SuccessOn)
 	out.Changed = true
+	if ns.deliveredElsewhere(in.Step) {
+		ev := ns.dlrEvent(EventMultiChannelDelivery, in, "", now)
+		ev.Late = true
+		out.Events = append(out.Events, ev)
+	}
 	return ns, out
+}
+
+// deliveredElsewhere reports whether a step other than k delivered.
+func (s *State) deliveredElsewhere(k int) bool {
+	if s.DeliveredStep >= 0 && s.DeliveredStep != k {
+		return true
+	}
+	for j, a := range s.Attempts {
+		if j != k && a.delivered() {
+			return true
+		}
+	}
+	return false
 }
 
 func successOutcome(k StatusKind) string {
@@ -300,10 +333,16 @@ func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
 		return st, Output{}
 	}
 	ns := st.clone()
+	var out Output
 	if ns.IsLast(ns.Current) {
-		return ns, ns.close(OutcomeExpired, -1, false, now)
+		out = ns.close(OutcomeExpired, -1, false, now)
+	} else {
+		out = ns.fallback(ReasonTimeout, now)
 	}
-	return ns, ns.fallback(ReasonTimeout, now)
+	for i := range out.Events {
+		out.Events[i].DeadlineForced = in.Forced
+	}
+	return ns, out
 }
 
 // fallback moves from the current step to the next one.
@@ -346,7 +385,7 @@ func (s *State) close(outcome string, deliveredStep int, late bool, now time.Tim
 	s.DeliveredStep, s.Late = deliveredStep, late
 	ev := schemas.FlowEvent{
 		RequestID: s.RequestID, Type: EventFlowClosed, Outcome: outcome, Late: late,
-		OccurredAt: now, Summary: s.summary(),
+		OccurredAt: now, Summary: s.summary(), Metadata: s.Metadata,
 	}
 	if deliveredStep >= 0 {
 		ev.Step = step32(deliveredStep)
@@ -369,7 +408,7 @@ func (s *State) summary() *schemas.FlowSummary {
 	if s.DeliveredStep >= 0 {
 		sum.DeliveredStep = step32(s.DeliveredStep)
 	}
-	succeeded := 0
+	delivered := 0
 	for k, a := range s.Attempts {
 		ss := schemas.StepSummary{
 			Step: int32(k), Channel: s.Steps[k].Channel, AttemptID: AttemptID(s.RequestID, k),
@@ -380,20 +419,23 @@ func (s *State) summary() *schemas.FlowSummary {
 			t := time.UnixMilli(a.LastStatusAt)
 			ss.LastStatusAt = &t
 		}
-		if a.Succeeded {
-			succeeded++
+		if a.delivered() {
+			delivered++
 		}
 		sum.Steps = append(sum.Steps, ss)
 	}
-	sum.MultiChannelDelivery = succeeded > 1
+	// Two different steps reached the person (a delivery that did not meet
+	// its step's success_on counts: the message arrived).
+	sum.MultiChannelDelivery = delivered > 1
 	return sum
 }
 
-// toTombstone drops what a closed flow no longer needs: the personal data
-// and the message content. Step channels stay so late DLRs are reported with
-// their channel.
+// toTombstone drops what a closed flow no longer needs: the personal data,
+// the message content and the caller's metadata (FLOW_CLOSED, the last event
+// to carry it, is already out). Step channels stay so late DLRs are reported
+// with their channel.
 func (s *State) toTombstone() {
-	s.Recipient, s.Params = "", nil
+	s.Recipient, s.Params, s.Metadata = "", nil, nil
 	steps := make([]StepDef, len(s.Steps))
 	for i, st := range s.Steps {
 		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn}

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -166,9 +167,13 @@ func TestSuccessDLRForCurrentStepCloses(t *testing.T) {
 func TestSuccessDLRAfterCloseIsDiscarded(t *testing.T) {
 	closed, _ := Apply(started(t, twoSteps()), Cancel{Pos: Position{SourceRequests, 0, 11}}, t0.Add(time.Second))
 	st, out := Apply(closed, dlr(0, "delivered", Delivered), t0.Add(2*time.Second))
-	expectEvents(t, out, EventDLRDiscarded, EventMultiChannelDelivery)
-	if out.Events[0].Reason != DiscardFlowClosed || len(out.Sends) != 0 || st.Outcome != OutcomeCancelled {
-		t.Fatalf("late success after cancel: reason %q, sends %d, outcome %q", out.Events[0].Reason, len(out.Sends), st.Outcome)
+	// Only step 0 was ever delivered: a late success, not a double delivery.
+	expectEvents(t, out, EventDLRDiscarded)
+	if out.Events[0].Reason != DiscardFlowClosed || !out.Events[0].Late || len(out.Sends) != 0 || st.Outcome != OutcomeCancelled {
+		t.Fatalf("late success after cancel: reason %q, late %v, sends %d, outcome %q", out.Events[0].Reason, out.Events[0].Late, len(out.Sends), st.Outcome)
+	}
+	if !out.Changed || !st.Attempts[0].Delivered {
+		t.Fatalf("the tombstone does not remember step 0 delivered: changed=%v %+v", out.Changed, st.Attempts[0])
 	}
 }
 
@@ -455,5 +460,206 @@ func TestAttemptIDRoundTrip(t *testing.T) {
 		if _, _, ok := ParseAttemptID(bad); ok {
 			t.Fatalf("ParseAttemptID(%q) accepted", bad)
 		}
+	}
+}
+
+// multiEvents returns the MULTI_CHANNEL_DELIVERY events of outs.
+func multiEvents(outs ...Output) []schemas.FlowEvent {
+	var evs []schemas.FlowEvent
+	for _, out := range outs {
+		for _, e := range out.Events {
+			if e.Type == EventMultiChannelDelivery {
+				evs = append(evs, e)
+			}
+		}
+	}
+	return evs
+}
+
+// TestMultiChannelDeliveryOnlyForTwoDifferentSteps: a double delivery is
+// reported (event and summary) only when two different steps delivered.
+func TestMultiChannelDeliveryOnlyForTwoDifferentSteps(t *testing.T) {
+	readFirst := twoSteps()
+	readFirst[0].SuccessOn = SuccessOnRead
+	type step struct {
+		in   Input
+		want []string
+	}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for _, tc := range []struct {
+		name  string
+		steps []StepDef
+		seq   []step
+		// multi: the step of the one MULTI_CHANNEL_DELIVERY expected, -1 none.
+		multi int
+		// summaryMulti: FLOW_CLOSED's summary.multi_channel_delivery.
+		summaryMulti bool
+	}{
+		{"expired, last step delivered late", twoSteps(), []step{
+			{DeadlineElapsed{Step: 0}, []string{EventFallbackTriggered, EventAttemptSent}},
+			{DeadlineElapsed{Step: 1}, []string{EventFlowClosed}},
+			{dlr(1, "DELIVRD", Delivered), []string{EventDLRDiscarded}},
+		}, -1, false},
+		{"expired, both steps delivered late", twoSteps(), []step{
+			{DeadlineElapsed{Step: 0}, []string{EventFallbackTriggered, EventAttemptSent}},
+			{DeadlineElapsed{Step: 1}, []string{EventFlowClosed}},
+			{dlr(1, "DELIVRD", Delivered), []string{EventDLRDiscarded}},
+			{dlr(1, "DELIVERED", Delivered), []string{EventDLRDiscarded}}, // same step again
+			{dlr(0, "delivered", Delivered), []string{EventDLRDiscarded, EventMultiChannelDelivery}},
+			{dlr(0, "read", Read), []string{EventDLRDiscarded}},
+		}, 0, false},
+		{"cancelled, step 0 delivered late", twoSteps(), []step{
+			{Cancel{Pos: Position{SourceRequests, 0, 11}}, []string{EventFlowClosed}},
+			{dlr(0, "delivered", Delivered), []string{EventDLRDiscarded}},
+			{dlr(0, "read", Read), []string{EventDLRDiscarded}},
+		}, -1, false},
+		{"delivered, the same step reads later", twoSteps(), []step{
+			{dlr(0, "delivered", Delivered), []string{EventDLRReceived, EventFlowClosed}},
+			{dlr(0, "read", Read), []string{EventDLRDiscarded}},
+		}, -1, false},
+		{"failed step 0 then delivered step 1", twoSteps(), []step{
+			{dlr(0, "failed", Failed), []string{EventDLRReceived, EventFallbackTriggered, EventAttemptSent}},
+			{dlr(1, "DELIVRD", Delivered), []string{EventDLRReceived, EventFlowClosed}},
+		}, -1, false},
+		{"late delivery of step 0 closes, then step 1 delivers", twoSteps(), []step{
+			{DeadlineElapsed{Step: 0}, []string{EventFallbackTriggered, EventAttemptSent}},
+			{dlr(0, "delivered", Delivered), []string{EventDLRReceived, EventFlowClosed}},
+			{dlr(1, "DELIVRD", Delivered), []string{EventDLRDiscarded, EventMultiChannelDelivery}},
+		}, 1, false},
+		{"read step delivered (not read), then SMS delivered", readFirst, []step{
+			{dlr(0, "delivered", Delivered), []string{EventDLRReceived}},
+			{DeadlineElapsed{Step: 0}, []string{EventFallbackTriggered, EventAttemptSent}},
+			{dlr(1, "DELIVRD", Delivered), []string{EventDLRReceived, EventMultiChannelDelivery, EventFlowClosed}},
+		}, 1, true},
+		{"read step delivered after the SMS closed the flow", readFirst, []step{
+			{DeadlineElapsed{Step: 0}, []string{EventFallbackTriggered, EventAttemptSent}},
+			{dlr(1, "DELIVRD", Delivered), []string{EventDLRReceived, EventFlowClosed}},
+			{dlr(0, "delivered", Delivered), []string{EventDLRDiscarded, EventMultiChannelDelivery}},
+		}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := started(t, tc.steps)
+			var outs []Output
+			summaryMulti := false
+			for i, s := range tc.seq {
+				now := at(100 * (i + 1))
+				var out Output
+				st, out = Apply(st, s.in, now)
+				if got := eventTypes(out); !slices.Equal(got, s.want) {
+					t.Fatalf("input %d (%T): events %v, want %v", i, s.in, got, s.want)
+				}
+				for _, e := range out.Events {
+					if e.Type == EventFlowClosed {
+						summaryMulti = e.Summary.MultiChannelDelivery
+					}
+				}
+				outs = append(outs, out)
+			}
+			evs := multiEvents(outs...)
+			switch {
+			case tc.multi < 0 && len(evs) != 0:
+				t.Fatalf("unexpected %s: %+v", EventMultiChannelDelivery, evs)
+			case tc.multi >= 0 && (len(evs) != 1 || evs[0].Step == nil || int(*evs[0].Step) != tc.multi || evs[0].Channel != tc.steps[tc.multi].Channel):
+				t.Fatalf("%s events %+v, want one for step %d", EventMultiChannelDelivery, evs, tc.multi)
+			}
+			if summaryMulti != tc.summaryMulti {
+				t.Fatalf("summary.multi_channel_delivery = %v, want %v", summaryMulti, tc.summaryMulti)
+			}
+			if got, want := st.summary().MultiChannelDelivery, tc.multi >= 0; got != want {
+				t.Fatalf("the final state's summary says multi=%v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestMetadataReachesStartAndClose: the request's metadata is on
+// FLOW_STARTED and FLOW_CLOSED (and no other event); the tombstone drops it.
+func TestMetadataReachesStartAndClose(t *testing.T) {
+	md := map[string]string{"tenant": "acme", "campaign": "spring"}
+	for _, closeWith := range []Input{
+		dlr(0, "delivered", Delivered), Cancel{Pos: Position{SourceRequests, 0, 11}}, DeadlineElapsed{Step: 0},
+	} {
+		in := startInput(twoSteps())
+		in.Metadata = md
+		st, out := Apply(nil, in, t0)
+		var all []schemas.FlowEvent
+		all = append(all, out.Events...)
+		for !st.Closed {
+			now := st.DeadlineTime()
+			st, out = Apply(st, closeWith, now)
+			all = append(all, out.Events...)
+			closeWith = DeadlineElapsed{Step: st.Current}
+		}
+		_, out = Apply(st, dlr(0, "read", Read), st.DeadlineTime().Add(time.Hour))
+		all = append(all, out.Events...)
+		for _, e := range all {
+			switch e.Type {
+			case EventFlowStarted, EventFlowClosed:
+				if !reflect.DeepEqual(e.Metadata, md) {
+					t.Fatalf("%s metadata = %v, want %v", e.Type, e.Metadata, md)
+				}
+			default:
+				if e.Metadata != nil {
+					t.Fatalf("%s carries metadata %v", e.Type, e.Metadata)
+				}
+			}
+		}
+		if st.Metadata != nil {
+			t.Fatalf("tombstone keeps metadata %v", st.Metadata)
+		}
+	}
+}
+
+// TestForcedDeadlineSaysSo: every event of a deadline fired past
+// --max-deadline-hold is marked deadline_forced; no other event is.
+func TestForcedDeadlineSaysSo(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		step   int
+		forced bool
+		want   []string
+	}{
+		{"fallback, forced", 0, true, []string{EventFallbackTriggered, EventAttemptSent}},
+		{"fallback, not forced", 0, false, []string{EventFallbackTriggered, EventAttemptSent}},
+		{"expiry, forced", 1, true, []string{EventFlowClosed}},
+		{"expiry, not forced", 1, false, []string{EventFlowClosed}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _ := atStep(t, twoSteps(), tc.step)
+			_, out := Apply(st, DeadlineElapsed{Step: tc.step, Forced: tc.forced}, st.DeadlineTime())
+			expectEvents(t, out, tc.want...)
+			for _, e := range out.Events {
+				if e.DeadlineForced != tc.forced {
+					t.Fatalf("%s deadline_forced = %v, want %v", e.Type, e.DeadlineForced, tc.forced)
+				}
+			}
+			// A forced claim that is stale or early changes nothing.
+			if _, out := Apply(st, DeadlineElapsed{Step: tc.step, Forced: true}, st.DeadlineTime().Add(-time.Millisecond)); out.Changed || len(out.Events) != 0 {
+				t.Fatalf("an early forced deadline did something: %v", eventTypes(out))
+			}
+		})
+	}
+	// Events of other inputs never say forced.
+	st, out := Apply(started(t, twoSteps()), dlr(0, "failed", Failed), t0.Add(time.Second))
+	_, out2 := Apply(st, dlr(1, "DELIVRD", Delivered), t0.Add(2*time.Second))
+	for _, e := range append(out.Events, out2.Events...) {
+		if e.DeadlineForced {
+			t.Fatalf("%s says deadline_forced", e.Type)
+		}
+	}
+}
+
+// TestValidatedSendCarriesMetadata: the Start that validation builds
+// carries the request's metadata to the machine.
+func TestValidatedSendCarriesMetadata(t *testing.T) {
+	req := schemas.SendRequest{RequestID: "r1", Kind: schemas.KindSend, Recipient: "+4915112345678",
+		Steps:    []schemas.Step{{Channel: "sms", From: "ACME", Template: "t", DelaySeconds: 30}, {Channel: "whatsapp", From: "+4915100000000", Template: "t", TemplateCategory: "text", DelaySeconds: 30}},
+		Metadata: map[string]string{"tenant": "acme"}, RequestedAt: t0}
+	start, rej := Validator{Channels: DefaultChannels(), Limits: DefaultLimits()}.ValidateSend(req, nil)
+	if rej != nil {
+		t.Fatalf("rejected: %+v", rej)
+	}
+	if !reflect.DeepEqual(start.Metadata, req.Metadata) {
+		t.Fatalf("start metadata = %v, want %v", start.Metadata, req.Metadata)
 	}
 }

@@ -47,8 +47,16 @@ type Attempt struct {
 	SentAt       int64  `json:"at"` // unix ms
 	LastStatus   string `json:"ls,omitempty"`
 	LastStatusAt int64  `json:"lt,omitempty"` // unix ms
-	Succeeded    bool   `json:"ok,omitempty"`
+	Succeeded    bool   `json:"ok,omitempty"` // met the step's success_on
+	// Delivered: the attempt reported a delivery (delivered or read), even
+	// one that did not meet success_on (a WhatsApp step waiting for read):
+	// the person got the message. States written before it existed have
+	// only Succeeded; see delivered.
+	Delivered bool `json:"dv,omitempty"`
 }
+
+// delivered reports whether the attempt reached the person.
+func (a Attempt) delivered() bool { return a.Delivered || a.Succeeded }
 
 // State is one flow. While the flow is active it carries everything needed
 // to send the next step; once closed it is cut down to a tombstone (no
@@ -58,6 +66,7 @@ type State struct {
 	RequestID   string            `json:"id"`
 	Recipient   string            `json:"to,omitempty"`
 	Params      map[string]string `json:"p,omitempty"`
+	Metadata    map[string]string `json:"md,omitempty"` // SendRequest.metadata; not in the tombstone
 	FlowID      string            `json:"fid,omitempty"`
 	FlowVersion int64             `json:"fv,omitempty"`
 	Steps       []StepDef         `json:"s,omitempty"`

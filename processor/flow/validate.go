@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -32,6 +33,11 @@ const (
 	RejectMetadata         = "metadata_invalid"
 	RejectKey              = "key_not_request_id"
 	RejectTooLong          = "field_too_long"
+	// Time (ValidateTime): a stale or replayed send starts nothing.
+	RejectExpired            = "expired"
+	RejectFuture             = "requested_at_in_future"
+	RejectExpiresAt          = "expires_at_before_requested_at"
+	RejectRequestedAtMissing = "requested_at_missing"
 )
 
 // Rejection says why a request or flow definition is invalid, naming the field.
@@ -90,6 +96,12 @@ type Definitions interface {
 type Validator struct {
 	Channels Channels
 	Limits   Limits
+	// MaxRequestAge: a send read more than this after its requested_at (or
+	// its record's timestamp) is expired. Zero: no maximum age.
+	MaxRequestAge time.Duration
+	// ClockSkewGrace is how far a producer's clock may run ahead of the
+	// processor's: a requested_at further in the future is refused.
+	ClockSkewGrace time.Duration
 }
 
 // e164 is "+", a non-zero country digit, and 7 to 15 digits in all.
@@ -121,7 +133,7 @@ func (v Validator) ValidateSend(req schemas.SendRequest, defs Definitions) (Star
 		return Start{}, r
 	}
 
-	in := Start{RequestID: req.RequestID, Recipient: req.Recipient, Params: req.Params, RequestedAt: req.RequestedAt}
+	in := Start{RequestID: req.RequestID, Recipient: req.Recipient, Params: req.Params, Metadata: req.Metadata, RequestedAt: req.RequestedAt}
 	steps := req.Steps
 	switch {
 	case req.FlowID != "" && req.Steps != nil:
@@ -184,7 +196,60 @@ func (v Validator) checkLength(field, value string) *Rejection {
 	return nil
 }
 
-// ValidateCancel checks a cancel request.
+// ValidateTime checks that a send may still start a flow when read at now,
+// the processor's clock (passed in: validation reads no clock).
+// recordTime is the Kafka record's timestamp: it stands for requested_at
+// when that is not given (the zero time), clamped to now when a broker's or
+// producer's clock runs ahead of ours. ValidateTime returns the request's
+// time, the flow's requested_at.
+//
+// Refused, in this order: a requested_at more than ClockSkewGrace ahead of
+// now (requested_at_in_future), an expires_at before requested_at
+// (expires_at_before_requested_at), a request read more than MaxRequestAge
+// after its time or after its expires_at (expired), and a request with no
+// time at all when there is a maximum age (requested_at_missing; never
+// from Kafka: a record read from a broker always has a timestamp).
+func (v Validator) ValidateTime(req schemas.SendRequest, recordTime, now time.Time) (time.Time, *Rejection) {
+	at := req.RequestedAt
+	given := !at.IsZero()
+	switch {
+	case given:
+		if ahead := at.Sub(now); ahead > v.ClockSkewGrace {
+			return time.Time{}, reject(RejectFuture, "requested_at", "%s is %s ahead of the processor's clock, more than the clock-skew grace of %s",
+				stamp(at), ahead, v.ClockSkewGrace)
+		}
+		if req.ExpiresAt != nil && req.ExpiresAt.Before(at) {
+			return time.Time{}, reject(RejectExpiresAt, "expires_at", "%s is before requested_at %s", stamp(*req.ExpiresAt), stamp(at))
+		}
+	case recordTime.IsZero():
+		if v.MaxRequestAge > 0 {
+			return time.Time{}, reject(RejectRequestedAtMissing, "requested_at", "is not given and the record has no timestamp")
+		}
+		at = now
+	default:
+		at = recordTime
+		if at.After(now) {
+			at = now
+		}
+	}
+	if age := now.Sub(at); v.MaxRequestAge > 0 && age > v.MaxRequestAge {
+		what := "requested_at " + stamp(at)
+		if !given {
+			what = "the record's timestamp " + stamp(at) + " (requested_at not given)"
+		}
+		return time.Time{}, reject(RejectExpired, "requested_at", "read %s after %s, more than the maximum request age of %s", age, what, v.MaxRequestAge)
+	}
+	if req.ExpiresAt != nil && now.After(*req.ExpiresAt) {
+		return time.Time{}, reject(RejectExpired, "expires_at", "read %s after it (%s)", now.Sub(*req.ExpiresAt), stamp(*req.ExpiresAt))
+	}
+	return at, nil
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// ValidateCancel checks a cancel request. A cancel has no age: it can only
+// stop a flow that exists, and whether a flow exists is the state store's
+// to say, for as long as it remembers the flow.
 func (v Validator) ValidateCancel(req schemas.SendRequest) *Rejection {
 	return v.checkRequestID(req.RequestID)
 }

@@ -3,6 +3,7 @@ package flow
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fallbackd/fallback/schemas"
 )
@@ -166,5 +167,81 @@ func TestNormalise(t *testing.T) {
 		if kind != c.kind || known != c.known {
 			t.Errorf("Normalise(%s, %s) = %v %v, want %v %v", c.channel, c.raw, kind, known, c.kind, c.known)
 		}
+	}
+}
+
+// TestValidateTime: a stale, replayed or misdated send is refused, naming
+// the field; validation takes now as a parameter and reads no clock.
+func TestValidateTime(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	v := validator()
+	v.MaxRequestAge, v.ClockSkewGrace = time.Hour, time.Second
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	ptr := func(t time.Time) *time.Time { return &t }
+	cases := []struct {
+		name        string
+		requestedAt time.Time
+		expiresAt   *time.Time
+		recordTime  time.Time
+		code, field string    // "" when accepted
+		want        time.Time // the request's time, when accepted
+	}{
+		{"just requested", at(-time.Second), nil, now, "", "", at(-time.Second)},
+		{"exactly the maximum age", at(-time.Hour), nil, now, "", "", at(-time.Hour)},
+		{"expired by the maximum age", at(-time.Hour - time.Millisecond), nil, now, RejectExpired, "requested_at", time.Time{}},
+		{"a day old, replayed", at(-24 * time.Hour), nil, now, RejectExpired, "requested_at", time.Time{}},
+		{"expired by expires_at", at(-time.Minute), ptr(at(-time.Millisecond)), now, RejectExpired, "expires_at", time.Time{}},
+		{"read exactly at expires_at", at(-time.Minute), ptr(now), now, "", "", at(-time.Minute)},
+		{"expires_at ahead", at(-time.Minute), ptr(at(time.Minute)), now, "", "", at(-time.Minute)},
+		{"expires_at beyond the maximum age does not extend it", at(-2 * time.Hour), ptr(at(time.Hour)), now, RejectExpired, "requested_at", time.Time{}},
+		{"future within the grace", at(time.Second), nil, now, "", "", at(time.Second)},
+		{"future beyond the grace", at(time.Second + time.Millisecond), nil, now, RejectFuture, "requested_at", time.Time{}},
+		{"a day in the future", at(24 * time.Hour), nil, now, RejectFuture, "requested_at", time.Time{}},
+		{"year 1", time.Date(1, 6, 15, 0, 0, 0, 0, time.UTC), nil, now, RejectExpired, "requested_at", time.Time{}},
+		{"year 9999", time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC), nil, now, RejectFuture, "requested_at", time.Time{}},
+		{"expires_at before requested_at", at(-time.Minute), ptr(at(-2 * time.Minute)), now, RejectExpiresAt, "expires_at", time.Time{}},
+		{"expires_at equal to requested_at, read later", at(-time.Minute), ptr(at(-time.Minute)), now, RejectExpired, "expires_at", time.Time{}},
+		// requested_at not given (the zero time): the record's timestamp counts.
+		{"no requested_at, fresh record", time.Time{}, nil, at(-time.Minute), "", "", at(-time.Minute)},
+		{"no requested_at, old record", time.Time{}, nil, at(-2 * time.Hour), RejectExpired, "requested_at", time.Time{}},
+		{"no requested_at, record ahead of us", time.Time{}, nil, at(time.Hour), "", "", now},
+		{"no requested_at, record expired by expires_at", time.Time{}, ptr(at(-time.Second)), at(-time.Minute), RejectExpired, "expires_at", time.Time{}},
+		{"no requested_at, Kafka's no-timestamp (-1)", time.Time{}, nil, time.UnixMilli(-1), RejectExpired, "requested_at", time.Time{}},
+		{"no time at all", time.Time{}, nil, time.Time{}, RejectRequestedAtMissing, "requested_at", time.Time{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := validRequest()
+			req.RequestedAt, req.ExpiresAt = tc.requestedAt, tc.expiresAt
+			got, r := v.ValidateTime(req, tc.recordTime, now)
+			if tc.code == "" {
+				if r != nil {
+					t.Fatalf("rejected: %v", r)
+				}
+				if !got.Equal(tc.want) {
+					t.Fatalf("request time %v, want %v", got, tc.want)
+				}
+				return
+			}
+			if r == nil {
+				t.Fatalf("accepted")
+			}
+			if r.Code != tc.code || r.Field != tc.field {
+				t.Fatalf("rejection = %q on %q (%v), want %q on %q", r.Code, r.Field, r, tc.code, tc.field)
+			}
+			if !strings.HasPrefix(r.Error(), tc.code+": "+tc.field+": ") {
+				t.Fatalf("error %q does not name the code and field", r.Error())
+			}
+		})
+	}
+
+	// Zero MaxRequestAge: no maximum (a Validator used outside the processor).
+	old := validRequest()
+	old.RequestedAt = at(-24 * time.Hour)
+	if got, r := validator().ValidateTime(old, now, now); r != nil || !got.Equal(old.RequestedAt) {
+		t.Fatalf("no maximum age: %v %v", got, r)
+	}
+	if got, r := validator().ValidateTime(validRequest(), time.Time{}, now); r != nil || !got.Equal(now) {
+		t.Fatalf("no maximum age, no time: %v %v", got, r)
 	}
 }

@@ -20,6 +20,12 @@ script:
     milliseconds, bytes as {"$bytes": hex}) for Go to compare field by field;
   - re-encodes the record with schemaless_writer (<file>.py.bin) for Go to
     decode.
+Then, for every earlier version SCHEMA_DIR/previous/<Record>.<n>.avsc, it
+writes each decoded record of that Record with the earlier schema and reads
+it back with the earlier schema as writer and the current one as reader
+(Avro schema resolution, as a consumer with the new schema reading old
+records does): the fields the earlier version lacks must take their
+defaults, the others keep their values.
 It exits 1 on the first broken schema, after printing what broke.
 
 Requires fastavro (pip install fastavro).
@@ -79,6 +85,7 @@ def check(schema_dir, work_dir):
     with open(os.path.join(work_dir, "manifest.json"), encoding="utf-8") as f:
         manifest = json.load(f)
     records = 0
+    decoded = {}  # record name -> (parsed schema, decoded records)
     for entry in manifest["schemas"]:
         path = os.path.join(schema_dir, entry["avsc"])
         what = entry["name"]
@@ -108,8 +115,46 @@ def check(schema_dir, work_dir):
             schemaless_writer(out, parsed, record)
             with open(os.path.join(work_dir, file + ".py.bin"), "wb") as f:
                 f.write(out.getvalue())
+            decoded.setdefault(what, (raw, parsed, []))[2].append((file, record))
             records += 1
-    print(f"fastavro: {len(manifest['schemas'])} schemas, {records} records ok")
+    resolved = check_previous(schema_dir, decoded)
+    print(f"fastavro: {len(manifest['schemas'])} schemas, {records} records ok, {resolved} resolved from earlier versions")
+
+
+def check_previous(schema_dir, decoded):
+    prev_dir = os.path.join(schema_dir, "previous")
+    if not os.path.isdir(prev_dir):
+        return 0
+    resolved = 0
+    for name in sorted(os.listdir(prev_dir)):
+        if not name.endswith(".avsc"):
+            continue
+        old_raw, old = parse_alone(os.path.join(prev_dir, name))
+        what = f'{old_raw["namespace"]}.{old_raw["name"]}'
+        if what not in decoded:
+            fail(f"previous/{name}: no current schema {what} with records")
+        raw, parsed, samples = decoded[what]
+        old_fields = {f["name"] for f in old_raw["fields"]}
+        for file, record in samples:
+            out = io.BytesIO()
+            schemaless_writer(out, old, record)
+            out.seek(0)
+            try:
+                got = schemaless_reader(out, old, parsed)
+            except Exception as e:
+                fail(f"{what}: {file} written with previous/{name}: fastavro cannot resolve it: {e!r}")
+            want = {}
+            for f in raw["fields"]:
+                if f["name"] in old_fields:
+                    want[f["name"]] = record[f["name"]]
+                elif "default" in f:
+                    want[f["name"]] = f["default"]
+                else:
+                    fail(f"{what}: field {f['name']} is not in previous/{name} and has no default")
+            if plain(got) != plain(want):
+                fail(f"{what}: {file} written with previous/{name} resolves to\n  {plain(got)}\nwant\n  {plain(want)}")
+            resolved += 1
+    return resolved
 
 
 def fail(message):

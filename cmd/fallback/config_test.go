@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRequestAgeFlags: --max-request-age and --deadline-grace come from
+// their flags or variables and reach the processor's config.
+func TestRequestAgeFlags(t *testing.T) {
+	parse := func(args ...string) common {
+		t.Helper()
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var c common
+		c.register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := parse()
+	if c.maxAge != time.Hour || c.grace != defaultDeadlineGrace {
+		t.Fatalf("defaults: max age %s, grace %s", c.maxAge, c.grace)
+	}
+	if err := c.checkRequestAge(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	t.Setenv("FALLBACK_MAX_REQUEST_AGE", "10m")
+	t.Setenv("FALLBACK_DEADLINE_GRACE", "2s")
+	c = parse()
+	if c.maxAge != 10*time.Minute || c.grace != 2*time.Second {
+		t.Fatalf("from env: max age %s, grace %s", c.maxAge, c.grace)
+	}
+	c = parse("--max-request-age", "30m", "--deadline-grace", "1s")
+	cfg := c.processorConfig([]string{"b:9092"})
+	if cfg.MaxRequestAge != 30*time.Minute || cfg.DeadlineGrace != time.Second {
+		t.Fatalf("processor config: max age %s, grace %s", cfg.MaxRequestAge, cfg.DeadlineGrace)
+	}
+}
+
+// TestRunRefusesTombstonesShorterThanTheRequestAge: a closed flow must be
+// remembered as long as a duplicate of its request can still be accepted;
+// run refuses to start otherwise, naming both flags, before it connects.
+func TestRunRefusesTombstonesShorterThanTheRequestAge(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	base := []string{"run", "--brokers", "127.0.0.1:1", "--redis", "redis://127.0.0.1:1/0"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tombstone-retention", "30m"}, "--tombstone-retention (FALLBACK_TOMBSTONE_RETENTION) 30m0s is shorter than --max-request-age (FALLBACK_MAX_REQUEST_AGE) 1h0m0s"},
+		{[]string{"--tombstone-retention", "1h", "--max-request-age", "1h"}, "is shorter than --max-request-age"}, // the grace counts too
+		{[]string{"--max-request-age", "25h"}, "--tombstone-retention (FALLBACK_TOMBSTONE_RETENTION) 24h0m0s is shorter"},
+		{[]string{"--max-request-age", "0s"}, "--max-request-age (FALLBACK_MAX_REQUEST_AGE) must be positive"},
+		{[]string{"--deadline-grace", "-1s"}, "--deadline-grace (FALLBACK_DEADLINE_GRACE) must not be negative"},
+	} {
+		err := dispatch(ctx, append(append([]string{}, base...), tc.args...))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	// Long enough: the check passes and run goes on to connect (and fails there).
+	err := dispatch(ctx, append(append([]string{}, base...), "--tombstone-retention", "2h", "--max-request-age", "1h"))
+	if err == nil || strings.Contains(err.Error(), "max-request-age") {
+		t.Errorf("a long enough retention: err = %v, want a connection error", err)
+	}
+}

@@ -1,0 +1,140 @@
+package processor
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/schemas"
+	"github.com/fallbackd/fallback/statestore"
+)
+
+// TestProviderIDReportAppliesInOffsetOrder: a DLR that names only the
+// provider's message id, read in the same batch as a later DLR of the same
+// partition, is applied before it. It used to be deferred to the end of the
+// batch, applied after the later offset, and so taken for a redelivery and
+// dropped.
+func TestProviderIDReportAppliesInOffsetOrder(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rc.Close() })
+	store := statestore.New(rc, statestore.Config{Prefix: "t"})
+	c, names := testConsumer(t, store)
+	c.indexTTL = time.Hour
+	ctx := context.Background()
+
+	run := func(records ...*kgo.Record) []schemas.FlowEvent {
+		t.Helper()
+		res, err := c.apply(ctx, records)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var events []schemas.FlowEvent
+		for _, r := range res.records {
+			if r.Topic != names.Events {
+				continue
+			}
+			ev, err := c.codecs.FlowEvent.Decode(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events = append(events, ev)
+		}
+		if err := store.AckOutbox(ctx, res.acks); err != nil {
+			t.Fatal(err)
+		}
+		return events
+	}
+	dlr := func(offset int64, rep schemas.DeliveryReport) *kgo.Record {
+		v, err := c.codecs.DeliveryReport.Encode(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgo.Record{Topic: names.DLR, Partition: 0, Offset: offset, Value: v, Timestamp: t0()}
+	}
+
+	req := limitRequest("o1")
+	v, err := c.codecs.SendRequest.Encode(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(&kgo.Record{Topic: names.Requests, Key: []byte("o1"), Value: v, Timestamp: t0()})
+	// The provider's first report pairs its message id with our attempt id.
+	run(dlr(10, schemas.DeliveryReport{AttemptID: "o1/0", ProviderMessageID: "wamid.1", Channel: "whatsapp", Status: "sent"}))
+
+	// Then, in one batch: a failure naming only the provider's id, and a
+	// later record of the same partition for the same flow.
+	events := run(
+		dlr(11, schemas.DeliveryReport{ProviderMessageID: "wamid.1", Channel: "whatsapp", Status: "failed"}),
+		dlr(12, schemas.DeliveryReport{AttemptID: "o1/1", Channel: "sms", Status: "ACCEPTED"}),
+	)
+	var fellBack, acceptedSMS bool
+	for _, ev := range events {
+		switch {
+		case ev.Type == flow.EventFallbackTriggered && ev.Reason == flow.ReasonFailure:
+			fellBack = true
+		case ev.Type == flow.EventDLRReceived && ev.AttemptID == "o1/1":
+			acceptedSMS = true
+		}
+	}
+	if !fellBack || !acceptedSMS {
+		t.Fatalf("fallback on failure %v, SMS report applied %v; events %+v", fellBack, acceptedSMS, events)
+	}
+}
+
+// TestOutputsKeepTheFlowsOrder: when a flow changes again while the
+// outputs of its previous change are still owed (the writer that made them
+// has not produced them yet, or died), the new change produces the owed
+// ones first. Without this a FLOW_CLOSED could reach the events topic before
+// the FALLBACK_TRIGGERED that preceded it.
+func TestOutputsKeepTheFlowsOrder(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rc.Close() })
+	store := statestore.New(rc, statestore.Config{Prefix: "t"})
+	c, names := testConsumer(t, store)
+	ctx := context.Background()
+
+	req := limitRequest("q1")
+	v, err := c.codecs.SendRequest.Encode(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.apply(ctx, []*kgo.Record{{Topic: names.Requests, Key: []byte("q1"), Value: v, Timestamp: t0()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// first's outputs are never produced nor acked: the next change of the
+	// flow must carry them, ahead of its own.
+	rep, err := c.codecs.DeliveryReport.Encode(schemas.DeliveryReport{AttemptID: "q1/0", Channel: "whatsapp", Status: "failed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.apply(ctx, []*kgo.Record{{Topic: names.DLR, Offset: 3, Value: rep, Timestamp: t0()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second.records) <= len(first.records) {
+		t.Fatalf("second change produces %d records, want the %d owed ones and its own", len(second.records), len(first.records))
+	}
+	for i, r := range first.records {
+		got := second.records[i]
+		if got.Topic != r.Topic || string(got.Key) != string(r.Key) || string(got.Value) != string(r.Value) {
+			t.Fatalf("record %d of the second change is %s/%s, want the owed %s/%s first", i, got.Topic, got.Key, r.Topic, r.Key)
+		}
+	}
+	if len(second.acks) != 1 || second.acks[0].FromVersion != 0 || second.acks[0].UpToVersion != 2 {
+		t.Fatalf("acks %+v, want versions 0..2 of q1", second.acks)
+	}
+	if err := store.AckOutbox(ctx, second.acks); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.PendingOutbox(ctx); err != nil || n != 0 {
+		t.Fatalf("outbox still owes %d flows (err %v)", n, err)
+	}
+}
