@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -44,6 +45,11 @@ type Config struct {
 	ThenMix Mix             // how later steps end
 	Delays  []time.Duration // per step, clock time (5 s .. 900 s)
 	Rate    float64         // requests per wall second; 0: as fast as Kafka takes them
+	// DeadlineGrace is the processor's --deadline-grace (clock time): a
+	// deadline fires only once every input partition is read past it plus
+	// this, so every fire is at least this late by design. Lateness is
+	// reported raw (against the deadline) and past deadline+grace.
+	DeadlineGrace time.Duration
 	RunID   string          // request ids are RunID-m<n>, parked ones RunID-p<n>
 	Timeout time.Duration   // for the measured run
 
@@ -103,6 +109,15 @@ type Result struct {
 	// the output record).
 	DeadlineLatenessMS        Stats `json:"deadline_lateness_ms"`
 	DeadlineLatenessEmittedMS Stats `json:"deadline_lateness_emitted_ms"`
+	// The same, measured against deadline + DeadlineGraceMS (the earliest a
+	// deadline may fire under the event-time rule) instead of the deadline.
+	DeadlineGraceMS                    float64 `json:"deadline_grace_ms"`
+	DeadlineLatenessPastGraceMS        Stats   `json:"deadline_lateness_past_grace_ms"`
+	DeadlineLatenessPastGraceEmittedMS Stats   `json:"deadline_lateness_past_grace_emitted_ms"`
+
+	// Outcomes: the shares the providers' mix calls for against the shares
+	// measured.
+	OutcomeShares OutcomeShares `json:"outcome_shares"`
 
 	RedisBytesPerInflightFlow float64          `json:"redis_bytes_per_inflight_flow"`
 	RedisCommandsPerFlow      float64          `json:"redis_commands_per_flow"`
@@ -135,6 +150,26 @@ type Counts struct {
 	Fallbacks      map[string]int `json:"fallbacks"`
 	InputsPerFlow  float64        `json:"inputs_per_flow"`
 	OutputsPerFlow float64        `json:"outputs_per_flow"`
+}
+
+// OutcomeShares compares how flows closed with how the simulated
+// providers' answers say they must close. Shares are percent of the flows.
+type OutcomeShares struct {
+	// Expected follows from the mixes and the steps alone (ExpectedShares).
+	Expected map[string]float64 `json:"expected_pct"`
+	// Drawn follows from the fates the providers actually drew for this
+	// run's attempts: Expected plus sampling noise (about 0.1 point at
+	// 30,000 flows).
+	Drawn map[string]float64 `json:"drawn_pct"`
+	// Measured is the FLOW_CLOSED outcomes seen.
+	Measured map[string]float64 `json:"measured_pct"`
+	// MaxDiffPP is the largest |measured - expected| over the outcomes, in
+	// percentage points, and MaxDiffOutcome the outcome it is on.
+	MaxDiffPP      float64 `json:"max_diff_pp"`
+	MaxDiffOutcome string  `json:"max_diff_outcome"`
+	// FlowsOffDrawn is how many flows closed otherwise than their own
+	// providers' answers call for (or never saw a send they needed).
+	FlowsOffDrawn int `json:"flows_off_drawn"`
 }
 
 func (c *Config) printf(format string, args ...any) {
@@ -317,6 +352,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.FlowsClosedPerSecSteady = float64(int64(t.steadyCloseRate()*10)) / 10
 	decided, emitted := t.lateness(cmap)
 	res.DeadlineLatenessMS, res.DeadlineLatenessEmittedMS = statsOf(decided), statsOf(emitted)
+	grace := cmap.wallMS(cfg.DeadlineGrace.Milliseconds())
+	res.DeadlineGraceMS = round2(grace)
+	res.DeadlineLatenessPastGraceMS = statsOf(shifted(decided, -grace))
+	res.DeadlineLatenessPastGraceEmittedMS = statsOf(shifted(emitted, -grace))
 	if cfg.Clock.Speed != 1 {
 		res.Notes = append(res.Notes, fmt.Sprintf("deadline lateness is measured on the processor clock (x%g) and divided by the speed: wall ms; at x1 it needs no conversion", cfg.Clock.Speed))
 	}
@@ -352,6 +391,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			c.Outcomes[outcomeNames[o]] = int(n)
 		}
 	}
+	res.OutcomeShares = outcomeShares(t, []Mix{cfg.Mix, cfg.ThenMix}, len(cfg.Delays))
 	c.Fallbacks = map[string]int{"failure": int(t.fallbackFailure.Load()), "timeout": int(t.fallbackTimeout.Load())}
 	// Inputs: the request and the DLRs. Outputs: the sends and the events
 	// (FLOW_STARTED, ATTEMPT_SENT per send, one per DLR, FALLBACK_TRIGGERED
@@ -416,6 +456,48 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Peer = &Peer{Name: "asynq", Skipped: cfg.AsynqSkipped}
 	}
 	return res, nil
+}
+
+// outcomeShares puts the expected, drawn and measured shares side by side.
+func outcomeShares(t *tracker, mixes []Mix, steps int) OutcomeShares {
+	pct := func(n int) float64 { return round2(float64(n) * 100 / float64(t.n)) }
+	exp := ExpectedShares(mixes, steps)
+	os := OutcomeShares{
+		Expected: map[string]float64{"DELIVERED": round2(exp.Delivered * 100), "FAILED": round2(exp.Failed * 100), "EXPIRED": round2(exp.Expired * 100)},
+		Drawn:    map[string]float64{}, Measured: map[string]float64{},
+	}
+	drawn, off := t.drawn()
+	os.FlowsOffDrawn = off
+	if drawn[outcomeNone] > 0 {
+		os.Drawn["(not sent)"] = pct(drawn[outcomeNone])
+	}
+	expPct := map[string]float64{"DELIVERED": exp.Delivered * 100, "FAILED": exp.Failed * 100, "EXPIRED": exp.Expired * 100}
+	for o := outcomeDelivered; o < outcomeKinds; o++ {
+		name := outcomeNames[o]
+		measured := int(t.outcomeCount[o].Load())
+		if measured > 0 || o <= outcomeExpired {
+			os.Measured[name] = pct(measured)
+		}
+		if drawn[o] > 0 || o <= outcomeExpired {
+			os.Drawn[name] = pct(drawn[o])
+		}
+		if d := math.Abs(float64(measured)*100/float64(t.n) - expPct[name]); os.MaxDiffOutcome == "" || d > os.MaxDiffPP {
+			os.MaxDiffPP, os.MaxDiffOutcome = d, name
+		}
+	}
+	if unclosed := t.n - int(t.closed.Load()); unclosed > 0 {
+		os.Measured["(not closed)"] = pct(unclosed)
+	}
+	os.MaxDiffPP = round2(os.MaxDiffPP)
+	return os
+}
+
+func shifted(xs []float64, by float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = x + by
+	}
+	return out
 }
 
 func doneCounting(t *tracker, p *providers, flows int) bool {

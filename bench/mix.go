@@ -103,3 +103,63 @@ func unit(b []byte) float64 {
 	x ^= x >> 31
 	return float64(x>>11) / float64(1<<53)
 }
+
+// Shares are the fractions of flows that close each way.
+type Shares struct {
+	Delivered, Failed, Expired float64
+}
+
+// ExpectedShares is how the flows of a run should close when the processor
+// does exactly what the simulated providers' answers call for. It follows
+// the providers (providers.answer): an attempt on step k ends by
+// mixes[min(k, len(mixes)-1)] (so with the bench's two mixes, --mix on
+// step 0 and --then-mix on every later step), drawn independently per
+// attempt. A delivered attempt closes the flow DELIVERED (the bench's steps
+// succeed on delivered; the providers never report a read). A failed or
+// silent attempt falls back to the next step, or, on the last step, closes
+// the flow FAILED (failure DLR) or EXPIRED (the last deadline fires).
+// Nothing else ends a bench flow: no cancels, no rejections.
+func ExpectedShares(mixes []Mix, steps int) Shares {
+	var s Shares
+	if len(mixes) == 0 || steps < 1 {
+		return s
+	}
+	reach := 1.0 // share of flows that get an attempt on step k
+	for k := range steps {
+		m := mixes[min(k, len(mixes)-1)]
+		s.Delivered += reach * m.Delivered
+		if k == steps-1 {
+			s.Failed += reach * m.Failed
+			s.Expired += reach * m.Silent
+			break
+		}
+		reach *= m.FallbackShare()
+	}
+	return s
+}
+
+// outcomeOfFates is the outcome a flow must close with, given the fates
+// the providers drew for its attempts (fates[k] is step k's fate plus one;
+// 0: no send of step k was seen). It returns outcomeNone when a step the
+// flow needed was never sent.
+func outcomeOfFates(fates []uint8) uint8 {
+	for k, f := range fates {
+		if f == 0 {
+			return outcomeNone
+		}
+		last := k == len(fates)-1
+		switch fate(f - 1) {
+		case fateDelivered:
+			return outcomeDelivered
+		case fateFailed:
+			if last {
+				return outcomeFailed
+			}
+		case fateSilent:
+			if last {
+				return outcomeExpired
+			}
+		}
+	}
+	return outcomeNone
+}

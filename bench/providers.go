@@ -95,7 +95,9 @@ func (p *providers) answer(s sendInfo, buf []byte) []byte {
 		p.sched.add(when, &kgo.Record{Topic: p.dlr, Key: []byte(attempt), Value: v})
 	}
 	plan(at(0.02), report{attemptID: attempt, providerID: pmid, status: status("ENROUTE", "sent")})
-	switch p.mixFor(s.step).fateOf(s.attemptID) {
+	f := p.mixFor(s.step).fateOf(s.attemptID)
+	p.t.drewFate(s, f)
+	switch f {
 	case fateDelivered:
 		r := report{attemptID: attempt, providerID: pmid, status: status("DELIVRD", "delivered")}
 		buf = append(append(buf[:0], s.attemptID...), '#')

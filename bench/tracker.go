@@ -23,6 +23,7 @@ type tracker struct {
 	sentAt   [][]int64 // [step][flow] the send's sent_at, clock ms
 	sentWall [][]int64 // [step][flow] the send record's Kafka timestamp, wall ms
 	reason   [][]uint8 // [step][flow]
+	fate     [][]uint8 // [step][flow] the fate the providers drew for the send, plus one (0: no send seen)
 
 	// Written by the observer's goroutine.
 	closedAt   []int64 // FLOW_CLOSED occurred_at, clock ms
@@ -70,6 +71,7 @@ func newTracker(prefix string, n, steps int) *tracker {
 		t.sentAt = append(t.sentAt, make([]int64, n))
 		t.sentWall = append(t.sentWall, make([]int64, n))
 		t.reason = append(t.reason, make([]uint8, n))
+		t.fate = append(t.fate, make([]uint8, n))
 	}
 	return t
 }
@@ -144,6 +146,31 @@ func (t *tracker) sawSend(s sendInfo, wall time.Time) {
 	if r == reasonTimeout {
 		storeMax(&t.lastDeadlineFire, wall.UnixMilli())
 	}
+}
+
+// drewFate records the fate the providers drew for a send.
+func (t *tracker) drewFate(s sendInfo, f fate) {
+	if i, ok := t.index(s.requestID); ok && s.step >= 0 && int(s.step) < t.steps {
+		t.fate[s.step][i] = uint8(f) + 1
+	}
+}
+
+// drawn returns, per outcome, how many flows the providers' answers say
+// must close that way, and how many flows closed otherwise (or were never
+// sent a step they needed).
+func (t *tracker) drawn() (counts [outcomeKinds]int, off int) {
+	fates := make([]uint8, t.steps)
+	for i := range t.n {
+		for k := range t.steps {
+			fates[k] = t.fate[k][i]
+		}
+		o := outcomeOfFates(fates)
+		counts[o]++
+		if o == outcomeNone || o != t.outcome[i] {
+			off++
+		}
+	}
+	return counts, off
 }
 
 // sawEvent records an event the observer consumed.

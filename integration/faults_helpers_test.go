@@ -139,6 +139,8 @@ type faultWorld struct {
 
 	requestIDs []string // the valid requests the load publishes
 	published  simulator.Published
+
+	truth *truth // the inputs and events, to judge outcomes by (faults_truth_test.go)
 }
 
 func newFaultWorld(t *testing.T, cfg faultConfig) *faultWorld {
@@ -193,6 +195,12 @@ func newFaultWorld(t *testing.T, cfg faultConfig) *faultWorld {
 	}
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w.truth = newTruth(w.clock)
+	go func() {
+		if err := w.truth.follow(ctx, suite.brokers, nil, w.names); err != nil && ctx.Err() == nil {
+			t.Errorf("truth: %v", err)
+		}
+	}()
 	go func() {
 		if err := w.tally.Follow(ctx, suite.brokers, nil, w.names.Events); err != nil && ctx.Err() == nil {
 			t.Errorf("tally: %v", err)
@@ -555,6 +563,15 @@ type faultResult struct {
 	ReplayedFlows     int            `json:"replayed_flows"`
 	RetryWarnings     int            `json:"retry_warnings"`
 	DurationS         float64        `json:"duration_s"`
+	// Judged against what the providers published and when (faults_truth_test.go).
+	WrongOutcomes    int `json:"wrong_outcomes"`
+	SecondSends      int `json:"second_sends"`
+	AmbiguousFlows   int `json:"ambiguous_flows"`
+	LateSuccesses    int `json:"late_successes"`
+	ForcedFlows      int `json:"forced_flows"`
+	ForcedWrong      int `json:"forced_wrong"`
+	ForcedEvents     int `json:"forced_events"`
+	wrong, ambiguous []string
 }
 
 // finish waits for every accepted request to close (or for the longest flow
@@ -647,6 +664,9 @@ func (w *faultWorld) finish(test string, extra map[string]any) faultResult {
 		}
 	}
 	r.OrphanSends = len(orphans)
+	oc := w.truth.check(requestIDs, func(a string) bool { return w.sends.Count(a) > 0 }, w.sends.Deadline)
+	r.WrongOutcomes, r.SecondSends, r.AmbiguousFlows, r.LateSuccesses = len(oc.Wrong), oc.SecondSends, len(oc.Ambiguous), oc.LateSuccess
+	r.ForcedFlows, r.ForcedWrong, r.ForcedEvents, r.wrong, r.ambiguous = oc.Forced, oc.ForcedWrong, w.truth.forcedEvents(), oc.Wrong, oc.Ambiguous
 	if n, err := w.store.PendingOutbox(w.ctx); err == nil {
 		r.OwedLeft = n
 	}

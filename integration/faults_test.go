@@ -95,7 +95,7 @@ func crashLoop(t *testing.T, name string, instances int) {
 	if kills < minKills {
 		t.Errorf("only %d kills in the time allowed", kills)
 	}
-	w.finish(name, map[string]any{
+	r := w.finish(name, map[string]any{
 		"instances":    instances,
 		"kills":        kills,
 		"mean_run_s":   (uptime / time.Duration(max(kills, 1))).Round(10 * time.Millisecond).Seconds(),
@@ -103,6 +103,7 @@ func crashLoop(t *testing.T, name string, instances int) {
 		"lease_s":      w.lease.Seconds(),
 		"lease_wall_s": wall(w.lease).Seconds(),
 	})
+	assertRightOutcomes(t, r, false)
 }
 
 // TestFaultRebalance runs three instances in one group, stops one

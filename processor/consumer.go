@@ -241,7 +241,7 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 	}
 	if rej == nil {
 		// Stale or replayed (a new group, an offset reset): nothing is sent.
-		start.RequestedAt, rej = b.c.validator.ValidateTime(req, r.Timestamp, b.now)
+		start.RequestedAt, rej = b.c.validator.ValidateTime(req, b.c.recordTime(r), b.now)
 	}
 	if rej != nil {
 		b.reject(r, req.RequestID, rej)
@@ -249,6 +249,16 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 	}
 	start.Pos = position(flow.SourceRequests, r)
 	b.add(req.RequestID, input{in: start, src: r, trace: traceHeaders(r)})
+}
+
+// recordTime is the record's timestamp on the processor's clock (the same
+// instant as wall time, except on the sped-up test clock). The manual test
+// clock cannot map it and takes it as it is.
+func (c *Consumer) recordTime(r *kgo.Record) time.Time {
+	if wc, ok := c.clock.(wallClock); ok {
+		return wc.FromWall(r.Timestamp)
+	}
+	return r.Timestamp
 }
 
 // schemaFingerprint is the record's fallback.schema.fp header, "" without one.

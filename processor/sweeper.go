@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fallbackd/fallback/processor/flow"
@@ -33,7 +34,7 @@ type Sweeper struct {
 	watermarks  *Watermarks
 	grace       time.Duration // how far input timestamps may run behind the deadlines' clock
 	maxHold     time.Duration // the longest a due deadline waits for the watermarks
-	held        bool          // the last round left due deadlines held by the watermarks
+	held        atomic.Bool   // the last round left due deadlines held by the watermarks
 	lastHeldLog time.Time     // wall time of the last "held" log line
 
 	mu     sync.Mutex
@@ -60,8 +61,12 @@ func newSweeper(e *engine, d *deliverer, clock Clock, lease time.Duration, batch
 		log: log, metrics: m, wake: make(chan struct{}, 1), deliveries: make(chan struct{}, maxDeliveries)}
 }
 
-// Wake makes a sleeping sweeper look again now: the watermarks moved.
+// Wake makes a sweeper that holds deadlines look again now: the watermarks
+// moved.
 func (s *Sweeper) Wake() {
+	if !s.held.Load() {
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -111,7 +116,6 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	cutoff := s.cutoff(now, low)
-	s.held = cutoff.Before(now)
 	claimed, err := s.engine.store.ClaimDueAll(ctx, cutoff, s.lease, s.batch)
 	if err != nil || len(claimed) == 0 {
 		return false, err
@@ -177,17 +181,27 @@ func (s *Sweeper) sleep(ctx context.Context) {
 	now := s.clock.Now()
 	wait := s.maxIdle
 	var recheck <-chan time.Time // wall time: watermarks move with reading, not with the clock
+	held := false
+	defer func() { s.held.Store(false) }()
 	if next, ok, err := s.engine.store.NextDue(ctx); err == nil && ok {
 		wait = min(max(next.Sub(now), 0), s.maxIdle)
-		if s.held && !next.After(now) {
-			// Due, but held by the watermarks: ask for a caught-up check, and
-			// look again when the watermarks move or after a short while.
-			s.logHeld(ctx, now, next)
-			s.watermarks.Poke()
-			wait = s.maxIdle
-			recheck = time.After(s.watermarks.interval)
+		if !next.After(now) {
+			// Due but not claimed: held by the watermarks. No input can be
+			// read past next+grace before that time comes; after it, ask for
+			// a caught-up check, and look again when the watermarks move or
+			// after a short while.
+			if ready := next.Add(s.grace); now.Before(ready) {
+				wait = ready.Sub(now)
+			} else {
+				held = true // woken when the watermarks move
+				s.logHeld(ctx, now, next)
+				s.watermarks.Poke()
+				wait = s.maxIdle
+				recheck = time.After(s.watermarks.interval)
+			}
 		}
 	}
+	s.held.Store(held)
 	s.mu.Lock()
 	s.target = now.Add(wait)
 	s.mu.Unlock()

@@ -105,7 +105,7 @@ func (c *common) register(fs *flag.FlagSet) {
 }
 
 // defaultDeadlineGrace is processor.Config's default DeadlineGrace.
-const defaultDeadlineGrace = 250 * time.Millisecond
+const defaultDeadlineGrace = processor.DefaultDeadlineGrace
 
 // checkRequestAge refuses settings under which a duplicate of a request
 // could start a second flow: a closed flow must be remembered for as long
