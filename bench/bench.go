@@ -50,8 +50,8 @@ type Config struct {
 	// this, so every fire is at least this late by design. Lateness is
 	// reported raw (against the deadline) and past deadline+grace.
 	DeadlineGrace time.Duration
-	RunID   string          // request ids are RunID-m<n>, parked ones RunID-p<n>
-	Timeout time.Duration   // for the measured run
+	RunID         string        // request ids are RunID-m<n>, parked ones RunID-p<n>
+	Timeout       time.Duration // for the measured run
 
 	// MemorySample is how many flows are parked (then removed) to measure
 	// Redis bytes per in-flight flow when Pending is 0. Real Redis only.
@@ -462,34 +462,34 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 func outcomeShares(t *tracker, mixes []Mix, steps int) OutcomeShares {
 	pct := func(n int) float64 { return round2(float64(n) * 100 / float64(t.n)) }
 	exp := ExpectedShares(mixes, steps)
-	os := OutcomeShares{
+	sh := OutcomeShares{
 		Expected: map[string]float64{"DELIVERED": round2(exp.Delivered * 100), "FAILED": round2(exp.Failed * 100), "EXPIRED": round2(exp.Expired * 100)},
 		Drawn:    map[string]float64{}, Measured: map[string]float64{},
 	}
 	drawn, off := t.drawn()
-	os.FlowsOffDrawn = off
+	sh.FlowsOffDrawn = off
 	if drawn[outcomeNone] > 0 {
-		os.Drawn["(not sent)"] = pct(drawn[outcomeNone])
+		sh.Drawn["(not sent)"] = pct(drawn[outcomeNone])
 	}
 	expPct := map[string]float64{"DELIVERED": exp.Delivered * 100, "FAILED": exp.Failed * 100, "EXPIRED": exp.Expired * 100}
 	for o := outcomeDelivered; o < outcomeKinds; o++ {
 		name := outcomeNames[o]
 		measured := int(t.outcomeCount[o].Load())
 		if measured > 0 || o <= outcomeExpired {
-			os.Measured[name] = pct(measured)
+			sh.Measured[name] = pct(measured)
 		}
 		if drawn[o] > 0 || o <= outcomeExpired {
-			os.Drawn[name] = pct(drawn[o])
+			sh.Drawn[name] = pct(drawn[o])
 		}
-		if d := math.Abs(float64(measured)*100/float64(t.n) - expPct[name]); os.MaxDiffOutcome == "" || d > os.MaxDiffPP {
-			os.MaxDiffPP, os.MaxDiffOutcome = d, name
+		if d := math.Abs(float64(measured)*100/float64(t.n) - expPct[name]); sh.MaxDiffOutcome == "" || d > sh.MaxDiffPP {
+			sh.MaxDiffPP, sh.MaxDiffOutcome = d, name
 		}
 	}
 	if unclosed := t.n - int(t.closed.Load()); unclosed > 0 {
-		os.Measured["(not closed)"] = pct(unclosed)
+		sh.Measured["(not closed)"] = pct(unclosed)
 	}
-	os.MaxDiffPP = round2(os.MaxDiffPP)
-	return os
+	sh.MaxDiffPP = round2(sh.MaxDiffPP)
+	return sh
 }
 
 func shifted(xs []float64, by float64) []float64 {

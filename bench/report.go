@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,8 @@ func (r *Result) WriteTable(w io.Writer) {
 	row("flows_closed_per_sec_steady", num(r.FlowsClosedPerSecSteady), "10th to 90th percentile close")
 	row("deadline_lateness_ms p50/p99/max", lat(r.DeadlineLatenessMS), fmt.Sprintf("wall ms, sent_at - deadline, %d deadlines", r.DeadlineLatenessMS.N))
 	row("  emitted p50/p99/max", lat(r.DeadlineLatenessEmittedMS), "wall ms, Kafka timestamp of the output - deadline")
+	row("  past deadline+grace p50/p99/max", lat(r.DeadlineLatenessPastGraceMS), fmt.Sprintf("wall ms, sent_at - (deadline + %s ms grace): the event-time rule fires no earlier", num(r.DeadlineGraceMS)))
+	row("  past deadline+grace, emitted", lat(r.DeadlineLatenessPastGraceEmittedMS), "wall ms, Kafka timestamp of the output - (deadline + grace)")
 	row("redis_bytes_per_inflight_flow", num(r.RedisBytesPerInflightFlow), "INFO used_memory delta / parked flows")
 	row("redis_commands_per_flow", num(r.RedisCommandsPerFlow), r.RedisCommandsSource)
 	row("cpu_us_per_flow", num(r.CPUUsPerFlow), r.CPUScope)
@@ -78,6 +81,24 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\n  counts: %d requests, %d first sends, %d fallback sends, %d DLRs published / %d processed, %d deadlines fired, %d closed (%d twice), %d rejected\n",
 		c.Requests, c.FirstSends, c.FallbackSends, c.DLRsPublished, c.DLRsProcessed, c.DeadlineFires, c.FlowsClosed, c.DoubleClosed, c.Rejected)
 	fmt.Fprintf(w, "  outcomes %v, fallbacks %v; %.2f input and %.2f output records per flow\n", c.Outcomes, c.Fallbacks, c.InputsPerFlow, c.OutputsPerFlow)
+	if sh := r.OutcomeShares; sh.Expected != nil {
+		names := []string{"DELIVERED", "FAILED", "EXPIRED"}
+		for _, m := range []map[string]float64{sh.Measured, sh.Drawn} {
+			for n := range m {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+		}
+		sort.SliceStable(names[3:], func(i, j int) bool { return names[3+i] < names[3+j] })
+		fmt.Fprintf(w, "\n  outcome shares, %% of flows:   %10s %10s %10s %10s\n", "expected", "drawn", "measured", "diff pp")
+		for _, n := range names {
+			fmt.Fprintf(w, "    %-28s %10.2f %10.2f %10.2f %+10.2f\n", n, sh.Expected[n], sh.Drawn[n], sh.Measured[n], sh.Measured[n]-sh.Expected[n])
+		}
+		fmt.Fprintf(w, "  largest difference, measured vs expected: %.2f percentage points (%s); %d flows closed otherwise than their providers' answers say\n",
+			sh.MaxDiffPP, sh.MaxDiffOutcome, sh.FlowsOffDrawn)
+		fmt.Fprintf(w, "  (expected: from the mixes, step 0 by --mix and later steps by --then-mix, delivered closes, failed or silent falls back or on the last step closes FAILED or EXPIRED; drawn: from the fates the providers drew for this run's attempts)\n")
+	}
 	if l := r.Limit; l != nil {
 		fmt.Fprintf(w, "\n  limit (%d flows): Redis alone %s flows/s, Kafka alone %s flows/s; lower: %s; processor (steady) / lower = %s\n",
 			l.Flows, num(l.RedisFlowsPerSec), num(l.KafkaFlowsPerSec), l.Lower, num(l.Ratio))

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/statestore"
+	"github.com/fallbackd/fallback/topics"
 )
 
 // TestWatermarksMoveOnlyWhenCaughtUp: a partition's watermark moves to the
@@ -149,6 +150,43 @@ func TestSweeperCutoff(t *testing.T) {
 	for _, c := range cases {
 		if got := s.cutoff(now, c.low); !got.Equal(c.want) {
 			t.Errorf("%s: cutoff %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestRequestsPausedWhileDLRsWait: the consumer stops fetching requests
+// while more DLRs than the threshold wait on its partitions, and resumes
+// only once the backlog is below a quarter of it.
+func TestRequestsPausedWhileDLRsWait(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "req", "dlr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("req", "dlr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := newWatermarks(nil, nil, "g", "req", "dlr", NewManualClock(t0()), time.Second, log)
+	c := &Consumer{client: cl, watermarks: w, dlrBacklogPause: 1000, topics: topics.Names{Requests: "req", DLR: "dlr"}, log: log, metrics: newMetrics(nil)}
+	ctx := context.Background()
+
+	steps := []struct {
+		backlog int64
+		paused  bool
+	}{
+		{0, false}, {1000, false}, {1001, true}, {400, true}, {251, true}, {250, false}, {900, false}, {5000, true},
+	}
+	for _, s := range steps {
+		w.mu.Lock()
+		w.dlrBacklog = s.backlog
+		w.mu.Unlock()
+		c.prioritiseDLRs(ctx)
+		paused := cl.PauseFetchTopics() // with no topics: lists the paused ones
+		if got := len(paused) == 1 && paused[0] == "req"; got != s.paused || c.requestsPaused != s.paused {
+			t.Fatalf("DLR backlog %d: paused topics %v, want requests paused %v", s.backlog, paused, s.paused)
 		}
 	}
 }
