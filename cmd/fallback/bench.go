@@ -240,7 +240,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"--partitions", strconv.Itoa(c.partitions), "--replication", strconv.Itoa(c.replication),
 			"--topic-requests", n.Requests, "--topic-dlr", n.DLR, "--topic-sends-prefix", n.SendsPrefix,
 			"--topic-events", n.Events, "--topic-dlq", n.DLQ, "--topic-flows", n.Flows,
-			"--claim-lease", lease.String(), "--log-level", map[bool]string{true: "info", false: "warn"}[*verbose],
+			"--claim-lease", lease.String(), "--deadline-grace", c.grace.String(), "--max-deadline-hold", c.maxHold.String(), "--log-level", map[bool]string{true: "info", false: "warn"}[*verbose],
 			"--clock-speed", strconv.FormatFloat(*speed, 'g', -1, 64), "--clock-epoch", strconv.FormatInt(epoch.UnixMilli(), 10))
 		cmd.Stdout, cmd.Stderr = stderr, stderr
 		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -261,7 +261,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		pcfg := processor.Config{Brokers: brokers, KafkaOpts: kafkaOpts, Group: c.group, Topics: c.names, CreateTopics: true,
 			Partitions: int32(c.partitions), Replication: int16(c.replication), Clock: clock, ClaimLease: lease,
-			MaxPollRecords: *maxPoll, Logger: log}
+			MaxPollRecords: *maxPoll, DeadlineGrace: c.grace, MaxDeadlineHold: c.maxHold, Logger: log}
 		proc, err := processor.New(pcfg, procStore)
 		if err != nil {
 			return err
@@ -290,7 +290,11 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	fmt.Fprintf(progress, "fallback bench %s: %d flows, %s, clock x%g, processor %s\n", runID, *flows, cfg.Backend, *speed, cfg.Processor)
+	cfg.DeadlineGrace = effectiveGrace(c.grace)
 	res, err := bench.Run(ctx, cfg)
+	if res != nil && *external {
+		res.Notes = append(res.Notes, fmt.Sprintf("external processor: lateness past deadline+grace assumes its --deadline-grace is this command's (%s)", cfg.DeadlineGrace))
+	}
 	if res != nil {
 		tableOut := stdout
 		if *asJSON {
@@ -322,6 +326,15 @@ func cleanupRun(stderr io.Writer, brokers []string, opts []kgo.Opt, rdb redis.Un
 			fmt.Fprintf(stderr, "bench: delete keys %s: %v\n", match, err)
 		}
 	}
+}
+
+// effectiveGrace is the deadline grace a processor started with
+// --deadline-grace g applies: processor.Config takes 0 as its default.
+func effectiveGrace(g time.Duration) time.Duration {
+	if g == 0 {
+		return processor.DefaultDeadlineGrace
+	}
+	return g
 }
 
 func randomID() string {
