@@ -475,10 +475,11 @@ func outcomeShares(t *tracker, mixes []Mix, steps int) OutcomeShares {
 	for o := outcomeDelivered; o < outcomeKinds; o++ {
 		name := outcomeNames[o]
 		measured := int(t.outcomeCount[o].Load())
-		if measured > 0 || o <= outcomeExpired {
+		always := o == outcomeDelivered || o == outcomeFailed || o == outcomeExpired
+		if measured > 0 || always {
 			sh.Measured[name] = pct(measured)
 		}
-		if drawn[o] > 0 || o <= outcomeExpired {
+		if drawn[o] > 0 || always {
 			sh.Drawn[name] = pct(drawn[o])
 		}
 		if d := math.Abs(float64(measured)*100/float64(t.n) - expPct[name]); sh.MaxDiffOutcome == "" || d > sh.MaxDiffPP {

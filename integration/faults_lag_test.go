@@ -351,7 +351,7 @@ func TestFaultStuckPartition(t *testing.T) {
 		inStuck := published && stuck[part]
 		fb, fellBack := w.truth.fallback(id, 0)
 		switch {
-		case fellBack:
+		case fellBack && fb.Reason == flow.ReasonTimeout:
 			if d0.After(stoppedAt) && d0.Before(contAt) {
 				held = append(held, id)
 				if fb.OccurredAt.Before(d0.Add(maxHold)) {
@@ -363,8 +363,12 @@ func TestFaultStuckPartition(t *testing.T) {
 					forcedOK = append(forcedOK, id)
 				}
 			}
-			if fateOf(id) == fateDelivered && !inStuck && published {
-				falseForced = append(falseForced, fmt.Sprintf("%s: DLR on read partition %d, fell back anyway", id, part))
+			if fateOf(id) != fateSilent && !inStuck && published {
+				falseForced = append(falseForced, fmt.Sprintf("%s: DLR on read partition %d, fell back by timeout anyway", id, part))
+			}
+		case fellBack: // by failure: its DLR was read
+			if inStuck && fb.OccurredAt.After(stoppedAt) {
+				falseForced = append(falseForced, fmt.Sprintf("%s: fell back by failure while its DLR waited on a stopped partition", id))
 			}
 		case closed.Outcome == flow.OutcomeDelivered && !inStuck:
 			deliveredRead = append(deliveredRead, id)

@@ -59,12 +59,13 @@ type truth struct {
 	fallbacks map[string]schemas.FlowEvent
 	closed    map[string]schemas.FlowEvent // the first FLOW_CLOSED of each flow
 	forced    int                          // distinct events with deadline_forced
+	next      map[string]map[int32]int64   // topic -> partition -> next offset to read
 }
 
 func newTruth(clock wallMapper) *truth {
 	return &truth{clock: clock, channels: flow.DefaultChannels(), steps: map[string][]schemas.Step{},
 		cancelled: map[string]bool{}, dlrs: map[string][]publishedDLR{}, seen: map[string]bool{},
-		fallbacks: map[string]schemas.FlowEvent{}, closed: map[string]schemas.FlowEvent{}}
+		fallbacks: map[string]schemas.FlowEvent{}, closed: map[string]schemas.FlowEvent{}, next: map[string]map[int32]int64{}}
 }
 
 // follow reads the requests, DLR and events topics from their start until
@@ -101,6 +102,12 @@ func (tr *truth) follow(ctx context.Context, brokers []string, opts []kgo.Opt, n
 					tr.addEvent(ev)
 				}
 			}
+			tr.mu.Lock()
+			if tr.next[r.Topic] == nil {
+				tr.next[r.Topic] = map[int32]int64{}
+			}
+			tr.next[r.Topic][r.Partition] = r.Offset + 1
+			tr.mu.Unlock()
 		})
 	}
 }
@@ -166,6 +173,19 @@ func (tr *truth) addEvent(ev schemas.FlowEvent) {
 	}
 }
 
+// readTo reports whether the truth has read every partition of topic up to
+// the listed end offsets.
+func (tr *truth) readTo(ends kadm.ListedOffsets, topic string) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for p, end := range ends[topic] {
+		if end.Offset > 0 && tr.next[topic][p] < end.Offset {
+			return false
+		}
+	}
+	return true
+}
+
 // forcedEvents is how many distinct events said deadline_forced.
 func (tr *truth) forcedEvents() int {
 	tr.mu.Lock()
@@ -223,7 +243,8 @@ type storyEnd struct {
 // deadlines of its sends (deadline returns the one the step's send carried).
 func expect(steps []schemas.Step, dlrs []publishedDLR, deadline func(step int) (time.Time, bool)) storyEnd {
 	n := len(steps)
-	cur, i := 0, 0
+	cur := 0
+	used := make([]bool, len(dlrs))
 	var reasons []string
 	decisive := func(d publishedDLR) bool {
 		if d.step > cur || d.step >= n {
@@ -248,20 +269,23 @@ func expect(steps []schemas.Step, dlrs []publishedDLR, deadline func(step int) (
 		if !ok {
 			return storyEnd{lastStep: cur, reasons: reasons, missing: true}
 		}
-		for i < len(dlrs) && !decisive(dlrs[i]) {
+		// The first DLR not yet applied that decides something now (one of
+		// a later step may decide once the flow got there).
+		i := 0
+		for i < len(dlrs) && (used[i] || !decisive(dlrs[i])) {
 			i++
 		}
 		if i < len(dlrs) && dlrs[i].at.Before(D.Add(-deadlineTie)) {
 			d := dlrs[i]
-			i++
+			used[i] = true
 			out := implied(d)
 			// A DLR of another attempt that decides differently, appended
 			// close to this one, may be applied first.
-			for _, o := range dlrs[i:] {
+			for j, o := range dlrs[i+1:] {
 				if o.at.Sub(d.at) > raceWindow {
 					break
 				}
-				if o.attempt != d.attempt && o.partition != d.partition && decisive(o) && implied(o) != out {
+				if !used[i+1+j] && o.attempt != d.attempt && o.partition != d.partition && decisive(o) && implied(o) != out {
 					return storyEnd{lastStep: cur, ambiguous: fmt.Sprintf("%s %s and %s %s %s apart",
 						d.attempt, d.status, o.attempt, o.status, o.at.Sub(d.at))}
 				}
@@ -334,6 +358,7 @@ func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline fu
 			continue
 		}
 		var wrong []string
+		secondSends := 0
 		success := closed.Outcome == flow.OutcomeDelivered || closed.Outcome == flow.OutcomeRead
 		// A success the story calls late: a DLR meeting the delivered step's
 		// success condition, appended after the story had decided otherwise
@@ -363,7 +388,7 @@ func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline fu
 			}
 			for k := e.lastStep + 1; k < len(steps); k++ {
 				if sent(flow.AttemptID(id, k)) {
-					c.SecondSends++
+					secondSends++
 					wrong = append(wrong, fmt.Sprintf("step %d sent after step %d delivered in time", k, e.lastStep))
 				}
 			}
@@ -388,6 +413,7 @@ func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline fu
 			c.ForcedWrong++
 			continue
 		}
+		c.SecondSends += secondSends
 		c.Wrong = append(c.Wrong, id+": "+strings.Join(wrong, "; "))
 	}
 	return c

@@ -32,6 +32,7 @@ func TestBenchJSONAddsUp(t *testing.T) {
 	for _, field := range []string{"flows", "pending", "backend", "processor", "clock_speed", "delays_s", "mix", "then_mix",
 		"wall_s", "requests_per_sec", "dlrs_per_sec", "deadline_fires_per_sec", "flows_closed_per_sec",
 		"flows_closed_per_sec_steady", "deadline_lateness_ms", "deadline_lateness_emitted_ms",
+		"deadline_grace_ms", "deadline_lateness_past_grace_ms", "deadline_lateness_past_grace_emitted_ms", "outcome_shares",
 		"redis_bytes_per_inflight_flow", "redis_commands_per_flow", "cpu_us_per_flow", "cpu_scope", "counts", "limit", "peer"} {
 		if _, ok := raw[field]; !ok {
 			t.Errorf("JSON has no %q:\n%s", field, stdout.String())
@@ -44,7 +45,14 @@ func TestBenchJSONAddsUp(t *testing.T) {
 		RedisCommandsPerFlow float64         `json:"redis_commands_per_flow"`
 		CPUUsPerFlow         float64         `json:"cpu_us_per_flow"`
 		DeadlineLatenessMS   struct{ N int } `json:"deadline_lateness_ms"`
-		Counts               struct {
+		PastGrace            struct{ N int } `json:"deadline_lateness_past_grace_ms"`
+		GraceMS              float64         `json:"deadline_grace_ms"`
+		Shares               struct {
+			Expected  map[string]float64 `json:"expected_pct"`
+			Measured  map[string]float64 `json:"measured_pct"`
+			MaxDiffPP *float64           `json:"max_diff_pp"`
+		} `json:"outcome_shares"`
+		Counts struct {
 			Requests      int            `json:"requests"`
 			FirstSends    int            `json:"first_sends"`
 			FallbackSends int            `json:"fallback_sends"`
@@ -88,7 +96,26 @@ func TestBenchJSONAddsUp(t *testing.T) {
 		t.Errorf("a rate is missing: %s", stdout.String())
 	case r.Limit == nil || r.Limit.RedisFlowsPerSec <= 0 || r.Limit.KafkaFlowsPerSec <= 0:
 		t.Errorf("no ceilings: %s", stdout.String())
+	case r.PastGrace.N != r.DeadlineLatenessMS.N || r.GraceMS != 25:
+		t.Errorf("lateness past deadline+grace: %d samples of %d, grace %g wall ms (want the default 250 ms at clock x10: 25)", r.PastGrace.N, r.DeadlineLatenessMS.N, r.GraceMS)
 	case r.Peer == nil || r.Peer.Skipped == "":
 		t.Errorf("the asynq peer should be skipped, with a reason, on the embedded Redis: %s", stdout.String())
+	}
+	// Shares: the expected ones follow from the mixes (0.5 + 0.5*0.97
+	// delivered, with the default --then-mix); the measured ones from the
+	// counts. How far apart they are is the bench's finding, not checked.
+	sh := r.Shares
+	for name, want := range map[string]float64{"DELIVERED": 98.5, "FAILED": 1, "EXPIRED": 0.5} {
+		if sh.Expected[name] != want {
+			t.Errorf("expected share of %s = %g, want %g", name, sh.Expected[name], want)
+		}
+	}
+	for name, n := range c.Outcomes {
+		if got, want := sh.Measured[name], float64(n)*100/flows; got != want {
+			t.Errorf("measured share of %s = %g, want %g (%d of %d)", name, got, want, n, flows)
+		}
+	}
+	if sh.MaxDiffPP == nil {
+		t.Errorf("no max_diff_pp: %s", stdout.String())
 	}
 }
