@@ -153,10 +153,7 @@ func (s *State) markApplied(p Position) {
 
 func start(st *State, in Start, now time.Time) (*State, Output) {
 	if st != nil {
-		return st, Output{Events: []schemas.FlowEvent{{
-			RequestID: in.RequestID, Type: EventRequestDuplicate, OccurredAt: now,
-			Outcome: st.Outcome, Reason: duplicateReason(st),
-		}}}
+		return st, Output{Events: []schemas.FlowEvent{duplicateEvent(st, in.RequestID, now)}}
 	}
 	ns := &State{
 		RequestID:     in.RequestID,
@@ -168,25 +165,16 @@ func start(st *State, in Start, now time.Time) (*State, Output) {
 		Steps:         in.Steps,
 		RequestedAt:   in.RequestedAt.UnixMilli(),
 		StartedAt:     now.UnixMilli(),
-		DeliveredStep: -1,
+		DeliveredStep: NoStep,
 		Applied:       map[string]int64{},
 	}
 	if in.RequestedAt.IsZero() {
 		ns.RequestedAt = ns.StartedAt
 	}
 	ns.markApplied(in.Pos)
-	out := Output{Changed: true, Events: []schemas.FlowEvent{{
-		RequestID: in.RequestID, Type: EventFlowStarted, OccurredAt: now, Metadata: in.Metadata,
-	}}}
+	out := Output{Changed: true, Events: []schemas.FlowEvent{ns.startedEvent(now)}}
 	out.add(ns.send(0, ReasonInitial, now))
 	return ns, out
-}
-
-func duplicateReason(st *State) string {
-	if st.Closed {
-		return "flow_closed"
-	}
-	return "flow_active"
 }
 
 func report(st *State, in Report, now time.Time) (*State, Output) {
@@ -219,11 +207,10 @@ func report(st *State, in Report, now time.Time) (*State, Output) {
 	switch {
 	case in.Kind.Meets(step.SuccessOn):
 		a.Succeeded, a.Delivered = true, true
-		late := in.Step < ns.Current
-		out.add(ns.close(successOutcome(in.Kind), in.Step, late, now))
+		out.add(ns.closeDelivered(successOutcome(in.Kind), in.Step, now))
 	case in.Kind == Failed && in.Step == ns.Current:
 		if ns.IsLast(in.Step) {
-			out.add(ns.close(OutcomeFailed, -1, false, now))
+			out.add(ns.closeUndelivered(OutcomeFailed, now))
 		} else {
 			out.add(ns.fallback(ReasonFailure, now))
 		}
@@ -258,7 +245,7 @@ func reportAfterClose(st *State, in Report, now time.Time) (*State, Output) {
 
 // deliveredElsewhere reports whether a step other than k delivered.
 func (s *State) deliveredElsewhere(k int) bool {
-	if s.DeliveredStep >= 0 && s.DeliveredStep != k {
+	if s.DeliveredStep != NoStep && s.DeliveredStep != k {
 		return true
 	}
 	for j, a := range s.Attempts {
@@ -284,45 +271,16 @@ func reportTime(in Report, now time.Time) int64 {
 }
 
 func discard(st *State, in Report, reason string, now time.Time) Output {
-	ev := schemas.FlowEvent{RequestID: in.RequestID, Type: EventDLRDiscarded, Reason: reason,
-		Channel: in.Channel, AttemptID: in.AttemptID, Status: in.Status,
-		StatusKind: in.Kind.String(), OccurredAt: now}
-	if in.Step >= 0 {
-		ev.Step = step32(in.Step)
-	}
-	if st != nil && in.Step >= 0 && in.Step < len(st.Steps) {
-		ev = st.dlrEvent(EventDLRDiscarded, in, reason, now)
-		if st.Closed && in.Kind.IsSuccess() && in.Step != st.DeliveredStep {
-			ev.Late = true
-		}
-	}
-	return Output{Events: []schemas.FlowEvent{ev}}
-}
-
-func (s *State) dlrEvent(typ string, in Report, reason string, now time.Time) schemas.FlowEvent {
-	ev := schemas.FlowEvent{
-		RequestID: s.RequestID, Type: typ, Step: step32(in.Step), Reason: reason,
-		Status: in.Status, StatusKind: in.Kind.String(), OccurredAt: now,
-	}
-	if in.Step >= 0 && in.Step < len(s.Steps) {
-		ev.Channel = s.Steps[in.Step].Channel
-		ev.AttemptID = AttemptID(s.RequestID, in.Step)
-	}
-	return ev
+	return Output{Events: []schemas.FlowEvent{discardEvent(st, in, reason, now)}}
 }
 
 func cancel(st *State, in Cancel, now time.Time) (*State, Output) {
-	if st == nil {
-		return st, Output{Events: []schemas.FlowEvent{{RequestID: in.RequestID, Type: EventCancelIgnored,
-			Reason: IgnoreUnknownRequest, OccurredAt: now}}}
-	}
-	if st.Closed {
-		return st, Output{Events: []schemas.FlowEvent{{RequestID: st.RequestID, Type: EventCancelIgnored,
-			Reason: DiscardFlowClosed, Outcome: st.Outcome, OccurredAt: now}}}
+	if st == nil || st.Closed {
+		return st, Output{Events: []schemas.FlowEvent{cancelIgnoredEvent(st, in.RequestID, now)}}
 	}
 	ns := st.clone()
 	ns.markApplied(in.Pos)
-	return ns, ns.close(OutcomeCancelled, -1, false, now)
+	return ns, ns.closeUndelivered(OutcomeCancelled, now)
 }
 
 func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
@@ -335,7 +293,7 @@ func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
 	ns := st.clone()
 	var out Output
 	if ns.IsLast(ns.Current) {
-		out = ns.close(OutcomeExpired, -1, false, now)
+		out = ns.closeUndelivered(OutcomeExpired, now)
 	} else {
 		out = ns.fallback(ReasonTimeout, now)
 	}
@@ -348,11 +306,7 @@ func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
 // fallback moves from the current step to the next one.
 func (s *State) fallback(reason string, now time.Time) Output {
 	from := s.Current
-	out := Output{Changed: true, Events: []schemas.FlowEvent{{
-		RequestID: s.RequestID, Type: EventFallbackTriggered, Step: step32(from),
-		Channel: s.Steps[from].Channel, AttemptID: AttemptID(s.RequestID, from),
-		Reason: reason, OccurredAt: now,
-	}}}
+	out := Output{Changed: true, Events: []schemas.FlowEvent{s.fallbackEvent(from, reason, now)}}
 	out.add(s.send(from+1, reason, now))
 	return out
 }
@@ -371,11 +325,19 @@ func (s *State) send(k int, reason string, now time.Time) Output {
 			TemplateCategory: step.TemplateCategory, Params: s.Params, Reason: reason,
 			Deadline: time.UnixMilli(s.Deadline), SentAt: now,
 		}},
-		Events: []schemas.FlowEvent{{
-			RequestID: s.RequestID, Type: EventAttemptSent, Step: step32(k), Channel: step.Channel,
-			AttemptID: id, Reason: reason, OccurredAt: now,
-		}},
+		Events: []schemas.FlowEvent{s.attemptSentEvent(k, reason, now)},
 	}
+}
+
+// closeDelivered ends the flow on a success of step k; a success of a step
+// before the current one is late (a fallback was already sent).
+func (s *State) closeDelivered(outcome string, k int, now time.Time) Output {
+	return s.close(outcome, k, k < s.Current, now)
+}
+
+// closeUndelivered ends the flow with no step delivered.
+func (s *State) closeUndelivered(outcome string, now time.Time) Output {
+	return s.close(outcome, NoStep, false, now)
 }
 
 // close ends the flow, emits FLOW_CLOSED with the whole story, and cuts the
@@ -383,15 +345,7 @@ func (s *State) send(k int, reason string, now time.Time) Output {
 func (s *State) close(outcome string, deliveredStep int, late bool, now time.Time) Output {
 	s.Closed, s.Outcome, s.ClosedAt, s.Deadline = true, outcome, now.UnixMilli(), 0
 	s.DeliveredStep, s.Late = deliveredStep, late
-	ev := schemas.FlowEvent{
-		RequestID: s.RequestID, Type: EventFlowClosed, Outcome: outcome, Late: late,
-		OccurredAt: now, Summary: s.summary(), Metadata: s.Metadata,
-	}
-	if deliveredStep >= 0 {
-		ev.Step = step32(deliveredStep)
-		ev.Channel = s.Steps[deliveredStep].Channel
-		ev.AttemptID = AttemptID(s.RequestID, deliveredStep)
-	}
+	ev := s.closedEvent(now)
 	s.toTombstone()
 	return Output{Changed: true, Events: []schemas.FlowEvent{ev}}
 }
@@ -405,7 +359,7 @@ func (s *State) summary() *schemas.FlowSummary {
 		ClosedAt:        time.UnixMilli(s.ClosedAt),
 		TimeToOutcomeMs: s.ClosedAt - s.RequestedAt,
 	}
-	if s.DeliveredStep >= 0 {
+	if s.DeliveredStep != NoStep {
 		sum.DeliveredStep = step32(s.DeliveredStep)
 	}
 	delivered := 0
@@ -441,9 +395,4 @@ func (s *State) toTombstone() {
 		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn}
 	}
 	s.Steps = steps
-}
-
-func step32(k int) *int32 {
-	v := int32(k)
-	return &v
 }

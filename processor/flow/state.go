@@ -82,7 +82,7 @@ type State struct {
 	Closed        bool   `json:"x,omitempty"`
 	Outcome       string `json:"o,omitempty"`
 	ClosedAt      int64  `json:"xa,omitempty"`
-	DeliveredStep int    `json:"ds"` // -1 when none
+	DeliveredStep int    `json:"ds"` // NoStep when none
 	Late          bool   `json:"late,omitempty"`
 
 	// Applied is the last offset applied per input partition ("r3" for
@@ -90,6 +90,9 @@ type State struct {
 	// delivers again after a crash is recognised and not applied twice.
 	Applied map[string]int64 `json:"in,omitempty"`
 }
+
+// NoStep is DeliveredStep when no step delivered.
+const NoStep = -1
 
 // IsLast reports whether step k is the flow's last step.
 func (s *State) IsLast(k int) bool { return k == len(s.Steps)-1 }
@@ -162,7 +165,7 @@ func (s *State) check() error {
 		return fmt.Errorf("closed=%v with deadline %d", s.Closed, s.Deadline)
 	case s.Closed && s.Outcome == "":
 		return errors.New("closed without an outcome")
-	case s.DeliveredStep < -1 || s.DeliveredStep >= len(s.Attempts):
+	case s.DeliveredStep < NoStep || s.DeliveredStep >= len(s.Attempts):
 		return fmt.Errorf("delivered step %d of %d attempts", s.DeliveredStep, len(s.Attempts))
 	}
 	return nil

@@ -1,0 +1,99 @@
+package flow
+
+import (
+	"time"
+
+	"github.com/fallbackd/fallback/schemas"
+)
+
+// One constructor per kind of event the machine emits, so each event's
+// fields are decided in one place. Events carry no EventID: the processor
+// derives stable ids from the version the state store assigns.
+
+func duplicateEvent(st *State, requestID string, now time.Time) schemas.FlowEvent {
+	reason := "flow_active"
+	if st.Closed {
+		reason = "flow_closed"
+	}
+	return schemas.FlowEvent{RequestID: requestID, Type: EventRequestDuplicate, OccurredAt: now,
+		Outcome: st.Outcome, Reason: reason}
+}
+
+func (s *State) startedEvent(now time.Time) schemas.FlowEvent {
+	return schemas.FlowEvent{RequestID: s.RequestID, Type: EventFlowStarted, OccurredAt: now, Metadata: s.Metadata}
+}
+
+// stepEvent is an event about step k of the flow.
+func (s *State) stepEvent(typ string, k int, reason string, now time.Time) schemas.FlowEvent {
+	return schemas.FlowEvent{RequestID: s.RequestID, Type: typ, Step: step32(k), Channel: s.Steps[k].Channel,
+		AttemptID: AttemptID(s.RequestID, k), Reason: reason, OccurredAt: now}
+}
+
+func (s *State) attemptSentEvent(k int, reason string, now time.Time) schemas.FlowEvent {
+	return s.stepEvent(EventAttemptSent, k, reason, now)
+}
+
+func (s *State) fallbackEvent(from int, reason string, now time.Time) schemas.FlowEvent {
+	return s.stepEvent(EventFallbackTriggered, from, reason, now)
+}
+
+// dlrEvent is an event about a DLR for one of the flow's steps (or, when
+// the step is out of range, for none of them).
+func (s *State) dlrEvent(typ string, in Report, reason string, now time.Time) schemas.FlowEvent {
+	ev := schemas.FlowEvent{
+		RequestID: s.RequestID, Type: typ, Step: step32(in.Step), Reason: reason,
+		Status: in.Status, StatusKind: in.Kind.String(), OccurredAt: now,
+	}
+	if in.Step >= 0 && in.Step < len(s.Steps) {
+		ev.Channel = s.Steps[in.Step].Channel
+		ev.AttemptID = AttemptID(s.RequestID, in.Step)
+	}
+	return ev
+}
+
+// discardEvent reports a DLR that changed nothing. st is nil when the flow
+// is unknown; then the DLR's own channel and attempt id are reported.
+func discardEvent(st *State, in Report, reason string, now time.Time) schemas.FlowEvent {
+	if st != nil && in.Step >= 0 && in.Step < len(st.Steps) {
+		ev := st.dlrEvent(EventDLRDiscarded, in, reason, now)
+		ev.Late = st.Closed && in.Kind.IsSuccess() && in.Step != st.DeliveredStep
+		return ev
+	}
+	ev := schemas.FlowEvent{RequestID: in.RequestID, Type: EventDLRDiscarded, Reason: reason,
+		Channel: in.Channel, AttemptID: in.AttemptID, Status: in.Status,
+		StatusKind: in.Kind.String(), OccurredAt: now}
+	if in.Step >= 0 {
+		ev.Step = step32(in.Step)
+	}
+	return ev
+}
+
+// cancelIgnoredEvent reports a cancel for a flow that is unknown (st nil)
+// or already closed.
+func cancelIgnoredEvent(st *State, requestID string, now time.Time) schemas.FlowEvent {
+	if st == nil {
+		return schemas.FlowEvent{RequestID: requestID, Type: EventCancelIgnored, Reason: IgnoreUnknownRequest, OccurredAt: now}
+	}
+	return schemas.FlowEvent{RequestID: st.RequestID, Type: EventCancelIgnored, Reason: DiscardFlowClosed,
+		Outcome: st.Outcome, OccurredAt: now}
+}
+
+// closedEvent is FLOW_CLOSED with the whole story; call it before the state
+// is cut down to its tombstone.
+func (s *State) closedEvent(now time.Time) schemas.FlowEvent {
+	ev := schemas.FlowEvent{
+		RequestID: s.RequestID, Type: EventFlowClosed, Outcome: s.Outcome, Late: s.Late,
+		OccurredAt: now, Summary: s.summary(), Metadata: s.Metadata,
+	}
+	if s.DeliveredStep != NoStep {
+		ev.Step = step32(s.DeliveredStep)
+		ev.Channel = s.Steps[s.DeliveredStep].Channel
+		ev.AttemptID = AttemptID(s.RequestID, s.DeliveredStep)
+	}
+	return ev
+}
+
+func step32(k int) *int32 {
+	v := int32(k)
+	return &v
+}
