@@ -2,36 +2,19 @@ package schemas
 
 import (
 	"errors"
-	"io/fs"
 	"reflect"
 	"testing"
-
-	"github.com/linkedin/goavro/v2"
 )
 
 // previousFlowEvent encodes v with the first FlowEvent schema, which had no
-// metadata and no deadline_forced: what a processor built before them wrote.
+// metadata and no deadline_forced.
 func previousFlowEvent(t *testing.T, v FlowEvent) []byte {
 	t.Helper()
-	text, err := fs.ReadFile(previousFiles, "previous/FlowEvent.1.avsc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := goavro.NewCodec(string(text))
-	if err != nil {
-		t.Fatal(err)
-	}
 	native, err := flowEventToNative(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	delete(native, "metadata")
-	delete(native, "deadline_forced")
-	b, err := old.BinaryFromNative(nil, native)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return encodeWithPrevious(t, "FlowEvent.1.avsc", native, "metadata", "deadline_forced")
 }
 
 // TestPreviousFlowEventSchemaStillDecodes: adding metadata and

@@ -10,11 +10,12 @@ import (
 	"github.com/linkedin/goavro/v2"
 )
 
-// previousSendRequest encodes v with the first SendRequest schema, which had
-// no expires_at: what a producer built before that field existed writes.
-func previousSendRequest(t *testing.T, v SendRequest) []byte {
+// encodeWithPrevious encodes a record's native form with a schema kept in
+// previous/, leaving out the fields that schema did not have yet: what a
+// producer built before them writes.
+func encodeWithPrevious(t *testing.T, file string, native map[string]any, newFields ...string) []byte {
 	t.Helper()
-	text, err := fs.ReadFile(previousFiles, "previous/SendRequest.1.avsc")
+	text, err := fs.ReadFile(previousFiles, "previous/"+file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,16 +23,25 @@ func previousSendRequest(t *testing.T, v SendRequest) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	native, err := sendRequestToNative(v)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range newFields {
+		delete(native, f)
 	}
-	delete(native, "expires_at")
 	b, err := old.BinaryFromNative(nil, native)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// previousSendRequest encodes v with the first SendRequest schema, which had
+// no expires_at.
+func previousSendRequest(t *testing.T, v SendRequest) []byte {
+	t.Helper()
+	native, err := sendRequestToNative(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return encodeWithPrevious(t, "SendRequest.1.avsc", native, "expires_at")
 }
 
 // TestPreviousSendRequestSchemaStillDecodes: adding expires_at is a
