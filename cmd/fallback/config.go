@@ -95,7 +95,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.createTopics, "create-topics", envBool("FALLBACK_CREATE_TOPICS", true), "create missing topics at start (env FALLBACK_CREATE_TOPICS)")
 	fs.DurationVar(&c.tombstone, "tombstone-retention", envDuration("FALLBACK_TOMBSTONE_RETENTION", statestore.DefaultTombstoneTTL), "how long a closed flow is remembered (env FALLBACK_TOMBSTONE_RETENTION)")
 	fs.DurationVar(&c.maxAge, "max-request-age", envDuration("FALLBACK_MAX_REQUEST_AGE", time.Hour), "a send read more than this after its requested_at (or record timestamp) is rejected as expired and nothing is sent; --tombstone-retention must be at least this plus --deadline-grace (env FALLBACK_MAX_REQUEST_AGE)")
-	fs.DurationVar(&c.grace, "deadline-grace", envDuration("FALLBACK_DEADLINE_GRACE", defaultDeadlineGrace), "how far a producer's or broker's clock may run ahead of the processor's: deadlines wait this much past the input watermark, and a request dated further in the future is rejected (env FALLBACK_DEADLINE_GRACE)")
+	fs.DurationVar(&c.grace, "deadline-grace", envDuration("FALLBACK_DEADLINE_GRACE", processor.DefaultDeadlineGrace), "how far the brokers' and producers' clocks may disagree with the processor's: a deadline fires once every input partition is read this much past it, and a request dated further in the future is rejected; 0 for none (env FALLBACK_DEADLINE_GRACE)")
 	fs.DurationVar(&c.maxHold, "max-deadline-hold", envDuration("FALLBACK_MAX_DEADLINE_HOLD", processor.DefaultMaxDeadlineHold), "the longest a due deadline waits for an input partition that is not read past it (owner dead, rebalance, Kafka down); past it the deadline fires anyway and its events carry deadline_forced (env FALLBACK_MAX_DEADLINE_HOLD)")
 	fs.DurationVar(&c.claimLease, "claim-lease", envDuration("FALLBACK_CLAIM_LEASE", 10*time.Second), "how long a claimed deadline or owed output waits before another instance retries it (env FALLBACK_CLAIM_LEASE)")
 	fs.StringVar(&c.logLevel, "log-level", env("FALLBACK_LOG_LEVEL", "info"), "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
@@ -103,9 +103,6 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.clockEpoch, "clock-epoch", int64(envInt("FALLBACK_CLOCK_EPOCH", 0)), "testing only: unix ms at which the sped-up clock equals wall time (env FALLBACK_CLOCK_EPOCH)")
 	c.sec.register(fs)
 }
-
-// defaultDeadlineGrace is processor.Config's default DeadlineGrace.
-const defaultDeadlineGrace = processor.DefaultDeadlineGrace
 
 // checkRequestAge refuses settings under which a duplicate of a request
 // could start a second flow: a closed flow must be remembered for as long

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fallbackd/fallback/processor"
 )
 
 // TestRequestAgeFlags: --max-request-age and --deadline-grace come from
@@ -22,7 +24,7 @@ func TestRequestAgeFlags(t *testing.T) {
 		return c
 	}
 	c := parse()
-	if c.maxAge != time.Hour || c.grace != defaultDeadlineGrace {
+	if c.maxAge != time.Hour || c.grace != processor.DefaultDeadlineGrace {
 		t.Fatalf("defaults: max age %s, grace %s", c.maxAge, c.grace)
 	}
 	if err := c.checkRequestAge(); err != nil {
@@ -38,6 +40,12 @@ func TestRequestAgeFlags(t *testing.T) {
 	cfg := c.processorConfig([]string{"b:9092"})
 	if cfg.MaxRequestAge != 30*time.Minute || cfg.DeadlineGrace != time.Second {
 		t.Fatalf("processor config: max age %s, grace %s", cfg.MaxRequestAge, cfg.DeadlineGrace)
+	}
+	// --deadline-grace 0 means none, not the processor's default.
+	c = parse("--deadline-grace", "0s", "--max-deadline-hold", "90s")
+	cfg = c.processorConfig([]string{"b:9092"})
+	if cfg.DeadlineGrace >= 0 || cfg.MaxDeadlineHold != 90*time.Second {
+		t.Fatalf("processor config: grace %s (want negative: none), max hold %s", cfg.DeadlineGrace, cfg.MaxDeadlineHold)
 	}
 }
 

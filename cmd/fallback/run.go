@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -76,8 +77,17 @@ func (c *common) processorConfig(brokers []string) processor.Config {
 		Replication:     int16(c.replication),
 		ClaimLease:      c.claimLease,
 		MaxRequestAge:   c.maxAge,
-		DeadlineGrace:   c.grace,
+		DeadlineGrace:   graceSetting(c.grace),
 		MaxDeadlineHold: c.maxHold,
 		Logger:          c.logger(),
 	}
+}
+
+// graceSetting turns --deadline-grace into processor.Config's form, where
+// zero means the default and a negative value means none.
+func graceSetting(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
