@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fallbackd/fallback/embedded"
+	"github.com/fallbackd/fallback/internal/embedded"
 )
 
 // backend is the Kafka and Redis one test run uses. The same test bodies run

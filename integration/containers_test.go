@@ -305,7 +305,7 @@ func hostAddr(ctx context.Context, c testcontainers.Container, port string) (str
 // waitKafka waits until the broker at addr answers a metadata request,
 // advertises addr itself, and has a group coordinator (which creates
 // __consumer_offsets, so that the first test's consumer group does not pay
-// for it), as scripts/kafkaready -coordinator does for the real services.
+// for it), as internal/tools/kafkaready -coordinator does for the real services.
 func waitKafka(ctx context.Context, c testcontainers.Container, addr string) error {
 	start := time.Now()
 	deadline := start.Add(kafkaReadyTimeout)

@@ -22,9 +22,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
-	"github.com/fallbackd/fallback/simulator"
 )
 
 // silentMixes make the world's simulated providers publish only their

@@ -28,8 +28,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor/flow"
-	"github.com/fallbackd/fallback/simulator"
 )
 
 // minKills is how many times the crash loop kills an instance at least.

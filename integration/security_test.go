@@ -19,7 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/connect"
+	"github.com/fallbackd/fallback/internal/clients"
 	"github.com/fallbackd/fallback/internal/testpki"
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
@@ -90,7 +90,7 @@ func newSecureServers(t *testing.T) *secureServers {
 		tf := serverTLS()
 		s.kafkaUser, s.kafkaPassword = "fallback", fmt.Sprintf("pw-%x", rand.Uint64())
 		opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(3), kfake.EnableSASL(), kfake.TLS(tf.cfg)}
-		for _, m := range connect.Mechanisms {
+		for _, m := range clients.Mechanisms {
 			opts = append(opts, kfake.Superuser(m, s.kafkaUser, s.kafkaPassword))
 		}
 		c, err := kfake.NewCluster(opts...)
@@ -103,7 +103,7 @@ func newSecureServers(t *testing.T) *secureServers {
 	}
 
 	if u := os.Getenv("FALLBACK_TEST_REDIS_SECURE_URL"); u != "" {
-		s.redisName = "real redis-server " + connect.RedactURL(u)
+		s.redisName = "real redis-server " + clients.RedactURL(u)
 		s.redisURL, s.redisCA, s.redisPassword = u, os.Getenv("FALLBACK_TEST_REDIS_CA"), os.Getenv("FALLBACK_TEST_REDIS_PASSWORD")
 		if s.redisPassword == "" {
 			t.Fatal("FALLBACK_TEST_REDIS_SECURE_URL needs FALLBACK_TEST_REDIS_PASSWORD (scripts/services-up.sh prints it)")
@@ -146,12 +146,12 @@ func (s *secureServers) secret(t *testing.T, pw string) string {
 }
 
 // kafka is the connection settings for a mechanism, as the flags give them.
-func (s *secureServers) kafka(t *testing.T, mech, password string) connect.Kafka {
-	return connect.Kafka{TLS: true, TLSCA: s.kafkaCA, SASLMechanism: mech, SASLUser: s.kafkaUser,
+func (s *secureServers) kafka(t *testing.T, mech, password string) clients.Kafka {
+	return clients.Kafka{TLS: true, TLSCA: s.kafkaCA, SASLMechanism: mech, SASLUser: s.kafkaUser,
 		SASLPasswordFile: s.secret(t, password)}
 }
 
-func (s *secureServers) kafkaOpts(t *testing.T, k connect.Kafka) []kgo.Opt {
+func (s *secureServers) kafkaOpts(t *testing.T, k clients.Kafka) []kgo.Opt {
 	t.Helper()
 	opts, err := k.Opts()
 	if err != nil {
@@ -160,8 +160,8 @@ func (s *secureServers) kafkaOpts(t *testing.T, k connect.Kafka) []kgo.Opt {
 	return opts
 }
 
-func (s *secureServers) redis(t *testing.T, password string) connect.Redis {
-	return connect.Redis{URL: s.redisURL, TLSCA: s.redisCA, PasswordFile: s.secret(t, password)}
+func (s *secureServers) redis(t *testing.T, password string) clients.Redis {
+	return clients.Redis{URL: s.redisURL, TLSCA: s.redisCA, PasswordFile: s.secret(t, password)}
 }
 
 // TestSecureFlow runs a whole flow (request, send, DLR, FLOW_CLOSED)
@@ -169,7 +169,7 @@ func (s *secureServers) redis(t *testing.T, password string) connect.Redis {
 // Redis over TLS as an ACL user whose password comes from a file.
 func TestSecureFlow(t *testing.T) {
 	s := newSecureServers(t)
-	k := s.kafka(t, connect.MechanismScramSHA512, s.kafkaPassword)
+	k := s.kafka(t, clients.MechanismScramSHA512, s.kafkaPassword)
 	if k.SecurityProtocol() != "SASL_SSL" {
 		t.Fatalf("protocol %s", k.SecurityProtocol())
 	}
@@ -200,10 +200,10 @@ func TestSecureMechanisms(t *testing.T) {
 		mech       string
 		clientCert bool
 	}{
-		{connect.MechanismPlain, false},
-		{connect.MechanismScramSHA256, false},
-		{connect.MechanismScramSHA512, false},
-		{connect.MechanismPlain, true},
+		{clients.MechanismPlain, false},
+		{clients.MechanismScramSHA256, false},
+		{clients.MechanismScramSHA512, false},
+		{clients.MechanismPlain, true},
 	} {
 		name := tc.mech
 		if tc.clientCert {
@@ -268,7 +268,7 @@ func TestSecureRejects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	kafkaErr := func(t *testing.T, k connect.Kafka) error {
+	kafkaErr := func(t *testing.T, k clients.Kafka) error {
 		t.Helper()
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.brokers...), kgo.RequestRetries(1)}, s.kafkaOpts(t, k)...)...)
 		if err != nil {
@@ -280,7 +280,7 @@ func TestSecureRejects(t *testing.T) {
 		_, err = kadm.NewClient(cl).ListBrokers(rctx)
 		return err
 	}
-	for _, mech := range connect.Mechanisms {
+	for _, mech := range clients.Mechanisms {
 		t.Run("kafka wrong password "+mech, func(t *testing.T) {
 			err := kafkaErr(t, s.kafka(t, mech, "wrong-"+s.kafkaPassword))
 			if !s.realKafka {
@@ -296,7 +296,7 @@ func TestSecureRejects(t *testing.T) {
 		})
 	}
 	t.Run("kafka unknown CA", func(t *testing.T) {
-		k := s.kafka(t, connect.MechanismScramSHA512, s.kafkaPassword)
+		k := s.kafka(t, clients.MechanismScramSHA512, s.kafkaPassword)
 		k.TLSCA = "" // the system's roots do not know the test CA
 		err := kafkaErr(t, k)
 		if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
@@ -304,7 +304,7 @@ func TestSecureRejects(t *testing.T) {
 		}
 	})
 	t.Run("kafka no TLS", func(t *testing.T) {
-		k := s.kafka(t, connect.MechanismScramSHA512, s.kafkaPassword)
+		k := s.kafka(t, clients.MechanismScramSHA512, s.kafkaPassword)
 		k.TLS, k.TLSCA = false, ""
 		if err := kafkaErr(t, k); err == nil {
 			t.Fatal("a plaintext client got an answer from the TLS listener")
@@ -316,7 +316,7 @@ func TestSecureRejects(t *testing.T) {
 			t.Skip("kfake closes the connection on bad credentials instead of answering SASL_AUTHENTICATION_FAILED, " +
 				"which franz-go retries like a network error; this case runs against the real broker (FALLBACK_TEST_KAFKA_SECURE)")
 		}
-		k := s.kafka(t, connect.MechanismScramSHA512, "wrong-"+s.kafkaPassword)
+		k := s.kafka(t, clients.MechanismScramSHA512, "wrong-"+s.kafkaPassword)
 		rc, err := s.redis(t, s.redisPassword).Client()
 		if err != nil {
 			t.Fatal(err)
@@ -334,7 +334,7 @@ func TestSecureRejects(t *testing.T) {
 		wantAuthError(t, err)
 	})
 
-	redisErr := func(t *testing.T, r connect.Redis) error {
+	redisErr := func(t *testing.T, r clients.Redis) error {
 		t.Helper()
 		rc, err := r.Client()
 		if err != nil {

@@ -176,7 +176,7 @@ CERTS="$STATE/certs"
 SECRETS="$STATE/secure"
 SECURESETUP=""
 
-# secure_prepare: build scripts/securesetup, make (or keep) the certificates
+# secure_prepare: build internal/tools/securesetup, make (or keep) the certificates
 # and the passwords. Without Go there is no secure side: SECURE is cleared.
 secure_prepare() {
   if ! command -v go >/dev/null; then
@@ -187,8 +187,8 @@ secure_prepare() {
   local t; t="$(now)"
   mkdir -p "$STATE/bin" "$SECRETS"
   chmod 700 "$SECRETS"
-  if ! (cd "$ROOT" && go build -o "$STATE/bin/securesetup" ./scripts/securesetup) >&2; then
-    die "could not build scripts/securesetup"
+  if ! (cd "$ROOT" && go build -o "$STATE/bin/securesetup" ./internal/tools/securesetup) >&2; then
+    die "could not build internal/tools/securesetup"
   fi
   SECURESETUP="$STATE/bin/securesetup"
   "$SECURESETUP" certs -dir "$CERTS" >&2 || die "could not write the test certificates"
@@ -337,11 +337,11 @@ kafka_probe() {
   local bin="$STATE/bin/kafkaready" t
   t="$(now)"
   mkdir -p "$STATE/bin"
-  if (cd "$ROOT" && go build -o "$bin" ./scripts/kafkaready) >&2; then
+  if (cd "$ROOT" && go build -o "$bin" ./internal/tools/kafkaready) >&2; then
     log "metadata probe built in $(since "$t")"
     echo "$bin"
   else
-    log "could not build scripts/kafkaready; falling back to the log line and a TCP connect"
+    log "could not build internal/tools/kafkaready; falling back to the log line and a TCP connect"
   fi
 }
 

@@ -20,8 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/bench"
-	"github.com/fallbackd/fallback/embedded"
+	"github.com/fallbackd/fallback/internal/bench"
+	"github.com/fallbackd/fallback/internal/embedded"
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/topics"

@@ -15,10 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/embedded"
+	"github.com/fallbackd/fallback/internal/embedded"
+	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
-	"github.com/fallbackd/fallback/simulator"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fallbackd/fallback/simulator"
+	"github.com/fallbackd/fallback/internal/simulator"
 )
 
 // TestDemoSummaryAddsUp runs the demo end to end on the embedded Kafka and

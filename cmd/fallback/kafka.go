@@ -10,15 +10,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/connect"
+	"github.com/fallbackd/fallback/internal/clients"
 )
 
 // security holds the connection settings shared by every command that talks
 // to Kafka or Redis: TLS and SASL for Kafka, TLS and a password file for
-// Redis (docs/security.md). The options are built by package connect.
+// Redis (docs/security.md). The options are built by package clients.
 type security struct {
-	kafka connect.Kafka
-	redis connect.Redis // URL comes from common.redisURL
+	kafka clients.Kafka
+	redis clients.Redis // URL comes from common.redisURL
 }
 
 func (s *security) register(fs *flag.FlagSet) {
@@ -68,7 +68,7 @@ func (c *common) kafkaClient(ctx context.Context, brokers []string, opts ...kgo.
 // request fails at once with the broker's answer (SASL_AUTHENTICATION_FAILED,
 // x509: certificate signed by unknown authority), which this reports with
 // the security protocol in use.
-func checkKafka(ctx context.Context, cl *kgo.Client, brokers []string, k connect.Kafka) error {
+func checkKafka(ctx context.Context, cl *kgo.Client, brokers []string, k clients.Kafka) error {
 	if _, err := kadm.NewClient(cl).ListBrokers(ctx); err != nil {
 		return fmt.Errorf("kafka %s (%s): %w", strings.Join(brokers, ","), k.Describe(), err)
 	}

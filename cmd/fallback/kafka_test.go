@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/connect"
+	"github.com/fallbackd/fallback/internal/clients"
 	"github.com/fallbackd/fallback/internal/testpki"
 )
 
@@ -41,12 +41,12 @@ func TestSecurityFlagsFromEnv(t *testing.T) {
 	if err := fs.Parse([]string{"--kafka-sasl-user", "from-flag"}); err != nil {
 		t.Fatal(err)
 	}
-	want := connect.Kafka{TLS: true, TLSCA: "/ca.pem", TLSCert: "/cert.pem", TLSKey: "/key.pem", TLSServerName: "kafka.internal",
+	want := clients.Kafka{TLS: true, TLSCA: "/ca.pem", TLSCert: "/cert.pem", TLSKey: "/key.pem", TLSServerName: "kafka.internal",
 		SASLMechanism: "SCRAM-SHA-512", SASLUser: "from-flag", SASLPassword: "pw", SASLPasswordFile: "/pw"}
 	if c.sec.kafka != want {
 		t.Errorf("kafka settings %+v, want %+v", c.sec.kafka, want)
 	}
-	wantR := connect.Redis{TLSCA: "/rca.pem", TLSCert: "/rcert.pem", TLSKey: "/rkey.pem", PasswordFile: "/rpw"}
+	wantR := clients.Redis{TLSCA: "/rca.pem", TLSCert: "/rcert.pem", TLSKey: "/rkey.pem", PasswordFile: "/rpw"}
 	if c.sec.redis != wantR {
 		t.Errorf("redis settings %+v, want %+v", c.sec.redis, wantR)
 	}
@@ -110,7 +110,7 @@ func TestCommandsOverTLSAndSASL(t *testing.T) {
 		}
 	}
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.TLS(serverTLS),
-		kfake.Superuser(connect.MechanismScramSHA256, "fallback", "kafka-secret"))
+		kfake.Superuser(clients.MechanismScramSHA256, "fallback", "kafka-secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestCommandsOverTLSAndSASL(t *testing.T) {
 		t.Errorf("send with another CA took %s to fail", d)
 	}
 
-	k := connect.Kafka{TLSCA: files.CA, SASLMechanism: "SCRAM-SHA-256", SASLUser: "fallback", SASLPasswordFile: kpw}
+	k := clients.Kafka{TLSCA: files.CA, SASLMechanism: "SCRAM-SHA-256", SASLUser: "fallback", SASLPasswordFile: kpw}
 	opts, err := k.Opts()
 	if err != nil {
 		t.Fatal(err)

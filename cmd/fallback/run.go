@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/connect"
+	"github.com/fallbackd/fallback/internal/clients"
 	"github.com/fallbackd/fallback/processor"
 )
 
@@ -52,7 +52,7 @@ func runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	c.warnInsecure(cfg.Logger)
-	cfg.Logger.Info("connections", "kafka", c.sec.kafka.Describe(), "redis", connect.RedactURL(c.redisURL))
+	cfg.Logger.Info("connections", "kafka", c.sec.kafka.Describe(), "redis", clients.RedactURL(c.redisURL))
 	p, err := processor.New(cfg, store)
 	if err != nil {
 		return err

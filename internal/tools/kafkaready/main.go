@@ -2,7 +2,7 @@
 // request with at least one live broker. scripts/services-up.sh builds and
 // runs it after starting the broker; it is also handy by hand:
 //
-//	go run ./scripts/kafkaready -brokers 127.0.0.1:9092 -timeout 60s
+//	go run ./internal/tools/kafkaready -brokers 127.0.0.1:9092 -timeout 60s
 //
 // It exits 0 once the cluster answers (printing the brokers and the elapsed
 // time), 1 on timeout. With -coordinator it then also waits until a group

@@ -30,7 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/connect"
+	"github.com/fallbackd/fallback/internal/clients"
 	"github.com/fallbackd/fallback/internal/testpki"
 )
 
@@ -135,8 +135,8 @@ func scram(ctx context.Context, brokers, user, passwordFile string) error {
 // check connects to the SASL_SSL listener with each mechanism.
 func check(ctx context.Context, brokers, ca, user, passwordFile string) error {
 	start := time.Now()
-	for _, mech := range connect.Mechanisms {
-		k := connect.Kafka{TLS: true, TLSCA: ca, SASLMechanism: mech, SASLUser: user, SASLPasswordFile: passwordFile}
+	for _, mech := range clients.Mechanisms {
+		k := clients.Kafka{TLS: true, TLSCA: ca, SASLMechanism: mech, SASLUser: user, SASLPasswordFile: passwordFile}
 		opts, err := k.Opts()
 		if err != nil {
 			return err
@@ -157,7 +157,7 @@ func check(ctx context.Context, brokers, ca, user, passwordFile string) error {
 			return fmt.Errorf("check: %s %s at %s: %w", k.SecurityProtocol(), mech, brokers, err)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "SASL_SSL listener %s accepts %s (%s)\n", brokers, strings.Join(connect.Mechanisms, ", "),
+	fmt.Fprintf(os.Stderr, "SASL_SSL listener %s accepts %s (%s)\n", brokers, strings.Join(clients.Mechanisms, ", "),
 		time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -1,4 +1,4 @@
-// Package connect turns the connection settings of the fallback commands
+// Package clients turns the connection settings of the fallback commands
 // (TLS, SASL, passwords) into franz-go client options and go-redis clients.
 // cmd/fallback fills the settings from its flags and FALLBACK_* variables;
 // the tests use the same code. Errors name the flag and its variable, e.g.
@@ -6,7 +6,7 @@
 //	--kafka-tls-ca (FALLBACK_KAFKA_TLS_CA): cannot read CA file: open /etc/ca.pem: no such file or directory
 //
 // docs/security.md describes what is supported.
-package connect
+package clients
 
 import (
 	"crypto/tls"

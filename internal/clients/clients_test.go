@@ -1,4 +1,4 @@
-package connect
+package clients
 
 import (
 	"crypto/tls"
