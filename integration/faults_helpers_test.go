@@ -32,7 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/internal/simulator"
-	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/statestore"
@@ -121,7 +121,7 @@ type faultWorld struct {
 	id     string
 	names  topics.Names
 	epoch  time.Time
-	clock  *processor.ScaledClock
+	clock  *clock.Scaled
 	lease  time.Duration
 	rc     redis.UniversalClient
 	store  *statestore.Store // same prefix and shards as the children's
@@ -166,7 +166,7 @@ func newFaultWorld(t *testing.T, cfg faultConfig) *faultWorld {
 	// Every process derives its clock from the same epoch in whole
 	// milliseconds, as FALLBACK_CLOCK_EPOCH carries it.
 	w.epoch = time.UnixMilli(time.Now().UnixMilli())
-	w.clock = processor.NewScaledClockAt(w.epoch, faultSpeed)
+	w.clock = clock.NewScaledAt(w.epoch, faultSpeed)
 
 	var err error
 	if w.rc, err = suite.redisClient(); err != nil {

@@ -24,7 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/internal/simulator"
-	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
@@ -427,7 +427,7 @@ type scriptedProviders struct {
 	brokers []string
 	opts    []kgo.Opt
 	names   topics.Names
-	clock   processor.Clock
+	clock   clock.Clock
 	script  func(s schemas.ChannelSend) (status string, after time.Duration, ok bool)
 
 	mu        sync.Mutex

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/internal/clocktest"
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
@@ -36,7 +37,7 @@ type harness struct {
 	ctx    context.Context
 	id     string
 	names  topics.Names
-	clock  *processor.ManualClock
+	clock  *clocktest.Manual
 	rc     redis.UniversalClient
 	store  *statestore.Store
 	codecs *schemas.Codecs
@@ -74,7 +75,7 @@ func newHarnessOn(t *testing.T, tg target) *harness {
 	t.Cleanup(cancel)
 	id := fmt.Sprintf("it%x", rand.Uint64()&0xffffffffff)
 	h := &harness{t: t, ctx: ctx, id: id, names: topics.DefaultNames().WithPrefix(id + "."),
-		clock: processor.NewManualClock(t0), target: tg, claims: &claimWatch{claimed: map[string]bool{}},
+		clock: clocktest.NewManual(t0), target: tg, claims: &claimWatch{claimed: map[string]bool{}},
 		produced: map[string]map[int32]int64{}}
 	var err error
 	if h.codecs, err = schemas.New(); err != nil {

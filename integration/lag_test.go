@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 )
@@ -16,7 +17,7 @@ import (
 // startOn runs a processor instance in the harness's group on another
 // clock than the harness's manual one, with the default deadline grace and
 // hold: a sped-up clock that maps the inputs' append times to flow time.
-func (h *harness) startOn(clock processor.Clock) *instance {
+func (h *harness) startOn(clock clock.Clock) *instance {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(h.ctx)
 	p, err := processor.New(processor.Config{
@@ -44,7 +45,7 @@ func (h *harness) startOn(clock processor.Clock) *instance {
 func TestOutageKeepsInTimeDeliveries(t *testing.T) {
 	const flows, speed, down = 60, 10, 30 * time.Second
 	h := newHarness(t)
-	clock := processor.NewScaledClock(speed)
+	clock := clock.NewScaled(speed)
 	providers := &scriptedProviders{brokers: h.target.brokers, opts: h.target.kafkaOpts, names: h.names, clock: clock,
 		script: lagScript(time.Second, 8*time.Second)}
 	tr := newTruth(clock)

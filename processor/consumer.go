@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
@@ -27,7 +28,7 @@ type Consumer struct {
 	validator  flow.Validator
 	defs       flow.Definitions
 	topics     topics.Names
-	clock      Clock
+	clock      clock.Clock
 	sweeper    *Sweeper
 	watermarks *Watermarks
 	// While more DLRs than dlrBacklogPause wait on this instance's

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/internal/clocktest"
 	"github.com/fallbackd/fallback/topics"
 )
 
@@ -31,7 +32,7 @@ func TestPausedPollLooksAgain(t *testing.T) {
 	}
 	t.Cleanup(cl.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w := newWatermarks(nil, nil, "g", "req", "dlr", NewManualClock(t0()), 50*time.Millisecond, log)
+	w := newWatermarks(nil, nil, "g", "req", "dlr", clocktest.NewManual(t0()), 50*time.Millisecond, log)
 	c := &Consumer{client: cl, watermarks: w, dlrBacklogPause: 1000, topics: topics.Names{Requests: "req", DLR: "dlr"}, log: log, metrics: newMetrics(nil)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

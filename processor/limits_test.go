@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/internal/clocktest"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/statestore"
@@ -114,7 +115,7 @@ func testConsumer(t *testing.T, store StateStore) (*Consumer, topics.Names) {
 	m := newMetrics(nil)
 	eng := &engine{store: store, enc: &encoder{codecs: codecs, topics: names}, channels: flow.DefaultChannels(),
 		lease: 10 * time.Second, log: log, metrics: m}
-	return &Consumer{engine: eng, codecs: codecs, topics: names, clock: NewManualClock(t0()), log: log, metrics: m,
+	return &Consumer{engine: eng, codecs: codecs, topics: names, clock: clocktest.NewManual(t0()), log: log, metrics: m,
 		validator: flow.Validator{Channels: flow.DefaultChannels(), Limits: flow.DefaultLimits()}}, names
 }
 

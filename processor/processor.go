@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
@@ -101,7 +102,7 @@ type Config struct {
 	// MaxPollRecords.
 	DLRBacklogPause int64
 
-	Clock         Clock                // default RealClock
+	Clock         clock.Clock          // default clock.Real
 	Logger        *slog.Logger         // default slog.Default()
 	MeterProvider metric.MeterProvider // default the global one
 }
@@ -159,7 +160,7 @@ func (c *Config) setDefaults() {
 		c.DLRBacklogPause = int64(c.MaxPollRecords)
 	}
 	if c.Clock == nil {
-		c.Clock = RealClock{}
+		c.Clock = clock.Real{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

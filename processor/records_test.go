@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fallbackd/fallback/internal/clocktest"
 )
 
 func TestOutboxRecordRoundTrip(t *testing.T) {
@@ -40,7 +42,7 @@ func TestMaskPhone(t *testing.T) {
 }
 
 func TestManualClockFiresWaitersWhenDue(t *testing.T) {
-	c := NewManualClock(t0())
+	c := clocktest.NewManual(t0())
 	ch := c.At(t0().Add(10e9))
 	c.Advance(9e9)
 	select {

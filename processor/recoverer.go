@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/statestore"
 )
 
@@ -16,7 +17,7 @@ import (
 type Recoverer struct {
 	store     StateStore
 	deliverer *deliverer
-	clock     Clock
+	clock     clock.Clock
 	lease     time.Duration
 	batch     int
 	log       *slog.Logger

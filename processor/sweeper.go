@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 )
 
@@ -24,7 +25,7 @@ import (
 type Sweeper struct {
 	engine    *engine
 	deliverer *deliverer
-	clock     Clock
+	clock     clock.Clock
 	lease     time.Duration
 	batch     int           // deadlines claimed per shard per round
 	maxIdle   time.Duration // longest sleep in clock time, so deadlines written by other instances are seen
@@ -54,9 +55,9 @@ type Sweeper struct {
 // acknowledged by Kafka; when Kafka stalls, the sweeper stops claiming.
 const maxDeliveries = 2
 
-func newSweeper(e *engine, d *deliverer, clock Clock, lease time.Duration, batch int, maxIdle time.Duration,
+func newSweeper(e *engine, d *deliverer, clk clock.Clock, lease time.Duration, batch int, maxIdle time.Duration,
 	wm *Watermarks, grace, maxHold time.Duration, log *slog.Logger, m *metrics) *Sweeper {
-	return &Sweeper{engine: e, deliverer: d, clock: clock, lease: lease, batch: batch, maxIdle: maxIdle,
+	return &Sweeper{engine: e, deliverer: d, clock: clk, lease: lease, batch: batch, maxIdle: maxIdle,
 		watermarks: wm, grace: grace, maxHold: maxHold,
 		log: log, metrics: m, wake: make(chan struct{}, 1), deliveries: make(chan struct{}, maxDeliveries)}
 }

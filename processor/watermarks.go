@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/statestore"
 )
 
@@ -47,7 +48,7 @@ type Watermarks struct {
 	group     string
 	topics    []string // the input topics: requests, DLRs
 	dlrTopic  string
-	clock     Clock
+	clock     clock.Clock
 	interval  time.Duration // wall time between caught-up checks
 	log       *slog.Logger
 	onAdvance func()
@@ -64,9 +65,9 @@ type Watermarks struct {
 // each costs three requests to Kafka.
 const minWatermarkCheck = 10 * time.Millisecond
 
-func newWatermarks(admin *kadm.Client, store WatermarkStore, group string, requests, dlr string, clock Clock, interval time.Duration, log *slog.Logger) *Watermarks {
+func newWatermarks(admin *kadm.Client, store WatermarkStore, group string, requests, dlr string, clk clock.Clock, interval time.Duration, log *slog.Logger) *Watermarks {
 	return &Watermarks{admin: admin, store: store, group: group, topics: []string{requests, dlr}, dlrTopic: dlr,
-		clock: clock, interval: interval, log: log, poke: make(chan struct{}, 1), onAdvance: func() {}}
+		clock: clk, interval: interval, log: log, poke: make(chan struct{}, 1), onAdvance: func() {}}
 }
 
 // Run checks for caught-up partitions every interval, and when poked, until

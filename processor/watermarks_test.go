@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/internal/clocktest"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -38,7 +40,7 @@ func TestWatermarksMoveOnlyWhenCaughtUp(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rc.Close() })
 	store := statestore.New(rc, statestore.Config{Prefix: "t"})
-	clock := NewManualClock(t0())
+	clock := clocktest.NewManual(t0())
 	adm := kadm.NewClient(cl)
 	w := newWatermarks(adm, store, "g", "req", "dlr", clock, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	w.assign(map[string][]int32{"dlr": {0, 1}}, true)
@@ -101,7 +103,7 @@ func TestWatermarksAppliedUseRecordTimes(t *testing.T) {
 	t.Cleanup(func() { _ = rc.Close() })
 	store := statestore.New(rc, statestore.Config{Prefix: "t"})
 	epoch := t0()
-	clock := NewScaledClockAt(epoch, 10)
+	clock := clock.NewScaledAt(epoch, 10)
 	w := newWatermarks(nil, store, "g", "req", "dlr", clock, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	err := w.Applied(ctx, []*kgo.Record{
@@ -169,7 +171,7 @@ func TestRequestsPausedWhileDLRsWait(t *testing.T) {
 	}
 	t.Cleanup(cl.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w := newWatermarks(nil, nil, "g", "req", "dlr", NewManualClock(t0()), time.Second, log)
+	w := newWatermarks(nil, nil, "g", "req", "dlr", clocktest.NewManual(t0()), time.Second, log)
 	c := &Consumer{client: cl, watermarks: w, dlrBacklogPause: 1000, topics: topics.Names{Requests: "req", DLR: "dlr"}, log: log, metrics: newMetrics(nil)}
 	ctx := context.Background()
 

@@ -23,6 +23,7 @@ import (
 	"github.com/fallbackd/fallback/internal/bench"
 	"github.com/fallbackd/fallback/internal/embedded"
 	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -166,7 +167,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		c.group = "fallback-bench-" + runID
 		c.redisPrefix = "fbb" + runID
 	}
-	clock := processor.NewScaledClockAt(epoch, *speed)
+	clock := clock.NewScaledAt(epoch, *speed)
 	cfg.Clock, cfg.Topics = clock, c.names
 	store, err := c.store(benchRC)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -140,14 +141,14 @@ func envFloat(name string, def float64) float64 {
 }
 
 // clock is the wall clock unless a test asked for a faster one.
-func (c *common) clock() (processor.Clock, error) {
+func (c *common) clock() (clock.Clock, error) {
 	if c.clockSpeed == 1 {
-		return processor.RealClock{}, nil
+		return clock.Real{}, nil
 	}
 	if c.clockSpeed <= 0 || c.clockEpoch <= 0 {
 		return nil, fmt.Errorf("--clock-speed needs a positive speed and --clock-epoch (unix ms)")
 	}
-	return processor.NewScaledClockAt(time.UnixMilli(c.clockEpoch), c.clockSpeed), nil
+	return clock.NewScaledAt(time.UnixMilli(c.clockEpoch), c.clockSpeed), nil
 }
 
 func (c *common) brokerList() ([]string, error) {

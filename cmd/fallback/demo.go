@@ -18,6 +18,7 @@ import (
 	"github.com/fallbackd/fallback/internal/embedded"
 	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
@@ -70,7 +71,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rc := redis.NewClient(&redis.Options{Addr: red.Addr()})
 	defer rc.Close()
 	store := statestore.New(rc, statestore.Config{})
-	clock := processor.NewScaledClock(*speed)
+	clock := clock.NewScaled(*speed)
 	names := topics.DefaultNames()
 	brokers := kafka.Brokers()
 	fmt.Fprintf(progress, "embedded Kafka on %s, embedded Redis on %s, clock x%g\n", brokers[0], red.Addr(), *speed)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
@@ -236,7 +237,7 @@ func loadCmd(ctx context.Context, args []string) error {
 
 // simulatorSetup is what the simulated parts (providers, load) need: the
 // brokers, checked to take the connection, their options, and the clock.
-func (c *common) simulatorSetup(ctx context.Context) ([]string, []kgo.Opt, processor.Clock, error) {
+func (c *common) simulatorSetup(ctx context.Context) ([]string, []kgo.Opt, clock.Clock, error) {
 	brokers, err := c.brokerList()
 	if err != nil {
 		return nil, nil, nil, err

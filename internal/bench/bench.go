@@ -22,7 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -37,7 +37,7 @@ type Config struct {
 	// are parked there.
 	Store *statestore.Store
 	// Clock is the processor's clock; the providers schedule DLRs on it.
-	Clock *processor.ScaledClock
+	Clock *clock.Scaled
 
 	Flows   int
 	Pending int             // flows parked on a ParkDelay deadline before the run

@@ -11,7 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 )
 
 // providers are the simulated SMS and WhatsApp adapters of the bench. They
@@ -26,7 +26,7 @@ type providers struct {
 	produce *kgo.Client
 	dlr     string
 	mixes   []Mix // by step; the last applies to any later step
-	clock   processor.Clock
+	clock   clock.Clock
 	t       *tracker
 	sched   *scheduler
 
@@ -114,13 +114,13 @@ func (p *providers) answer(s sendInfo, buf []byte) []byte {
 
 // scheduler emits records at their time on the processor's clock.
 type scheduler struct {
-	clock processor.Clock
+	clock clock.Clock
 	mu    sync.Mutex
 	items dueHeap
 	wake  chan struct{}
 }
 
-func newScheduler(c processor.Clock) *scheduler {
+func newScheduler(c clock.Clock) *scheduler {
 	return &scheduler{clock: c, wake: make(chan struct{}, 1)}
 }
 

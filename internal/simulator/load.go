@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -22,7 +22,7 @@ type Load struct {
 	Brokers   []string
 	KafkaOpts []kgo.Opt
 	Topics    topics.Names
-	Clock     processor.Clock
+	Clock     clock.Clock
 	Flows     int     // valid requests to publish
 	Invalid   float64 // invalid requests per valid one
 	Cancel    float64 // share of valid requests cancelled right after

@@ -14,7 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -48,7 +48,7 @@ type Providers struct {
 	Channels  []string
 	Mixes     map[string]Mix
 	Group     string // default "fallback-providers"
-	Clock     processor.Clock
+	Clock     clock.Clock
 	Log       *slog.Logger
 }
 
@@ -175,13 +175,13 @@ func unit(s string) float64 {
 
 // scheduler emits records at their clock time.
 type scheduler struct {
-	clock processor.Clock
+	clock clock.Clock
 	mu    sync.Mutex
 	items dueHeap
 	wake  chan struct{}
 }
 
-func newScheduler(c processor.Clock) *scheduler {
+func newScheduler(c clock.Clock) *scheduler {
 	return &scheduler{clock: c, wake: make(chan struct{}, 1)}
 }
 
