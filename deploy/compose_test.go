@@ -1,3 +1,8 @@
+// Package deploy holds the deployment files (deploy/Dockerfile, and the
+// docker-compose.yml and .dockerignore at the repository root, which the
+// build context needs there) and the tests that check them against the
+// configuration contract in docs/configuration.md and the Kafka version that
+// integration/infra/kafka/pom.xml pins.
 package deploy
 
 import (
@@ -19,7 +24,7 @@ import (
 
 const (
 	composeFile = "../docker-compose.yml"
-	dockerfile  = "../Dockerfile"
+	dockerfile  = "Dockerfile"
 	configDoc   = "../docs/configuration.md"
 	kafkaPom    = "../integration/infra/kafka/pom.xml"
 )
@@ -200,8 +205,8 @@ func TestComposeImages(t *testing.T) {
 		if !filepath.IsAbs(df) {
 			df = filepath.Join(s.Build.Context, df)
 		}
-		if df != filepath.Join(root, "Dockerfile") {
-			t.Errorf("service %s: dockerfile %q, want the root Dockerfile", name, df)
+		if df != filepath.Join(root, "deploy", "Dockerfile") {
+			t.Errorf("service %s: dockerfile %q, want deploy/Dockerfile", name, df)
 		}
 		if image == "" {
 			image = s.Image
@@ -604,7 +609,7 @@ func TestDockerignoreKeepsSources(t *testing.T) {
 		if pat == "" || strings.HasPrefix(pat, "#") || strings.HasPrefix(pat, "!") {
 			continue
 		}
-		for _, need := range []string{"go.mod", "go.sum", "cmd/fallback/main.go", "schemas/x.avsc", "processor/x.go"} {
+		for _, need := range []string{"go.mod", "go.sum", "cmd/fallback/main.go", "schemas/x.avsc", "processor/x.go", "internal/clients/x.go"} {
 			if ok, _ := filepath.Match(pat, need); ok || pat == need || strings.HasPrefix(need, strings.TrimSuffix(pat, "/")+"/") {
 				t.Errorf(".dockerignore pattern %q drops %s from the build context", pat, need)
 			}
