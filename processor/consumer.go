@@ -31,6 +31,7 @@ type Consumer struct {
 	clock      clock.Clock
 	sweeper    *Sweeper
 	watermarks *Watermarks
+	grace      time.Duration // how far record timestamps may disagree with the clock
 	// While more DLRs than dlrBacklogPause wait on this instance's
 	// partitions, requests are paused (requestsPaused).
 	dlrBacklogPause int64
@@ -253,7 +254,8 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 			b.reject(r, req.RequestID, rej)
 			return
 		}
-		b.add(req.RequestID, input{in: flow.Cancel{Pos: position(flow.SourceRequests, r), RequestID: req.RequestID}, src: r})
+		b.add(req.RequestID, input{in: flow.Cancel{Pos: position(flow.SourceRequests, r), RequestID: req.RequestID,
+			PublishedAt: b.c.publishedAt(r)}, src: r})
 		return
 	}
 	start, rej := b.c.validator.ValidateSend(req, b.c.defs)
@@ -280,6 +282,17 @@ func (c *Consumer) recordTime(r *kgo.Record) time.Time {
 		return wc.FromWall(r.Timestamp)
 	}
 	return r.Timestamp
+}
+
+// publishedAt is the latest time on the processor's clock that the record
+// was surely published after: its timestamp less the clock-skew grace. Zero
+// on the manual test clock, which cannot map a record's timestamp.
+func (c *Consumer) publishedAt(r *kgo.Record) time.Time {
+	wc, ok := c.clock.(wallClock)
+	if !ok || r.Timestamp.IsZero() {
+		return time.Time{}
+	}
+	return wc.FromWall(r.Timestamp).Add(-c.grace)
 }
 
 // schemaFingerprint is the record's fallback.schema.fp header, "" without one.
@@ -373,7 +386,7 @@ func (b *batchBuilder) addResolved(r *kgo.Record, rep schemas.DeliveryReport) {
 			AttemptID: rep.AttemptID, Channel: rep.Channel, Status: rep.Status})
 		return
 	}
-	in := flow.Report{Pos: position(flow.SourceDLR, r), RequestID: requestID, AttemptID: rep.AttemptID,
+	in := flow.Report{Pos: position(flow.SourceDLR, r), PublishedAt: b.c.publishedAt(r), RequestID: requestID, AttemptID: rep.AttemptID,
 		Channel: rep.Channel, Step: step, Status: rep.Status, ErrorCode: rep.ErrorCode, ReportedAt: rep.ReportedAt}
 	b.add(requestID, input{in: in, report: &rep, src: r})
 }

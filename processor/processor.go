@@ -254,7 +254,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 			batch: cfg.SweepBatch, log: log.With("worker", "recoverer"), metrics: m},
 		watermarks: wm,
 		consumer: &Consumer{client: consumerClient, engine: eng, deliverer: del, codecs: codecs, watermarks: wm,
-			dlrBacklogPause: cfg.DLRBacklogPause,
+			grace: cfg.DeadlineGrace, dlrBacklogPause: cfg.DLRBacklogPause,
 			validator: flow.Validator{Channels: cfg.Channels, Limits: cfg.Limits,
 				MaxRequestAge: cfg.MaxRequestAge, ClockSkewGrace: cfg.DeadlineGrace}, defs: table,
 			topics: cfg.Topics, clock: cfg.Clock, sweeper: sweeper, maxPoll: cfg.MaxPollRecords,

@@ -78,12 +78,17 @@ type Report struct {
 	Kind       StatusKind
 	ErrorCode  string
 	ReportedAt time.Time
+	// PublishedAt is when the DLR was published, on the deadlines' clock,
+	// less the clock-skew grace: the latest it surely came after. Zero when
+	// unknown. See Apply.
+	PublishedAt time.Time
 }
 
 // Cancel asks for the flow to stop.
 type Cancel struct {
-	Pos       Position
-	RequestID string
+	Pos         Position
+	RequestID   string
+	PublishedAt time.Time // as Report.PublishedAt
 }
 
 // DeadlineElapsed is the sweeper's input: the delay of step Step, as the
@@ -94,6 +99,18 @@ type Cancel struct {
 type DeadlineElapsed struct {
 	Step   int
 	Forced bool
+}
+
+// publishedAt is when an input from Kafka surely came after (zero when
+// unknown or not from Kafka).
+func publishedAt(in Input) time.Time {
+	switch in := in.(type) {
+	case Report:
+		return in.PublishedAt
+	case Cancel:
+		return in.PublishedAt
+	}
+	return time.Time{}
 }
 
 func (i Start) position() Position           { return i.Pos }
@@ -119,10 +136,30 @@ func (o *Output) add(other Output) {
 // Apply runs one input against a flow's state (nil when the store has no
 // such flow) at time now. It never mutates st; when Output.Changed is false
 // the returned state is st itself.
+//
+// Inputs count in the order they happened, not the order they are read: a
+// DLR or cancel published after the current step's deadline finds that
+// deadline fired first (SPEC §7). The sweeper holds a deadline until every
+// input is read past it, so a lagging processor can read such an input
+// before the deadline fires; it must still lead to the same outcome (a
+// fallback by timeout, then the late DLR), never to a different one (a
+// fallback by failure, or no fallback at all).
 func Apply(st *State, in Input, now time.Time) (*State, Output) {
 	if st != nil && st.alreadyApplied(in.position()) {
 		return st, Output{} // Kafka redelivered a record this flow already took
 	}
+	if at := publishedAt(in); st != nil && !st.Closed && !at.IsZero() && st.Deadline < at.UnixMilli() {
+		fired, out := deadline(st, DeadlineElapsed{Step: st.Current}, now)
+		if out.Changed {
+			next, more := apply(fired, in, now)
+			out.add(more)
+			return next, out
+		}
+	}
+	return apply(st, in, now)
+}
+
+func apply(st *State, in Input, now time.Time) (*State, Output) {
 	switch in := in.(type) {
 	case Start:
 		return start(st, in, now)
