@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestBenchJSONAddsUp runs `fallback bench` on the embedded Kafka and Redis
+// TestBenchJSONAddsUp runs fallback-bench on the embedded Kafka and Redis
 // with a handful of flows and checks its JSON line: every field is there and
 // the counts add up. It checks correctness only; speed is the benchmark's
 // business, not the test suite's.

@@ -29,59 +29,113 @@ func demoCmd(ctx context.Context, args []string) error {
 }
 
 // demo writes progress to stdout (stderr with --json, where stdout gets only
-// the summary line) and the processor's log to stderr.
+// the summary line) and the processor's log to stderr. It runs in phases:
+// parse the flags, start the embedded Kafka and Redis, run the processor,
+// the simulated providers and the load until every flow has closed, report.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	flows := fs.Int("flows", 300, "stop after this many flows have closed")
-	speed := fs.Float64("speed", 10, "run the clock this many times faster than the wall clock")
-	rate := fs.Float64("rate", 100, "new flows per wall-clock second")
-	asJSON := fs.Bool("json", false, "end with one JSON summary line on standard output")
-	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (wall time)")
-	verbose := fs.Bool("v", false, "show the processor's log")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	o, err := parseDemo(args, stderr)
+	if err != nil {
+		return err
 	}
-	if *flows < 1 || *speed <= 0 {
-		return fmt.Errorf("demo: --flows must be at least 1 and --speed above 0")
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-
 	progress := stdout
-	if *asJSON {
+	if o.asJSON {
 		progress = stderr
 	}
-	logLevel := slog.LevelWarn
-	if *verbose {
-		logLevel = slog.LevelInfo
+	b, err := startEmbedded(o.speed)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	defer b.close()
+	fmt.Fprintf(progress, "embedded Kafka on %s, embedded Redis on %s, clock x%g\n", b.brokers[0], b.redisAddr, o.speed)
+	sum, pub, err := runDemo(ctx, o, b, progress, o.logger(stderr))
+	if err != nil {
+		return err
+	}
+	return reportDemo(sum, pub, o.asJSON, stdout)
+}
 
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	flows   int
+	speed   float64
+	rate    float64
+	asJSON  bool
+	timeout time.Duration
+	verbose bool
+}
+
+func parseDemo(args []string, stderr io.Writer) (*demoOptions, error) {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &demoOptions{}
+	fs.IntVar(&o.flows, "flows", 300, "stop after this many flows have closed")
+	fs.Float64Var(&o.speed, "speed", 10, "run the clock this many times faster than the wall clock")
+	fs.Float64Var(&o.rate, "rate", 100, "new flows per wall-clock second")
+	fs.BoolVar(&o.asJSON, "json", false, "end with one JSON summary line on standard output")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long (wall time)")
+	fs.BoolVar(&o.verbose, "v", false, "show the processor's log")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if o.flows < 1 || o.speed <= 0 {
+		return nil, fmt.Errorf("demo: --flows must be at least 1 and --speed above 0")
+	}
+	return o, nil
+}
+
+func (o *demoOptions) logger(stderr io.Writer) *slog.Logger {
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// demoBackends are the embedded Kafka and Redis, and the store, clock and
+// topic names on them.
+type demoBackends struct {
+	kafka     *embedded.Kafka
+	red       *embedded.Redis
+	rc        *redis.Client
+	store     *statestore.Store
+	clock     *clock.Scaled
+	names     topics.Names
+	brokers   []string
+	redisAddr string
+}
+
+func startEmbedded(speed float64) (*demoBackends, error) {
 	kafka, err := embedded.StartKafka(12)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer kafka.Close()
 	red, err := embedded.StartRedis()
 	if err != nil {
-		return err
+		kafka.Close()
+		return nil, err
 	}
-	defer red.Close()
 	rc := redis.NewClient(&redis.Options{Addr: red.Addr()})
-	defer rc.Close()
-	store := statestore.New(rc, statestore.Config{})
-	clock := clock.NewScaled(*speed)
-	names := topics.DefaultNames()
-	brokers := kafka.Brokers()
-	fmt.Fprintf(progress, "embedded Kafka on %s, embedded Redis on %s, clock x%g\n", brokers[0], red.Addr(), *speed)
+	return &demoBackends{kafka: kafka, red: red, rc: rc, store: statestore.New(rc, statestore.Config{}),
+		clock: clock.NewScaled(speed), names: topics.DefaultNames(), brokers: kafka.Brokers(), redisAddr: red.Addr()}, nil
+}
 
+func (b *demoBackends) close() {
+	b.rc.Close()
+	b.red.Close()
+	b.kafka.Close()
+}
+
+// runDemo runs the processor, the simulated providers and the load until
+// every published flow has closed, printing progress, and returns the tally.
+func runDemo(ctx context.Context, o *demoOptions, b *demoBackends, progress io.Writer, log *slog.Logger) (simulator.Summary, simulator.Published, error) {
 	// The lease is clock time; scaled with the clock it stays 10 s of wall
 	// time, so a slow batch is not mistaken for a dead instance.
-	proc, err := processor.New(processor.Config{Brokers: brokers, Topics: names, CreateTopics: true,
-		Clock: clock, ClaimLease: time.Duration(float64(10*time.Second) * *speed), Logger: log}, store)
+	proc, err := processor.New(processor.Config{Brokers: b.brokers, Topics: b.names, CreateTopics: true,
+		Clock: b.clock, ClaimLease: time.Duration(float64(10*time.Second) * o.speed), Logger: log}, b.store)
 	if err != nil {
-		return err
+		return simulator.Summary{}, simulator.Published{}, err
 	}
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
@@ -89,22 +143,36 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go func() { procDone <- proc.Run(runCtx) }()
 
 	tally := simulator.NewTally()
-	if err := waitForTopics(runCtx, brokers, names); err != nil {
-		return err
+	if err := waitForTopics(runCtx, b.brokers, b.names); err != nil {
+		return simulator.Summary{}, simulator.Published{}, err
 	}
-	go tally.Follow(runCtx, brokers, nil, names.Events)
-	providers := &simulator.Providers{Brokers: brokers, Topics: names, Channels: flow.DefaultChannels().Names(),
-		Mixes: simulator.DefaultMixes(), Clock: clock, Log: log}
+	go tally.Follow(runCtx, b.brokers, nil, b.names.Events)
+	providers := &simulator.Providers{Brokers: b.brokers, Topics: b.names, Channels: flow.DefaultChannels().Names(),
+		Mixes: simulator.DefaultMixes(), Clock: b.clock, Log: log}
 	go providers.Run(runCtx)
-	load := &simulator.Load{Brokers: brokers, Topics: names, Clock: clock, Flows: *flows,
-		Invalid: 0.02, Cancel: 0.03, Rate: *rate, IDPrefix: "demo-"}
-	type loadResult struct {
-		pub simulator.Published
-		err error
-	}
+	load := &simulator.Load{Brokers: b.brokers, Topics: b.names, Clock: b.clock, Flows: o.flows,
+		Invalid: 0.02, Cancel: 0.03, Rate: o.rate, IDPrefix: "demo-"}
 	loaded := make(chan loadResult, 1)
 	go func() { pub, err := load.Run(runCtx); loaded <- loadResult{pub, err} }()
 
+	sum, pub, err := waitClosed(ctx, o.flows, b.clock, tally, loaded, procDone, progress)
+	if err != nil {
+		return sum, pub, err
+	}
+	stopAll()
+	<-procDone
+	return sum, pub, nil
+}
+
+type loadResult struct {
+	pub simulator.Published
+	err error
+}
+
+// waitClosed waits for the load to be published and every flow it
+// published to close, printing progress twice a second, and returns the
+// tally's summary then.
+func waitClosed(ctx context.Context, want int, clock *clock.Scaled, tally *simulator.Tally, loaded <-chan loadResult, procDone <-chan error, progress io.Writer) (simulator.Summary, simulator.Published, error) {
 	start := time.Now()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -113,27 +181,29 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		select {
 		case r := <-loaded:
 			if r.err != nil {
-				return r.err
+				return simulator.Summary{}, pub, r.err
 			}
 			pub, published = r.pub, true
 			fmt.Fprintf(progress, "published %d flows (%d cancelled right away) and %d invalid requests\n", pub.Flows, pub.Cancels, pub.Invalid)
 		case err := <-procDone:
-			return fmt.Errorf("demo: processor stopped: %v", err)
+			return simulator.Summary{}, pub, fmt.Errorf("demo: processor stopped: %v", err)
 		case <-ctx.Done():
-			return fmt.Errorf("demo: %d of %d flows closed before the timeout", tally.Closed(), *flows)
+			return simulator.Summary{}, pub, fmt.Errorf("demo: %d of %d flows closed before the timeout", tally.Closed(), want)
 		case <-tick.C:
-			printProgress(progress, tally.Summary(), *flows, clock.Now().Sub(clock.Start))
+			printProgress(progress, tally.Summary(), want, clock.Now().Sub(clock.Start))
 		}
 	}
 	sum := tally.Summary()
 	fmt.Fprintf(progress, "all %d flows closed in %s wall time\n", sum.Flows, time.Since(start).Round(time.Millisecond))
-	stopAll()
-	<-procDone
+	return sum, pub, nil
+}
 
+// reportDemo checks the summary and, with --json, prints it.
+func reportDemo(sum simulator.Summary, pub simulator.Published, asJSON bool, stdout io.Writer) error {
 	if err := checkSummary(sum, pub); err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return json.NewEncoder(stdout).Encode(sum)
 	}
 	return nil

@@ -19,8 +19,6 @@ Commands:
   run                 run the processor (needs --brokers and --redis)
   demo                run everything in-process: embedded Kafka and Redis, the
                       processor, simulated providers and a load of flows
-  bench               measure throughput, deadline lateness, Redis memory and
-                      CPU per flow, the machine's ceilings and asynq (BENCHMARKS.md)
   topics create       create the topics
   send                publish one send or cancel request given as JSON
   flow REQUEST_ID     print a flow's state from Redis
@@ -29,13 +27,14 @@ Commands:
 
 Run 'fallback COMMAND -h' for a command's flags. Every flag can also be set
 through its FALLBACK_* environment variable (docs/configuration.md).
+The benchmark is its own command: go run ./cmd/fallback-bench (BENCHMARKS.md).
 `
 
 // defaultGCPercent is the garbage collector's target when GOGC is not set.
 // The processor's live heap is small (one batch, the clients' buffers) and
 // it allocates per record; at Go's default of 100 the collector took about
 // a quarter of its CPU. 400 cut the CPU per flow by about a quarter in
-// `fallback bench` (BENCHMARKS.md) for a few tens of MB more heap. GOGC in
+// `fallback-bench` (BENCHMARKS.md) for a few tens of MB more heap. GOGC in
 // the environment wins.
 const defaultGCPercent = 400
 
@@ -66,8 +65,6 @@ func dispatch(ctx context.Context, args []string) error {
 		return runCmd(ctx, rest)
 	case "demo":
 		return demoCmd(ctx, rest)
-	case "bench":
-		return benchCmd(ctx, rest)
 	case "topics":
 		if len(rest) == 0 || rest[0] != "create" {
 			return fmt.Errorf("topics: the only subcommand is 'create'")

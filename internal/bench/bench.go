@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
@@ -41,8 +42,8 @@ type Config struct {
 
 	Flows   int
 	Pending int             // flows parked on a ParkDelay deadline before the run
-	Mix     Mix             // how step 0 ends
-	ThenMix Mix             // how later steps end
+	Mix     simulator.Mix   // how step 0 ends
+	ThenMix simulator.Mix   // how later steps end
 	Delays  []time.Duration // per step, clock time (5 s .. 900 s)
 	Rate    float64         // requests per wall second; 0: as fast as Kafka takes them
 	// DeadlineGrace is the processor's --deadline-grace (clock time): a
@@ -137,19 +138,16 @@ type Result struct {
 
 // Counts are what the bench saw; they must add up.
 type Counts struct {
-	Requests       int            `json:"requests"`
-	FirstSends     int64          `json:"first_sends"`
-	FallbackSends  int64          `json:"fallback_sends"`
-	DLRsPublished  int64          `json:"dlrs_published"`
-	DLRsProcessed  int64          `json:"dlrs_processed"`
-	DeadlineFires  int64          `json:"deadline_fires"`
-	FlowsClosed    int64          `json:"flows_closed"`
-	DoubleClosed   int64          `json:"double_closed"`
-	Rejected       int64          `json:"rejected"`
-	Outcomes       map[string]int `json:"outcomes"`
-	Fallbacks      map[string]int `json:"fallbacks"`
-	InputsPerFlow  float64        `json:"inputs_per_flow"`
-	OutputsPerFlow float64        `json:"outputs_per_flow"`
+	Requests      int   `json:"requests"`
+	FirstSends    int64 `json:"first_sends"`
+	FallbackSends int64 `json:"fallback_sends"`
+	DLRsPublished int64 `json:"dlrs_published"`
+	DLRsProcessed int64 `json:"dlrs_processed"`
+	DeadlineFires int64 `json:"deadline_fires"`
+	FlowsClosed   int64 `json:"flows_closed"`
+	simulator.Closes
+	InputsPerFlow  float64 `json:"inputs_per_flow"`
+	OutputsPerFlow float64 `json:"outputs_per_flow"`
 }
 
 // OutcomeShares compares how flows closed with how the simulated
@@ -179,8 +177,46 @@ func (c *Config) printf(format string, args ...any) {
 }
 
 // Run runs the bench. The processor must be running (or starting) on the
-// same topics, Redis prefix and clock.
+// same topics, Redis prefix and clock. Its phases: prepare the result,
+// connect to the topics, park the pending flows, run the measured flows,
+// report what they showed, then the ceilings and the peer.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
+	res, err := newResult(cfg)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.close()
+	parked, err := parkFlows(ctx, cfg, res)
+	if err != nil {
+		return nil, err
+	}
+	defer parked.removeLeft(cfg)
+	run, err := runFlows(ctx, cfg, conn)
+	if err != nil {
+		return nil, err
+	}
+	if err := reportRun(cfg, run, res); err != nil {
+		return res, err
+	}
+	if err := parked.remove(ctx, cfg); err != nil {
+		return res, err
+	}
+	if cfg.Limits {
+		if res.Limit, err = measureCeilings(ctx, cfg, res); err != nil {
+			return res, err
+		}
+	}
+	res.Peer = runPeer(ctx, cfg, res)
+	return res, nil
+}
+
+// newResult checks the configuration and starts the result with the run's
+// settings.
+func newResult(cfg Config) (*Result, error) {
 	if cfg.Flows < 1 || len(cfg.Delays) < 2 {
 		return nil, errors.New("bench: need at least 1 flow and 2 steps")
 	}
@@ -189,107 +225,176 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, d := range cfg.Delays {
 		res.DelaysS = append(res.DelaysS, int(d/time.Second))
 	}
-	cmap := clockMap{epochMS: cfg.Clock.Start.UnixMilli(), speed: cfg.Clock.Speed}
+	return res, nil
+}
 
+// connection is where the measured run reads from: the send and events
+// topics from their ends before the run.
+type connection struct {
+	admin     *kgo.Client
+	sendStart map[string]map[int32]kgo.Offset
+	events    *kgo.Client // reads the events topic from its end before the run
+}
+
+func (c *connection) close() {
+	c.events.Close()
+	c.admin.Close()
+}
+
+// connect waits for the processor's topics and notes where they end now.
+func connect(ctx context.Context, cfg Config) (*connection, error) {
 	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.KafkaOpts...)...)
 	if err != nil {
 		return nil, err
 	}
-	defer admCl.Close()
+	c := &connection{admin: admCl}
 	adm := kadm.NewClient(admCl)
 	sendTopics := []string{cfg.Topics.Sends("whatsapp"), cfg.Topics.Sends("sms")}
-	if err := waitTopics(ctx, adm, append([]string{cfg.Topics.Requests, cfg.Topics.DLR, cfg.Topics.Events}, sendTopics...)); err != nil {
-		return nil, err
+	eventStart, err := func() (map[string]map[int32]kgo.Offset, error) {
+		if err := waitTopics(ctx, adm, append([]string{cfg.Topics.Requests, cfg.Topics.DLR, cfg.Topics.Events}, sendTopics...)); err != nil {
+			return nil, err
+		}
+		if c.sendStart, err = endOffsets(ctx, adm, sendTopics...); err != nil {
+			return nil, err
+		}
+		return endOffsets(ctx, adm, cfg.Topics.Events)
+	}()
+	if err == nil {
+		c.events, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumePartitions(eventStart)}, cfg.KafkaOpts...)...)
 	}
-	sendStart, err := endOffsets(ctx, adm, sendTopics...)
 	if err != nil {
+		admCl.Close()
 		return nil, err
 	}
-	eventStart, err := endOffsets(ctx, adm, cfg.Topics.Events)
-	if err != nil {
-		return nil, err
-	}
+	return c, nil
+}
 
-	// Pending deadlines, and Redis bytes per in-flight flow.
-	park := &parker{store: cfg.Store, rdb: cfg.Redis, clock: cfg.Clock}
-	var parked []string
+// parkedFlows are the flows parked in Redis before the run.
+type parkedFlows struct {
+	park *parker
+	ids  []string
+}
+
+// parkFlows parks cfg.Pending flows on ParkDelay deadlines, which stay
+// there during the run, or, with none pending, a sample of cfg.MemorySample
+// flows that is removed at once. Either way it measures Redis bytes per
+// in-flight flow on a real Redis.
+func parkFlows(ctx context.Context, cfg Config, res *Result) (*parkedFlows, error) {
+	p := &parkedFlows{park: &parker{store: cfg.Store, rdb: cfg.Redis, clock: cfg.Clock}}
 	if cfg.Pending > 0 {
-		parked = park.ids(cfg.RunID+"-p", cfg.Pending)
+		p.ids = p.park.ids(cfg.RunID+"-p", cfg.Pending)
 	} else if _, real := readInfo(ctx, cfg.Redis); real && cfg.MemorySample > 0 {
-		parked = park.ids(cfg.RunID+"-s", cfg.MemorySample)
+		p.ids = p.park.ids(cfg.RunID+"-s", cfg.MemorySample)
 	} else if !real {
 		res.Notes = append(res.Notes, "redis_bytes_per_inflight_flow: not measured (the embedded Redis reports no memory)")
 	}
-	if len(parked) > 0 {
-		settle(ctx, cfg.Redis)
-		before, real := readInfo(ctx, cfg.Redis)
-		t := time.Now()
-		if err := park.park(ctx, parked, ParkDelay); err != nil {
+	if len(p.ids) == 0 {
+		return p, nil
+	}
+	settle(ctx, cfg.Redis)
+	before, real := readInfo(ctx, cfg.Redis)
+	t := time.Now()
+	if err := p.park.park(ctx, p.ids, ParkDelay); err != nil {
+		p.removeLeft(cfg)
+		return nil, err
+	}
+	after, _ := readInfo(ctx, cfg.Redis)
+	cfg.printf("parked %d flows on %s deadlines in %s\n", len(p.ids), ParkDelay, time.Since(t).Round(time.Millisecond))
+	if real {
+		res.RedisBytesPerInflightFlow = float64(int64(float64(after.usedMemory-before.usedMemory)/float64(len(p.ids))*10)) / 10
+	}
+	if cfg.Pending == 0 {
+		if err := p.park.remove(ctx, p.ids); err != nil {
+			p.removeLeft(cfg)
 			return nil, err
 		}
-		after, _ := readInfo(ctx, cfg.Redis)
-		cfg.printf("parked %d flows on %s deadlines in %s\n", len(parked), ParkDelay, time.Since(t).Round(time.Millisecond))
-		if real {
-			res.RedisBytesPerInflightFlow = float64(int64(float64(after.usedMemory-before.usedMemory)/float64(len(parked))*10)) / 10
+		p.ids = nil
+	}
+	return p, nil
+}
+
+// remove removes the parked flows after the run.
+func (p *parkedFlows) remove(ctx context.Context, cfg Config) error {
+	if len(p.ids) == 0 {
+		return nil
+	}
+	t := time.Now()
+	if err := p.park.remove(ctx, p.ids); err != nil {
+		return err
+	}
+	p.ids = nil
+	cfg.printf("removed the parked flows in %s\n", time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+// removeLeft removes the parked flows still there when the bench stops
+// early.
+func (p *parkedFlows) removeLeft(cfg Config) {
+	if len(p.ids) > 0 {
+		if err := p.park.remove(context.Background(), p.ids); err != nil {
+			cfg.printf("%v\n", err)
 		}
-		defer func() {
-			if err := park.remove(context.Background(), parked); err != nil {
-				cfg.printf("%v\n", err)
-			}
-		}()
-		if cfg.Pending == 0 {
-			if err := park.remove(ctx, parked); err != nil {
-				return nil, err
-			}
-			parked = nil
-		}
 	}
+}
 
-	t := newTracker(cfg.RunID+"-m", cfg.Flows, len(cfg.Delays))
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	provCons, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumePartitions(sendStart)}, cfg.KafkaOpts...)...)
-	if err != nil {
-		return nil, err
-	}
-	defer provCons.Close()
-	provProd, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ProducerLinger(2 * time.Millisecond)}, cfg.KafkaOpts...)...)
-	if err != nil {
-		return nil, err
-	}
-	defer provProd.Close()
-	obsCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumePartitions(eventStart)}, cfg.KafkaOpts...)...)
-	if err != nil {
-		return nil, err
-	}
-	defer obsCl.Close()
-	prov := &providers{consume: provCons, produce: provProd, dlr: cfg.Topics.DLR, mixes: []Mix{cfg.Mix, cfg.ThenMix},
-		clock: cfg.Clock, t: t, sched: newScheduler(cfg.Clock)}
-	obs := &observer{cl: obsCl, t: t}
+// measuredRun is what runFlows saw: the tracker and the providers' counts,
+// and the resource readings before and after.
+type measuredRun struct {
+	t           *tracker
+	dlrs        simulator.ProviderCounts
+	start       time.Time
+	wall        time.Duration
+	cpu         [2]time.Duration
+	cpuErr      error
+	info        [2]serverInfo
+	realInfo    bool
+	commands    [2]int64
+	hasCommands bool
+}
 
-	infoBefore, realInfo := readInfo(ctx, cfg.Redis)
-	var cmdsBefore int64
-	if cfg.Commands != nil {
-		cmdsBefore = cfg.Commands.Count()
-	}
-	cpuRead := cfg.ProcessorCPU
-	if cpuRead == nil {
-		cpuRead = selfCPU
-	}
-	cpuBefore, cpuErr := cpuRead()
-
+// runFlows publishes the measured requests, answers their sends with the
+// simulated providers, and follows the events until every flow closed and
+// every DLR was processed.
+func runFlows(ctx context.Context, cfg Config, conn *connection) (*measuredRun, error) {
+	m := &measuredRun{t: newTracker(cfg.RunID+"-m", cfg.Flows, len(cfg.Delays))}
+	prov := &simulator.Providers{Brokers: cfg.Brokers, KafkaOpts: cfg.KafkaOpts, Topics: cfg.Topics, From: conn.sendStart,
+		StepMixes: []simulator.Mix{cfg.Mix, cfg.ThenMix}, Codec: avroCodec{}, OnSend: m.t.sawSend, Clock: cfg.Clock}
+	obs := &observer{cl: conn.events, t: m.t}
+	m.readBefore(ctx, cfg)
 	if cfg.OnRunStart != nil {
 		cfg.OnRunStart()
 	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop() // before wg.Wait
+	provErr := make(chan error, 1)
 	wg.Add(2)
-	go func() { defer wg.Done(); prov.run(runCtx) }()
+	go func() { defer wg.Done(); provErr <- prov.Run(runCtx) }()
 	go func() { defer wg.Done(); obs.run(runCtx) }()
 
-	start := time.Now()
+	m.start = time.Now()
 	pubErr := make(chan error, 1)
-	go func() { pubErr <- publish(runCtx, cfg, t) }()
+	go func() { pubErr <- publish(runCtx, cfg, m.t) }()
+	if err := waitForFlows(ctx, cfg, m, prov, pubErr, provErr); err != nil {
+		return nil, err
+	}
+	m.wall = time.Since(m.start)
+	if cfg.OnRunEnd != nil {
+		cfg.OnRunEnd()
+	}
+	m.readAfter(ctx, cfg)
+	m.dlrs = prov.Counts()
+	stop()
+	wg.Wait()
+	cfg.printf("all %d flows closed in %s\n", cfg.Flows, m.wall.Round(time.Millisecond))
+	return m, nil
+}
 
+// waitForFlows waits for the measured run to end, printing progress each
+// second.
+func waitForFlows(ctx context.Context, cfg Config, m *measuredRun, prov *simulator.Providers, pubErr, provErr <-chan error) error {
+	t := m.t
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var deadline <-chan time.Time
@@ -297,47 +402,77 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		deadline = time.After(cfg.Timeout)
 	}
 	published := false
-	for !published || !doneCounting(t, prov, cfg.Flows) {
+	for !published || !doneCounting(t, prov.Counts(), cfg.Flows) {
 		select {
 		case err := <-pubErr:
 			if err != nil {
-				return nil, fmt.Errorf("bench: publish: %w", err)
+				return fmt.Errorf("bench: publish: %w", err)
 			}
 			published = true
-			cfg.printf("published %d requests in %s\n", cfg.Flows, time.Since(start).Round(time.Millisecond))
+			cfg.printf("published %d requests in %s\n", cfg.Flows, time.Since(m.start).Round(time.Millisecond))
+		case err := <-provErr:
+			if ctx.Err() == nil {
+				return fmt.Errorf("bench: the simulated providers stopped: %v", err)
+			}
+			return fmt.Errorf("bench: interrupted: %w", context.Cause(ctx))
 		case err := <-cfg.ProcessorDone:
-			return nil, fmt.Errorf("bench: processor stopped: %v", err)
+			return fmt.Errorf("bench: processor stopped: %v", err)
 		case <-deadline:
-			return nil, fmt.Errorf("bench: %d of %d flows closed, %d of %d DLRs processed, before the %s timeout",
-				t.closed.Load(), cfg.Flows, t.dlrEvents.Load(), t.dlrsPublished.Load(), cfg.Timeout)
+			return fmt.Errorf("bench: %d of %d flows closed, %d of %d DLRs processed, before the %s timeout",
+				t.closed.Load(), cfg.Flows, t.dlrEvents.Load(), prov.Counts().Published, cfg.Timeout)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("bench: interrupted: %w", context.Cause(ctx))
+			return fmt.Errorf("bench: interrupted: %w", context.Cause(ctx))
 		case <-tick.C:
-			cfg.printf("[%5.1fs] first sends %d  dlrs %d/%d  fallbacks %d+%d  closed %d/%d  (other records %d)\n", time.Since(start).Seconds(),
-				t.firstSends.Load(), t.dlrEvents.Load(), t.dlrsPublished.Load(), t.fallbackFailure.Load(), t.fallbackTimeout.Load(),
+			cfg.printf("[%5.1fs] first sends %d  dlrs %d/%d  fallbacks %d+%d  closed %d/%d  (other records %d)\n", time.Since(m.start).Seconds(),
+				t.firstSends.Load(), t.dlrEvents.Load(), prov.Counts().Published, t.fallbackFailure.Load(), t.fallbackTimeout.Load(),
 				t.closed.Load(), cfg.Flows, t.foreign.Load())
 		}
 	}
-	wall := time.Since(start)
-	if due := time.Duration(float64(ParkDelay) / cfg.Clock.Speed); cfg.Pending > 0 && wall > due {
+	return nil
+}
+
+// doneCounting: every flow closed, and every DLR the providers planned was
+// produced and processed.
+func doneCounting(t *tracker, dlrs simulator.ProviderCounts, flows int) bool {
+	return t.closed.Load() >= int64(flows) && dlrs.Pending == 0 && t.dlrEvents.Load() >= dlrs.Published
+}
+
+func (m *measuredRun) readBefore(ctx context.Context, cfg Config) {
+	m.info[0], m.realInfo = readInfo(ctx, cfg.Redis)
+	if m.hasCommands = cfg.Commands != nil; m.hasCommands {
+		m.commands[0] = cfg.Commands.Count()
+	}
+	m.cpu[0], m.cpuErr = cfg.cpuRead()()
+}
+
+func (m *measuredRun) readAfter(ctx context.Context, cfg Config) {
+	var err error
+	m.cpu[1], err = cfg.cpuRead()()
+	m.cpuErr = errors.Join(m.cpuErr, err)
+	m.info[1], _ = readInfo(ctx, cfg.Redis)
+	if m.hasCommands {
+		m.commands[1] = cfg.Commands.Count()
+	}
+}
+
+// cpuRead is how the processor's CPU time is read.
+func (c *Config) cpuRead() func() (time.Duration, error) {
+	if c.ProcessorCPU != nil {
+		return c.ProcessorCPU
+	}
+	return selfCPU
+}
+
+// reportRun puts the figures of the measured run into res, and fails when
+// its counts do not add up.
+func reportRun(cfg Config, m *measuredRun, res *Result) error {
+	t := m.t
+	cmap := clockMap{epochMS: cfg.Clock.Start.UnixMilli(), speed: cfg.Clock.Speed}
+	if due := time.Duration(float64(ParkDelay) / cfg.Clock.Speed); cfg.Pending > 0 && m.wall > due {
 		res.Notes = append(res.Notes, fmt.Sprintf("the run outlasted the parked flows' %s delay (%s of wall time at clock x%g): some of them fired during it", ParkDelay, due, cfg.Clock.Speed))
 	}
-	if cfg.OnRunEnd != nil {
-		cfg.OnRunEnd()
-	}
-	cpuAfter, cpuErr2 := cpuRead()
-	infoAfter, _ := readInfo(ctx, cfg.Redis)
-	var cmdsAfter int64
-	if cfg.Commands != nil {
-		cmdsAfter = cfg.Commands.Count()
-	}
-	stop()
-	wg.Wait()
-	cfg.printf("all %d flows closed in %s\n", cfg.Flows, wall.Round(time.Millisecond))
-
-	// Figures.
-	res.WallS = round2(wall.Seconds())
-	startMS := start.UnixMilli()
+	res.WallS = round2(m.wall.Seconds())
+	startMS := m.start.UnixMilli()
 	rate := func(n int64, last int64) float64 {
 		if n == 0 || last <= startMS {
 			return 0
@@ -360,38 +495,38 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Notes = append(res.Notes, fmt.Sprintf("deadline lateness is measured on the processor clock (x%g) and divided by the speed: wall ms; at x1 it needs no conversion", cfg.Clock.Speed))
 	}
 	flows := float64(cfg.Flows)
-	if realInfo {
-		total, per := infoAfter.callsSince(infoBefore)
+	if m.realInfo {
+		total, per := m.info[1].callsSince(m.info[0])
 		total -= per["info"]
 		delete(per, "info")
 		res.RedisCommandsPerFlow = round2(float64(total) / flows)
 		res.RedisCommandsSource = "INFO commandstats delta over the run (commands called inside Lua scripts count too), all clients"
 		res.RedisCommands = per
-		res.RedisCPUUsPerFlow = round2((infoAfter.cpuMain - infoBefore.cpuMain) * 1e6 / flows)
-	} else if cfg.Commands != nil {
-		res.RedisCommandsPerFlow = round2(float64(cmdsAfter-cmdsBefore) / flows)
+		res.RedisCPUUsPerFlow = round2((m.info[1].cpuMain - m.info[0].cpuMain) * 1e6 / flows)
+	} else if m.hasCommands {
+		res.RedisCommandsPerFlow = round2(float64(m.commands[1]-m.commands[0]) / flows)
 		res.RedisCommandsSource = "the processor's client, commands sent (one EVALSHA counts once)"
 	}
-	if cpuErr == nil && cpuErr2 == nil {
-		res.CPUUsPerFlow = round2(float64((cpuAfter - cpuBefore).Microseconds()) / flows)
+	if m.cpuErr == nil {
+		res.CPUUsPerFlow = round2(float64((m.cpu[1] - m.cpu[0]).Microseconds()) / flows)
 		res.CPUScope = cfg.CPUScope
 	} else {
-		res.CPUScope = fmt.Sprintf("not measured: %v", errors.Join(cpuErr, cpuErr2))
+		res.CPUScope = fmt.Sprintf("not measured: %v", m.cpuErr)
 	}
 
 	c := &res.Counts
 	c.Requests = cfg.Flows
 	c.FirstSends, c.FallbackSends = t.firstSends.Load(), t.laterSends.Load()
-	c.DLRsPublished, c.DLRsProcessed = t.dlrsPublished.Load(), t.dlrEvents.Load()
+	c.DLRsPublished, c.DLRsProcessed = m.dlrs.Published, t.dlrEvents.Load()
 	c.DeadlineFires, c.FlowsClosed = fires, t.closed.Load()
-	c.DoubleClosed, c.Rejected = t.doubleClosed.Load(), t.rejected.Load()
+	c.DoubleClosed, c.Rejected = int(t.doubleClosed.Load()), int(t.rejected.Load())
 	c.Outcomes = map[string]int{}
 	for o := outcomeDelivered; o < outcomeKinds; o++ {
 		if n := t.outcomeCount[o].Load(); n > 0 || o <= outcomeExpired {
 			c.Outcomes[outcomeNames[o]] = int(n)
 		}
 	}
-	res.OutcomeShares = outcomeShares(t, []Mix{cfg.Mix, cfg.ThenMix}, len(cfg.Delays))
+	res.OutcomeShares = outcomeShares(t, []simulator.Mix{cfg.Mix, cfg.ThenMix}, len(cfg.Delays))
 	c.Fallbacks = map[string]int{"failure": int(t.fallbackFailure.Load()), "timeout": int(t.fallbackTimeout.Load())}
 	// Inputs: the request and the DLRs. Outputs: the sends and the events
 	// (FLOW_STARTED, ATTEMPT_SENT per send, one per DLR, FALLBACK_TRIGGERED
@@ -399,69 +534,71 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	c.InputsPerFlow = round2(float64(int64(cfg.Flows)+c.DLRsPublished) / flows)
 	sends := c.FirstSends + c.FallbackSends
 	c.OutputsPerFlow = round2(float64(sends+ /*events*/ int64(cfg.Flows)+sends+c.DLRsProcessed+c.FallbackSends+c.FlowsClosed) / flows)
-	if t.scanErrors.Load() > 0 {
-		return res, fmt.Errorf("bench: %d records did not scan", t.scanErrors.Load())
+	if n := t.scanErrors.Load() + m.dlrs.Undecodable; n > 0 {
+		return fmt.Errorf("bench: %d records did not scan", n)
+	}
+	if m.dlrs.ProduceErrs > 0 {
+		return fmt.Errorf("bench: %d DLRs of the simulated providers were not produced", m.dlrs.ProduceErrs)
 	}
 	if c.FlowsClosed != int64(cfg.Flows) || c.DoubleClosed != 0 || c.Rejected != 0 || c.FirstSends != int64(cfg.Flows) {
-		return res, fmt.Errorf("bench: counts do not add up: %d first sends, %d flows closed (%d twice), %d rejected, of %d requests",
+		return fmt.Errorf("bench: counts do not add up: %d first sends, %d flows closed (%d twice), %d rejected, of %d requests",
 			c.FirstSends, c.FlowsClosed, c.DoubleClosed, c.Rejected, cfg.Flows)
 	}
+	return nil
+}
 
-	if len(parked) > 0 {
-		t := time.Now()
-		if err := park.remove(ctx, parked); err != nil {
-			return res, err
-		}
-		parked = nil
-		cfg.printf("removed the parked flows in %s\n", time.Since(t).Round(time.Millisecond))
+// measureCeilings measures what Redis alone and Kafka alone sustain for the
+// same work, and compares the run with the lower.
+func measureCeilings(ctx context.Context, cfg Config, res *Result) (*Limit, error) {
+	var err error
+	lim := &Limit{Flows: cfg.LimitFlows}
+	cfg.printf("limit: Redis alone, %d flows...\n", lim.Flows)
+	if lim.RedisFlowsPerSec, err = redisCeiling(ctx, cfg.Redis, cfg.RunID+"lim", lim.Flows, 4); err != nil {
+		return nil, fmt.Errorf("bench: redis ceiling: %w", err)
 	}
+	cfg.printf("limit: Kafka alone, %d flows...\n", lim.Flows)
+	if lim.KafkaFlowsPerSec, err = kafkaCeiling(ctx, cfg.Brokers, cfg.KafkaOpts, "bench-"+cfg.RunID+".", lim.Flows, res.Counts.InputsPerFlow, res.Counts.OutputsPerFlow); err != nil {
+		return nil, fmt.Errorf("bench: kafka ceiling: %w", err)
+	}
+	lim.RedisFlowsPerSec = float64(int64(lim.RedisFlowsPerSec*10)) / 10
+	lim.KafkaFlowsPerSec = float64(int64(lim.KafkaFlowsPerSec*10)) / 10
+	lower := min(lim.RedisFlowsPerSec, lim.KafkaFlowsPerSec)
+	lim.Lower = "redis"
+	if lim.KafkaFlowsPerSec < lim.RedisFlowsPerSec {
+		lim.Lower = "kafka"
+	}
+	if lower > 0 {
+		lim.Ratio = round2(res.FlowsClosedPerSecSteady / lower)
+	}
+	if res.RedisCPUUsPerFlow > 0 {
+		lim.RedisCPUBoundFlowsPerSec = float64(int64(1e6 / res.RedisCPUUsPerFlow))
+	}
+	return lim, nil
+}
 
-	if cfg.Limits {
-		lim := &Limit{Flows: cfg.LimitFlows}
-		cfg.printf("limit: Redis alone, %d flows...\n", lim.Flows)
-		if lim.RedisFlowsPerSec, err = redisCeiling(ctx, cfg.Redis, cfg.RunID+"lim", lim.Flows, 4); err != nil {
-			return res, fmt.Errorf("bench: redis ceiling: %w", err)
+// runPeer runs the delayed-task peer (asynq) when configured.
+func runPeer(ctx context.Context, cfg Config, res *Result) *Peer {
+	if cfg.Asynq == nil {
+		if cfg.AsynqSkipped != "" {
+			return &Peer{Name: "asynq", Skipped: cfg.AsynqSkipped}
 		}
-		cfg.printf("limit: Kafka alone, %d flows...\n", lim.Flows)
-		if lim.KafkaFlowsPerSec, err = kafkaCeiling(ctx, cfg.Brokers, cfg.KafkaOpts, "bench-"+cfg.RunID+".", lim.Flows, c.InputsPerFlow, c.OutputsPerFlow); err != nil {
-			return res, fmt.Errorf("bench: kafka ceiling: %w", err)
-		}
-		lim.RedisFlowsPerSec = float64(int64(lim.RedisFlowsPerSec*10)) / 10
-		lim.KafkaFlowsPerSec = float64(int64(lim.KafkaFlowsPerSec*10)) / 10
-		lower := min(lim.RedisFlowsPerSec, lim.KafkaFlowsPerSec)
-		lim.Lower = "redis"
-		if lim.KafkaFlowsPerSec < lim.RedisFlowsPerSec {
-			lim.Lower = "kafka"
-		}
-		if lower > 0 {
-			lim.Ratio = round2(res.FlowsClosedPerSecSteady / lower)
-		}
-		if res.RedisCPUUsPerFlow > 0 {
-			lim.RedisCPUBoundFlowsPerSec = float64(int64(1e6 / res.RedisCPUUsPerFlow))
-		}
-		res.Limit = lim
+		return nil
 	}
-
-	if cfg.Asynq != nil {
-		cfg.printf("peer: asynq, %d tasks in %s...\n", cfg.Asynq.Tasks, cfg.Asynq.Delay)
-		p, err := runAsynq(ctx, cfg.Redis, *cfg.Asynq)
-		cleanAsynq(context.Background(), cfg.Redis, cfg.Asynq.Queue)
-		if err != nil {
-			p.Skipped = "failed: " + err.Error()
-		} else if p.HandledPerSec > 0 {
-			p.ProcessorOverPeer = round2(res.DeadlineFiresPerSec / p.HandledPerSec)
-		}
-		res.Peer = &p
-	} else if cfg.AsynqSkipped != "" {
-		res.Peer = &Peer{Name: "asynq", Skipped: cfg.AsynqSkipped}
+	cfg.printf("peer: asynq, %d tasks in %s...\n", cfg.Asynq.Tasks, cfg.Asynq.Delay)
+	p, err := runAsynq(ctx, cfg.Redis, *cfg.Asynq)
+	cleanAsynq(context.Background(), cfg.Redis, cfg.Asynq.Queue)
+	if err != nil {
+		p.Skipped = "failed: " + err.Error()
+	} else if p.HandledPerSec > 0 {
+		p.ProcessorOverPeer = round2(res.DeadlineFiresPerSec / p.HandledPerSec)
 	}
-	return res, nil
+	return &p
 }
 
 // outcomeShares puts the expected, drawn and measured shares side by side.
-func outcomeShares(t *tracker, mixes []Mix, steps int) OutcomeShares {
+func outcomeShares(t *tracker, mixes []simulator.Mix, steps int) OutcomeShares {
 	pct := func(n int) float64 { return round2(float64(n) * 100 / float64(t.n)) }
-	exp := ExpectedShares(mixes, steps)
+	exp := simulator.ExpectedShares(mixes, steps)
 	sh := OutcomeShares{
 		Expected: map[string]float64{"DELIVERED": round2(exp.Delivered * 100), "FAILED": round2(exp.Failed * 100), "EXPIRED": round2(exp.Expired * 100)},
 		Drawn:    map[string]float64{}, Measured: map[string]float64{},
@@ -501,10 +638,6 @@ func shifted(xs []float64, by float64) []float64 {
 	return out
 }
 
-func doneCounting(t *tracker, p *providers, flows int) bool {
-	return t.closed.Load() >= int64(flows) && p.scheduled.Load() == 0 && t.dlrEvents.Load() >= t.dlrsPublished.Load()
-}
-
 // publish sends the measured requests, paced to cfg.Rate when set.
 func publish(ctx context.Context, cfg Config, t *tracker) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ProducerLinger(5 * time.Millisecond),
@@ -515,7 +648,7 @@ func publish(ctx context.Context, cfg Config, t *tracker) error {
 	defer cl.Close()
 	var mu sync.Mutex
 	var firstErr error
-	prefix := string(t.prefix)
+	prefix := t.prefix
 	start := time.Now()
 	for i := range cfg.Flows {
 		if ctx.Err() != nil {

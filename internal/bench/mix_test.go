@@ -5,55 +5,22 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/schemas"
 )
 
-func mustMix(t *testing.T, s string) Mix {
+func mustMix(t *testing.T, s string) simulator.Mix {
 	t.Helper()
-	m, err := ParseMix(s)
+	m, err := simulator.ParseMix(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func TestExpectedShares(t *testing.T) {
-	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
-	for _, c := range []struct {
-		mix, then string
-		steps     int
-		want      Shares
-	}{
-		// Issue 8's burst: step 0 never delivers, so every flow reaches the
-		// SMS step, which ends by --then-mix.
-		{"failed=0.5,silent=0.5", "delivered=0.97,failed=0.02,silent=0.01", 2, Shares{0.97, 0.02, 0.01}},
-		// The default mix: 60% close on step 0, 40% reach step 1.
-		{"delivered=0.6,failed=0.2,silent=0.2", "delivered=0.97,failed=0.02,silent=0.01", 2,
-			Shares{Delivered: 0.6 + 0.4*0.97, Failed: 0.4 * 0.02, Expired: 0.4 * 0.01}},
-		// Timers only: every flow expires.
-		{"silent=1", "silent=1", 2, Shares{0, 0, 1}},
-		// Step 0's failed and silent shares both fall back; only the last
-		// step's split between them decides FAILED against EXPIRED.
-		{"delivered=0.5,failed=0.5", "delivered=0.5,silent=0.5", 2, Shares{0.75, 0, 0.25}},
-		{"delivered=0.5,failed=0.5", "delivered=0.5,failed=0.5", 2, Shares{0.75, 0.25, 0}},
-		// Three steps: the later mix applies to steps 1 and 2.
-		{"failed=1", "delivered=0.5,failed=0.3,silent=0.2", 3,
-			Shares{Delivered: 0.5 + 0.5*0.5, Failed: 0.5 * 0.3, Expired: 0.5 * 0.2}},
-		// One step: step 0's failures and silences close the flow.
-		{"delivered=0.6,failed=0.3,silent=0.1", "delivered=1", 1, Shares{0.6, 0.3, 0.1}},
-	} {
-		got := ExpectedShares([]Mix{mustMix(t, c.mix), mustMix(t, c.then)}, c.steps)
-		if !near(got.Delivered, c.want.Delivered) || !near(got.Failed, c.want.Failed) || !near(got.Expired, c.want.Expired) {
-			t.Errorf("ExpectedShares(%s then %s, %d steps) = %+v, want %+v", c.mix, c.then, c.steps, got, c.want)
-		}
-		if sum := got.Delivered + got.Failed + got.Expired; !near(sum, 1) {
-			t.Errorf("ExpectedShares(%s then %s) adds up to %g", c.mix, c.then, sum)
-		}
-	}
-}
-
 // The expected shares must be what the simulated providers actually do:
-// draw each attempt's fate the way providers.answer does (fateOf on the
+// draw each attempt's fate the way they do (Providers.Fate on the
 // processor's attempt ids, the mix by step), derive each flow's outcome
 // from its fates, and compare the shares with ExpectedShares.
 func TestExpectedSharesMatchProviders(t *testing.T) {
@@ -63,7 +30,7 @@ func TestExpectedSharesMatchProviders(t *testing.T) {
 		{"delivered=0.6,failed=0.2,silent=0.2", "delivered=0.97,failed=0.02,silent=0.01"},
 		{"delivered=0.3,failed=0.3,silent=0.4", "delivered=0.5,failed=0.25,silent=0.25"},
 	} {
-		p := &providers{mixes: []Mix{mustMix(t, c.mix), mustMix(t, c.then)}}
+		p := &simulator.Providers{StepMixes: []simulator.Mix{mustMix(t, c.mix), mustMix(t, c.then)}}
 		const steps = 2
 		var counts [outcomeKinds]int
 		fates := make([]uint8, steps)
@@ -71,9 +38,9 @@ func TestExpectedSharesMatchProviders(t *testing.T) {
 			id := "run-m" + strconv.Itoa(i)
 			clear(fates)
 			for k := range steps {
-				f := p.mixFor(int64(k)).fateOf([]byte(flow.AttemptID(id, k)))
+				f := p.Fate(schemas.ChannelSend{AttemptID: flow.AttemptID(id, k), Step: int32(k)})
 				fates[k] = uint8(f) + 1
-				if f == fateDelivered {
+				if f == simulator.FateDelivered {
 					break // the flow closed: no later step is sent
 				}
 			}
@@ -82,7 +49,7 @@ func TestExpectedSharesMatchProviders(t *testing.T) {
 		if counts[outcomeNone] != 0 {
 			t.Fatalf("%d flows without an outcome", counts[outcomeNone])
 		}
-		want := ExpectedShares(p.mixes, steps)
+		want := simulator.ExpectedShares(p.StepMixes, steps)
 		for _, o := range []struct {
 			name string
 			got  int
@@ -98,7 +65,7 @@ func TestExpectedSharesMatchProviders(t *testing.T) {
 }
 
 func TestOutcomeOfFates(t *testing.T) {
-	d, f, s := uint8(fateDelivered)+1, uint8(fateFailed)+1, uint8(fateSilent)+1
+	d, f, s := uint8(simulator.FateDelivered)+1, uint8(simulator.FateFailed)+1, uint8(simulator.FateSilent)+1
 	for _, c := range []struct {
 		fates []uint8
 		want  uint8

@@ -1,11 +1,17 @@
 package bench
 
 import (
-	"bytes"
+	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fallbackd/fallback/internal/simulator"
+	"github.com/fallbackd/fallback/schemas"
 )
 
 // tracker records, per measured flow, what the bench saw of it: the sends
@@ -14,7 +20,7 @@ import (
 // so per-flow facts live in flat slices instead of maps. Each slice has one
 // writer goroutine; the counters are atomic so progress can be read live.
 type tracker struct {
-	prefix []byte
+	prefix string
 	n      int
 	steps  int
 
@@ -33,7 +39,7 @@ type tracker struct {
 	closeTimes []int64 // Kafka timestamps of the closes, wall ms, in arrival order
 
 	firstSends, laterSends           atomic.Int64
-	dlrsPublished, dlrEvents         atomic.Int64
+	dlrEvents                        atomic.Int64
 	closed, doubleClosed, rejected   atomic.Int64
 	fallbackFailure, fallbackTimeout atomic.Int64
 	expired, foreign, scanErrors     atomic.Int64
@@ -63,7 +69,7 @@ const (
 var outcomeNames = [outcomeKinds]string{"", "DELIVERED", "READ", "FAILED", "EXPIRED", "CANCELLED", "OTHER"}
 
 func newTracker(prefix string, n, steps int) *tracker {
-	t := &tracker{prefix: []byte(prefix), n: n, steps: steps,
+	t := &tracker{prefix: prefix, n: n, steps: steps,
 		closedAt: make([]int64, n), closedWall: make([]int64, n), outcome: make([]uint8, n), closes: make([]uint8, n),
 		closeTimes: make([]int64, 0, n)}
 	for range steps {
@@ -77,19 +83,19 @@ func newTracker(prefix string, n, steps int) *tracker {
 }
 
 // index returns the flow number of a request id of this run.
-func (t *tracker) index(requestID []byte) (int, bool) {
-	rest, ok := bytes.CutPrefix(requestID, t.prefix)
+func (t *tracker) index(requestID string) (int, bool) {
+	rest, ok := strings.CutPrefix(requestID, t.prefix)
 	if !ok {
 		return 0, false
 	}
-	i, err := strconv.Atoi(string(rest))
+	i, err := strconv.Atoi(rest)
 	if err != nil || i < 0 || i >= t.n {
 		return 0, false
 	}
 	return i, true
 }
 
-func reasonCode(b []byte) uint8 {
+func reasonCode[T string | []byte](b T) uint8 {
 	switch string(b) {
 	case "initial":
 		return reasonInitial
@@ -126,16 +132,18 @@ func storeMax(a *atomic.Int64, v int64) {
 	}
 }
 
-// sawSend records a send the providers consumed.
-func (t *tracker) sawSend(s sendInfo, wall time.Time) {
-	i, ok := t.index(s.requestID)
-	if !ok || s.step < 0 || int(s.step) >= t.steps {
+// sawSend records a send the providers consumed and the fate they drew
+// for it.
+func (t *tracker) sawSend(s schemas.ChannelSend, f simulator.Fate, wall time.Time) {
+	i, ok := t.index(s.RequestID)
+	if !ok || s.Step < 0 || int(s.Step) >= t.steps {
 		t.foreign.Add(1)
 		return
 	}
-	k := int(s.step)
-	t.deadline[k][i], t.sentAt[k][i], t.sentWall[k][i] = s.deadline, s.sentAt, wall.UnixMilli()
-	r := reasonCode(s.reason)
+	k := int(s.Step)
+	t.deadline[k][i], t.sentAt[k][i], t.sentWall[k][i] = s.Deadline.UnixMilli(), s.SentAt.UnixMilli(), wall.UnixMilli()
+	t.fate[k][i] = uint8(f) + 1
+	r := reasonCode(s.Reason)
 	t.reason[k][i] = r
 	if k == 0 {
 		t.firstSends.Add(1)
@@ -148,11 +156,30 @@ func (t *tracker) sawSend(s sendInfo, wall time.Time) {
 	}
 }
 
-// drewFate records the fate the providers drew for a send.
-func (t *tracker) drewFate(s sendInfo, f fate) {
-	if i, ok := t.index(s.requestID); ok && s.step >= 0 && int(s.step) < t.steps {
-		t.fate[s.step][i] = uint8(f) + 1
+// outcomeOfFates is the outcome a flow must close with, given the fates
+// the providers drew for its attempts (fates[k] is step k's fate plus one;
+// 0: no send of step k was seen). It returns outcomeNone when a step the
+// flow needed was never sent.
+func outcomeOfFates(fates []uint8) uint8 {
+	for k, f := range fates {
+		if f == 0 {
+			return outcomeNone
+		}
+		last := k == len(fates)-1
+		switch simulator.Fate(f - 1) {
+		case simulator.FateDelivered, simulator.FateRead:
+			return outcomeDelivered
+		case simulator.FateFailed:
+			if last {
+				return outcomeFailed
+			}
+		case simulator.FateSilent, simulator.FateLate:
+			if last {
+				return outcomeExpired
+			}
+		}
 	}
+	return outcomeNone
 }
 
 // drawn returns, per outcome, how many flows the providers' answers say
@@ -175,7 +202,7 @@ func (t *tracker) drawn() (counts [outcomeKinds]int, off int) {
 
 // sawEvent records an event the observer consumed.
 func (t *tracker) sawEvent(e eventInfo, wall time.Time) {
-	i, ok := t.index(e.requestID)
+	i, ok := t.index(string(e.requestID))
 	if !ok {
 		t.foreign.Add(1)
 		return
@@ -210,6 +237,29 @@ func (t *tracker) sawEvent(e eventInfo, wall time.Time) {
 		}
 		storeMax(&t.lastClose, ms)
 		t.closed.Add(1)
+	}
+}
+
+// observer follows the events topic from the run's start offsets.
+type observer struct {
+	cl *kgo.Client
+	t  *tracker
+}
+
+func (o *observer) run(ctx context.Context) {
+	for {
+		fetches := o.cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			e, err := scanEvent(r.Value)
+			if err != nil {
+				o.t.scanErrors.Add(1)
+				return
+			}
+			o.t.sawEvent(e, r.Timestamp)
+		})
 	}
 }
 

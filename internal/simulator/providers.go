@@ -7,9 +7,11 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
-	"hash/fnv"
+	"io"
 	"log/slog"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -19,161 +21,234 @@ import (
 	"github.com/fallbackd/fallback/topics"
 )
 
-// Mix is how a simulated provider answers, as fractions that add up to at
-// most 1; the rest is Delivered.
-type Mix struct {
-	Read   float64 // delivered, then read (WhatsApp)
-	Failed float64 // a failure DLR
-	Silent float64 // no final DLR at all: the step's delay runs out
-	Late   float64 // delivered, but only after the step's delay ran out
-}
-
-// DefaultMixes is a plausible day: WhatsApp misses more people (no app, no
-// data) but reports reads; SMS mostly arrives.
-func DefaultMixes() map[string]Mix {
-	return map[string]Mix{
-		"whatsapp": {Read: 0.25, Failed: 0.15, Silent: 0.10, Late: 0.05},
-		"sms":      {Failed: 0.08, Silent: 0.05, Late: 0.03},
-	}
-}
-
 // Providers consumes the send topics and publishes DLRs the way real
-// adapters would: an intermediate status first (carrying both the attempt id
-// and the provider's own message id), then a final status that sometimes
-// carries only the provider's id.
+// adapters would: an intermediate status first, at 2% of the step's delay
+// (carrying both the attempt id and the provider's own message id), then a
+// final status by the attempt's fate (Mix.FateOf), one in ten deliveries
+// carrying only the provider's id, so the processor resolves it through its
+// index. Every report is keyed by its attempt id, so one attempt's reports
+// stay in order on one partition. A repeated attempt id is not answered
+// again, as a real adapter would drop it.
 type Providers struct {
 	Brokers   []string
 	KafkaOpts []kgo.Opt
 	Topics    topics.Names
 	Channels  []string
+	// Mixes are the answers by channel. StepMixes, when set, are the
+	// answers by step instead (the bench's --mix and --then-mix): step k
+	// ends by StepMixes[min(k, len-1)].
 	Mixes     map[string]Mix
+	StepMixes []Mix
 	Group     string // default "fallback-providers"
-	Clock     clock.Clock
-	Log       *slog.Logger
+	// From, when set, is where to read the send topics: these partitions
+	// from these offsets, without a consumer group (the bench reads only
+	// its run's sends). Otherwise the providers join Group and read the
+	// topics of Channels from their start.
+	From map[string]map[int32]kgo.Offset
+	// Codec reads the sends and writes the DLRs; nil is the schemas codecs.
+	Codec Codec
+	// OnSend, when set, sees every send consumed (repeats too), the fate it
+	// drew and its record's timestamp. It runs on the consuming goroutine.
+	OnSend func(s schemas.ChannelSend, f Fate, recordTime time.Time)
+	Clock  clock.Clock
+	Log    *slog.Logger // nil: no log
+
+	pending, published, produceErrs, undecodable atomic.Int64
+}
+
+// Codec is how the providers read sends and write DLRs. The default is the
+// schemas codecs; the bench brings a hand-written one, so that the
+// providers' cost, counted in the same process as the processor's, stays
+// small.
+type Codec interface {
+	DecodeSend(b []byte) (schemas.ChannelSend, error)
+	AppendReport(b []byte, r schemas.DeliveryReport) ([]byte, error)
+}
+
+type schemasCodec struct{ c *schemas.Codecs }
+
+func (s schemasCodec) DecodeSend(b []byte) (schemas.ChannelSend, error) {
+	return s.c.ChannelSend.Decode(b)
+}
+
+func (s schemasCodec) AppendReport(b []byte, r schemas.DeliveryReport) ([]byte, error) {
+	v, err := s.c.DeliveryReport.Encode(r)
+	return append(b, v...), err
+}
+
+// ProviderCounts are the DLRs of a Providers so far.
+type ProviderCounts struct {
+	Pending     int64 // planned, not yet produced
+	Published   int64 // produced
+	ProduceErrs int64 // failed to produce
+	Undecodable int64 // send records that did not decode
+}
+
+// Counts returns the DLR counts so far; they may be read while Run runs.
+func (p *Providers) Counts() ProviderCounts {
+	return ProviderCounts{Pending: p.pending.Load(), Published: p.published.Load(),
+		ProduceErrs: p.produceErrs.Load(), Undecodable: p.undecodable.Load()}
 }
 
 // Run answers sends until ctx ends.
 func (p *Providers) Run(ctx context.Context) error {
-	if p.Group == "" {
-		p.Group = "fallback-providers"
+	if p.Log == nil {
+		p.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	sendTopics := make([]string, len(p.Channels))
-	for i, c := range p.Channels {
-		sendTopics[i] = p.Topics.Sends(c)
-	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(p.Brokers...), kgo.ConsumerGroup(p.Group),
-		kgo.ConsumeTopics(sendTopics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.ProducerLinger(5 * time.Millisecond)}, p.KafkaOpts...)...)
-	if err != nil {
-		return fmt.Errorf("providers: kafka client: %w", err)
-	}
-	defer cl.Close()
-	codecs, err := schemas.New()
+	consume, produce, err := p.clients()
 	if err != nil {
 		return err
 	}
-	sched := newScheduler(p.Clock)
-	go sched.run(ctx, func(r *kgo.Record) {
-		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-			if err != nil && ctx.Err() == nil {
-				p.Log.Warn("provider DLR not produced", "err", err)
-			}
-		})
-	})
+	defer consume.Close()
+	defer produce.Close()
+	codec := p.Codec
+	if codec == nil {
+		codecs, err := schemas.New()
+		if err != nil {
+			return err
+		}
+		codec = schemasCodec{codecs}
+	}
 
-	seen := map[string]bool{} // a real adapter drops a repeated attempt id too
+	sched := newScheduler(p.Clock)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sched.run(ctx, func(r *kgo.Record) { p.produce(ctx, produce, r) })
+	}()
+	defer wg.Wait()
+
+	seen := map[uint64]struct{}{} // attempt ids answered, by hash
+	var plan []schemas.DeliveryReport
 	for {
-		fetches := cl.PollFetches(ctx)
+		fetches := consume.PollFetches(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
-			send, err := codecs.ChannelSend.Decode(r.Value)
+			s, err := codec.DecodeSend(r.Value)
 			if err != nil {
+				p.undecodable.Add(1)
 				p.Log.Error("provider: undecodable send", "err", err)
 				return
 			}
-			if seen[send.AttemptID] {
+			fate := p.Fate(s)
+			if p.OnSend != nil {
+				p.OnSend(s, fate, r.Timestamp)
+			}
+			h := fnv64a(fnvOffset, s.AttemptID)
+			if _, dup := seen[h]; dup {
 				return
 			}
-			seen[send.AttemptID] = true
-			for _, d := range p.answer(send) {
-				rep := d.report
-				v, err := codecs.DeliveryReport.Encode(rep)
+			seen[h] = struct{}{}
+			plan = p.plan(plan[:0], s, fate, h)
+			for _, d := range plan {
+				v, err := codec.AppendReport(nil, d)
 				if err != nil {
 					p.Log.Error("provider: encode DLR", "err", err)
 					continue
 				}
-				// Keyed by the attempt even when the report names only the
-				// provider's id: one attempt's reports stay in order on one
-				// partition, behind the report that indexed that id.
-				sched.add(d.at, &kgo.Record{Topic: p.Topics.DLR, Key: []byte(send.AttemptID), Value: v})
+				p.pending.Add(1)
+				sched.add(d.ReportedAt, &kgo.Record{Topic: p.Topics.DLR, Key: []byte(s.AttemptID), Value: v})
 			}
 		})
 	}
 }
 
-type plannedDLR struct {
-	at     time.Time
-	report schemas.DeliveryReport
+// clients are the providers' consumer (a group, or the partitions of From)
+// and producer.
+func (p *Providers) clients() (consume, produce *kgo.Client, err error) {
+	from := []kgo.Opt{kgo.ConsumePartitions(p.From)}
+	if p.From == nil {
+		if p.Group == "" {
+			p.Group = "fallback-providers"
+		}
+		sendTopics := make([]string, len(p.Channels))
+		for i, c := range p.Channels {
+			sendTopics[i] = p.Topics.Sends(c)
+		}
+		from = []kgo.Opt{kgo.ConsumerGroup(p.Group), kgo.ConsumeTopics(sendTopics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	}
+	consume, err = kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(p.Brokers...)}, from...), p.KafkaOpts...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("providers: kafka client: %w", err)
+	}
+	produce, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(p.Brokers...), kgo.ProducerLinger(2 * time.Millisecond)}, p.KafkaOpts...)...)
+	if err != nil {
+		consume.Close()
+		return nil, nil, fmt.Errorf("providers: kafka client: %w", err)
+	}
+	return consume, produce, nil
 }
 
-// answer decides, from the attempt id alone (so a repeat gets the same
-// fate), which DLRs the provider will send and when.
-func (p *Providers) answer(s schemas.ChannelSend) []plannedDLR {
-	u := unit(s.AttemptID)
-	mix := p.Mixes[s.Channel]
-	pmid := fmt.Sprintf("%s-%08x", s.Channel, uint32(u*(1<<32)))
+func (p *Providers) produce(ctx context.Context, cl *kgo.Client, r *kgo.Record) {
+	cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		if err != nil {
+			p.produceErrs.Add(1)
+			if ctx.Err() == nil {
+				p.Log.Warn("provider DLR not produced", "err", err)
+			}
+		} else {
+			p.published.Add(1)
+		}
+		p.pending.Add(-1)
+	})
+}
+
+// Fate is how the providers answer a send: drawn from its attempt id by the
+// mix of its step (StepMixes) or else of its channel (Mixes).
+func (p *Providers) Fate(s schemas.ChannelSend) Fate {
+	if len(p.StepMixes) > 0 {
+		return stepMix(p.StepMixes, int(s.Step)).FateOf(s.AttemptID)
+	}
+	return p.Mixes[s.Channel].FateOf(s.AttemptID)
+}
+
+// plan appends to out the DLRs the provider sends for an attempt with the
+// given fate, each to be published at its ReportedAt; h is the attempt id's
+// FNV-1a hash.
+func (p *Providers) plan(out []schemas.DeliveryReport, s schemas.ChannelSend, fate Fate, h uint64) []schemas.DeliveryReport {
+	pmid := s.Channel + "-" + strconv.FormatUint(h, 36)
 	sentAt := s.SentAt
 	if sentAt.IsZero() {
 		sentAt = p.Clock.Now()
 	}
 	delay := s.Deadline.Sub(sentAt)
-	early := func(frac float64) time.Time { return sentAt.Add(time.Duration(frac * float64(delay))) }
+	at := func(frac float64) time.Time { return sentAt.Add(time.Duration(frac * float64(delay))) }
 	status := func(sms, wa string) string {
 		if s.Channel == "sms" {
 			return sms
 		}
 		return wa
 	}
-	mk := func(at time.Time, st string, withAttempt bool, code string) plannedDLR {
+	add := func(at time.Time, st string, withAttempt bool, code string) {
 		r := schemas.DeliveryReport{ProviderMessageID: pmid, Channel: s.Channel, Status: st, ErrorCode: code, ReportedAt: at}
 		if withAttempt {
 			r.AttemptID = s.AttemptID
 		}
-		return plannedDLR{at: at, report: r}
+		out = append(out, r)
 	}
-	out := []plannedDLR{mk(early(0.02), status("ENROUTE", "sent"), true, "")}
-	switch x := u; {
-	case x < mix.Read:
-		out = append(out, mk(early(0.2), status("DELIVRD", "delivered"), false, ""), mk(early(0.5), "read", false, ""))
-	case x < mix.Read+mix.Failed:
-		out = append(out, mk(early(0.3), status("UNDELIV", "failed"), true, "131026"))
-	case x < mix.Read+mix.Failed+mix.Silent:
-	case x < mix.Read+mix.Failed+mix.Silent+mix.Late:
-		out = append(out, mk(sentAt.Add(delay+delay/2), status("DELIVRD", "delivered"), false, ""))
-	default:
-		out = append(out, mk(early(0.25), status("DELIVRD", "delivered"), x < 0.9, ""))
+	add(at(0.02), status("ENROUTE", "sent"), true, "")
+	// One in ten final statuses names only the provider's id, drawn apart
+	// from the fate.
+	withAttempt := spread(fnv64a(h, "#")) < 0.9
+	switch fate {
+	case FateDelivered:
+		add(at(0.25), status("DELIVRD", "delivered"), withAttempt, "")
+	case FateRead:
+		add(at(0.2), status("DELIVRD", "delivered"), withAttempt, "")
+		add(at(0.5), "read", false, "")
+	case FateFailed:
+		add(at(0.3), status("UNDELIV", "failed"), true, "131026")
+	case FateSilent:
+	case FateLate:
+		add(at(1.5), status("DELIVRD", "delivered"), false, "")
 	}
 	return out
 }
 
-// unit maps a string to [0,1) evenly and repeatably. FNV alone leaves the
-// high bits of short, similar strings ("r1/0", "r2/0") correlated, so the
-// hash goes through the splitmix64 finaliser.
-func unit(s string) float64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	x := h.Sum64()
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return float64(x>>11) / float64(1<<53)
-}
-
-// scheduler emits records at their clock time.
+// scheduler emits records at their time on the clock.
 type scheduler struct {
 	clock clock.Clock
 	mu    sync.Mutex
@@ -187,26 +262,38 @@ func newScheduler(c clock.Clock) *scheduler {
 
 func (s *scheduler) add(at time.Time, r *kgo.Record) {
 	s.mu.Lock()
+	earliest := s.items.Len() == 0 || at.Before(s.items[0].at)
 	heap.Push(&s.items, dueItem{at, r})
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if earliest {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
+// run emits the due records, outside the lock, until ctx ends.
 func (s *scheduler) run(ctx context.Context, emit func(*kgo.Record)) {
+	var due []*kgo.Record
 	for ctx.Err() == nil {
 		now := s.clock.Now()
 		next := now.Add(time.Second)
+		due = due[:0]
 		s.mu.Lock()
 		for s.items.Len() > 0 && !s.items[0].at.After(now) {
-			emit(heap.Pop(&s.items).(dueItem).rec)
+			due = append(due, heap.Pop(&s.items).(dueItem).rec)
 		}
 		if s.items.Len() > 0 {
 			next = s.items[0].at
 		}
 		s.mu.Unlock()
+		for _, r := range due {
+			emit(r)
+		}
+		if len(due) > 0 {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 		case <-s.wake:

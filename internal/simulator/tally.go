@@ -3,7 +3,6 @@ package simulator
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -15,20 +14,26 @@ import (
 // Summary is what happened to the flows, as the events stream tells it. It
 // is the demo's --json line.
 type Summary struct {
-	Flows         int            `json:"flows"`
-	Outcomes      map[string]int `json:"outcomes"`
-	Fallbacks     map[string]int `json:"fallbacks"`
+	Flows int `json:"flows"`
+	Closes
 	DLRsDiscarded map[string]int `json:"dlrs_discarded"`
-	Rejected      int            `json:"rejected"`
-	// DoubleClosed counts flows with more than one FLOW_CLOSED (different
-	// event ids): the processor guarantees 0.
-	DoubleClosed int `json:"double_closed"`
 	// MultiChannel counts flows that delivered on more than one channel.
 	MultiChannel int `json:"multi_channel_deliveries"`
 	// RepeatedEvents counts events seen again with the same id (a replay
 	// after a crash); consumers drop them.
 	RepeatedEvents int `json:"repeated_events"`
 	Events         int `json:"events"`
+}
+
+// Closes are how flows closed, as the demo's tally and the bench count
+// them from the events stream.
+type Closes struct {
+	Outcomes  map[string]int `json:"outcomes"`  // first FLOW_CLOSED per flow, by outcome
+	Fallbacks map[string]int `json:"fallbacks"` // FALLBACK_TRIGGERED, by reason
+	Rejected  int            `json:"rejected"`  // REQUEST_REJECTED
+	// DoubleClosed counts flows with more than one FLOW_CLOSED (different
+	// event ids): the processor guarantees 0.
+	DoubleClosed int `json:"double_closed"`
 }
 
 // Tally reads the events stream the way an analytics consumer would:
@@ -49,8 +54,10 @@ type Tally struct {
 // NewTally returns an empty tally.
 func NewTally() *Tally {
 	return &Tally{seen: map[uint64]struct{}{}, closed: map[string]int{}, s: Summary{
-		Outcomes:      map[string]int{flow.OutcomeDelivered: 0, flow.OutcomeRead: 0, flow.OutcomeFailed: 0, flow.OutcomeExpired: 0, flow.OutcomeCancelled: 0},
-		Fallbacks:     map[string]int{flow.ReasonFailure: 0, flow.ReasonTimeout: 0},
+		Closes: Closes{
+			Outcomes:  map[string]int{flow.OutcomeDelivered: 0, flow.OutcomeRead: 0, flow.OutcomeFailed: 0, flow.OutcomeExpired: 0, flow.OutcomeCancelled: 0},
+			Fallbacks: map[string]int{flow.ReasonFailure: 0, flow.ReasonTimeout: 0},
+		},
 		DLRsDiscarded: map[string]int{},
 	}}
 }
@@ -66,9 +73,7 @@ func NewDetailedTally() *Tally {
 
 // Add counts one event.
 func (t *Tally) Add(ev schemas.FlowEvent) {
-	h := fnv.New64a()
-	h.Write([]byte(ev.EventID))
-	id := h.Sum64()
+	id := fnv64a(fnvOffset, ev.EventID)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, dup := t.seen[id]; dup {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,41 +15,6 @@ import (
 	"github.com/fallbackd/fallback/internal/clients"
 	"github.com/fallbackd/fallback/internal/testpki"
 )
-
-func TestSecurityFlagsFromEnv(t *testing.T) {
-	for k, v := range map[string]string{
-		"FALLBACK_KAFKA_TLS":                "true",
-		"FALLBACK_KAFKA_TLS_CA":             "/ca.pem",
-		"FALLBACK_KAFKA_TLS_CERT":           "/cert.pem",
-		"FALLBACK_KAFKA_TLS_KEY":            "/key.pem",
-		"FALLBACK_KAFKA_TLS_SERVER_NAME":    "kafka.internal",
-		"FALLBACK_KAFKA_SASL_MECHANISM":     "SCRAM-SHA-512",
-		"FALLBACK_KAFKA_SASL_USER":          "fallback",
-		"FALLBACK_KAFKA_SASL_PASSWORD":      "pw",
-		"FALLBACK_KAFKA_SASL_PASSWORD_FILE": "/pw",
-		"FALLBACK_REDIS_TLS_CA":             "/rca.pem",
-		"FALLBACK_REDIS_TLS_CERT":           "/rcert.pem",
-		"FALLBACK_REDIS_TLS_KEY":            "/rkey.pem",
-		"FALLBACK_REDIS_PASSWORD_FILE":      "/rpw",
-	} {
-		t.Setenv(k, v)
-	}
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	if err := fs.Parse([]string{"--kafka-sasl-user", "from-flag"}); err != nil {
-		t.Fatal(err)
-	}
-	want := clients.Kafka{TLS: true, TLSCA: "/ca.pem", TLSCert: "/cert.pem", TLSKey: "/key.pem", TLSServerName: "kafka.internal",
-		SASLMechanism: "SCRAM-SHA-512", SASLUser: "from-flag", SASLPassword: "pw", SASLPasswordFile: "/pw"}
-	if c.sec.kafka != want {
-		t.Errorf("kafka settings %+v, want %+v", c.sec.kafka, want)
-	}
-	wantR := clients.Redis{TLSCA: "/rca.pem", TLSCert: "/rcert.pem", TLSKey: "/rkey.pem", PasswordFile: "/rpw"}
-	if c.sec.redis != wantR {
-		t.Errorf("redis settings %+v, want %+v", c.sec.redis, wantR)
-	}
-}
 
 // TestCommandsCheckSecurityFlags: every command that talks to Kafka builds
 // its client with the connection flags, and a bad one stops it at once,

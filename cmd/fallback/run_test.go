@@ -7,43 +7,44 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/processor"
 )
 
 // TestRequestAgeFlags: --max-request-age and --deadline-grace come from
 // their flags or variables and reach the processor's config.
 func TestRequestAgeFlags(t *testing.T) {
-	parse := func(args ...string) common {
+	parse := func(args ...string) cliconfig.Common {
 		t.Helper()
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		var c common
-		c.register(fs)
+		var c cliconfig.Common
+		c.Register(fs)
 		if err := fs.Parse(args); err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
 	c := parse()
-	if c.maxAge != time.Hour || c.grace != processor.DefaultDeadlineGrace {
-		t.Fatalf("defaults: max age %s, grace %s", c.maxAge, c.grace)
+	if c.MaxRequestAge != time.Hour || c.DeadlineGrace != processor.DefaultDeadlineGrace {
+		t.Fatalf("defaults: max age %s, grace %s", c.MaxRequestAge, c.DeadlineGrace)
 	}
-	if err := c.checkRequestAge(); err != nil {
+	if err := c.CheckRequestAge(); err != nil {
 		t.Fatalf("defaults refused: %v", err)
 	}
 	t.Setenv("FALLBACK_MAX_REQUEST_AGE", "10m")
 	t.Setenv("FALLBACK_DEADLINE_GRACE", "2s")
 	c = parse()
-	if c.maxAge != 10*time.Minute || c.grace != 2*time.Second {
-		t.Fatalf("from env: max age %s, grace %s", c.maxAge, c.grace)
+	if c.MaxRequestAge != 10*time.Minute || c.DeadlineGrace != 2*time.Second {
+		t.Fatalf("from env: max age %s, grace %s", c.MaxRequestAge, c.DeadlineGrace)
 	}
 	c = parse("--max-request-age", "30m", "--deadline-grace", "1s")
-	cfg := c.processorConfig([]string{"b:9092"})
+	cfg := processorConfig(&c, []string{"b:9092"})
 	if cfg.MaxRequestAge != 30*time.Minute || cfg.DeadlineGrace != time.Second {
 		t.Fatalf("processor config: max age %s, grace %s", cfg.MaxRequestAge, cfg.DeadlineGrace)
 	}
 	// --deadline-grace 0 means none, not the processor's default.
 	c = parse("--deadline-grace", "0s", "--max-deadline-hold", "90s")
-	cfg = c.processorConfig([]string{"b:9092"})
+	cfg = processorConfig(&c, []string{"b:9092"})
 	if cfg.DeadlineGrace >= 0 || cfg.MaxDeadlineHold != 90*time.Second {
 		t.Fatalf("processor config: grace %s (want negative: none), max hold %s", cfg.DeadlineGrace, cfg.MaxDeadlineHold)
 	}
