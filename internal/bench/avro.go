@@ -152,6 +152,7 @@ func scanSend(b []byte) (sendInfo, error) {
 // eventInfo is what the bench reads from a FlowEvent: the fields before the
 // summary.
 type eventInfo struct {
+	eventID    []byte
 	requestID  []byte
 	typ        []byte
 	reason     []byte
@@ -162,7 +163,7 @@ type eventInfo struct {
 func scanEvent(b []byte) (eventInfo, error) {
 	r := reader{b: b}
 	var e eventInfo
-	r.bytes() // event_id
+	e.eventID = r.bytes()
 	e.requestID = r.bytes()
 	e.typ = r.bytes()
 	switch r.long() { // step: ["null","int"]

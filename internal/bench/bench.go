@@ -145,6 +145,9 @@ type Counts struct {
 	DLRsProcessed int64 `json:"dlrs_processed"`
 	DeadlineFires int64 `json:"deadline_fires"`
 	FlowsClosed   int64 `json:"flows_closed"`
+	// RepeatedCloses are FLOW_CLOSED records seen again under the same
+	// event id: at-least-once replays, which consumers drop; not an error.
+	RepeatedCloses int64 `json:"repeated_closes"`
 	simulator.Closes
 	InputsPerFlow  float64 `json:"inputs_per_flow"`
 	OutputsPerFlow float64 `json:"outputs_per_flow"`
@@ -520,6 +523,7 @@ func reportRun(cfg Config, m *measuredRun, res *Result) error {
 	c.DLRsPublished, c.DLRsProcessed = m.dlrs.Published, t.dlrEvents.Load()
 	c.DeadlineFires, c.FlowsClosed = fires, t.closed.Load()
 	c.DoubleClosed, c.Rejected = int(t.doubleClosed.Load()), int(t.rejected.Load())
+	c.RepeatedCloses = t.repeatedCloses.Load()
 	c.Outcomes = map[string]int{}
 	for o := outcomeDelivered; o < outcomeKinds; o++ {
 		if n := t.outcomeCount[o].Load(); n > 0 || o <= outcomeExpired {

@@ -35,12 +35,13 @@ type tracker struct {
 	closedAt   []int64 // FLOW_CLOSED occurred_at, clock ms
 	closedWall []int64 // its Kafka timestamp, wall ms
 	outcome    []uint8
-	closes     []uint8 // FLOW_CLOSED events per flow
-	closeTimes []int64 // Kafka timestamps of the closes, wall ms, in arrival order
+	closeID    []uint64 // hash of the event id of each flow's first FLOW_CLOSED, 0 before it
+	closeTimes []int64  // Kafka timestamps of the closes, wall ms, in arrival order
 
 	firstSends, laterSends           atomic.Int64
 	dlrEvents                        atomic.Int64
 	closed, doubleClosed, rejected   atomic.Int64
+	repeatedCloses                   atomic.Int64 // a close seen again under its own event id
 	fallbackFailure, fallbackTimeout atomic.Int64
 	expired, foreign, scanErrors     atomic.Int64
 	lastFirstSend, lastDLREvent      atomic.Int64 // wall ms
@@ -70,7 +71,7 @@ var outcomeNames = [outcomeKinds]string{"", "DELIVERED", "READ", "FAILED", "EXPI
 
 func newTracker(prefix string, n, steps int) *tracker {
 	t := &tracker{prefix: prefix, n: n, steps: steps,
-		closedAt: make([]int64, n), closedWall: make([]int64, n), outcome: make([]uint8, n), closes: make([]uint8, n),
+		closedAt: make([]int64, n), closedWall: make([]int64, n), outcome: make([]uint8, n), closeID: make([]uint64, n),
 		closeTimes: make([]int64, 0, n)}
 	for range steps {
 		t.deadline = append(t.deadline, make([]int64, n))
@@ -222,8 +223,17 @@ func (t *tracker) sawEvent(e eventInfo, wall time.Time) {
 	case "REQUEST_REJECTED":
 		t.rejected.Add(1)
 	case "FLOW_CLOSED":
-		t.closes[i]++
-		if t.closes[i] > 1 {
+		// At-least-once: the same close can arrive twice with the same event
+		// id (a replay of owed outputs), which a consumer drops. Only a close
+		// under another event id is a second close.
+		id := eventIDHash(e.eventID)
+		switch t.closeID[i] {
+		case 0:
+			t.closeID[i] = id
+		case id:
+			t.repeatedCloses.Add(1)
+			return
+		default:
 			t.doubleClosed.Add(1)
 			return
 		}
@@ -346,4 +356,14 @@ func sign(f float64) float64 {
 		return -1
 	}
 	return 1
+}
+
+// eventIDHash is a non-zero FNV-1a hash of an event id.
+func eventIDHash(id []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range id {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h | 1
 }
