@@ -71,23 +71,9 @@ func newTruth(clock wallMapper) *truth {
 // follow reads the requests, DLR and events topics from their start until
 // ctx ends.
 func (tr *truth) follow(ctx context.Context, brokers []string, opts []kgo.Opt, names topics.Names) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...),
-		kgo.ConsumeTopics(names.Requests, names.DLR, names.Events),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)...)
-	if err != nil {
-		return fmt.Errorf("truth: kafka client: %w", err)
-	}
-	defer cl.Close()
-	codecs, err := schemas.New()
-	if err != nil {
-		return err
-	}
-	for {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
+	opts = append([]kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)
+	return simulator.Follow(ctx, "truth", brokers, opts, []string{names.Requests, names.DLR, names.Events},
+		func(codecs *schemas.Codecs, r *kgo.Record) error {
 			switch r.Topic {
 			case names.Requests:
 				if req, err := codecs.SendRequest.Decode(r.Value); err == nil {
@@ -103,13 +89,13 @@ func (tr *truth) follow(ctx context.Context, brokers []string, opts []kgo.Opt, n
 				}
 			}
 			tr.mu.Lock()
+			defer tr.mu.Unlock()
 			if tr.next[r.Topic] == nil {
 				tr.next[r.Topic] = map[int32]int64{}
 			}
 			tr.next[r.Topic][r.Partition] = r.Offset + 1
-			tr.mu.Unlock()
+			return nil
 		})
-	}
 }
 
 func (tr *truth) addRequest(req schemas.SendRequest) {

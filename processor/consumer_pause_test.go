@@ -3,16 +3,10 @@ package processor
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/fallbackd/fallback/internal/clocktest"
-	"github.com/fallbackd/fallback/topics"
 )
 
 // TestPausedPollLooksAgain: while requests are paused, a poll with nothing
@@ -21,19 +15,7 @@ import (
 // run for the whole --max-deadline-hold: the DLRs were all read, requests
 // paused, and the deadlines held until the requests were read.
 func TestPausedPollLooksAgain(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "req", "dlr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("req", "dlr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w := newWatermarks(nil, nil, "g", "req", "dlr", clocktest.NewManual(t0()), 50*time.Millisecond, log)
-	c := &Consumer{client: cl, watermarks: w, dlrBacklogPause: 1000, topics: topics.Names{Requests: "req", DLR: "dlr"}, log: log, metrics: newMetrics(nil)}
+	c, _, w := pausingConsumer(t, 50*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -160,19 +160,7 @@ func TestSweeperCutoff(t *testing.T) {
 // while more DLRs than the threshold wait on its partitions, and resumes
 // only once the backlog is below a quarter of it.
 func TestRequestsPausedWhileDLRsWait(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "req", "dlr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("req", "dlr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w := newWatermarks(nil, nil, "g", "req", "dlr", clocktest.NewManual(t0()), time.Second, log)
-	c := &Consumer{client: cl, watermarks: w, dlrBacklogPause: 1000, topics: topics.Names{Requests: "req", DLR: "dlr"}, log: log, metrics: newMetrics(nil)}
+	c, cl, w := pausingConsumer(t, time.Second)
 	ctx := context.Background()
 
 	steps := []struct {
@@ -191,4 +179,24 @@ func TestRequestsPausedWhileDLRsWait(t *testing.T) {
 			t.Fatalf("DLR backlog %d: paused topics %v, want requests paused %v", s.backlog, paused, s.paused)
 		}
 	}
+}
+
+// pausingConsumer is a Consumer on kfake topics "req" and "dlr" that pauses
+// requests above 1000 waiting DLRs, with watermarks checked every interval.
+func pausingConsumer(t *testing.T, interval time.Duration) (*Consumer, *kgo.Client, *Watermarks) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "req", "dlr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("req", "dlr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := newWatermarks(nil, nil, "g", "req", "dlr", clocktest.NewManual(t0()), interval, log)
+	c := &Consumer{client: cl, watermarks: w, dlrBacklogPause: 1000, topics: topics.Names{Requests: "req", DLR: "dlr"}, log: log, metrics: newMetrics(nil)}
+	return c, cl, w
 }

@@ -107,7 +107,7 @@ func (l *SendLog) Counts() SendCounts {
 
 // Follow reads the send topics from their start into the log until ctx ends.
 func (l *SendLog) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, sendTopics ...string) error {
-	return follow(ctx, "send log", brokers, opts, sendTopics, func(c *schemas.Codecs, r *kgo.Record) error {
+	return Follow(ctx, "send log", brokers, opts, sendTopics, func(c *schemas.Codecs, r *kgo.Record) error {
 		s, err := c.ChannelSend.Decode(r.Value)
 		if err == nil {
 			l.Add(s)

@@ -177,7 +177,7 @@ func copyMap(m map[string]int) map[string]int {
 
 // Follow reads the events topic from its start into the tally until ctx ends.
 func (t *Tally) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, topic string) error {
-	return follow(ctx, "tally", brokers, opts, []string{topic}, func(c *schemas.Codecs, r *kgo.Record) error {
+	return Follow(ctx, "tally", brokers, opts, []string{topic}, func(c *schemas.Codecs, r *kgo.Record) error {
 		ev, err := c.FlowEvent.Decode(r.Value)
 		if err == nil {
 			t.Add(ev)
@@ -186,10 +186,10 @@ func (t *Tally) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, to
 	})
 }
 
-// follow reads topics from their start until ctx ends, handing each record
+// Follow reads topics from their start until ctx ends, handing each record
 // to add; a record add cannot take ends it, since these readers check what
-// the processor wrote.
-func follow(ctx context.Context, who string, brokers []string, opts []kgo.Opt, topics []string, add func(*schemas.Codecs, *kgo.Record) error) error {
+// the processor wrote. who names the reader in errors.
+func Follow(ctx context.Context, who string, brokers []string, opts []kgo.Opt, topics []string, add func(*schemas.Codecs, *kgo.Record) error) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
