@@ -182,6 +182,23 @@ func newFaultWorld(t *testing.T, cfg faultConfig) *faultWorld {
 		t.Fatalf("create topics: %v", err)
 	}
 	t.Cleanup(func() { w.cleanup(specs) })
+	// As in the harness: nothing is published, and no reader starts, before
+	// the broker serves every partition; and the readers look a new topic up
+	// again within metadataMinAge, not kgo's default 5 s. A send log that
+	// sees the sends seconds late moves the kills of the lag tests past the
+	// deadlines they are meant to fall before.
+	parts := map[string]int32{}
+	for _, s := range specs {
+		parts[s.Name] = s.Partitions
+	}
+	served := time.Now().Add(time.Minute)
+	for err := topicsServed(ctx, kadm.NewClient(w.client), parts); err != nil; err = topicsServed(ctx, kadm.NewClient(w.client), parts) {
+		if time.Now().After(served) {
+			t.Fatalf("topics not served after a minute: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	readerOpts := []kgo.Opt{kgo.MetadataMinAge(metadataMinAge)}
 
 	// The stored flow some requests name is there before any instance
 	// starts, so no instance can see such a request before its definition.
@@ -197,12 +214,12 @@ func newFaultWorld(t *testing.T, cfg faultConfig) *faultWorld {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	w.truth = newTruth(w.clock)
 	go func() {
-		if err := w.truth.follow(ctx, suite.brokers, nil, w.names); err != nil && ctx.Err() == nil {
+		if err := w.truth.follow(ctx, suite.brokers, readerOpts, w.names); err != nil && ctx.Err() == nil {
 			t.Errorf("truth: %v", err)
 		}
 	}()
 	go func() {
-		if err := w.tally.Follow(ctx, suite.brokers, nil, w.names.Events); err != nil && ctx.Err() == nil {
+		if err := w.tally.Follow(ctx, suite.brokers, readerOpts, w.names.Events); err != nil && ctx.Err() == nil {
 			t.Errorf("tally: %v", err)
 		}
 	}()
@@ -211,11 +228,11 @@ func newFaultWorld(t *testing.T, cfg faultConfig) *faultWorld {
 		sendTopics[i] = w.names.Sends(c)
 	}
 	go func() {
-		if err := w.sends.Follow(ctx, suite.brokers, nil, sendTopics...); err != nil && ctx.Err() == nil {
+		if err := w.sends.Follow(ctx, suite.brokers, readerOpts, sendTopics...); err != nil && ctx.Err() == nil {
 			t.Errorf("send log: %v", err)
 		}
 	}()
-	providers := &simulator.Providers{Brokers: suite.brokers, Topics: w.names, Channels: channels,
+	providers := &simulator.Providers{Brokers: suite.brokers, KafkaOpts: readerOpts, Topics: w.names, Channels: channels,
 		Mixes: cfg.Mixes, Group: w.id + "-providers", Clock: w.clock, Log: quiet}
 	go func() {
 		if err := providers.Run(ctx); err != nil && ctx.Err() == nil {

@@ -185,6 +185,10 @@ func outage(t *testing.T, name string, static bool) {
 		procs[i] = spawn(i)
 	}
 	upAt := w.clock.Now()
+	// With plain restarts the group gives the killed members' partitions to
+	// the new ones only after their sessions and the rebalance time out (a
+	// minute or more of wall time), and every deadline is held until then.
+	w.awaitClosed(4 * time.Minute)
 
 	r := w.finish(name, map[string]any{"instances": len(procs), "static_members": static, "outage_s": upAt.Sub(downAt).Seconds()})
 	assertRightOutcomes(t, r, false)

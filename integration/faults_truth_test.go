@@ -71,7 +71,7 @@ func newTruth(clock wallMapper) *truth {
 // follow reads the requests, DLR and events topics from their start until
 // ctx ends.
 func (tr *truth) follow(ctx context.Context, brokers []string, opts []kgo.Opt, names topics.Names) error {
-	opts = append([]kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)
+	opts = append([]kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond), kgo.MetadataMinAge(metadataMinAge)}, opts...)
 	return simulator.Follow(ctx, "truth", brokers, opts, []string{names.Requests, names.DLR, names.Events},
 		func(codecs *schemas.Codecs, r *kgo.Record) error {
 			switch r.Topic {
@@ -431,6 +431,7 @@ func (p *scriptedProviders) run(ctx context.Context) error {
 		sendTopics[i] = p.names.Sends(c)
 	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(p.brokers...), kgo.ConsumeTopics(sendTopics...),
+		kgo.MetadataMinAge(metadataMinAge),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50 * time.Millisecond),
 		kgo.ProducerLinger(0)}, p.opts...)...)
 	if err != nil {
