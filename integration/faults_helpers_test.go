@@ -334,6 +334,9 @@ func (w *faultWorld) env(extra ...string) []string {
 		"FALLBACK_CLOCK_SPEED="+strconv.Itoa(faultSpeed),
 		"FALLBACK_CLOCK_EPOCH="+strconv.FormatInt(w.epoch.UnixMilli(), 10),
 		"FALLBACK_LOG_LEVEL=info",
+		// Several instances share this host: each serves its endpoints on a
+		// port of its own.
+		"FALLBACK_HTTP_ADDR=127.0.0.1:0",
 	)
 	return append(env, extra...)
 }

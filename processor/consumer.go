@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/fallbackd/fallback/processor/clock"
@@ -116,6 +118,7 @@ func (c *Consumer) prioritiseDLRs(ctx context.Context) {
 // ctx ended, since every failure of Redis or Kafka is retried.
 func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 	c.metrics.records.Add(ctx, int64(len(records)))
+	c.metrics.batchSize.Record(ctx, int64(len(records)), metric.WithAttributes(attribute.String("source", "consumer")))
 	var res batchResult
 	err := retry(ctx, c.log, "apply batch", 0, func() error {
 		var err error
@@ -169,12 +172,17 @@ func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (batchResul
 		}
 	}
 	if len(b.index) > 0 {
-		if err := c.engine.store.IndexProviderIDs(ctx, b.index, c.indexTTL); err != nil {
+		done := c.metrics.redisTimer(ctx, "index_provider_ids")
+		err := c.engine.store.IndexProviderIDs(ctx, b.index, c.indexTTL)
+		done()
+		if err != nil {
 			return batchResult{}, fmt.Errorf("index provider message ids: %w", err)
 		}
 	}
 	if len(b.order) > 0 {
+		done := c.metrics.redisTimer(ctx, "load")
 		snaps, err := c.engine.store.Load(ctx, b.order)
+		done()
 		if err != nil {
 			return batchResult{}, fmt.Errorf("load flows: %w", err)
 		}
@@ -191,6 +199,14 @@ func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (batchResul
 		return batchResult{}, err
 	}
 	res.records = append(b.direct, res.records...)
+	// The events written without a flow, counted once the batch went through.
+	for _, ev := range b.directEvents {
+		c.metrics.observeEvent(ctx, ev)
+		if ev.Type == flow.EventRequestRejected {
+			c.metrics.rejections.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", b.rejectCodes[0])))
+			b.rejectCodes = b.rejectCodes[1:]
+		}
+	}
 	return res, nil
 }
 
@@ -200,8 +216,12 @@ type batchBuilder struct {
 	now    time.Time
 	works  map[string]*flowWork
 	order  []string
-	direct []*kgo.Record     // dead letters and events that touch no flow
-	index  map[string]string // provider message id -> attempt id, learnt from this batch
+	direct []*kgo.Record // dead letters and events that touch no flow
+	// directEvents are the events in direct, and rejectCodes the reason
+	// codes of the REQUEST_REJECTED among them, in order, for the metrics.
+	directEvents []schemas.FlowEvent
+	rejectCodes  []string
+	index        map[string]string // provider message id -> attempt id, learnt from this batch
 }
 
 func (b *batchBuilder) add(requestID string, in input) {
@@ -220,14 +240,16 @@ func (b *batchBuilder) deadLetter(r *kgo.Record, err error) {
 	b.direct = append(b.direct, b.c.engine.enc.deadLetter(r, err, b.now))
 }
 
-func (b *batchBuilder) event(r *kgo.Record, ev schemas.FlowEvent) {
+func (b *batchBuilder) event(r *kgo.Record, ev schemas.FlowEvent) bool {
 	ev.EventID, ev.OccurredAt = positionEventID(r, 0), b.now
 	rec, err := b.c.engine.enc.event(ev)
 	if err != nil {
 		b.c.log.Error("encode event", "err", err)
-		return
+		return false
 	}
 	b.direct = append(b.direct, rec)
+	b.directEvents = append(b.directEvents, ev)
+	return true
 }
 
 func position(src flow.Source, r *kgo.Record) flow.Position {
@@ -309,7 +331,9 @@ func (b *batchBuilder) reject(r *kgo.Record, requestID string, rej *flow.Rejecti
 	// The request id may be what is wrong: the event carries at most the
 	// longest valid one, so that it stays small (its key is the id too).
 	requestID = clipText(requestID, b.c.validator.Limits.MaxRequestIDBytes)
-	b.event(r, schemas.FlowEvent{RequestID: requestID, Type: flow.EventRequestRejected, Reason: rej.Error()})
+	if b.event(r, schemas.FlowEvent{RequestID: requestID, Type: flow.EventRequestRejected, Reason: rej.Error()}) {
+		b.rejectCodes = append(b.rejectCodes, rej.Code)
+	}
 	b.c.log.Info("request rejected", "request_id", requestID, "reason", rej.Code, "field", rej.Field)
 	b.c.metrics.deadLetters.Add(context.Background(), 1)
 	b.direct = append(b.direct, b.c.engine.enc.deadLetter(r, rej, b.now))

@@ -84,20 +84,24 @@ func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (bat
 		}
 		changes := make([]statestore.Change, 0, len(pending))
 		staged := make([][]*kgo.Record, 0, len(pending))
+		outs := make([]computed, 0, len(pending))
 		changed := make([]*flowWork, 0, len(pending))
 		for _, w := range pending {
-			change, records, ok := e.compute(w, now, &res)
+			change, records, out, ok := e.compute(ctx, w, now, &res)
 			if !ok {
 				continue
 			}
 			changes = append(changes, change)
 			staged = append(staged, records)
+			outs = append(outs, out)
 			changed = append(changed, w)
 		}
 		if len(changes) == 0 {
 			break
 		}
+		done := e.metrics.redisTimer(ctx, "apply")
 		results, err := e.store.Apply(ctx, changes)
+		done()
 		if err != nil {
 			return res, fmt.Errorf("apply batch: %w", err)
 		}
@@ -120,6 +124,9 @@ func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (bat
 				ack.FromVersion = 0
 			}
 			res.records = append(res.records, staged[i]...)
+			// Counted once, now that the change is applied: a replay of the
+			// same input changes nothing and produces none of these again.
+			e.metrics.observeOutputs(ctx, outs[i].sends, outs[i].events)
 			res.acks = append(res.acks, ack)
 			if d := changes[i].Deadline; !d.IsZero() && (res.earliest.IsZero() || d.Before(res.earliest)) {
 				res.earliest = d
@@ -129,20 +136,27 @@ func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (bat
 	return res, nil
 }
 
+// computed are the outputs of a change, kept to be counted once it is applied.
+type computed struct {
+	sends  []sendOut
+	events []eventOut
+}
+
 // compute runs a flow's inputs through the state machine. When the state
 // changed it returns the change to write, with the outputs as its outbox, and
 // the same outputs as records to produce once the change is applied. Outputs
 // of inputs that changed nothing (duplicates, discards) go straight to res.
-func (e *engine) compute(w *flowWork, now time.Time, res *batchResult) (statestore.Change, []*kgo.Record, bool) {
+func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *batchResult) (statestore.Change, []*kgo.Record, computed, bool) {
 	st, err := decodeSnapshot(w.snap)
 	if err != nil {
 		e.log.Error("flow state unreadable; its inputs go to the dead-letter topic", "request_id", w.requestID, "err", err)
 		for _, in := range w.inputs {
 			if in.src != nil {
+				e.metrics.deadLetters.Add(ctx, 1)
 				res.records = append(res.records, e.enc.deadLetter(in.src, err, now))
 			}
 		}
-		return statestore.Change{}, nil, false
+		return statestore.Change{}, nil, computed{}, false
 	}
 
 	cur, changedState := st, false
@@ -163,13 +177,14 @@ func (e *engine) compute(w *flowWork, now time.Time, res *batchResult) (statesto
 		if w.sweep && cur != nil && !cur.Closed {
 			// The claim pushed the deadline out by a lease, but the flow is not
 			// due yet (another instance's clock runs behind): put it back.
-			return e.change(w, cur, nil, now), nil, true
+			return e.change(w, cur, nil, now), nil, computed{}, true
 		}
 		for _, ev := range events {
 			ev.ev.EventID = positionEventID(ev.src, ev.index)
 			res.records = append(res.records, e.keep(e.enc.event(ev.ev))...)
+			e.metrics.observeEvent(ctx, ev.ev)
 		}
-		return statestore.Change{}, nil, false
+		return statestore.Change{}, nil, computed{}, false
 	}
 
 	version := w.snap.Version + 1
@@ -184,7 +199,7 @@ func (e *engine) compute(w *flowWork, now time.Time, res *batchResult) (statesto
 		}
 		records = append(records, e.keep(e.enc.event(ev.ev))...)
 	}
-	return e.change(w, cur, records, now), records, true
+	return e.change(w, cur, records, now), records, computed{sends: sends, events: events}, true
 }
 
 func (e *engine) change(w *flowWork, st *flow.State, records []*kgo.Record, now time.Time) statestore.Change {

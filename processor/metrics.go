@@ -1,13 +1,25 @@
 package processor
 
 import (
+	"context"
+	"time"
+
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/schemas"
 )
 
-// metrics are OpenTelemetry counters; with no MeterProvider installed they
-// cost nothing. Outcomes are not counted here: the events topic is the
-// record of what happened to each flow.
+// metrics are OpenTelemetry instruments; with no MeterProvider installed
+// they cost nothing. Every metric is listed in docs/observability.md (a test
+// keeps the two in step).
+//
+// The flow metrics (started, sends, fallbacks, closed, DLRs...) are derived
+// from the outputs the engine writes, counted once when the change that
+// carries them is applied in Redis: a replayed record changes nothing and is
+// not counted again, so these metrics agree with the events topic.
 type metrics struct {
 	records         metric.Int64Counter
 	deadLetters     metric.Int64Counter
@@ -17,7 +29,30 @@ type metrics struct {
 	outboxReplayed  metric.Int64Counter
 	deadlinesForced metric.Int64Counter
 	requestsPaused  metric.Int64Counter
+
+	flowsStarted     metric.Int64Counter
+	sends            metric.Int64Counter
+	fallbacks        metric.Int64Counter
+	flowsClosed      metric.Int64Counter
+	multiDeliveries  metric.Int64Counter
+	dlrs             metric.Int64Counter
+	dlrsDiscarded    metric.Int64Counter
+	rejections       metric.Int64Counter
+	deadlineLateness metric.Float64Histogram
+	timeToOutcome    metric.Float64Histogram
+	batchSize        metric.Int64Histogram
+	redisDuration    metric.Float64Histogram
 }
+
+// latencyBuckets are the bounds (seconds) of the lateness and time-to-outcome
+// histograms: from a few milliseconds to the hours a flow may last.
+var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200}
+
+// redisBuckets are the bounds (seconds) of the Redis call histogram.
+var redisBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+// batchBuckets are the bounds of the batch size histogram.
+var batchBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000}
 
 func newMetrics(mp metric.MeterProvider) *metrics {
 	if mp == nil {
@@ -28,6 +63,13 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		c, _ := m.Int64Counter(name, metric.WithDescription(desc)) // the API returns a no-op counter with any error
 		return c
 	}
+	seconds := func(name, desc string, bounds []float64) metric.Float64Histogram {
+		h, _ := m.Float64Histogram(name, metric.WithDescription(desc), metric.WithUnit("s"),
+			metric.WithExplicitBucketBoundaries(bounds...))
+		return h
+	}
+	batch, _ := m.Int64Histogram("fallback.batch.size", metric.WithDescription("inputs per batch, by source (consumer: records of one poll; sweeper: deadlines of one claim)"),
+		metric.WithExplicitBucketBoundaries(batchBuckets...))
 	return &metrics{
 		records:         counter("fallback.records", "input records processed"),
 		deadLetters:     counter("fallback.dead_letters", "records sent to the dead-letter topic"),
@@ -37,5 +79,68 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		outboxReplayed:  counter("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
 		deadlinesForced: counter("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
 		requestsPaused:  counter("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
+
+		flowsStarted:     counter("fallback.flows.started", "flows started (FLOW_STARTED)"),
+		sends:            counter("fallback.sends", "send commands produced, by channel and reason (initial, failure, timeout)"),
+		fallbacks:        counter("fallback.fallbacks", "fallbacks triggered (FALLBACK_TRIGGERED), by reason"),
+		flowsClosed:      counter("fallback.flows.closed", "flows closed (FLOW_CLOSED), by outcome and by the channel that delivered (none when no step did)"),
+		multiDeliveries:  counter("fallback.multi_channel_deliveries", "flows that more than one channel delivered (MULTI_CHANNEL_DELIVERY)"),
+		dlrs:             counter("fallback.dlrs", "DLRs applied to a flow (DLR_RECEIVED), by normalised status kind"),
+		dlrsDiscarded:    counter("fallback.dlrs.discarded", "DLRs discarded (DLR_DISCARDED), by reason"),
+		rejections:       counter("fallback.requests.rejected", "requests rejected (REQUEST_REJECTED), by reason"),
+		deadlineLateness: seconds("fallback.deadline.lateness", "time from a step's deadline to the sweeper firing it", latencyBuckets),
+		timeToOutcome:    seconds("fallback.flow.time_to_outcome", "time from request to outcome of closed flows (FLOW_CLOSED summary), by outcome", latencyBuckets),
+		batchSize:        batch,
+		redisDuration:    seconds("fallback.redis.duration", "state store calls to Redis, by operation", redisBuckets),
+	}
+}
+
+// observeOutputs counts the sends and events of one applied change, or the
+// events written without a change (discards, duplicates).
+func (m *metrics) observeOutputs(ctx context.Context, sends []sendOut, events []eventOut) {
+	for _, s := range sends {
+		m.sends.Add(ctx, 1, metric.WithAttributes(attribute.String("channel", s.send.Channel), attribute.String("reason", s.send.Reason)))
+	}
+	for _, e := range events {
+		m.observeEvent(ctx, e.ev)
+	}
+}
+
+func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
+	switch ev.Type {
+	case flow.EventFlowStarted:
+		m.flowsStarted.Add(ctx, 1)
+	case flow.EventFallbackTriggered:
+		m.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", ev.Reason)))
+	case flow.EventFlowClosed:
+		outcome, channel := ev.Outcome, "none"
+		if s := ev.Summary; s != nil {
+			if outcome == "" {
+				outcome = s.Outcome
+			}
+			if s.DeliveredStep != nil {
+				for _, st := range s.Steps {
+					if st.Step == *s.DeliveredStep {
+						channel = st.Channel
+					}
+				}
+			}
+			m.timeToOutcome.Record(ctx, float64(s.TimeToOutcomeMs)/1000, metric.WithAttributes(attribute.String("outcome", outcome)))
+		}
+		m.flowsClosed.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("channel", channel)))
+	case flow.EventMultiChannelDelivery:
+		m.multiDeliveries.Add(ctx, 1)
+	case flow.EventDLRReceived:
+		m.dlrs.Add(ctx, 1, metric.WithAttributes(attribute.String("status_kind", ev.StatusKind)))
+	case flow.EventDLRDiscarded:
+		m.dlrsDiscarded.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", ev.Reason)))
+	}
+}
+
+// redisTimer returns a func that records the duration of a state store call.
+func (m *metrics) redisTimer(ctx context.Context, op string) func() {
+	start := time.Now()
+	return func() {
+		m.redisDuration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("op", op)))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -176,6 +177,8 @@ type Processor struct {
 	table      *FlowTable
 	watermarks *Watermarks
 	clients    []*kgo.Client
+	store      StateStore
+	joined     *atomic.Bool
 }
 
 // New builds a processor on a state store. It connects lazily: Run fails if
@@ -201,6 +204,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	wm := newWatermarks(nil, store, cfg.Group, cfg.Topics.Requests, cfg.Topics.DLR, cfg.Clock, cfg.WatermarkInterval,
 		log.With("worker", "watermarks"))
 
+	joined := new(atomic.Bool) // the group gave this instance partitions, and has not taken them back as lost
 	base := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.KafkaOpts...)
 	consumerClient, err := kgo.NewClient(append(base,
 		kgo.ConsumerGroup(cfg.Group),
@@ -212,9 +216,15 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		// and a rebalance waits for the batch in hand to finish.
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) { wm.assign(p, true) }),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
+			wm.assign(p, true)
+			joined.Store(true)
+		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, p map[string][]int32) { wm.assign(p, false) }),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, p map[string][]int32) { wm.assign(p, false) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
+			wm.assign(p, false)
+			joined.Store(false)
+		}),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("processor: kafka consumer: %w", err)
@@ -260,8 +270,31 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 			topics: cfg.Topics, clock: cfg.Clock, sweeper: sweeper, maxPoll: cfg.MaxPollRecords,
 			indexTTL: cfg.ProviderIndexTTL, log: log.With("worker", "consumer"), metrics: m},
 		clients: []*kgo.Client{consumerClient, producerClient, tableClient},
+		store:   store,
+		joined:  joined,
 	}
 	return p, nil
+}
+
+// Ready reports why the processor is not ready to take traffic, or nil when
+// it is: Kafka answers, Redis answers (when the state store can be pinged),
+// and the consumer has joined its group and been given partitions. An
+// instance the group gives no partition (more instances than partitions) is
+// not ready: it takes no traffic.
+// It is what /readyz serves.
+func (p *Processor) Ready(ctx context.Context) error {
+	if err := p.clients[0].Ping(ctx); err != nil {
+		return fmt.Errorf("kafka not reachable: %w", err)
+	}
+	if pinger, ok := p.store.(interface{ Ping(context.Context) error }); ok {
+		if err := pinger.Ping(ctx); err != nil {
+			return fmt.Errorf("redis not reachable: %w", err)
+		}
+	}
+	if !p.joined.Load() {
+		return fmt.Errorf("consumer group %q not joined yet (or no partitions assigned to this instance)", p.cfg.Group)
+	}
+	return nil
 }
 
 // FlowTable is the processor's table of stored flow definitions.
@@ -278,6 +311,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		if err := topics.Create(ctx, adm, specs); err != nil {
 			return fmt.Errorf("processor: create topics: %w", err)
 		}
+		waitServed(ctx, p.clients, p.cfg.Topics.Flows, p.cfg.Topics.Requests, p.cfg.Topics.DLR)
 	}
 	// A topic created a moment ago may not be in every broker's metadata yet.
 	if err := retry(ctx, p.cfg.Logger, "load flow table", 10, func() error { return p.table.CatchUp(ctx) }); err != nil {

@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 )
@@ -117,11 +120,14 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	cutoff := s.cutoff(now, low)
+	done := s.metrics.redisTimer(ctx, "claim_due")
 	claimed, err := s.engine.store.ClaimDueAll(ctx, cutoff, s.lease, s.batch)
+	done()
 	if err != nil || len(claimed) == 0 {
 		return false, err
 	}
 	s.metrics.deadlinesFired.Add(ctx, int64(len(claimed)))
+	s.metrics.batchSize.Record(ctx, int64(len(claimed)), metric.WithAttributes(attribute.String("source", "sweeper")))
 	works := make([]*flowWork, 0, len(claimed))
 	forced := 0
 	for _, snap := range claimed {
@@ -130,6 +136,9 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 			s.log.Error("claimed flow unreadable", "request_id", snap.RequestID, "err", err)
 			continue
 		}
+		// Lateness on the deadlines' clock. A claim taken over from a dead
+		// instance fires again, and is counted again: it is late again.
+		s.metrics.deadlineLateness.Record(ctx, max(now.Sub(st.DeadlineTime()), 0).Seconds())
 		in := flow.DeadlineElapsed{Step: st.Current, Forced: st.DeadlineTime().Add(s.grace).After(low)}
 		if in.Forced {
 			forced++

@@ -80,6 +80,9 @@ and CPU per flow, the machine's ceilings and asynq (BENCHMARKS.md). Without
 		}
 		return nil, errUsage
 	}
+	if err := o.c.Check(); err != nil {
+		return nil, err
+	}
 	var err error
 	if o.mix, err = simulator.ParseMix(o.mixText); err != nil {
 		return nil, err

@@ -92,7 +92,8 @@ func (r *benchRun) spawnProcessor(runCtx context.Context, start func(func() erro
 		"--topic-requests", n.Requests, "--topic-dlr", n.DLR, "--topic-sends-prefix", n.SendsPrefix,
 		"--topic-events", n.Events, "--topic-dlq", n.DLQ, "--topic-flows", n.Flows,
 		"--claim-lease", r.lease.String(), "--deadline-grace", c.DeadlineGrace.String(), "--max-deadline-hold", c.MaxDeadlineHold.String(), "--log-level", map[bool]string{true: "info", false: "warn"}[r.verbose],
-		"--clock-speed", strconv.FormatFloat(r.speed, 'g', -1, 64), "--clock-epoch", strconv.FormatInt(r.epoch.UnixMilli(), 10))
+		"--clock-speed", strconv.FormatFloat(r.speed, 'g', -1, 64), "--clock-epoch", strconv.FormatInt(r.epoch.UnixMilli(), 10),
+		"--http-addr", "127.0.0.1:0") // a port of its own, whatever else runs here
 	cmd.Stdout, cmd.Stderr = r.stderr, r.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second

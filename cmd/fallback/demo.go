@@ -69,6 +69,7 @@ type demoOptions struct {
 func parseDemo(args []string, stderr io.Writer) (*demoOptions, error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	setUsage(fs, "demo [flags]")
 	o := &demoOptions{}
 	fs.IntVar(&o.flows, "flows", 300, "stop after this many flows have closed")
 	fs.Float64Var(&o.speed, "speed", 10, "run the clock this many times faster than the wall clock")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
 )
@@ -14,9 +15,9 @@ import (
 // flowCmd is `fallback flow REQUEST_ID`: it prints a flow's state from
 // Redis as JSON, the recipient masked unless --reveal.
 func flowCmd(ctx context.Context, args []string) error {
-	fs, c := newFlags("flow")
+	fs, c := newFlags("flow", "flow [flags] REQUEST_ID", cliconfig.GroupRedis)
 	reveal := fs.Bool("reveal", false, "print the recipient unmasked")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseCommon(fs, c, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

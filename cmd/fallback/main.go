@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -24,6 +25,7 @@ Commands:
   flow REQUEST_ID     print a flow's state from Redis
   providers           run the simulated SMS and WhatsApp provider adapters
   load                publish a load of send requests
+  version             print the version and commit (also --version)
 
 Run 'fallback COMMAND -h' for a command's flags. Every flag can also be set
 through its FALLBACK_* environment variable (docs/configuration.md).
@@ -43,16 +45,42 @@ func main() {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := dispatch(ctx, os.Args[1:]); err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "fallback:", err)
-		}
-		os.Exit(1)
-	}
+	code := exitCode(dispatch(ctx, os.Args[1:]), os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-var errUsage = errors.New("usage")
+var (
+	// errUsage: the command line is wrong and the usage has been printed;
+	// exit 2. An error wrapping it is printed too.
+	errUsage = errors.New("usage")
+	// errDone: the command did what was asked (-h, --print-config); exit 0.
+	errDone = errors.New("done")
+)
+
+// usageError is a wrong command line, after the usage is printed: its
+// message is printed and the exit status is 2.
+type usageError string
+
+func (e usageError) Error() string        { return string(e) }
+func (e usageError) Is(target error) bool { return target == errUsage }
+
+// exitCode is the process's exit status for dispatch's result, after
+// printing the error: 0 for success, -h and --print-config; 2 for a wrong
+// command line (unknown command or flag); 1 for any other error.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, errDone):
+		return 0
+	case errors.Is(err, errUsage):
+		if err != errUsage {
+			fmt.Fprintln(stderr, "fallback:", err)
+		}
+		return 2
+	}
+	fmt.Fprintln(stderr, "fallback:", err)
+	return 1
+}
 
 func dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -66,8 +94,13 @@ func dispatch(ctx context.Context, args []string) error {
 	case "demo":
 		return demoCmd(ctx, rest)
 	case "topics":
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
+			fmt.Println("usage: fallback topics create [flags]   (fallback topics create -h for its flags)")
+			return errDone
+		}
 		if len(rest) == 0 || rest[0] != "create" {
-			return fmt.Errorf("topics: the only subcommand is 'create'")
+			fmt.Fprint(os.Stderr, usage)
+			return usageError("topics: the only subcommand is 'create'")
 		}
 		return topicsCreateCmd(ctx, rest[1:])
 	case "send":
@@ -78,10 +111,13 @@ func dispatch(ctx context.Context, args []string) error {
 		return providersCmd(ctx, rest)
 	case "load":
 		return loadCmd(ctx, rest)
-	case "-h", "--help", "help":
+	case "version", "--version", "-version", "-v":
+		fmt.Println(versionString())
+		return nil
+	case "-h", "--help", "-help", "help":
 		fmt.Print(usage)
 		return nil
 	}
 	fmt.Fprint(os.Stderr, usage)
-	return fmt.Errorf("unknown command %q", cmd)
+	return usageError(fmt.Sprintf("unknown command %q", cmd))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor/flow"
 )
@@ -10,8 +11,8 @@ import (
 // providersCmd is `fallback providers`: the simulated SMS and WhatsApp
 // provider adapters, answering send commands with delivery reports.
 func providersCmd(ctx context.Context, args []string) error {
-	fs, c := newFlags("providers")
-	if err := parseFlags(fs, args); err != nil {
+	fs, c := newFlags("providers", "providers [flags]", cliconfig.GroupKafka|cliconfig.GroupTopics|cliconfig.GroupClock|cliconfig.GroupLog)
+	if err := parseCommon(fs, c, args); err != nil {
 		return err
 	}
 	brokers, kafkaOpts, clock, err := simulatorSetup(ctx, c)

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/internal/clients"
+	"github.com/fallbackd/fallback/internal/observe"
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/statestore"
 )
@@ -17,7 +20,7 @@ import (
 // runCmd is `fallback run`, the production processor: parse the settings,
 // connect to Kafka and Redis, and run until ctx ends.
 func runCmd(ctx context.Context, args []string) error {
-	c, err := parseRun(args)
+	c, httpAddr, err := parseRun(args)
 	if err != nil {
 		return err
 	}
@@ -26,24 +29,51 @@ func runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.rc.Close()
-	p, err := newProcessor(c, conn)
+	if httpAddr == "" { // no endpoints: the metrics go to the global (no-op) provider
+		p, err := newProcessor(c, conn, nil)
+		if err != nil {
+			return err
+		}
+		return p.Run(ctx)
+	}
+	mp, metrics, err := observe.NewMeterProvider()
 	if err != nil {
 		return err
 	}
-	return p.Run(ctx)
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	p, err := newProcessor(c, conn, mp)
+	if err != nil {
+		return err
+	}
+	srv, err := observe.Start(httpAddr, observe.Handler(metrics, p.Ready), c.Logger())
+	if err != nil {
+		return err
+	}
+	runErr := p.Run(ctx)
+	if err := srv.Shutdown(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	return runErr
 }
 
-// parseRun reads the flags and refuses unsafe settings before anything
-// connects.
-func parseRun(args []string) (*cliconfig.Common, error) {
-	fs, c := newFlags("run")
-	if err := parseFlags(fs, args); err != nil {
-		return nil, err
+// parseRun reads the flags and refuses impossible or unsafe settings
+// before anything connects. With --print-config it prints the effective
+// configuration and returns errDone.
+func parseRun(args []string) (*cliconfig.Common, string, error) {
+	fs, c := newFlags("run", "run [flags]", cliconfig.GroupAll)
+	printConfig := fs.Bool("print-config", false, "print the effective configuration (flags, FALLBACK_* variables, defaults; secrets hidden) and exit without connecting")
+	httpAddr := observe.DefaultAddr
+	if v, ok := os.LookupEnv("FALLBACK_HTTP_ADDR"); ok {
+		httpAddr = v
 	}
-	if err := c.CheckRequestAge(); err != nil {
-		return nil, err
+	fs.StringVar(&httpAddr, "http-addr", httpAddr, "address of the /metrics, /healthz and /readyz endpoints; empty disables them (env FALLBACK_HTTP_ADDR)")
+	if err := parseCommon(fs, c, args); err != nil {
+		return nil, "", err
 	}
-	return c, nil
+	if *printConfig {
+		return nil, "", writeConfig(os.Stdout, fs)
+	}
+	return c, httpAddr, nil
 }
 
 // runConn are the processor's connections.
@@ -82,8 +112,9 @@ func connectRun(ctx context.Context, c *cliconfig.Common) (*runConn, error) {
 }
 
 // newProcessor makes the processor of the settings on the connections.
-func newProcessor(c *cliconfig.Common, conn *runConn) (*processor.Processor, error) {
+func newProcessor(c *cliconfig.Common, conn *runConn, mp metric.MeterProvider) (*processor.Processor, error) {
 	cfg := processorConfig(c, conn.brokers)
+	cfg.MeterProvider = mp
 	cfg.KafkaOpts = append(conn.kafkaOpts, cfg.KafkaOpts...)
 	var err error
 	if cfg.Clock, err = c.Clock(); err != nil {

@@ -75,10 +75,10 @@ func sendCmd(ctx context.Context, args []string) error {
 // parseSend reads the flags and the request: the argument, --file, or
 // standard input.
 func parseSend(args []string) (*cliconfig.Common, []byte, error) {
-	fs, c := newFlags("send")
+	fs, c := newFlags("send", "send [flags] [JSON]", cliconfig.GroupKafka|cliconfig.GroupRequestsTopic|cliconfig.GroupClock)
 	file := fs.String("file", "-", "JSON request to publish, - for standard input")
 	fs.Usage = func() { sendUsage(fs) }
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseCommon(fs, c, args); err != nil {
 		return nil, nil, err
 	}
 	var raw []byte

@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -13,8 +14,8 @@ import (
 // topicsCreateCmd is `fallback topics create`: it creates the topics and
 // prints their names.
 func topicsCreateCmd(ctx context.Context, args []string) error {
-	fs, c := newFlags("topics create")
-	if err := parseFlags(fs, args); err != nil {
+	fs, c := newFlags("topics create", "topics create [flags]", cliconfig.GroupKafka|cliconfig.GroupTopics|cliconfig.GroupTopicCreation)
+	if err := parseCommon(fs, c, args); err != nil {
 		return err
 	}
 	brokers, err := c.BrokerList()

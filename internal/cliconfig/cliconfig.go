@@ -9,11 +9,13 @@
 package cliconfig
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,85 +50,215 @@ type Common struct {
 	ClockSpeed      float64
 	ClockEpoch      int64
 
+	groups  Group   // registered (RegisterGroups), for Check
+	envErrs []error // FALLBACK_* variables that did not parse
+
 	// TLS, SASL and passwords (security.go).
 	Kafka clients.Kafka
 	Redis clients.Redis // URL comes from RedisURL
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
+// Group is a set of the shared settings. A command registers only the
+// groups it uses, so its -h lists only flags that change what it does.
+type Group uint
 
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
+const (
+	// GroupKafka: --brokers and the Kafka TLS and SASL flags.
+	GroupKafka Group = 1 << iota
+	// GroupRedis: --redis, --redis-prefix and the Redis TLS and password flags.
+	GroupRedis
+	// GroupRequestsTopic: --topic-requests alone (GroupTopics includes it).
+	GroupRequestsTopic
+	// GroupTopics: every --topic-* flag.
+	GroupTopics
+	// GroupTopicCreation: --partitions and --replication.
+	GroupTopicCreation
+	// GroupProcessor: the processor's own settings (--group, --instance-id,
+	// --create-topics, --tombstone-retention, --max-request-age,
+	// --deadline-grace, --max-deadline-hold, --claim-lease).
+	GroupProcessor
+	// GroupLog: --log-level.
+	GroupLog
+	// GroupClock: --clock-speed and --clock-epoch.
+	GroupClock
+
+	// GroupAll is every shared setting: `fallback run`, fallback-bench.
+	GroupAll = GroupKafka | GroupRedis | GroupRequestsTopic | GroupTopics | GroupTopicCreation | GroupProcessor | GroupLog | GroupClock
+)
+
+// LogLevels are the values --log-level takes.
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// Register adds every shared flag to fs (GroupAll).
+func (c *Common) Register(fs *flag.FlagSet) { c.RegisterGroups(fs, GroupAll) }
+
+// RegisterGroups adds the flags of groups to fs. Each takes its FALLBACK_*
+// variable (clients.EnvOf) when that is set, else the documented default;
+// a flag on the command line wins. A variable that does not parse is kept
+// for Check, which reports it naming the variable and the flag. The
+// settings of the other groups get their defaults and no flag.
+func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
+	c.groups |= groups
+	hidden := flag.NewFlagSet("hidden", flag.ContinueOnError)
+	on := func(g Group) *flag.FlagSet {
+		if groups&g != 0 {
+			return fs
 		}
-		fmt.Fprintf(os.Stderr, "fallback: ignoring %s=%q: not an integer\n", name, v)
+		return hidden
 	}
-	return def
-}
+	before := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { before[f.Name] = true })
 
-func envBool(name string, def bool) bool {
-	if v, ok := os.LookupEnv(name); ok {
-		if b, err := strconv.ParseBool(v); err == nil {
-			return b
-		}
-		fmt.Fprintf(os.Stderr, "fallback: ignoring %s=%q: not a boolean\n", name, v)
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-		fmt.Fprintf(os.Stderr, "fallback: ignoring %s=%q: not a duration\n", name, v)
-	}
-	return def
-}
-
-func envFloat(name string, def float64) float64 {
-	if v, ok := os.LookupEnv(name); ok {
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			return f
-		}
-		fmt.Fprintf(os.Stderr, "fallback: ignoring %s=%q: not a number\n", name, v)
-	}
-	return def
-}
-
-// Register adds the shared flags to fs, each defaulting to its FALLBACK_*
-// variable.
-func (c *Common) Register(fs *flag.FlagSet) {
 	d := topics.DefaultNames()
-	fs.StringVar(&c.Brokers, "brokers", env("FALLBACK_BROKERS", ""), "Kafka seed brokers, comma-separated (env FALLBACK_BROKERS)")
-	fs.StringVar(&c.RedisURL, "redis", env("FALLBACK_REDIS_URL", ""), "Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS, ?addr=host:port&addr=... for a cluster (env FALLBACK_REDIS_URL)")
-	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("FALLBACK_REDIS_PREFIX", statestore.DefaultPrefix), "prefix of every Redis key (env FALLBACK_REDIS_PREFIX)")
-	fs.StringVar(&c.Group, "group", env("FALLBACK_GROUP", "fallback"), "Kafka consumer group (env FALLBACK_GROUP)")
-	fs.StringVar(&c.InstanceID, "instance-id", env("FALLBACK_INSTANCE_ID", ""), "static group membership: an instance restarted with the same id gets its partitions back at once instead of after the session timeout; unique per instance, empty for dynamic membership (env FALLBACK_INSTANCE_ID)")
-	fs.StringVar(&c.Names.Requests, "topic-requests", env("FALLBACK_TOPIC_REQUESTS", d.Requests), "requests topic (env FALLBACK_TOPIC_REQUESTS)")
-	fs.StringVar(&c.Names.DLR, "topic-dlr", env("FALLBACK_TOPIC_DLR", d.DLR), "delivery reports topic (env FALLBACK_TOPIC_DLR)")
-	fs.StringVar(&c.Names.SendsPrefix, "topic-sends-prefix", env("FALLBACK_TOPIC_SENDS_PREFIX", d.SendsPrefix), "send commands go to this prefix + channel (env FALLBACK_TOPIC_SENDS_PREFIX)")
-	fs.StringVar(&c.Names.Events, "topic-events", env("FALLBACK_TOPIC_EVENTS", d.Events), "analytics events topic (env FALLBACK_TOPIC_EVENTS)")
-	fs.StringVar(&c.Names.DLQ, "topic-dlq", env("FALLBACK_TOPIC_DLQ", d.DLQ), "dead-letter topic (env FALLBACK_TOPIC_DLQ)")
-	fs.StringVar(&c.Names.Flows, "topic-flows", env("FALLBACK_TOPIC_FLOWS", d.Flows), "stored flow definitions, compacted (env FALLBACK_TOPIC_FLOWS)")
-	fs.IntVar(&c.Partitions, "partitions", envInt("FALLBACK_PARTITIONS", 12), "partitions of created topics (env FALLBACK_PARTITIONS)")
-	fs.IntVar(&c.Replication, "replication", envInt("FALLBACK_REPLICATION", -1), "replication factor of created topics, -1 for the broker default (env FALLBACK_REPLICATION)")
-	fs.BoolVar(&c.CreateTopics, "create-topics", envBool("FALLBACK_CREATE_TOPICS", true), "create missing topics at start (env FALLBACK_CREATE_TOPICS)")
-	fs.DurationVar(&c.Tombstone, "tombstone-retention", envDuration("FALLBACK_TOMBSTONE_RETENTION", statestore.DefaultTombstoneTTL), "how long a closed flow is remembered (env FALLBACK_TOMBSTONE_RETENTION)")
-	fs.DurationVar(&c.MaxRequestAge, "max-request-age", envDuration("FALLBACK_MAX_REQUEST_AGE", time.Hour), "a send read more than this after its requested_at (or record timestamp) is rejected as expired and nothing is sent; --tombstone-retention must be at least this plus --deadline-grace (env FALLBACK_MAX_REQUEST_AGE)")
-	fs.DurationVar(&c.DeadlineGrace, "deadline-grace", envDuration("FALLBACK_DEADLINE_GRACE", processor.DefaultDeadlineGrace), "how far the brokers' and producers' clocks may disagree with the processor's: a deadline fires once every input partition is read this much past it, and a request dated further in the future is rejected; 0 for none (env FALLBACK_DEADLINE_GRACE)")
-	fs.DurationVar(&c.MaxDeadlineHold, "max-deadline-hold", envDuration("FALLBACK_MAX_DEADLINE_HOLD", processor.DefaultMaxDeadlineHold), "the longest a due deadline waits for an input partition that is not read past it (owner dead, rebalance, Kafka down); past it the deadline fires anyway and its events carry deadline_forced (env FALLBACK_MAX_DEADLINE_HOLD)")
-	fs.DurationVar(&c.ClaimLease, "claim-lease", envDuration("FALLBACK_CLAIM_LEASE", 10*time.Second), "how long a claimed deadline or owed output waits before another instance retries it (env FALLBACK_CLAIM_LEASE)")
-	fs.StringVar(&c.LogLevel, "log-level", env("FALLBACK_LOG_LEVEL", "info"), "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
-	fs.Float64Var(&c.ClockSpeed, "clock-speed", envFloat("FALLBACK_CLOCK_SPEED", 1), "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
-	fs.Int64Var(&c.ClockEpoch, "clock-epoch", int64(envInt("FALLBACK_CLOCK_EPOCH", 0)), "testing only: unix ms at which the sped-up clock equals wall time (env FALLBACK_CLOCK_EPOCH)")
-	c.registerSecurity(fs)
+	kafka, red := on(GroupKafka), on(GroupRedis)
+	kafka.StringVar(&c.Brokers, "brokers", "", "Kafka seed brokers, comma-separated (env FALLBACK_BROKERS)")
+	red.StringVar(&c.RedisURL, "redis", "", "Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS, ?addr=host:port&addr=... for a cluster (env FALLBACK_REDIS_URL)")
+	red.StringVar(&c.RedisPrefix, "redis-prefix", statestore.DefaultPrefix, "prefix of every Redis key (env FALLBACK_REDIS_PREFIX)")
+	proc := on(GroupProcessor)
+	proc.StringVar(&c.Group, "group", "fallback", "Kafka consumer group (env FALLBACK_GROUP)")
+	proc.StringVar(&c.InstanceID, "instance-id", "", "static group membership: an instance restarted with the same id gets its partitions back at once instead of after the session timeout; unique per instance, empty for dynamic membership (env FALLBACK_INSTANCE_ID)")
+	req := on(GroupRequestsTopic | GroupTopics)
+	req.StringVar(&c.Names.Requests, "topic-requests", d.Requests, "requests topic (env FALLBACK_TOPIC_REQUESTS)")
+	tp := on(GroupTopics)
+	tp.StringVar(&c.Names.DLR, "topic-dlr", d.DLR, "delivery reports topic (env FALLBACK_TOPIC_DLR)")
+	tp.StringVar(&c.Names.SendsPrefix, "topic-sends-prefix", d.SendsPrefix, "send commands go to this prefix + channel (env FALLBACK_TOPIC_SENDS_PREFIX)")
+	tp.StringVar(&c.Names.Events, "topic-events", d.Events, "analytics events topic (env FALLBACK_TOPIC_EVENTS)")
+	tp.StringVar(&c.Names.DLQ, "topic-dlq", d.DLQ, "dead-letter topic (env FALLBACK_TOPIC_DLQ)")
+	tp.StringVar(&c.Names.Flows, "topic-flows", d.Flows, "stored flow definitions, compacted (env FALLBACK_TOPIC_FLOWS)")
+	create := on(GroupTopicCreation)
+	create.IntVar(&c.Partitions, "partitions", 12, "partitions of created topics, at least 1 (env FALLBACK_PARTITIONS)")
+	create.IntVar(&c.Replication, "replication", -1, "replication factor of created topics: at least 1, or -1 for the broker default (env FALLBACK_REPLICATION)")
+	proc.BoolVar(&c.CreateTopics, "create-topics", true, "create missing topics at start (env FALLBACK_CREATE_TOPICS)")
+	proc.DurationVar(&c.Tombstone, "tombstone-retention", statestore.DefaultTombstoneTTL, "how long a closed flow is remembered (env FALLBACK_TOMBSTONE_RETENTION)")
+	proc.DurationVar(&c.MaxRequestAge, "max-request-age", time.Hour, "a send read more than this after its requested_at (or record timestamp) is rejected as expired and nothing is sent; --tombstone-retention must be at least this plus --deadline-grace (env FALLBACK_MAX_REQUEST_AGE)")
+	proc.DurationVar(&c.DeadlineGrace, "deadline-grace", processor.DefaultDeadlineGrace, "how far the brokers' and producers' clocks may disagree with the processor's: a deadline fires once every input partition is read this much past it, and a request dated further in the future is rejected; 0 for none (env FALLBACK_DEADLINE_GRACE)")
+	proc.DurationVar(&c.MaxDeadlineHold, "max-deadline-hold", processor.DefaultMaxDeadlineHold, "the longest a due deadline waits for an input partition that is not read past it (owner dead, rebalance, Kafka down); past it the deadline fires anyway and its events carry deadline_forced; 0 for the default (env FALLBACK_MAX_DEADLINE_HOLD)")
+	proc.DurationVar(&c.ClaimLease, "claim-lease", 10*time.Second, "how long a claimed deadline or owed output waits before another instance retries it; above 0 (env FALLBACK_CLAIM_LEASE)")
+	on(GroupLog).StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
+	clk := on(GroupClock)
+	clk.Float64Var(&c.ClockSpeed, "clock-speed", 1, "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
+	clk.Int64Var(&c.ClockEpoch, "clock-epoch", 0, "testing only: unix ms at which the sped-up clock equals wall time (env FALLBACK_CLOCK_EPOCH)")
+	c.registerSecurity(kafka, red)
+
+	// The variables of the flags just added.
+	fs.VisitAll(func(f *flag.Flag) {
+		if before[f.Name] {
+			return
+		}
+		c.fromEnv(fs, f)
+	})
+}
+
+// fromEnv sets f from its FALLBACK_* variable, if set. An empty variable
+// counts as unset for a number, duration or boolean (so a compose file can
+// pass one through empty); a value that does not parse is kept for Check.
+func (c *Common) fromEnv(fs *flag.FlagSet, f *flag.Flag) {
+	name := clients.EnvOf("--" + f.Name)
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return
+	}
+	getter, _ := f.Value.(flag.Getter)
+	var kind string
+	if getter != nil {
+		switch getter.Get().(type) {
+		case bool:
+			kind = "not a boolean (true or false)"
+		case int, int64:
+			kind = "not an integer"
+		case float64:
+			kind = "not a number"
+		case time.Duration:
+			kind = "not a duration (such as 500ms, 10s, 5m or 24h)"
+		}
+	}
+	if kind != "" && strings.TrimSpace(v) == "" {
+		return
+	}
+	if err := fs.Set(f.Name, strings.TrimSpace(v)); err != nil {
+		if kind == "" {
+			kind = err.Error()
+		}
+		c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q (--%s): %s", name, v, f.Name, kind))
+	}
+}
+
+// Check refuses impossible settings before anything connects, each error
+// naming the flag and its variable: a FALLBACK_* variable that did not
+// parse, an unknown --log-level, a partition count or replication factor
+// Kafka cannot create, a lease or hold out of range, an empty name, and
+// the unsafe request age of CheckRequestAge. It checks only the groups
+// that were registered.
+func (c *Common) Check() error {
+	if len(c.envErrs) > 0 {
+		return errors.Join(c.envErrs...)
+	}
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s (%s): %s", flag, clients.EnvOf(flag), fmt.Sprintf(format, args...)))
+	}
+	g := c.groups
+	if g&GroupLog != 0 && !slices.Contains(LogLevels, strings.ToLower(c.LogLevel)) {
+		bad("--log-level", "%q is not a log level: use one of %s", c.LogLevel, strings.Join(LogLevels, ", "))
+	}
+	if g&GroupTopicCreation != 0 && c.CreateTopics {
+		if c.Partitions < 1 || c.Partitions > math.MaxInt32 {
+			bad("--partitions", "created topics need at least 1 partition, got %d", c.Partitions)
+		}
+		if (c.Replication < 1 && c.Replication != -1) || c.Replication > math.MaxInt16 {
+			bad("--replication", "the replication factor is -1 (the broker's default) or at least 1, got %d", c.Replication)
+		}
+	}
+	if g&GroupRedis != 0 && c.RedisPrefix == "" {
+		bad("--redis-prefix", "must not be empty")
+	}
+	for _, t := range []struct {
+		group Group
+		flag  string
+		name  string
+	}{
+		{GroupRequestsTopic | GroupTopics, "--topic-requests", c.Names.Requests},
+		{GroupTopics, "--topic-dlr", c.Names.DLR},
+		{GroupTopics, "--topic-sends-prefix", c.Names.SendsPrefix},
+		{GroupTopics, "--topic-events", c.Names.Events},
+		{GroupTopics, "--topic-dlq", c.Names.DLQ},
+		{GroupTopics, "--topic-flows", c.Names.Flows},
+	} {
+		if g&t.group != 0 && strings.TrimSpace(t.name) == "" {
+			bad(t.flag, "must not be empty")
+		}
+	}
+	if g&GroupProcessor != 0 {
+		if strings.TrimSpace(c.Group) == "" {
+			bad("--group", "must not be empty")
+		}
+		if c.ClaimLease <= 0 {
+			bad("--claim-lease", "must be above 0, got %s", c.ClaimLease)
+		}
+		if c.MaxDeadlineHold < 0 {
+			bad("--max-deadline-hold", "must not be negative, got %s", c.MaxDeadlineHold)
+		}
+		if c.Tombstone < 0 {
+			bad("--tombstone-retention", "must not be negative, got %s", c.Tombstone)
+		}
+	}
+	if g&GroupClock != 0 {
+		if !(c.ClockSpeed > 0) || math.IsInf(c.ClockSpeed, 0) {
+			bad("--clock-speed", "must be a finite number above 0, got %g", c.ClockSpeed)
+		}
+		if c.ClockEpoch < 0 {
+			bad("--clock-epoch", "must not be negative, got %d", c.ClockEpoch)
+		} else if c.ClockSpeed != 1 && c.ClockEpoch == 0 {
+			bad("--clock-epoch", "--clock-speed %g needs the unix ms at which the sped-up clock equals wall time", c.ClockSpeed)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if g&GroupProcessor != 0 && c.Tombstone >= 0 {
+		return c.CheckRequestAge()
+	}
+	return nil
 }
 
 // CheckRequestAge refuses settings under which a duplicate of a request
@@ -179,7 +311,8 @@ func (c *Common) BrokerList() ([]string, error) {
 	return out, nil
 }
 
-// Logger logs text to stderr at --log-level (info if it does not parse).
+// Logger logs text to stderr at --log-level (Check refuses an unknown
+// level; info if Check was not called).
 func (c *Common) Logger() *slog.Logger {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {

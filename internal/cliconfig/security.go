@@ -17,21 +17,21 @@ import (
 // that talks to Kafka or Redis: TLS and SASL for Kafka, TLS and a password
 // file for Redis (docs/security.md). The options are built by package
 // clients.
-func (c *Common) registerSecurity(fs *flag.FlagSet) {
+func (c *Common) registerSecurity(kfs, rfs *flag.FlagSet) {
 	k, r := &c.Kafka, &c.Redis
-	fs.BoolVar(&k.TLS, "kafka-tls", envBool("FALLBACK_KAFKA_TLS", false), "connect to Kafka with TLS; implied by the other --kafka-tls-* flags (env FALLBACK_KAFKA_TLS)")
-	fs.StringVar(&k.TLSCA, "kafka-tls-ca", env("FALLBACK_KAFKA_TLS_CA", ""), "PEM file of the CAs that sign the brokers' certificates, instead of the system's (env FALLBACK_KAFKA_TLS_CA)")
-	fs.StringVar(&k.TLSCert, "kafka-tls-cert", env("FALLBACK_KAFKA_TLS_CERT", ""), "PEM client certificate, for brokers that ask for one; needs --kafka-tls-key (env FALLBACK_KAFKA_TLS_CERT)")
-	fs.StringVar(&k.TLSKey, "kafka-tls-key", env("FALLBACK_KAFKA_TLS_KEY", ""), "PEM private key of --kafka-tls-cert (env FALLBACK_KAFKA_TLS_KEY)")
-	fs.StringVar(&k.TLSServerName, "kafka-tls-server-name", env("FALLBACK_KAFKA_TLS_SERVER_NAME", ""), "name to check the brokers' certificates against, instead of each broker's host (env FALLBACK_KAFKA_TLS_SERVER_NAME)")
-	fs.StringVar(&k.SASLMechanism, "kafka-sasl-mechanism", env("FALLBACK_KAFKA_SASL_MECHANISM", ""), "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for none (env FALLBACK_KAFKA_SASL_MECHANISM)")
-	fs.StringVar(&k.SASLUser, "kafka-sasl-user", env("FALLBACK_KAFKA_SASL_USER", ""), "SASL user name (env FALLBACK_KAFKA_SASL_USER)")
-	fs.StringVar(&k.SASLPassword, "kafka-sasl-password", env("FALLBACK_KAFKA_SASL_PASSWORD", ""), "SASL password; prefer the variable or --kafka-sasl-password-file, a flag shows in the process list (env FALLBACK_KAFKA_SASL_PASSWORD)")
-	fs.StringVar(&k.SASLPasswordFile, "kafka-sasl-password-file", env("FALLBACK_KAFKA_SASL_PASSWORD_FILE", ""), "file holding the SASL password, read at start (env FALLBACK_KAFKA_SASL_PASSWORD_FILE)")
-	fs.StringVar(&r.TLSCA, "redis-tls-ca", env("FALLBACK_REDIS_TLS_CA", ""), "PEM file of the CAs that sign Redis's certificate, for a rediss:// URL (env FALLBACK_REDIS_TLS_CA)")
-	fs.StringVar(&r.TLSCert, "redis-tls-cert", env("FALLBACK_REDIS_TLS_CERT", ""), "PEM client certificate for Redis; needs --redis-tls-key and a rediss:// URL (env FALLBACK_REDIS_TLS_CERT)")
-	fs.StringVar(&r.TLSKey, "redis-tls-key", env("FALLBACK_REDIS_TLS_KEY", ""), "PEM private key of --redis-tls-cert (env FALLBACK_REDIS_TLS_KEY)")
-	fs.StringVar(&r.PasswordFile, "redis-password-file", env("FALLBACK_REDIS_PASSWORD_FILE", ""), "file holding the Redis password (of the URL's user, or the default user), read at start (env FALLBACK_REDIS_PASSWORD_FILE)")
+	kfs.BoolVar(&k.TLS, "kafka-tls", false, "connect to Kafka with TLS; implied by the other --kafka-tls-* flags (env FALLBACK_KAFKA_TLS)")
+	kfs.StringVar(&k.TLSCA, "kafka-tls-ca", "", "PEM file of the CAs that sign the brokers' certificates, instead of the system's (env FALLBACK_KAFKA_TLS_CA)")
+	kfs.StringVar(&k.TLSCert, "kafka-tls-cert", "", "PEM client certificate, for brokers that ask for one; needs --kafka-tls-key (env FALLBACK_KAFKA_TLS_CERT)")
+	kfs.StringVar(&k.TLSKey, "kafka-tls-key", "", "PEM private key of --kafka-tls-cert (env FALLBACK_KAFKA_TLS_KEY)")
+	kfs.StringVar(&k.TLSServerName, "kafka-tls-server-name", "", "name to check the brokers' certificates against, instead of each broker's host (env FALLBACK_KAFKA_TLS_SERVER_NAME)")
+	kfs.StringVar(&k.SASLMechanism, "kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for none (env FALLBACK_KAFKA_SASL_MECHANISM)")
+	kfs.StringVar(&k.SASLUser, "kafka-sasl-user", "", "SASL user name (env FALLBACK_KAFKA_SASL_USER)")
+	kfs.StringVar(&k.SASLPassword, "kafka-sasl-password", "", "SASL password; prefer the variable or --kafka-sasl-password-file, a flag shows in the process list (env FALLBACK_KAFKA_SASL_PASSWORD)")
+	kfs.StringVar(&k.SASLPasswordFile, "kafka-sasl-password-file", "", "file holding the SASL password, read at start (env FALLBACK_KAFKA_SASL_PASSWORD_FILE)")
+	rfs.StringVar(&r.TLSCA, "redis-tls-ca", "", "PEM file of the CAs that sign Redis's certificate, for a rediss:// URL (env FALLBACK_REDIS_TLS_CA)")
+	rfs.StringVar(&r.TLSCert, "redis-tls-cert", "", "PEM client certificate for Redis; needs --redis-tls-key and a rediss:// URL (env FALLBACK_REDIS_TLS_CERT)")
+	rfs.StringVar(&r.TLSKey, "redis-tls-key", "", "PEM private key of --redis-tls-cert (env FALLBACK_REDIS_TLS_KEY)")
+	rfs.StringVar(&r.PasswordFile, "redis-password-file", "", "file holding the Redis password (of the URL's user, or the default user), read at start (env FALLBACK_REDIS_PASSWORD_FILE)")
 }
 
 // KafkaOpts are the Kafka client options of the connection flags (TLS,

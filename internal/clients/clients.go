@@ -21,6 +21,9 @@ func flagError(flag, format string, args ...any) error {
 	return fmt.Errorf("%s (%s): %s", flag, envOf(flag), fmt.Sprintf(format, args...))
 }
 
+// EnvOf is the FALLBACK_* variable that sets a flag (see envOf).
+func EnvOf(flag string) string { return envOf(flag) }
+
 // envOf is the variable that sets a flag: --kafka-tls-ca is
 // FALLBACK_KAFKA_TLS_CA; --redis, the URL, is FALLBACK_REDIS_URL.
 func envOf(flag string) string {
