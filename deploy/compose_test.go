@@ -34,6 +34,9 @@ var fallbackServices = []string{"topics", "processor", "providers", "load"}
 
 var demoServices = []string{"providers", "load"}
 
+// observabilityServices are the `observability` profile's (observability_test.go).
+var observabilityServices = []string{"prometheus", "grafana", "otel-collector"}
+
 // loadProject loads docker-compose.yml as `docker compose` would, with the
 // given profiles active, without the caller's environment (the file must not
 // depend on it).
@@ -94,14 +97,18 @@ func documentedEnv(t *testing.T) map[string]bool {
 	for line := range strings.Lines(string(body)) {
 		line = strings.TrimSpace(line)
 		if !strings.HasPrefix(line, "|") {
+			envCol = -1 // the table ended
 			continue
 		}
 		cells := strings.Split(strings.Trim(line, "|"), "|")
 		for i := range cells {
 			cells[i] = strings.Trim(strings.TrimSpace(cells[i]), "`")
 		}
+		if i := slices.Index(cells, "env"); i >= 0 {
+			envCol = i // a table's header (there may be one table per command)
+			continue
+		}
 		if envCol < 0 {
-			envCol = slices.Index(cells, "env")
 			continue
 		}
 		if envCol >= len(cells) || strings.Trim(cells[envCol], "-: ") == "" {
@@ -112,7 +119,7 @@ func documentedEnv(t *testing.T) map[string]bool {
 		}
 		vars[cells[envCol]] = true
 	}
-	if envCol < 0 || len(vars) < 5 {
+	if len(vars) < 5 {
 		t.Fatalf("%s: could not find the flag/env table (found %d variables)", configDoc, len(vars))
 	}
 	return vars
@@ -134,10 +141,18 @@ func TestComposeServices(t *testing.T) {
 			t.Errorf("service %s runs without the demo profile", name)
 		}
 	}
+	for _, name := range observabilityServices {
+		if _, err := def.GetService(name); err == nil {
+			t.Errorf("service %s runs without the observability profile", name)
+		}
+	}
 	for name, s := range all.Services {
 		want := []string(nil)
-		if slices.Contains(demoServices, name) {
+		switch {
+		case slices.Contains(demoServices, name):
 			want = []string{"demo"}
+		case slices.Contains(observabilityServices, name):
+			want = []string{"observability"}
 		}
 		if !slices.Equal(s.Profiles, want) {
 			t.Errorf("service %s: profiles %v, want %v", name, s.Profiles, want)

@@ -42,6 +42,14 @@ type metrics struct {
 	timeToOutcome    metric.Float64Histogram
 	batchSize        metric.Int64Histogram
 	redisDuration    metric.Float64Histogram
+
+	// Observable gauges, read at collection from values the sweeper and
+	// the watermark check already keep (registerGauges).
+	meter            metric.Meter
+	deadlinesPending metric.Int64ObservableGauge
+	deadlinesHeld    metric.Int64ObservableGauge
+	watermarkLag     metric.Float64ObservableGauge
+	consumerLag      metric.Int64ObservableGauge
 }
 
 // latencyBuckets are the bounds (seconds) of the lateness and time-to-outcome
@@ -68,6 +76,12 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 			metric.WithExplicitBucketBoundaries(bounds...))
 		return h
 	}
+	gauge := func(name, desc string) metric.Int64ObservableGauge {
+		g, _ := m.Int64ObservableGauge(name, metric.WithDescription(desc))
+		return g
+	}
+	wmLag, _ := m.Float64ObservableGauge("fallback.watermark.lag", metric.WithUnit("s"),
+		metric.WithDescription("how far each input partition's watermark is behind the processor's clock, by topic and partition"))
 	batch, _ := m.Int64Histogram("fallback.batch.size", metric.WithDescription("inputs per batch, by source (consumer: records of one poll; sweeper: deadlines of one claim)"),
 		metric.WithExplicitBucketBoundaries(batchBuckets...))
 	return &metrics{
@@ -92,7 +106,35 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		timeToOutcome:    seconds("fallback.flow.time_to_outcome", "time from request to outcome of closed flows (FLOW_CLOSED summary), by outcome", latencyBuckets),
 		batchSize:        batch,
 		redisDuration:    seconds("fallback.redis.duration", "state store calls to Redis, by operation", redisBuckets),
+
+		meter:            m,
+		deadlinesPending: gauge("fallback.deadlines_pending", "flows with a deadline in Redis (every instance's): the flows in flight"),
+		deadlinesHeld:    gauge("fallback.deadlines_held", "due deadlines the sweeper holds until every input partition is read past them"),
+		watermarkLag:     wmLag,
+		consumerLag:      gauge("fallback.consumer.lag", "records of each input partition not yet committed by the consumer group, by topic and partition"),
 	}
+}
+
+// registerGauges feeds the observable gauges from the sweeper's deadline
+// counts and the watermark check's last listing; collecting them calls
+// neither Redis nor Kafka. Unregister it when the processor stops.
+func (m *metrics) registerGauges(s *Sweeper, w *Watermarks) (metric.Registration, error) {
+	return m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if pending, held, ok := s.deadlineCounts(); ok {
+			o.ObserveInt64(m.deadlinesPending, pending)
+			o.ObserveInt64(m.deadlinesHeld, held)
+		}
+		for _, p := range w.lags() {
+			attrs := metric.WithAttributes(attribute.String("topic", p.ref.Topic), attribute.Int64("partition", int64(p.ref.Partition)))
+			if p.hasMark {
+				o.ObserveFloat64(m.watermarkLag, p.watermarkLag.Seconds(), attrs)
+			}
+			if p.hasOffsets {
+				o.ObserveInt64(m.consumerLag, p.consumerLag, attrs)
+			}
+		}
+		return nil
+	}, m.deadlinesPending, m.deadlinesHeld, m.watermarkLag, m.consumerLag)
 }
 
 // observeOutputs counts the sends and events of one applied change, or the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/fallbackd/fallback/processor/clock"
@@ -179,6 +180,7 @@ type Processor struct {
 	clients    []*kgo.Client
 	store      StateStore
 	joined     *atomic.Bool
+	gauges     metric.Registration // the observable gauges' callback
 }
 
 // New builds a processor on a state store. It connects lazily: Run fails if
@@ -205,8 +207,16 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		log.With("worker", "watermarks"))
 
 	joined := new(atomic.Bool) // the group gave this instance partitions, and has not taken them back as lost
-	base := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.KafkaOpts...)
-	consumerClient, err := kgo.NewClient(append(base,
+	// base is the options of every client: its franz-go logs go through
+	// the processor's slog logger, at that logger's level (kslog asks the
+	// handler which levels are enabled), tagged with the client's role. A
+	// logger in cfg.KafkaOpts wins. franz-go logs connections, group and
+	// partition changes and errors, never record keys or values.
+	base := func(client string) []kgo.Opt {
+		return append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...),
+			kgo.WithLogger(kslog.New(log.With("component", "franz-go", "client", client)))}, cfg.KafkaOpts...)
+	}
+	consumerClient, err := kgo.NewClient(append(base("consumer"),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Requests, cfg.Topics.DLR),
 		// A new group starts at the beginning: requests published before the
@@ -229,7 +239,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processor: kafka consumer: %w", err)
 	}
-	producerClient, err := kgo.NewClient(append(base,
+	producerClient, err := kgo.NewClient(append(base("producer"),
 		// Outputs are only counted as sent when every in-sync replica has them.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(2*time.Millisecond),
@@ -238,7 +248,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		consumerClient.Close()
 		return nil, fmt.Errorf("processor: kafka producer: %w", err)
 	}
-	tableClient, err := kgo.NewClient(append(base,
+	tableClient, err := kgo.NewClient(append(base("flow-table"),
 		kgo.ConsumeTopics(cfg.Topics.Flows),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)...)
@@ -272,6 +282,12 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		clients: []*kgo.Client{consumerClient, producerClient, tableClient},
 		store:   store,
 		joined:  joined,
+	}
+	if p.gauges, err = m.registerGauges(sweeper, wm); err != nil {
+		for _, c := range p.clients {
+			c.Close()
+		}
+		return nil, fmt.Errorf("processor: register gauges: %w", err)
 	}
 	return p, nil
 }
@@ -347,6 +363,8 @@ func (p *Processor) Run(ctx context.Context) error {
 const closeTimeout = 5 * time.Second
 
 func (p *Processor) close() {
+	// A stopped processor's gauges would go on showing its last values.
+	_ = p.gauges.Unregister()
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	done := make(chan struct{})

@@ -41,6 +41,14 @@ type Sweeper struct {
 	held        atomic.Bool   // the last round left due deadlines held by the watermarks
 	lastHeldLog time.Time     // wall time of the last "held" log line
 
+	// Deadline counts for the gauges, taken at most once per countEvery
+	// (wall time) after a round, below and above the round's cutoff.
+	lastCutoff time.Time // the cutoff of the last round (Run's goroutine only)
+	countedAt  time.Time // wall time of the last count (Run's goroutine only)
+	counted    atomic.Bool
+	pending    atomic.Int64 // flows with a deadline
+	heldCount  atomic.Int64 // deadlines due but later than the last cutoff
+
 	mu     sync.Mutex
 	target time.Time // when the sweeper plans to wake next
 	wake   chan struct{}
@@ -97,6 +105,9 @@ func (s *Sweeper) Run(ctx context.Context) error {
 	pause := errorPause{}
 	for ctx.Err() == nil {
 		full, err := s.claimAndFire(ctx)
+		if err == nil {
+			s.count(ctx)
+		}
 		switch {
 		case err != nil:
 			s.log.Warn("sweep failed; retrying", "err", err)
@@ -120,6 +131,7 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	cutoff := s.cutoff(now, low)
+	s.lastCutoff = cutoff
 	done := s.metrics.redisTimer(ctx, "claim_due")
 	claimed, err := s.engine.store.ClaimDueAll(ctx, cutoff, s.lease, s.batch)
 	done()
@@ -221,6 +233,40 @@ func (s *Sweeper) sleep(ctx context.Context) {
 	case <-recheck:
 	case <-s.wake:
 	}
+}
+
+// countEvery spaces out the deadline counts of the gauges (wall time):
+// one pipeline of two commands per shard.
+const countEvery = time.Second
+
+// deadlineCounter is a state store that counts deadlines cheaply
+// (statestore.Store); with another store the deadline gauges stay empty.
+type deadlineCounter interface {
+	DeadlineCounts(ctx context.Context, after, upTo time.Time) (pending, due int64, err error)
+}
+
+// count refreshes the deadline counts of the gauges, at most once per
+// countEvery: the flows with a deadline, and those due now but later than
+// the cutoff of the round just run, which the watermarks (and the grace)
+// hold back.
+func (s *Sweeper) count(ctx context.Context) {
+	dc, ok := s.engine.store.(deadlineCounter)
+	if !ok || time.Since(s.countedAt) < countEvery || s.lastCutoff.IsZero() {
+		return
+	}
+	s.countedAt = time.Now()
+	pending, held, err := dc.DeadlineCounts(ctx, s.lastCutoff, s.clock.Now())
+	if err != nil {
+		return // the gauges keep the last counts; the next round tries again
+	}
+	s.pending.Store(pending)
+	s.heldCount.Store(held)
+	s.counted.Store(true)
+}
+
+// deadlineCounts are the last counts, and whether there is one yet.
+func (s *Sweeper) deadlineCounts() (pending, held int64, ok bool) {
+	return s.pending.Load(), s.heldCount.Load(), s.counted.Load()
 }
 
 // heldLogEvery spaces out the log line about held deadlines (wall time).

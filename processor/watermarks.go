@@ -56,9 +56,11 @@ type Watermarks struct {
 	poke chan struct{}
 
 	mu         sync.Mutex
-	partitions []statestore.PartitionRef        // every input partition, as last listed
-	assigned   map[statestore.PartitionRef]bool // the input partitions this instance reads
-	dlrBacklog int64                            // DLRs published to our partitions but not yet committed, as last listed
+	partitions []statestore.PartitionRef             // every input partition, as last listed
+	assigned   map[statestore.PartitionRef]bool      // the input partitions this instance reads
+	dlrBacklog int64                                 // DLRs published to our partitions but not yet committed, as last listed
+	known      map[statestore.PartitionRef]time.Time // the highest watermark seen of each partition (the gauges)
+	lag        map[statestore.PartitionRef]int64     // end offset minus the group's committed offset, as last listed
 }
 
 // minWatermarkCheck spaces out the caught-up checks the sweeper asks for:
@@ -126,6 +128,7 @@ func (w *Watermarks) checkCaughtUp(ctx context.Context) error {
 	marks := map[statestore.PartitionRef]time.Time{}
 	var parts []statestore.PartitionRef
 	var backlog int64
+	lag := map[statestore.PartitionRef]int64{}
 	for _, topic := range w.topics {
 		for partition, end := range ends[topic] {
 			ref := statestore.PartitionRef{Topic: topic, Partition: partition}
@@ -144,6 +147,9 @@ func (w *Watermarks) checkCaughtUp(ctx context.Context) error {
 					pos = s.Offset
 				}
 			}
+			if pos >= 0 {
+				lag[ref] = max(end.Offset-pos, 0)
+			}
 			if pos >= end.Offset {
 				marks[ref] = t0
 			} else if topic == w.dlrTopic && pos >= 0 && w.isAssigned(ref) {
@@ -161,7 +167,8 @@ func (w *Watermarks) checkCaughtUp(ctx context.Context) error {
 		return err
 	}
 	w.mu.Lock()
-	w.partitions, w.dlrBacklog = parts, backlog
+	w.partitions, w.dlrBacklog, w.lag = parts, backlog, lag
+	w.noteLocked(marks)
 	w.mu.Unlock()
 	if len(marks) > 0 {
 		w.onAdvance()
@@ -190,8 +197,53 @@ func (w *Watermarks) Applied(ctx context.Context, records []*kgo.Record) error {
 	if err := w.store.AdvanceWatermarks(ctx, marks); err != nil {
 		return err
 	}
+	w.mu.Lock()
+	w.noteLocked(marks)
+	w.mu.Unlock()
 	w.onAdvance()
 	return nil
+}
+
+// noteLocked keeps the highest watermark seen of each partition, for the
+// watermark lag gauge: those this instance advanced, and those of every
+// instance as Low last read them. w.mu is held.
+func (w *Watermarks) noteLocked(marks map[statestore.PartitionRef]time.Time) {
+	if w.known == nil {
+		w.known = map[statestore.PartitionRef]time.Time{}
+	}
+	for p, t := range marks {
+		if t.After(w.known[p]) {
+			w.known[p] = t
+		}
+	}
+}
+
+// partitionLag is what the gauges show of one input partition.
+type partitionLag struct {
+	ref          statestore.PartitionRef
+	watermarkLag time.Duration // now minus its watermark, on the processor's clock
+	hasMark      bool          // it has a watermark
+	consumerLag  int64         // end offset minus the group's committed offset
+	hasOffsets   bool          // both were listed
+}
+
+// lags are the watermark and consumer lags of every input partition as
+// last listed, from what the caught-up check, Applied and Low already
+// know: no call to Kafka or Redis.
+func (w *Watermarks) lags() []partitionLag {
+	now := w.clock.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]partitionLag, 0, len(w.partitions))
+	for _, p := range w.partitions {
+		l := partitionLag{ref: p}
+		if m, ok := w.known[p]; ok && !m.IsZero() {
+			l.watermarkLag, l.hasMark = max(now.Sub(m), 0), true
+		}
+		l.consumerLag, l.hasOffsets = w.lag[p]
+		out = append(out, l)
+	}
+	return out
 }
 
 // Low is the lowest watermark over every input partition, and the
@@ -208,6 +260,9 @@ func (w *Watermarks) Low(ctx context.Context) (time.Time, statestore.PartitionRe
 	if err != nil {
 		return time.Time{}, statestore.PartitionRef{}, err
 	}
+	w.mu.Lock()
+	w.noteLocked(marks)
+	w.mu.Unlock()
 	low, at := marks[parts[0]], parts[0]
 	for _, p := range parts[1:] {
 		if m := marks[p]; m.Before(low) {

@@ -451,6 +451,32 @@ func (s *Store) PendingDeadlines(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// DeadlineCounts is, in one pipeline, the number of flows in the deadline
+// sets (PendingDeadlines) and how many of them are due in (after, upTo]:
+// due by upTo but later than the last claim's cutoff after, so held back
+// (leased deadlines sit at their lease end and are not due).
+func (s *Store) DeadlineCounts(ctx context.Context, after, upTo time.Time) (pending, due int64, err error) {
+	cards := make([]*redis.IntCmd, s.cfg.Shards)
+	counts := make([]*redis.IntCmd, s.cfg.Shards)
+	minScore := "(" + strconv.FormatInt(after.UnixMilli(), 10)
+	maxScore := strconv.FormatInt(upTo.UnixMilli(), 10)
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range s.dlKey {
+			cards[i] = p.ZCard(ctx, k)
+			counts[i] = p.ZCount(ctx, k, minScore, maxScore)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("statestore: deadline counts: %w", err)
+	}
+	for i := range cards {
+		pending += cards[i].Val()
+		due += counts[i].Val()
+	}
+	return pending, due, nil
+}
+
 // PendingOutbox is the number of flows that owe outputs not yet acked.
 func (s *Store) PendingOutbox(ctx context.Context) (int64, error) {
 	n, err := s.sumZCard(ctx, s.obKey)

@@ -12,12 +12,12 @@ import (
 )
 
 // writeConfig prints every flag of fs with its effective value (after the
-// command line, the FALLBACK_* variables and the defaults) and its
-// variable, secrets hidden, for `fallback run --print-config`. It returns
-// errDone: the command did what was asked.
+// command line, the FALLBACK_* variables, the --config file and the
+// defaults) and its variable, secrets hidden, for `fallback run
+// --print-config`. It returns errDone: the command did what was asked.
 func writeConfig(w io.Writer, fs *flag.FlagSet) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "# fallback "+fs.Name()+": effective configuration (flag, then FALLBACK_* variable, then default)")
+	fmt.Fprintln(tw, "# fallback "+fs.Name()+": effective configuration (flag, then FALLBACK_* variable, then --config file, then default)")
 	fmt.Fprintln(tw, "flag\tvalue\tenv")
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name == "print-config" {

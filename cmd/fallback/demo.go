@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/internal/embedded"
 	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor"
@@ -77,6 +78,7 @@ func parseDemo(args []string, stderr io.Writer) (*demoOptions, error) {
 	fs.BoolVar(&o.asJSON, "json", false, "end with one JSON summary line on standard output")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long (wall time)")
 	fs.BoolVar(&o.verbose, "v", false, "show the processor's log")
+	cliconfig.RegisterConfig(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}

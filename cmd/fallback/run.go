@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -60,20 +61,24 @@ func runCmd(ctx context.Context, args []string) error {
 // before anything connects. With --print-config it prints the effective
 // configuration and returns errDone.
 func parseRun(args []string) (*cliconfig.Common, string, error) {
-	fs, c := newFlags("run", "run [flags]", cliconfig.GroupAll)
-	printConfig := fs.Bool("print-config", false, "print the effective configuration (flags, FALLBACK_* variables, defaults; secrets hidden) and exit without connecting")
-	httpAddr := observe.DefaultAddr
-	if v, ok := os.LookupEnv("FALLBACK_HTTP_ADDR"); ok {
-		httpAddr = v
-	}
-	fs.StringVar(&httpAddr, "http-addr", httpAddr, "address of the /metrics, /healthz and /readyz endpoints; empty disables them (env FALLBACK_HTTP_ADDR)")
+	fs, c, printConfig, httpAddr := runFlags()
 	if err := parseCommon(fs, c, args); err != nil {
 		return nil, "", err
 	}
 	if *printConfig {
 		return nil, "", writeConfig(os.Stdout, fs)
 	}
-	return c, httpAddr, nil
+	return c, *httpAddr, nil
+}
+
+// runFlags is the flag set of `fallback run`: every shared setting, then
+// its own. docs/configuration.md's table is generated from it.
+func runFlags() (fs *flag.FlagSet, c *cliconfig.Common, printConfig *bool, httpAddr *string) {
+	fs, c = newFlags("run", "run [flags]", cliconfig.GroupAll)
+	printConfig = fs.Bool("print-config", false, "print the effective configuration (flags, FALLBACK_* variables, --config file, defaults; secrets hidden) and exit without connecting")
+	httpAddr = fs.String("http-addr", observe.DefaultAddr, "address of the /metrics, /healthz and /readyz endpoints; empty disables them (env FALLBACK_HTTP_ADDR)")
+	c.ReadEnv(fs, "http-addr")
+	return fs, c, printConfig, httpAddr
 }
 
 // runConn are the processor's connections.

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/internal/cliconfig"
@@ -28,6 +32,7 @@ func newFlags(name, synopsis string, groups cliconfig.Group) (*flag.FlagSet, *cl
 	setUsage(fs, synopsis)
 	c := &cliconfig.Common{}
 	c.RegisterGroups(fs, groups)
+	cliconfig.RegisterConfig(fs)
 	return fs, c
 }
 
@@ -40,16 +45,26 @@ func setUsage(fs *flag.FlagSet, synopsis string) {
 }
 
 // parseFlags parses args; the flag package has already printed what was
-// wrong (errUsage), or the usage for -h (errDone).
+// wrong (errUsage), or the usage for -h (errDone). Then the flags that
+// neither args nor a FALLBACK_* variable set are taken from the --config
+// file, if any; a key or value it refuses is an error naming the file, the
+// key and the flag.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if sawFlags != nil {
+		sawFlags(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return errDone
 		}
 		return errUsage
 	}
-	return nil
+	return cliconfig.ApplyConfig(fs)
 }
+
+// sawFlags, when a test sets it, is shown each command's flag set before
+// parsing (the generated tables of docs/configuration.md).
+var sawFlags func(*flag.FlagSet)
 
 // parseCommon parses args, then refuses impossible shared settings (a
 // FALLBACK_* variable that does not parse, a value out of range) before
@@ -58,7 +73,47 @@ func parseCommon(fs *flag.FlagSet, c *cliconfig.Common, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	return c.Check()
+	if err := c.Check(); err != nil {
+		return err
+	}
+	routeRedisLogs(c.Logger(), c.LogLevel)
+	return nil
+}
+
+// go-redis has no logger per client, only a process-wide one
+// (redis.SetLogger) that every client, pool and background goroutine
+// writes to; by default it prints to stderr past slog. So it is set here,
+// once for the process, to the first command's logger: a process runs one
+// command, and swapping it later would move the lines of clients still
+// running under another logger.
+var redisLogOnce sync.Once
+
+func routeRedisLogs(log *slog.Logger, level string) {
+	redisLogOnce.Do(func() {
+		redis.SetLogger(redisLogger{log.With("component", "go-redis")})
+		// go-redis's own gate for its optional lines (maintenance
+		// notifications and the like): as verbose as --log-level.
+		switch strings.ToLower(level) {
+		case "debug":
+			redis.SetLogLevel(logging.LogLevelDebug)
+		case "info":
+			redis.SetLogLevel(logging.LogLevelInfo)
+		case "warn":
+			redis.SetLogLevel(logging.LogLevelWarn)
+		default:
+			redis.SetLogLevel(logging.LogLevelError)
+		}
+	})
+}
+
+// redisLogger is go-redis's logger on slog. go-redis's lines carry no
+// level and are mostly trouble (a dial or pool failure, a bad connection,
+// a cluster or sentinel error), so they log at WARN. They name addresses
+// and errors, never command arguments.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 // redisStore connects to Redis and opens the flow state store on it. The

@@ -39,6 +39,8 @@ func TestCheckRefusesBadValues(t *testing.T) {
 		{"security bool env", map[string]string{"FALLBACK_KAFKA_TLS": "on"}, nil, `FALLBACK_KAFKA_TLS="on" (--kafka-tls): not a boolean`},
 		{"log level flag", nil, []string{"--log-level", "verbose"}, `--log-level (FALLBACK_LOG_LEVEL): "verbose" is not a log level: use one of debug, info, warn, error`},
 		{"log level env", map[string]string{"FALLBACK_LOG_LEVEL": "trace"}, nil, `--log-level (FALLBACK_LOG_LEVEL): "trace" is not a log level`},
+		{"log format flag", nil, []string{"--log-format", "logfmt"}, `--log-format (FALLBACK_LOG_FORMAT): "logfmt" is not a log format: use one of text, json`},
+		{"log format env", map[string]string{"FALLBACK_LOG_FORMAT": "xml"}, nil, `--log-format (FALLBACK_LOG_FORMAT): "xml" is not a log format`},
 		{"partitions 0", nil, []string{"--partitions", "0"}, "--partitions (FALLBACK_PARTITIONS): created topics need at least 1 partition, got 0"},
 		{"partitions negative", nil, []string{"--partitions", "-3"}, "--partitions (FALLBACK_PARTITIONS)"},
 		{"replication -2", nil, []string{"--replication", "-2"}, "--replication (FALLBACK_REPLICATION): the replication factor is -1 (the broker's default) or at least 1, got -2"},

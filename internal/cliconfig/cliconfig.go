@@ -47,6 +47,7 @@ type Common struct {
 	DeadlineGrace   time.Duration // clock skew: deadline grace, future requested_at
 	MaxDeadlineHold time.Duration // the longest a due deadline waits for unread input
 	LogLevel        string
+	LogFormat       string // text or json
 	ClockSpeed      float64
 	ClockEpoch      int64
 
@@ -77,7 +78,7 @@ const (
 	// --create-topics, --tombstone-retention, --max-request-age,
 	// --deadline-grace, --max-deadline-hold, --claim-lease).
 	GroupProcessor
-	// GroupLog: --log-level.
+	// GroupLog: --log-level and --log-format.
 	GroupLog
 	// GroupClock: --clock-speed and --clock-epoch.
 	GroupClock
@@ -88,6 +89,9 @@ const (
 
 // LogLevels are the values --log-level takes.
 var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// LogFormats are the values --log-format takes.
+var LogFormats = []string{"text", "json"}
 
 // Register adds every shared flag to fs (GroupAll).
 func (c *Common) Register(fs *flag.FlagSet) { c.RegisterGroups(fs, GroupAll) }
@@ -135,6 +139,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	proc.DurationVar(&c.MaxDeadlineHold, "max-deadline-hold", processor.DefaultMaxDeadlineHold, "the longest a due deadline waits for an input partition that is not read past it (owner dead, rebalance, Kafka down); past it the deadline fires anyway and its events carry deadline_forced; 0 for the default (env FALLBACK_MAX_DEADLINE_HOLD)")
 	proc.DurationVar(&c.ClaimLease, "claim-lease", 10*time.Second, "how long a claimed deadline or owed output waits before another instance retries it; above 0 (env FALLBACK_CLAIM_LEASE)")
 	on(GroupLog).StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
+	on(GroupLog).StringVar(&c.LogFormat, "log-format", "text", "text or json: the format of the log lines on stderr (env FALLBACK_LOG_FORMAT)")
 	clk := on(GroupClock)
 	clk.Float64Var(&c.ClockSpeed, "clock-speed", 1, "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
 	clk.Int64Var(&c.ClockEpoch, "clock-epoch", 0, "testing only: unix ms at which the sped-up clock equals wall time (env FALLBACK_CLOCK_EPOCH)")
@@ -200,6 +205,9 @@ func (c *Common) Check() error {
 	g := c.groups
 	if g&GroupLog != 0 && !slices.Contains(LogLevels, strings.ToLower(c.LogLevel)) {
 		bad("--log-level", "%q is not a log level: use one of %s", c.LogLevel, strings.Join(LogLevels, ", "))
+	}
+	if g&GroupLog != 0 && !slices.Contains(LogFormats, strings.ToLower(c.LogFormat)) {
+		bad("--log-format", "%q is not a log format: use one of %s", c.LogFormat, strings.Join(LogFormats, ", "))
 	}
 	if g&GroupTopicCreation != 0 && c.CreateTopics {
 		if c.Partitions < 1 || c.Partitions > math.MaxInt32 {
@@ -311,14 +319,19 @@ func (c *Common) BrokerList() ([]string, error) {
 	return out, nil
 }
 
-// Logger logs text to stderr at --log-level (Check refuses an unknown
-// level; info if Check was not called).
+// Logger logs to stderr at --log-level, as text or JSON lines
+// (--log-format). Check refuses an unknown level or format; without Check
+// they are info and text.
 func (c *Common) Logger() *slog.Logger {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		level = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(c.LogFormat, "json") {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
 // RedisClient connects to a single server, or to a cluster when the URL

@@ -340,3 +340,73 @@ func TestEveryMetricDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestGaugesServed: the observable gauges are served from what the sweeper
+// and the watermark check already know: the deadlines pending (one flow in
+// flight) and held (none), and the watermark and consumer lag of every
+// input partition (2 topics × 2 partitions), each small once the
+// processor has read everything.
+func TestGaugesServed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a flow through a processor on the embedded Kafka")
+	}
+	r := newRig(t)
+	r.run()
+	r.waitReady()
+	long := otp("g")
+	long.Steps[0].DelaySeconds, long.Steps[1].DelaySeconds = 900, 900 // 45 s on the rig's clock
+	r.produce(r.request(long))
+	parts := func(f map[string]*dto.MetricFamily, name string) int {
+		n := 0
+		for _, topic := range []string{r.names.Requests, r.names.DLR} {
+			for _, p := range []string{"0", "1"} {
+				if fam := f[name]; fam != nil {
+					for _, m := range fam.GetMetric() {
+						if hasLabels(m, "topic="+topic, "partition="+p) {
+							n++
+						}
+					}
+				}
+			}
+		}
+		return n
+	}
+	f := r.waitFor("one deadline pending, and both lags of every input partition", func(f map[string]*dto.MetricFamily) bool {
+		return f["fallback_deadlines_pending"] != nil && value(f, "fallback_deadlines_pending") == 1 &&
+			f["fallback_deadlines_held"] != nil &&
+			parts(f, "fallback_watermark_lag_seconds") == 4 && parts(f, "fallback_consumer_lag") == 4 &&
+			value(f, "fallback_consumer_lag") == 0
+	})
+	if got := value(f, "fallback_deadlines_held"); got != 0 {
+		t.Errorf("fallback_deadlines_held = %v, want 0: no deadline is due", got)
+	}
+	for _, m := range f["fallback_watermark_lag_seconds"].GetMetric() {
+		// Every partition is read to its end and checked every 100 ms of
+		// wall time: 2 s on the rig's 20-times clock, give or take a
+		// slow check.
+		if v := m.GetGauge().GetValue(); v < 0 || v > 60 {
+			t.Errorf("fallback_watermark_lag_seconds%v = %v, want a few seconds at most", m.GetLabel(), v)
+		}
+	}
+	if t.Failed() {
+		_, body := r.get("/metrics")
+		t.Log(body)
+	}
+}
+
+// hasLabels: m has every label given as name=value.
+func hasLabels(m *dto.Metric, labels ...string) bool {
+	for _, l := range labels {
+		k, v, _ := strings.Cut(l, "=")
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == k && lp.GetValue() == v {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
