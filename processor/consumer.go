@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
@@ -45,13 +46,18 @@ type Consumer struct {
 }
 
 // Run polls until ctx ends.
-func (c *Consumer) Run(ctx context.Context) error {
+func (c *Consumer) Run(ctx context.Context) error { return c.run(ctx, ctx) }
+
+// run polls until stop ends, and runs each batch to its commit under work:
+// a batch in hand when stop ends is finished (work outlives stop by the
+// shutdown timeout); one polled as stop ended is handed back uncommitted.
+func (c *Consumer) run(stop, ctx context.Context) error {
 	// With BlockRebalanceOnPoll the client cannot leave the group on close
 	// while a poll's rebalance block is still held.
 	defer c.client.AllowRebalance()
 	for {
-		fetches := c.poll(ctx)
-		if ctx.Err() != nil {
+		fetches := c.poll(stop)
+		if stop.Err() != nil || ctx.Err() != nil {
 			return nil
 		}
 		if fetches.IsClientClosed() {
@@ -73,6 +79,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		c.client.AllowRebalance()
+		if stop.Err() != nil {
+			return nil
+		}
 		c.prioritiseDLRs(ctx)
 	}
 }
@@ -150,9 +159,10 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 
 // apply decodes the records, groups them by flow and runs the engine. It is
 // safe to run again after a failure: flows that took a record remember it.
-func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (batchResult, error) {
+func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (_ batchResult, err error) {
 	now := c.clock.Now()
 	b := batchBuilder{c: c, now: now, works: map[string]*flowWork{}}
+	defer func() { endRequestSpans(b.spans, err) }()
 	// DLRs that name only a provider message id are resolved first, all at
 	// once, so that every record then applies in offset order: a later
 	// record of the same partition must never apply before an earlier one,
@@ -222,6 +232,7 @@ type batchBuilder struct {
 	directEvents []schemas.FlowEvent
 	rejectCodes  []string
 	index        map[string]string // provider message id -> attempt id, learnt from this batch
+	spans        []trace.Span      // of the accepted requests, ended with the batch
 }
 
 func (b *batchBuilder) add(requestID string, in input) {
@@ -242,7 +253,7 @@ func (b *batchBuilder) deadLetter(r *kgo.Record, err error) {
 
 func (b *batchBuilder) event(r *kgo.Record, ev schemas.FlowEvent) bool {
 	ev.EventID, ev.OccurredAt = positionEventID(r, 0), b.now
-	rec, err := b.c.engine.enc.event(ev)
+	rec, err := b.c.engine.enc.event(ev, nil)
 	if err != nil {
 		b.c.log.Error("encode event", "err", err)
 		return false
@@ -293,7 +304,10 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 		return
 	}
 	start.Pos = position(flow.SourceRequests, r)
-	b.add(req.RequestID, input{in: start, src: r, trace: traceHeaders(r)})
+	span, tp, ts := startRequestSpan(b.c.engine.tracer, r, req.RequestID)
+	start.TraceParent, start.TraceState = tp, ts
+	b.spans = append(b.spans, span)
+	b.add(req.RequestID, input{in: start, src: r})
 }
 
 // recordTime is the record's timestamp on the processor's clock (the same
@@ -419,11 +433,12 @@ func (b *batchBuilder) addResolved(r *kgo.Record, rep schemas.DeliveryReport) {
 // characters, tracestate at most 512).
 const maxTraceHeaderBytes = 512
 
-// traceHeaders carries the request's W3C trace context onto its sends, so a
-// provider adapter's spans join the platform's trace. It copies the first
-// header of each field, and none larger than maxTraceHeaderBytes: the sends
-// and their outbox entries in Redis must not grow with what a request
-// carries in its headers.
+// traceHeaders is the request's W3C trace context, which its flow keeps and
+// carries onto every send and event, so a provider adapter's spans join the
+// platform's trace. It copies the first header of each field, and none
+// larger than maxTraceHeaderBytes: the flow state, the sends and their
+// outbox entries in Redis must not grow with what a request carries in its
+// headers.
 func traceHeaders(r *kgo.Record) []kgo.RecordHeader {
 	var out []kgo.RecordHeader
 	for _, field := range (propagation.TraceContext{}).Fields() {

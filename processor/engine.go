@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
@@ -44,7 +45,6 @@ type input struct {
 	in     flow.Input
 	report *schemas.DeliveryReport // set when in is a flow.Report still to be normalised
 	src    *kgo.Record
-	trace  []kgo.RecordHeader // trace context to carry onto the sends
 }
 
 // flowWork is everything one batch does to one flow.
@@ -73,6 +73,7 @@ type engine struct {
 	lease    time.Duration
 	log      *slog.Logger
 	metrics  *metrics
+	tracer   trace.Tracer // spans of applied changes (tracing.go)
 }
 
 func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (batchResult, error) {
@@ -127,6 +128,7 @@ func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (bat
 			// Counted once, now that the change is applied: a replay of the
 			// same input changes nothing and produces none of these again.
 			e.metrics.observeOutputs(ctx, outs[i].sends, outs[i].events)
+			e.traceOutputs(ctx, outs[i])
 			res.acks = append(res.acks, ack)
 			if d := changes[i].Deadline; !d.IsZero() && (res.earliest.IsZero() || d.Before(res.earliest)) {
 				res.earliest = d
@@ -164,12 +166,18 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 	var events []eventOut
 	for _, in := range w.inputs {
 		next, out := flow.Apply(cur, e.normalise(in, cur), now)
+		// The flow's trace context; a tombstone has dropped it, so the
+		// outputs of the change that closed the flow take the one before.
+		tr := stateTrace(next)
+		if tr == nil {
+			tr = stateTrace(cur)
+		}
 		cur, changedState = next, changedState || out.Changed
 		for _, s := range out.Sends {
-			sends = append(sends, sendOut{s, in.trace})
+			sends = append(sends, sendOut{s, tr})
 		}
 		for i, ev := range out.Events {
-			events = append(events, eventOut{ev, in.src, i})
+			events = append(events, eventOut{ev, in.src, i, tr})
 		}
 	}
 
@@ -181,7 +189,7 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 		}
 		for _, ev := range events {
 			ev.ev.EventID = positionEventID(ev.src, ev.index)
-			res.records = append(res.records, e.keep(e.enc.event(ev.ev))...)
+			res.records = append(res.records, e.keep(e.enc.event(ev.ev, ev.trace))...)
 			e.metrics.observeEvent(ctx, ev.ev)
 		}
 		return statestore.Change{}, nil, computed{}, false
@@ -197,7 +205,7 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 		if ev.ev.RequestID == "" {
 			ev.ev.RequestID = w.requestID
 		}
-		records = append(records, e.keep(e.enc.event(ev.ev))...)
+		records = append(records, e.keep(e.enc.event(ev.ev, ev.trace))...)
 	}
 	return e.change(w, cur, records, now), records, computed{sends: sends, events: events}, true
 }
@@ -272,6 +280,7 @@ type eventOut struct {
 	ev    schemas.FlowEvent
 	src   *kgo.Record
 	index int
+	trace []kgo.RecordHeader // the flow's trace context
 }
 
 // positionEventID identifies an event that changed no state by the record

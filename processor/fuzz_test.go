@@ -72,6 +72,12 @@ func FuzzDecodeState(f *testing.F) {
 		AttemptID: "r1/0", Step: 0, Status: "delivered", Kind: flow.Delivered}, now)
 	withMetadata, _ := md.Encode()
 	f.Add(withMetadata)
+	// With a trace context (traceparent and tracestate).
+	tr, _ := flow.Apply(nil, flow.Start{Pos: flow.Position{Source: flow.SourceRequests, Offset: 3}, RequestID: "r1",
+		Recipient: "+4915112345678", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		TraceState: "vendor=x", Steps: steps, RequestedAt: now}, now)
+	withTrace, _ := tr.Encode()
+	f.Add(withTrace)
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"id":"r1","k":1,"dl":1,"a":[],"s":[]}`))

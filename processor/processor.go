@@ -10,14 +10,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
 	"github.com/twmb/franz-go/plugin/kslog"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
@@ -29,6 +34,7 @@ import (
 const (
 	DefaultDeadlineGrace   = 250 * time.Millisecond
 	DefaultMaxDeadlineHold = 5 * time.Minute
+	DefaultShutdownTimeout = 30 * time.Second
 )
 
 // Config configures a Processor. Zero values take the defaults noted.
@@ -103,10 +109,19 @@ type Config struct {
 	// requests never starves the DLRs that decide fallbacks. Default
 	// MaxPollRecords.
 	DLRBacklogPause int64
+	// ShutdownTimeout bounds a stop (ctx ending): reading stops at once,
+	// the batch in hand and the sweeper's and recoverer's deliveries in
+	// flight finish and commit, then the clients leave the group. Past it,
+	// the work still running is abandoned (the outbox and the uncommitted
+	// offsets keep it safe) and Run returns an error naming it. Default 30 s.
+	ShutdownTimeout time.Duration
 
 	Clock         clock.Clock          // default clock.Real
 	Logger        *slog.Logger         // default slog.Default()
 	MeterProvider metric.MeterProvider // default the global one
+	// TracerProvider records the spans of requests, sends, DLRs, fallbacks
+	// and closes (tracing.go); default the global one, a no-op unless set.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -161,6 +176,9 @@ func (c *Config) setDefaults() {
 	if c.DLRBacklogPause == 0 {
 		c.DLRBacklogPause = int64(c.MaxPollRecords)
 	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
@@ -194,6 +212,9 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		return nil, fmt.Errorf("processor: max deadline hold (%s) and watermark interval (%s) must not be negative",
 			cfg.MaxDeadlineHold, cfg.WatermarkInterval)
 	}
+	if cfg.ShutdownTimeout < 0 {
+		return nil, fmt.Errorf("processor: shutdown timeout (%s) must not be negative", cfg.ShutdownTimeout)
+	}
 	if cfg.MaxRequestAge < 0 {
 		return nil, fmt.Errorf("processor: max request age (%s) must not be negative", cfg.MaxRequestAge)
 	}
@@ -212,9 +233,14 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	// handler which levels are enabled), tagged with the client's role. A
 	// logger in cfg.KafkaOpts wins. franz-go logs connections, group and
 	// partition changes and errors, never record keys or values.
+	// The clients' own metrics (kotel: connections, bytes and records read
+	// and written, per broker and topic) go to cfg.MeterProvider, summed
+	// over the three clients.
+	kafkaMeter := kotel.NewMeter(kotel.MeterProvider(cfg.MeterProvider))
 	base := func(client string) []kgo.Opt {
 		return append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...),
-			kgo.WithLogger(kslog.New(log.With("component", "franz-go", "client", client)))}, cfg.KafkaOpts...)
+			kgo.WithLogger(kslog.New(log.With("component", "franz-go", "client", client))),
+			kgo.WithHooks(kafkaMeter)}, cfg.KafkaOpts...)
 	}
 	consumerClient, err := kgo.NewClient(append(base("consumer"),
 		kgo.ConsumerGroup(cfg.Group),
@@ -259,7 +285,8 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	}
 
 	enc := &encoder{codecs: codecs, topics: cfg.Topics}
-	eng := &engine{store: store, enc: enc, channels: cfg.Channels, lease: cfg.ClaimLease, log: log, metrics: m}
+	eng := &engine{store: store, enc: enc, channels: cfg.Channels, lease: cfg.ClaimLease, log: log, metrics: m,
+		tracer: newTracer(cfg.TracerProvider)}
 	del := &deliverer{pub: KafkaPublisher{Client: producerClient}, store: store, log: log}
 	table := NewFlowTable(tableClient, cfg.Topics.Flows, codecs, log)
 	wm.admin = kadm.NewClient(producerClient)
@@ -319,54 +346,123 @@ func (p *Processor) FlowTable() *FlowTable { return p.table }
 // Run creates missing topics (when configured), loads the flow table, then
 // runs the consumer, the sweeper, the recoverer and the flow table follower
 // until ctx ends or one of them fails. It closes the Kafka clients on return.
-func (p *Processor) Run(ctx context.Context) error {
-	defer p.close()
+//
+// When ctx ends, Run shuts down gracefully within Config.ShutdownTimeout:
+// reading stops, the batch in hand is applied, delivered and committed (a
+// batch polled but not started is handed back uncommitted), the sweeper's
+// and the recoverer's deliveries in flight finish, and the clients leave
+// the group. If that takes longer, the work still running is cancelled
+// (outputs stay owed in the outbox, offsets uncommitted: nothing is lost)
+// and Run returns an error naming it. When a component fails, everything
+// is cancelled at once.
+func (p *Processor) Run(ctx context.Context) (err error) {
+	var closeBy time.Time // zero: closeTimeout from the start of the close
+	defer func() {
+		if cerr := p.close(closeBy); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
 	if p.cfg.CreateTopics {
 		adm := kadm.NewClient(p.clients[1])
 		specs := topics.Specs(p.cfg.Topics, p.cfg.Channels.Names(), p.cfg.Partitions, p.cfg.Replication)
 		if err := topics.Create(ctx, adm, specs); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while starting
+			}
 			return fmt.Errorf("processor: create topics: %w", err)
 		}
 		waitServed(ctx, p.clients, p.cfg.Topics.Flows, p.cfg.Topics.Requests, p.cfg.Topics.DLR)
 	}
 	// A topic created a moment ago may not be in every broker's metadata yet.
 	if err := retry(ctx, p.cfg.Logger, "load flow table", 10, func() error { return p.table.CatchUp(ctx) }); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return fmt.Errorf("processor: %w", err)
 	}
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	for name, run := range map[string]func(context.Context) error{
-		"consumer": p.consumer.Run, "sweeper": p.sweeper.Run,
-		"recoverer": p.recoverer.Run, "flow table": p.table.Run, "watermarks": p.watermarks.Run,
+	// stop ends reading and new rounds; work ends the work in hand. work
+	// outlives stop by the shutdown timeout, unless a component failed.
+	stop, cancelStop := context.WithCancelCause(ctx)
+	defer cancelStop(nil)
+	work, cancelWork := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelWork(nil)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		running = map[string]bool{}
+	)
+	for name, run := range map[string]func(stop, work context.Context) error{
+		"consumer": p.consumer.run, "sweeper": p.sweeper.run, "recoverer": p.recoverer.run,
+		"flow table": func(stop, _ context.Context) error { return p.table.Run(stop) },
+		"watermarks": func(stop, _ context.Context) error { return p.watermarks.Run(stop) },
 	} {
 		wg.Add(1)
+		running[name] = true
 		go func() {
 			defer wg.Done()
-			if err := run(ctx); err != nil {
-				cancel(fmt.Errorf("processor: %s: %w", name, err))
+			err := run(stop, work)
+			mu.Lock()
+			delete(running, name)
+			mu.Unlock()
+			switch {
+			case err == nil:
+			case stop.Err() == nil: // a failure: everything stops at once
+				err = fmt.Errorf("processor: %s: %w", name, err)
+				cancelStop(err)
+				cancelWork(err)
+			case work.Err() == nil:
+				p.cfg.Logger.Warn("error while shutting down", "worker", name, "err", err)
 			}
 		}()
 	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
 	p.cfg.Logger.Info("processor running", "group", p.cfg.Group, "requests", p.cfg.Topics.Requests, "dlr", p.cfg.Topics.DLR)
-	<-ctx.Done()
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	<-stop.Done()
+	if ctx.Err() == nil {
+		<-done // a component failed: work is cancelled, everything returns
+		return context.Cause(stop)
+	}
+	closeBy = time.Now().Add(p.cfg.ShutdownTimeout)
+	p.cfg.Logger.Info("shutting down: finishing the work in hand", "timeout", p.cfg.ShutdownTimeout)
+	timer := time.NewTimer(p.cfg.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		mu.Lock()
+		still := slices.Sorted(maps.Keys(running))
+		mu.Unlock()
+		err := fmt.Errorf("processor: shutdown timeout %s passed; still running: %s (their work is handed back: outputs stay owed, offsets uncommitted)",
+			p.cfg.ShutdownTimeout, strings.Join(still, ", "))
+		cancelWork(err)
+		<-done
 		return err
+	}
+	if cause := context.Cause(work); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // a component failed while shutting down
 	}
 	return nil
 }
 
-// closeTimeout bounds shutdown: with Kafka unreachable, leaving the group
-// would otherwise wait for every retry of the leave request.
+// closeTimeout bounds the close when no shutdown deadline applies (Run
+// failed) or too little of it is left: with Kafka unreachable, leaving the
+// group would otherwise wait for every retry of the leave request.
 const closeTimeout = 5 * time.Second
 
-func (p *Processor) close() {
+// close closes the Kafka clients (the consumer leaves its group) by
+// deadline, or within closeTimeout when deadline is zero. It reports a close
+// that did not finish in time.
+func (p *Processor) close(deadline time.Time) error {
 	// A stopped processor's gauges would go on showing its last values.
 	_ = p.gauges.Unregister()
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-	defer cancel()
+	budget := closeTimeout
+	if !deadline.IsZero() {
+		budget = max(time.Until(deadline), 500*time.Millisecond)
+	}
+	timer := time.NewTimer(budget)
+	defer timer.Stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -376,7 +472,9 @@ func (p *Processor) close() {
 	}()
 	select {
 	case <-done:
-	case <-ctx.Done():
+		return nil
+	case <-timer.C:
 		p.cfg.Logger.Warn("kafka clients did not close in time; leaving the group is left to the session timeout")
+		return errors.New("processor: shutdown: the kafka clients did not close (leave the group) in time")
 	}
 }

@@ -37,13 +37,15 @@ func (e *encoder) send(s schemas.ChannelSend, trace []kgo.RecordHeader) (*kgo.Re
 	return &kgo.Record{Topic: e.topics.Sends(s.Channel), Key: []byte(s.AttemptID), Value: v, Headers: h}, nil
 }
 
-func (e *encoder) event(ev schemas.FlowEvent) (*kgo.Record, error) {
+// event encodes a flow event; trace is the flow's trace context, nil for
+// an event that touches no flow.
+func (e *encoder) event(ev schemas.FlowEvent, trace []kgo.RecordHeader) (*kgo.Record, error) {
 	v, err := e.codecs.FlowEvent.Encode(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.EventID, err)
 	}
 	return &kgo.Record{Topic: e.topics.Events, Key: []byte(ev.RequestID), Value: v,
-		Headers: schemaHeaders(e.codecs.FlowEvent.Name(), e.codecs.FlowEvent.Fingerprint())}, nil
+		Headers: append(schemaHeaders(e.codecs.FlowEvent.Name(), e.codecs.FlowEvent.Fingerprint()), trace...)}, nil
 }
 
 // maxDeadValue is how much of an original value a dead letter keeps: enough

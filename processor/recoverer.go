@@ -25,14 +25,21 @@ type Recoverer struct {
 }
 
 // Run checks for owed outputs every half lease until ctx ends.
-func (r *Recoverer) Run(ctx context.Context) error {
+func (r *Recoverer) Run(ctx context.Context) error { return r.run(ctx, ctx) }
+
+// run starts rounds until stop ends, and runs each under ctx (work, which
+// outlives stop by the shutdown timeout).
+func (r *Recoverer) run(stop, ctx context.Context) error {
 	pause := errorPause{}
-	for ctx.Err() == nil {
+	for stop.Err() == nil && ctx.Err() == nil {
 		n, err := r.recover(ctx)
 		switch {
 		case err != nil:
+			if stop.Err() != nil {
+				return nil
+			}
 			r.log.Warn("outbox recovery failed; retrying", "err", err)
-			pause.wait(ctx)
+			pause.wait(stop)
 			continue
 		case n > 0:
 			r.log.Info("re-emitted owed outputs", "flows", n)
@@ -40,7 +47,7 @@ func (r *Recoverer) Run(ctx context.Context) error {
 		}
 		pause.reset()
 		select {
-		case <-ctx.Done():
+		case <-stop.Done():
 		case <-r.clock.At(r.clock.Now().Add(r.lease / 2)):
 		}
 	}

@@ -100,23 +100,31 @@ func (s *Sweeper) Notify(t time.Time) {
 }
 
 // Run sweeps until ctx ends.
-func (s *Sweeper) Run(ctx context.Context) error {
+func (s *Sweeper) Run(ctx context.Context) error { return s.run(ctx, ctx) }
+
+// run starts rounds until stop ends, and runs each round and its
+// deliveries under ctx (work, which outlives stop by the shutdown timeout):
+// it returns once the deliveries in flight are done.
+func (s *Sweeper) run(stop, ctx context.Context) error {
 	defer s.inFlight.Wait()
 	pause := errorPause{}
-	for ctx.Err() == nil {
+	for stop.Err() == nil && ctx.Err() == nil {
 		full, err := s.claimAndFire(ctx)
 		if err == nil {
 			s.count(ctx)
 		}
 		switch {
 		case err != nil:
+			if stop.Err() != nil {
+				return nil
+			}
 			s.log.Warn("sweep failed; retrying", "err", err)
-			pause.wait(ctx)
+			pause.wait(stop)
 		case full: // more are due right now
 			pause.reset()
 		default:
 			pause.reset()
-			s.sleep(ctx)
+			s.sleep(stop)
 		}
 	}
 	return nil

@@ -7,8 +7,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/fallbackd/fallback/internal/cliconfig"
@@ -25,6 +27,15 @@ func runCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Traces: OTLP when the OTEL_* variables ask for it, else the no-op
+	// provider (observe.NewTracerProvider). The processor's default
+	// TracerProvider is the global one.
+	tp, stopTraces, err := observe.NewTracerProvider(ctx)
+	if err != nil {
+		return err
+	}
+	defer observe.FlushTraces(stopTraces)
+	otel.SetTracerProvider(tp)
 	conn, err := connectRun(ctx, c)
 	if err != nil {
 		return err
@@ -42,6 +53,11 @@ func runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = mp.Shutdown(context.Background()) }()
+	// go-redis's own metrics (redisotel: connection pool and command
+	// timings) on the same provider; franz-go's are added by the processor.
+	if err := redisotel.InstrumentMetrics(conn.rc, redisotel.WithMeterProvider(mp)); err != nil {
+		return fmt.Errorf("redis client metrics: %w", err)
+	}
 	p, err := newProcessor(c, conn, mp)
 	if err != nil {
 		return err
@@ -68,6 +84,9 @@ func parseRun(args []string) (*cliconfig.Common, string, error) {
 	if *printConfig {
 		return nil, "", writeConfig(os.Stdout, fs)
 	}
+	if c.ShutdownTimeout <= 0 {
+		return nil, "", fmt.Errorf("--shutdown-timeout (FALLBACK_SHUTDOWN_TIMEOUT): must be above 0, got %s", c.ShutdownTimeout)
+	}
 	return c, *httpAddr, nil
 }
 
@@ -77,7 +96,8 @@ func runFlags() (fs *flag.FlagSet, c *cliconfig.Common, printConfig *bool, httpA
 	fs, c = newFlags("run", "run [flags]", cliconfig.GroupAll)
 	printConfig = fs.Bool("print-config", false, "print the effective configuration (flags, FALLBACK_* variables, --config file, defaults; secrets hidden) and exit without connecting")
 	httpAddr = fs.String("http-addr", observe.DefaultAddr, "address of the /metrics, /healthz and /readyz endpoints; empty disables them (env FALLBACK_HTTP_ADDR)")
-	c.ReadEnv(fs, "http-addr")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", processor.DefaultShutdownTimeout, "on SIGTERM or SIGINT: how long to finish the batch in hand and the deliveries in flight, commit and leave the group; past it the process exits 1 naming what was still running; above 0 (env FALLBACK_SHUTDOWN_TIMEOUT)")
+	c.ReadEnv(fs, "http-addr", "shutdown-timeout")
 	return fs, c, printConfig, httpAddr
 }
 
@@ -151,6 +171,7 @@ func processorConfig(c *cliconfig.Common, brokers []string) processor.Config {
 		MaxRequestAge:   c.MaxRequestAge,
 		DeadlineGrace:   graceSetting(c.DeadlineGrace),
 		MaxDeadlineHold: c.MaxDeadlineHold,
+		ShutdownTimeout: c.ShutdownTimeout,
 		Logger:          c.Logger(),
 	}
 }

@@ -36,6 +36,7 @@ type tracker struct {
 	closedWall []int64 // its Kafka timestamp, wall ms
 	outcome    []uint8
 	closeID    []uint64 // hash of the event id of each flow's first FLOW_CLOSED, 0 before it
+	fallbackID []uint64 // per flow, steps-1 slots: hashes of the FALLBACK_TRIGGERED event ids seen
 	closeTimes []int64  // Kafka timestamps of the closes, wall ms, in arrival order
 
 	firstSends, laterSends           atomic.Int64
@@ -72,7 +73,7 @@ var outcomeNames = [outcomeKinds]string{"", "DELIVERED", "READ", "FAILED", "EXPI
 func newTracker(prefix string, n, steps int) *tracker {
 	t := &tracker{prefix: prefix, n: n, steps: steps,
 		closedAt: make([]int64, n), closedWall: make([]int64, n), outcome: make([]uint8, n), closeID: make([]uint64, n),
-		closeTimes: make([]int64, 0, n)}
+		fallbackID: make([]uint64, n*max(steps-1, 0)), closeTimes: make([]int64, 0, n)}
 	for range steps {
 		t.deadline = append(t.deadline, make([]int64, n))
 		t.sentAt = append(t.sentAt, make([]int64, n))
@@ -214,6 +215,9 @@ func (t *tracker) sawEvent(e eventInfo, wall time.Time) {
 		t.dlrEvents.Add(1)
 		storeMax(&t.lastDLREvent, ms)
 	case "FALLBACK_TRIGGERED":
+		if t.repeatedFallback(i, eventIDHash(e.eventID)) {
+			return
+		}
 		switch reasonCode(e.reason) {
 		case reasonFailure:
 			t.fallbackFailure.Add(1)
@@ -366,4 +370,21 @@ func eventIDHash(id []byte) uint64 {
 		h *= 1099511628211
 	}
 	return h | 1
+}
+
+// repeatedFallback tells whether flow i's FALLBACK_TRIGGERED with event id
+// hash id was seen before (an at-least-once replay, which consumers drop),
+// and remembers it otherwise. A flow falls back at most steps-1 times.
+func (t *tracker) repeatedFallback(i int, id uint64) bool {
+	slots := t.fallbackID[i*(t.steps-1) : (i+1)*(t.steps-1)]
+	for j, seen := range slots {
+		switch seen {
+		case id:
+			return true
+		case 0:
+			slots[j] = id
+			return false
+		}
+	}
+	return false
 }

@@ -46,6 +46,7 @@ type Common struct {
 	MaxRequestAge   time.Duration // a send older than this is rejected (expired)
 	DeadlineGrace   time.Duration // clock skew: deadline grace, future requested_at
 	MaxDeadlineHold time.Duration // the longest a due deadline waits for unread input
+	ShutdownTimeout time.Duration // `fallback run --shutdown-timeout` (registered by run)
 	LogLevel        string
 	LogFormat       string // text or json
 	ClockSpeed      float64

@@ -289,7 +289,9 @@ func TestMetricsServed(t *testing.T) {
 	if got := value(f, "fallback_deadline_lateness_seconds"); got < 3 {
 		t.Errorf("fallback_deadline_lateness_seconds count = %v, want at least 3", got)
 	}
-	for _, name := range []string{"fallback_batch_size", "fallback_redis_duration_seconds", "fallback_records_total", "fallback_deadlines_claimed_total"} {
+	for _, name := range []string{"fallback_batch_size", "fallback_redis_duration_seconds", "fallback_records_total", "fallback_deadlines_claimed_total",
+		// franz-go's client metrics (kotel), through the same provider
+		"messaging_kafka_fetch_records_count_total", "messaging_kafka_produce_records_count_total", "messaging_kafka_connects_count_total"} {
 		if value(f, name) == 0 {
 			t.Errorf("%s missing or zero", name)
 		}

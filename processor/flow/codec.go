@@ -23,7 +23,8 @@ import (
 //
 // Additions keep older blobs readable: the request's metadata follows the
 // params only when flagMetadata is set (blobs without metadata are as
-// before), and an attempt's last byte, once a bool "succeeded", is a set of
+// before), the trace context (traceparent, tracestate) follows the
+// metadata only when flagTrace is set (blobs without one are as before), and an attempt's last byte, once a bool "succeeded", is a set of
 // attemptSucceeded and attemptDelivered bits (0 and 1 mean what they did).
 // A processor older than an addition refuses blobs that use it.
 
@@ -49,8 +50,9 @@ const (
 	flagLate
 	flagDeadline
 	flagMetadata
+	flagTrace
 
-	flagsKnown = flagClosed | flagLate | flagDeadline | flagMetadata
+	flagsKnown = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace
 )
 
 // Bits of an attempt's last byte.
@@ -88,12 +90,20 @@ func (s *State) appendBinary(b []byte) []byte {
 	if len(s.Metadata) > 0 {
 		flags |= flagMetadata
 	}
+	hasTrace := s.TraceParent != "" || s.TraceState != ""
+	if hasTrace {
+		flags |= flagTrace
+	}
 	b = append(b, flags)
 	b = appendStr(b, s.RequestID)
 	b = appendStr(b, s.Recipient)
 	b = appendStringMap(b, s.Params)
 	if len(s.Metadata) > 0 {
 		b = appendStringMap(b, s.Metadata)
+	}
+	if hasTrace {
+		b = appendStr(b, s.TraceParent)
+		b = appendStr(b, s.TraceState)
 	}
 	b = appendStr(b, s.FlowID)
 	b = appendVarint(b, s.FlowVersion)
@@ -298,6 +308,12 @@ func decodeBinary(b []byte) (*State, error) {
 	s.Params = r.stringMap()
 	if flags&flagMetadata != 0 {
 		if s.Metadata = r.stringMap(); len(s.Metadata) == 0 {
+			r.err = errBlob // written only when not empty
+		}
+	}
+	if flags&flagTrace != 0 {
+		s.TraceParent, s.TraceState = r.str(), r.str()
+		if s.TraceParent == "" && s.TraceState == "" {
 			r.err = errBlob // written only when not empty
 		}
 	}

@@ -138,8 +138,8 @@ func TestOldBinaryStatesStillDecode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("old state %d: %v", i, err)
 		}
-		if st.Metadata != nil {
-			t.Fatalf("old state %d: metadata %v", i, st.Metadata)
+		if st.Metadata != nil || st.TraceParent != "" || st.TraceState != "" {
+			t.Fatalf("old state %d: metadata %v, trace %q %q", i, st.Metadata, st.TraceParent, st.TraceState)
 		}
 		again, _ := st.Encode()
 		if string(again) != string(b) {
@@ -187,4 +187,74 @@ func TestBinaryStateCarriesNewFields(t *testing.T) {
 			t.Fatalf("round trip of %q lost metadata or delivered: %+v", b[:1], back)
 		}
 	}
+}
+
+// TestBinaryStateCarriesTraceContext: the trace context survives the binary
+// and JSON forms, the tombstone drops it, a state without one encodes as
+// before the field existed, and a trace flag with nothing behind it is refused.
+func TestBinaryStateCarriesTraceContext(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	in := startInput(twoSteps())
+	plain, _ := Apply(nil, in, t0)
+	in.TraceParent, in.TraceState = tp, "vendor=abc,other=1"
+	st, _ := Apply(nil, in, t0)
+	for _, enc := range []func(*State) ([]byte, error){(*State).Encode, func(s *State) ([]byte, error) { return json.Marshal(s) }} {
+		b, err := enc(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.TraceParent != tp || back.TraceState != in.TraceState {
+			t.Fatalf("round trip of %q lost the trace context: %+v", b[:1], back)
+		}
+	}
+	withTrace, _ := st.Encode()
+	without, _ := plain.Encode()
+	if withTrace[1]&flagTrace == 0 || without[1]&flagTrace != 0 {
+		t.Fatalf("trace flag: with %08b, without %08b", withTrace[1], without[1])
+	}
+	// Without the trace fields, the encoding is the pre-trace one.
+	st.TraceParent, st.TraceState = "", ""
+	if again, _ := st.Encode(); string(again) != string(without) {
+		t.Fatalf("a state without trace context encodes differently:\n%x\n%x", again, without)
+	}
+	// The flag set but both fields empty is not something Encode writes.
+	if _, err := Decode(withTraceEmpty(t, without)); err == nil {
+		t.Fatal("a trace flag with empty fields decoded")
+	}
+	// The tombstone drops it.
+	st.TraceParent = tp
+	closed, _ := Apply(st, Cancel{Pos: Position{Source: SourceRequests, Offset: 11}, RequestID: st.RequestID}, t0.Add(time.Second))
+	if !closed.Closed || closed.TraceParent != "" || closed.TraceState != "" {
+		t.Fatalf("tombstone kept the trace context: %+v", closed)
+	}
+}
+
+// withTraceEmpty re-encodes b (a state without trace context) with the
+// trace flag set and two empty strings after the metadata.
+func withTraceEmpty(t *testing.T, b []byte) []byte {
+	t.Helper()
+	st, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.TraceParent = "x" // the encoder writes the flag and two strings
+	enc, _ := st.Encode()
+	st.TraceParent = ""
+	plain, _ := st.Encode()
+	// enc is plain with the flag bit and the two strings "x" (2 bytes) and
+	// "" (1 byte) inserted where the trace goes; make the "x" a "" too.
+	for i := range plain {
+		if enc[i] != plain[i] && i != 1 {
+			out := append([]byte{}, enc[:i]...)
+			out = append(out, 0x01) // "", well-known entry 0
+			out = append(out, enc[i+2:]...)
+			return out
+		}
+	}
+	t.Fatal("trace context not found in the encoding")
+	return nil
 }

@@ -61,6 +61,8 @@ type Start struct {
 	Recipient   string
 	Params      map[string]string
 	Metadata    map[string]string // carried to FLOW_STARTED and FLOW_CLOSED
+	TraceParent string            // W3C trace context the flow keeps for its outputs
+	TraceState  string
 	FlowID      string
 	FlowVersion int64
 	Steps       []StepDef
@@ -197,6 +199,8 @@ func start(st *State, in Start, now time.Time) (*State, Output) {
 		Recipient:     in.Recipient,
 		Params:        in.Params,
 		Metadata:      in.Metadata,
+		TraceParent:   in.TraceParent,
+		TraceState:    in.TraceState,
 		FlowID:        in.FlowID,
 		FlowVersion:   in.FlowVersion,
 		Steps:         in.Steps,
@@ -427,6 +431,7 @@ func (s *State) summary() *schemas.FlowSummary {
 // with their channel.
 func (s *State) toTombstone() {
 	s.Recipient, s.Params, s.Metadata = "", nil, nil
+	s.TraceParent, s.TraceState = "", ""
 	steps := make([]StepDef, len(s.Steps))
 	for i, st := range s.Steps {
 		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn}

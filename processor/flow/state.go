@@ -63,15 +63,21 @@ func (a Attempt) delivered() bool { return a.Delivered || a.Succeeded }
 // recipient, params, senders or templates) that still tells a late DLR apart
 // from an unknown one and knows which steps delivered.
 type State struct {
-	RequestID   string            `json:"id"`
-	Recipient   string            `json:"to,omitempty"`
-	Params      map[string]string `json:"p,omitempty"`
-	Metadata    map[string]string `json:"md,omitempty"` // SendRequest.metadata; not in the tombstone
-	FlowID      string            `json:"fid,omitempty"`
-	FlowVersion int64             `json:"fv,omitempty"`
-	Steps       []StepDef         `json:"s,omitempty"`
-	RequestedAt int64             `json:"rq"` // unix ms
-	StartedAt   int64             `json:"st"` // unix ms
+	RequestID string            `json:"id"`
+	Recipient string            `json:"to,omitempty"`
+	Params    map[string]string `json:"p,omitempty"`
+	Metadata  map[string]string `json:"md,omitempty"` // SendRequest.metadata; not in the tombstone
+	// TraceParent and TraceState are the W3C trace context of the request
+	// that started the flow (its request span's, when tracing is on), so
+	// that every send and event of the flow joins that trace; empty when the
+	// request had none. Not in the tombstone.
+	TraceParent string    `json:"tp,omitempty"`
+	TraceState  string    `json:"ts,omitempty"`
+	FlowID      string    `json:"fid,omitempty"`
+	FlowVersion int64     `json:"fv,omitempty"`
+	Steps       []StepDef `json:"s,omitempty"`
+	RequestedAt int64     `json:"rq"` // unix ms
+	StartedAt   int64     `json:"st"` // unix ms
 
 	// Current is the active step k; Deadline is when its delay elapses (unix ms).
 	Current  int   `json:"k"`
