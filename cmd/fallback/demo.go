@@ -44,13 +44,15 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.asJSON {
 		progress = stderr
 	}
+	log := o.logger(stderr)
+	routeRedisLogs(log, map[bool]string{true: "info", false: "warn"}[o.verbose])
 	b, err := startEmbedded(o.speed)
 	if err != nil {
 		return err
 	}
 	defer b.close()
 	fmt.Fprintf(progress, "embedded Kafka on %s, embedded Redis on %s, clock x%g\n", b.brokers[0], b.redisAddr, o.speed)
-	sum, pub, err := runDemo(ctx, o, b, progress, o.logger(stderr))
+	sum, pub, err := runDemo(ctx, o, b, progress, log)
 	if err != nil {
 		return err
 	}
