@@ -71,6 +71,15 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		c, _ := m.Int64Counter(name, metric.WithDescription(desc)) // the API returns a no-op counter with any error
 		return c
 	}
+	// A counter with no attributes is served at 0 from the start: a rare
+	// event (a forced deadline, a replay) then shows as 0 on a dashboard
+	// rather than as no data, and a scrape can tell "none" from "missing".
+	// Counters with attributes appear with their first value.
+	zeroed := func(name, desc string) metric.Int64Counter {
+		c := counter(name, desc)
+		c.Add(context.Background(), 0)
+		return c
+	}
 	seconds := func(name, desc string, bounds []float64) metric.Float64Histogram {
 		h, _ := m.Float64Histogram(name, metric.WithDescription(desc), metric.WithUnit("s"),
 			metric.WithExplicitBucketBoundaries(bounds...))
@@ -85,20 +94,20 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	batch, _ := m.Int64Histogram("fallback.batch.size", metric.WithDescription("inputs per batch, by source (consumer: records of one poll; sweeper: deadlines of one claim)"),
 		metric.WithExplicitBucketBoundaries(batchBuckets...))
 	return &metrics{
-		records:         counter("fallback.records", "input records processed"),
-		deadLetters:     counter("fallback.dead_letters", "records sent to the dead-letter topic"),
-		conflicts:       counter("fallback.state_conflicts", "flow writes that lost a compare-and-set race and were recomputed"),
-		unknownStatuses: counter("fallback.unknown_statuses", "DLRs whose raw status is not known for the channel"),
-		deadlinesFired:  counter("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
-		outboxReplayed:  counter("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
-		deadlinesForced: counter("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
-		requestsPaused:  counter("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
+		records:         zeroed("fallback.records", "input records processed"),
+		deadLetters:     zeroed("fallback.dead_letters", "records sent to the dead-letter topic"),
+		conflicts:       zeroed("fallback.state_conflicts", "flow writes that lost a compare-and-set race and were recomputed"),
+		unknownStatuses: zeroed("fallback.unknown_statuses", "DLRs whose raw status is not known for the channel"),
+		deadlinesFired:  zeroed("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
+		outboxReplayed:  zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
+		deadlinesForced: zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
+		requestsPaused:  zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
 
-		flowsStarted:     counter("fallback.flows.started", "flows started (FLOW_STARTED)"),
+		flowsStarted:     zeroed("fallback.flows.started", "flows started (FLOW_STARTED)"),
 		sends:            counter("fallback.sends", "send commands produced, by channel and reason (initial, failure, timeout)"),
 		fallbacks:        counter("fallback.fallbacks", "fallbacks triggered (FALLBACK_TRIGGERED), by reason"),
 		flowsClosed:      counter("fallback.flows.closed", "flows closed (FLOW_CLOSED), by outcome and by the channel that delivered (none when no step did)"),
-		multiDeliveries:  counter("fallback.multi_channel_deliveries", "flows that more than one channel delivered (MULTI_CHANNEL_DELIVERY)"),
+		multiDeliveries:  zeroed("fallback.multi_channel_deliveries", "flows that more than one channel delivered (MULTI_CHANNEL_DELIVERY)"),
 		dlrs:             counter("fallback.dlrs", "DLRs applied to a flow (DLR_RECEIVED), by normalised status kind"),
 		dlrsDiscarded:    counter("fallback.dlrs.discarded", "DLRs discarded (DLR_DISCARDED), by reason"),
 		rejections:       counter("fallback.requests.rejected", "requests rejected (REQUEST_REJECTED), by reason"),

@@ -296,10 +296,37 @@ func TestMetricsServed(t *testing.T) {
 			t.Errorf("%s missing or zero", name)
 		}
 	}
+	// Every processor metric docs/observability.md lists is served, rare
+	// ones included (counters without attributes are served at 0 from the
+	// start): together with deploy's check that the dashboard queries only
+	// documented metrics, every metric the dashboard queries is served.
+	for _, name := range documentedMetrics(t) {
+		if _, ok := f[name]; !ok {
+			t.Errorf("documented metric %s is not served", name)
+		}
+	}
 	if t.Failed() {
 		_, body := r.get("/metrics")
 		t.Log(body)
 	}
+}
+
+// documentedMetrics are the Prometheus names of the processor's own metrics
+// in docs/observability.md's tables (second column, fallback_*).
+func documentedMetrics(t *testing.T) []string {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/observability.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `fallback\\.[^`]+` \\| `(fallback_[a-z_]+)` \\|").FindAllStringSubmatch(string(doc), -1) {
+		names = append(names, m[1])
+	}
+	if len(names) < 20 {
+		t.Fatalf("found %d documented metrics in docs/observability.md; the table format changed?", len(names))
+	}
+	return names
 }
 
 // TestHealthAndReadiness: /healthz answers as soon as the server is up;
