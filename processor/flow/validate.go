@@ -290,7 +290,12 @@ func (v Validator) ValidateSteps(steps []schemas.Step) ([]StepDef, *Rejection) {
 		if !printable(s.Template) {
 			return nil, reject(RejectTemplate, field("template"), "is required (an approved template id, printable)")
 		}
+		// ToLower can grow a string (each invalid byte becomes a 3-byte
+		// U+FFFD), so the kept form is what is bounded.
 		category := strings.ToLower(strings.TrimSpace(s.TemplateCategory))
+		if r := v.checkLength(field("template_category"), category); r != nil {
+			return nil, r
+		}
 		if len(spec.TemplateCategories) > 0 && !slices.Contains(spec.TemplateCategories, category) {
 			return nil, reject(RejectCategory, field("template_category"), "%s templates must be of category %s, got %q", channel, strings.Join(spec.TemplateCategories, " or "), clip(s.TemplateCategory))
 		}
