@@ -337,11 +337,24 @@ func (e *hostileEnv) checkRedisKeys(rows []hostileRow) {
 	if err := iter.Err(); err != nil {
 		h.t.Fatalf("scan redis: %v", err)
 	}
+	// Owed outputs are fields "<request_id>:<version>" of the shards'
+	// outbox hashes.
+	var owed []string
+	for _, k := range keys {
+		if strings.HasSuffix(k, ":ox") {
+			owed = append(owed, h.rc.HKeys(h.ctx, k).Val()...)
+		}
+	}
 	for _, r := range rows {
 		for _, id := range r.refused {
 			for _, k := range keys {
-				if strings.HasSuffix(k, ":f:"+id) || strings.HasSuffix(k, ":o:"+id) {
+				if strings.HasSuffix(k, ":f:"+id) {
 					h.t.Errorf("row %s: redis has %.60q", r.name, k)
+				}
+			}
+			for _, f := range owed {
+				if strings.HasPrefix(f, id+":") {
+					h.t.Errorf("row %s: redis owes outputs %.60q", r.name, f)
 				}
 			}
 		}

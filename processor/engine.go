@@ -115,14 +115,14 @@ func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (bat
 				pending = append(pending, w)
 				continue
 			}
-			ack := statestore.OutboxAck{RequestID: w.requestID, FromVersion: r.Version, UpToVersion: r.Version}
+			ack := statestore.OutboxAck{RequestID: w.requestID, Versions: []int64{r.Version}}
 			if len(r.Owed) > 0 {
 				// An earlier writer's outputs are not in Kafka yet (in flight,
 				// or that writer died): produce them first, so that this flow's
 				// events keep their causal order. Their ids are stable, so a
 				// second copy is dropped downstream.
 				res.records = append(res.records, e.owedRecords(w.requestID, r.Owed)...)
-				ack.FromVersion = 0
+				ack.Versions = append(entryVersions(r.Owed), r.Version)
 			}
 			res.records = append(res.records, staged[i]...)
 			// Counted once, now that the change is applied: a replay of the
@@ -177,7 +177,7 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 			sends = append(sends, sendOut{s, tr})
 		}
 		for i, ev := range out.Events {
-			events = append(events, eventOut{ev, in.src, i, tr})
+			events = append(events, eventOut{ev, in.src, i, tr, out.Changed})
 		}
 	}
 
@@ -201,7 +201,13 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 		records = append(records, e.keep(e.enc.send(s.send, s.trace))...)
 	}
 	for i, ev := range events {
-		ev.ev.EventID = w.requestID + "/v" + strconv.FormatInt(version, 10) + "/" + strconv.Itoa(i)
+		if ev.changed || ev.src == nil {
+			ev.ev.EventID = w.requestID + "/v" + strconv.FormatInt(version, 10) + "/" + strconv.Itoa(i)
+		} else {
+			// An input that changed nothing is not marked applied: read again
+			// after a crash, it yields this event again, which must keep its id.
+			ev.ev.EventID = positionEventID(ev.src, ev.index)
+		}
 		if ev.ev.RequestID == "" {
 			ev.ev.RequestID = w.requestID
 		}
@@ -225,6 +231,18 @@ func (e *engine) change(w *flowWork, st *flow.State, records []*kgo.Record, now 
 		c.OutboxRetryAt = now.Add(e.lease)
 	}
 	return c
+}
+
+// entryVersions lists the versions of entries (which are in version order)
+// once each.
+func entryVersions(entries []statestore.OutboxEntry) []int64 {
+	var out []int64
+	for _, en := range entries {
+		if len(out) == 0 || out[len(out)-1] != en.Version {
+			out = append(out, en.Version)
+		}
+	}
+	return out
 }
 
 func (e *engine) owedRecords(requestID string, owed []statestore.OutboxEntry) []*kgo.Record {
@@ -277,10 +295,11 @@ type sendOut struct {
 }
 
 type eventOut struct {
-	ev    schemas.FlowEvent
-	src   *kgo.Record
-	index int
-	trace []kgo.RecordHeader // the flow's trace context
+	ev      schemas.FlowEvent
+	src     *kgo.Record
+	index   int
+	trace   []kgo.RecordHeader // the flow's trace context
+	changed bool               // the input changed the flow's state
 }
 
 // positionEventID identifies an event that changed no state by the record

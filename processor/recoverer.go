@@ -61,17 +61,15 @@ func (r *Recoverer) recover(ctx context.Context) (int, error) {
 	}
 	var res batchResult
 	for _, o := range owed {
-		var upTo int64
 		for _, e := range o.Entries {
 			rec, err := unmarshalRecord(e.Data)
 			if err != nil {
 				r.log.Error("dropping unreadable outbox entry", "request_id", o.RequestID, "version", e.Version, "err", err)
-			} else {
-				res.records = append(res.records, rec)
+				continue
 			}
-			upTo = max(upTo, e.Version)
+			res.records = append(res.records, rec)
 		}
-		res.acks = append(res.acks, statestore.OutboxAck{RequestID: o.RequestID, UpToVersion: upTo})
+		res.acks = append(res.acks, statestore.OutboxAck{RequestID: o.RequestID, Versions: entryVersions(o.Entries)})
 	}
 	r.metrics.outboxReplayed.Add(ctx, int64(len(res.records)))
 	return len(owed), r.deliverer.deliver(ctx, res)

@@ -69,7 +69,7 @@ func BenchmarkApplyOutboxAck(b *testing.B) {
 				b.Fatalf("conflict on %s", changes[i].RequestID)
 			}
 			changes[i].ExpectVersion = r.Version
-			acks[i] = OutboxAck{RequestID: changes[i].RequestID, FromVersion: r.Version, UpToVersion: r.Version}
+			acks[i] = OutboxAck{RequestID: changes[i].RequestID, Versions: []int64{r.Version}}
 		}
 		if err := e.s.AckOutbox(ctx, acks); err != nil {
 			b.Fatal(err)
@@ -135,7 +135,7 @@ func BenchmarkAckOutbox(b *testing.B) {
 		}
 		for i, r := range res {
 			changes[i].ExpectVersion = r.Version
-			acks[i] = OutboxAck{RequestID: changes[i].RequestID, FromVersion: r.Version, UpToVersion: r.Version}
+			acks[i] = OutboxAck{RequestID: changes[i].RequestID, Versions: []int64{r.Version}}
 		}
 		b.StartTimer()
 		if err := e.s.AckOutbox(ctx, acks); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -171,9 +172,10 @@ func (e *testEnv) deadlineOf(tb testing.TB, id string) (time.Time, bool) {
 	return time.UnixMilli(int64(score)), true
 }
 
-func (e *testEnv) owedAt(tb testing.TB, id string) (time.Time, bool) {
+// owedAt returns the retry-at of a flow version's owed outputs.
+func (e *testEnv) owedAt(tb testing.TB, id string, version int64) (time.Time, bool) {
 	tb.Helper()
-	score, err := e.rdb.ZScore(ctxT(tb), e.s.obKey[e.s.Shard(id)], id).Result()
+	score, err := e.rdb.ZScore(ctxT(tb), e.s.obKey[e.s.Shard(id)], owedField(id, version)).Result()
 	if err == redis.Nil {
 		return time.Time{}, false
 	}
@@ -181,6 +183,29 @@ func (e *testEnv) owedAt(tb testing.TB, id string) (time.Time, bool) {
 		tb.Fatalf("zscore: %v", err)
 	}
 	return time.UnixMilli(int64(score)), true
+}
+
+// owedVersions lists the flow's versions with outputs in the outbox hash,
+// and checks that the owed set lists the same ones.
+func (e *testEnv) owedVersions(tb testing.TB, id string) []int64 {
+	tb.Helper()
+	ctx := ctxT(tb)
+	sh := e.s.Shard(id)
+	fields, err := e.rdb.HKeys(ctx, e.s.oxKey[sh]).Result()
+	if err != nil {
+		tb.Fatalf("hkeys: %v", err)
+	}
+	var out []int64
+	for _, f := range fields {
+		if fid, v, ok := parseOwedField(f); ok && fid == id {
+			out = append(out, v)
+			if _, ok := e.owedAt(tb, id, v); !ok {
+				tb.Fatalf("%s v%d owed but not in the owed set", id, v)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func ids(snaps []Snapshot) []string {

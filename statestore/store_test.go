@@ -65,7 +65,7 @@ func TestApplyConflictReturnsCurrent(t *testing.T) {
 	if _, ok := e.deadlineOf(t, "r1"); ok {
 		t.Fatal("conflict set a deadline")
 	}
-	if _, ok := e.owedAt(t, "r1"); ok {
+	if _, ok := e.owedAt(t, "r1", 3); ok {
 		t.Fatal("conflict wrote the outbox")
 	}
 }
@@ -150,7 +150,7 @@ func TestClosedTombstone(t *testing.T) {
 		t.Fatalf("tombstone TTL %v, want (0, %v]", pttl, ttl)
 	}
 	// The owed outputs outlive the tombstone: no TTL on the outbox.
-	if pttl := e.rdb.PTTL(ctx, e.s.outboxKey("r1")).Val(); pttl != -1 {
+	if pttl := e.rdb.PTTL(ctx, e.s.oxKey[e.s.Shard("r1")]).Val(); pttl != -1 {
 		t.Fatalf("outbox TTL %v, want none (-1)", pttl)
 	}
 	// A late write that closes again (e.g. recording a discarded DLR)
@@ -327,16 +327,20 @@ func TestOutbox(t *testing.T) {
 	e := newEnv(t, Config{})
 	ctx := ctxT(t)
 	retry := t0.Add(30 * time.Second)
-	bin := []byte{'7', ':', 0, 0xfe, ':'}
+	bin := []byte{'7', ':', 0, 0xfe, ':', '|', ','}
 	v1 := mustApplied(t, e.s, Change{RequestID: "r1", State: []byte("a"),
 		Outbox: [][]byte{[]byte("send-0"), []byte("event-started")}, OutboxRetryAt: retry})
-	v2 := mustApplied(t, e.s, Change{RequestID: "r1", ExpectVersion: v1, State: []byte("b"),
-		Outbox: [][]byte{bin}, OutboxRetryAt: retry.Add(time.Second)})
-	// The earlier retry-at is kept: the v1 outputs are owed first.
-	if at, ok := e.owedAt(t, "r1"); !ok || !at.Equal(retry) {
-		t.Fatalf("owed at %v %v, want %v", at, ok, retry)
+	r := mustApply(t, e.s, Change{RequestID: "r1", ExpectVersion: v1, State: []byte("b"),
+		Outbox: [][]byte{bin}, OutboxRetryAt: retry.Add(time.Second)})[0]
+	v2 := r.Version
+	// v1 was not acked: the writer of v2 gets its outputs to produce first.
+	if len(r.Owed) != 2 || r.Owed[0].Version != v1 || string(r.Owed[0].Data) != "send-0" || string(r.Owed[1].Data) != "event-started" {
+		t.Fatalf("older owed %+v", r.Owed)
 	}
-	if n, err := e.s.PendingOutbox(ctx); err != nil || n != 1 {
+	if at, ok := e.owedAt(t, "r1", v1); !ok || !at.Equal(retry) {
+		t.Fatalf("v1 owed at %v %v, want %v", at, ok, retry)
+	}
+	if n, err := e.s.PendingOutbox(ctx); err != nil || n != 2 {
 		t.Fatalf("pending outbox %d %v", n, err)
 	}
 
@@ -345,15 +349,14 @@ func TestOutbox(t *testing.T) {
 		t.Fatalf("claimed before retry-at: %+v %v", owed, err)
 	}
 
-	// The writer acks v1 only; v2 stays owed.
-	if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", UpToVersion: v1}}); err != nil {
-		t.Fatal(err)
+	// v1 is acked; v2 stays owed.
+	for range 2 { // acking twice is a no-op
+		if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", Versions: []int64{v1}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", UpToVersion: v1}}); err != nil {
-		t.Fatalf("idempotent ack: %v", err)
-	}
-	if _, ok := e.owedAt(t, "r1"); !ok {
-		t.Fatal("flow left the owed set with entries left")
+	if got := e.owedVersions(t, "r1"); !slices.Equal(got, []int64{v2}) {
+		t.Fatalf("owed versions %v, want [%d]", got, v2)
 	}
 
 	lease := time.Minute
@@ -368,7 +371,7 @@ func TestOutbox(t *testing.T) {
 	if en := owed[0].Entries[0]; en.Version != v2 || !bytes.Equal(en.Data, bin) {
 		t.Fatalf("entry %+v", en)
 	}
-	if at, _ := e.owedAt(t, "r1"); !at.Equal(now.Add(lease)) {
+	if at, _ := e.owedAt(t, "r1", v2); !at.Equal(now.Add(lease)) {
 		t.Fatalf("lease score %v", at)
 	}
 	if again, err := e.s.ClaimOwed(ctx, now.Add(lease-time.Millisecond), lease, 10); err != nil || len(again) != 0 {
@@ -379,20 +382,27 @@ func TestOutbox(t *testing.T) {
 		t.Fatalf("not re-claimed after lease: %+v %v", again, err)
 	}
 
-	if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", UpToVersion: v2}}); err != nil {
+	if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", Versions: []int64{v2}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := e.owedAt(t, "r1"); ok {
-		t.Fatal("flow still owed after everything was acked")
+	if got := e.owedVersions(t, "r1"); len(got) != 0 {
+		t.Fatalf("still owed after everything was acked: %v", got)
 	}
-	if n := e.rdb.Exists(ctx, e.s.outboxKey("r1")).Val(); n != 0 {
-		t.Fatal("empty outbox list kept")
+	if n, err := e.s.PendingOutbox(ctx); err != nil || n != 0 {
+		t.Fatalf("pending outbox %d %v", n, err)
 	}
-	if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", UpToVersion: v2}, {RequestID: "never", UpToVersion: 9}}); err != nil {
+	if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", Versions: []int64{v2}}, {RequestID: "never", Versions: []int64{9}}}); err != nil {
 		t.Fatalf("ack of nothing: %v", err)
+	}
+	// A change after everything was acked gets nothing older back.
+	if r := mustApply(t, e.s, Change{RequestID: "r1", ExpectVersion: v2, State: []byte("c"),
+		Outbox: [][]byte{[]byte("c0")}, OutboxRetryAt: retry})[0]; !r.Applied || len(r.Owed) != 0 {
+		t.Fatalf("after acks: %+v", r)
 	}
 }
 
+// The recoverer gets every owed version of a flow, oldest first, each
+// version's records in order.
 func TestOutboxEntriesListed(t *testing.T) {
 	e := newEnv(t, Config{})
 	ctx := ctxT(t)
@@ -413,8 +423,9 @@ func TestOutboxEntriesListed(t *testing.T) {
 	}
 }
 
-// A writer acks exactly its own version: older entries of a writer that
-// died before producing them stay owed for the recoverer.
+// An ack drops exactly the versions it names: the outputs of other
+// versions, in particular of a writer that has not produced them yet, stay
+// owed for it or the recoverer.
 func TestOutboxExactVersionAck(t *testing.T) {
 	e := newEnv(t, Config{})
 	ctx := ctxT(t)
@@ -424,18 +435,39 @@ func TestOutboxExactVersionAck(t *testing.T) {
 	// Middle, then tail, then head.
 	for _, step := range []struct {
 		v    int64
-		left []string
-	}{{v2, []string{"1:x", "3:z"}}, {v3, []string{"1:x"}}, {v1, nil}} {
-		if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", FromVersion: step.v, UpToVersion: step.v}}); err != nil {
+		left []int64
+	}{{v2, []int64{v1, v3}}, {v3, []int64{v1}}, {v1, nil}} {
+		if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", Versions: []int64{step.v}}}); err != nil {
 			t.Fatal(err)
 		}
-		left := e.rdb.LRange(ctx, e.s.outboxKey("r1"), 0, -1).Val()
-		if !slices.Equal(left, step.left) && !(len(left) == 0 && len(step.left) == 0) {
-			t.Fatalf("after ack v%d: %q, want %q", step.v, left, step.left)
+		if got := e.owedVersions(t, "r1"); !slices.Equal(got, step.left) {
+			t.Fatalf("after ack v%d: %v, want %v", step.v, got, step.left)
 		}
-		if _, ok := e.owedAt(t, "r1"); ok != (len(step.left) > 0) {
-			t.Fatalf("after ack v%d: owed=%v", step.v, ok)
-		}
+	}
+}
+
+// Older owed outputs are looked up through the record's list: acked ones
+// drop out of it, and a change without outputs carries the list forward.
+func TestOlderOwedThroughRecord(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := ctxT(t)
+	v1 := mustApplied(t, e.s, Change{RequestID: "r1", State: []byte("a"), Outbox: [][]byte{[]byte("x")}, OutboxRetryAt: t0})
+	v2 := mustApplied(t, e.s, Change{RequestID: "r1", ExpectVersion: v1, State: []byte("b"), Outbox: [][]byte{[]byte("y")}, OutboxRetryAt: t0})
+	if err := e.s.AckOutbox(ctx, []OutboxAck{{RequestID: "r1", Versions: []int64{v2}}}); err != nil {
+		t.Fatal(err)
+	}
+	// No outputs: nothing is looked up or returned, v1 stays listed.
+	r := mustApply(t, e.s, Change{RequestID: "r1", ExpectVersion: v2, State: []byte("c"), Deadline: t0})[0]
+	if !r.Applied || len(r.Owed) != 0 {
+		t.Fatalf("change without outputs: %+v", r)
+	}
+	r = mustApply(t, e.s, Change{RequestID: "r1", ExpectVersion: r.Version, State: []byte("d"), Outbox: [][]byte{[]byte("w")}, OutboxRetryAt: t0})[0]
+	if !r.Applied || len(r.Owed) != 1 || r.Owed[0].Version != v1 || string(r.Owed[0].Data) != "x" {
+		t.Fatalf("v1 still owed, got %+v", r)
+	}
+	rec := e.rdb.Get(ctx, e.s.flowKey("r1")).Val()
+	if want := fmt.Sprintf("%d,%d,%d|d", r.Version, v1, r.Version); rec != want {
+		t.Fatalf("record %q, want %q", rec, want)
 	}
 }
 
@@ -480,7 +512,7 @@ func TestKeysShareHashTag(t *testing.T) {
 	for i := range 200 {
 		id := fmt.Sprintf("req-%d", i)
 		sh := s.Shard(id)
-		keys := []string{s.flowKey(id), s.outboxKey(id), s.dlKey[sh], s.obKey[sh]}
+		keys := []string{s.flowKey(id), s.oxKey[sh], s.dlKey[sh], s.obKey[sh]}
 		tag := hashTag(keys[0])
 		if tag != fmt.Sprint(sh) {
 			t.Fatalf("%s: tag %q, want shard %d", keys[0], tag, sh)
@@ -642,8 +674,8 @@ func TestConcurrentAppliersOneWins(t *testing.T) {
 		versions[id] = expect + 1
 	}
 	for _, id := range ids {
-		if n := e.rdb.LLen(ctx, e.s.outboxKey(id)).Val(); n != rounds/int64(len(ids)) {
-			t.Fatalf("%s: %d outbox entries, want one per round", id, n)
+		if n := len(e.owedVersions(t, id)); n != rounds/len(ids) {
+			t.Fatalf("%s: %d owed versions, want one per round", id, n)
 		}
 	}
 }
@@ -652,5 +684,36 @@ func TestPing(t *testing.T) {
 	e := newEnv(t, Config{})
 	if err := e.s.Ping(ctxT(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// One call larger than a Lua unpack can take in one go: the scripts write
+// in chunks.
+func TestApplyAndClaimPastBulkLimit(t *testing.T) {
+	e := newEnv(t, Config{Shards: 1})
+	ctx := ctxT(t)
+	const n = maxBulk + 1500
+	changes := make([]Change, n)
+	for i := range changes {
+		changes[i] = Change{RequestID: fmt.Sprintf("bulk-%05d", i), State: []byte("s"), Deadline: t0,
+			Outbox: [][]byte{[]byte("o")}, OutboxRetryAt: t0}
+	}
+	for i, r := range mustApply(t, e.s, changes...) {
+		if !r.Applied {
+			t.Fatalf("change %d not applied", i)
+		}
+	}
+	if got, err := e.s.PendingDeadlines(ctx); err != nil || got != n {
+		t.Fatalf("pending deadlines %d %v, want %d", got, err, n)
+	}
+	if got, err := e.s.PendingOutbox(ctx); err != nil || got != n {
+		t.Fatalf("pending outbox %d %v, want %d", got, err, n)
+	}
+	claimed, err := e.s.ClaimDueAll(ctx, t0, time.Minute, maxBulk)
+	if err != nil || len(claimed) != maxBulk {
+		t.Fatalf("claimed %d %v, want %d", len(claimed), err, maxBulk)
+	}
+	if _, err := e.s.ClaimDueAll(ctx, t0, time.Minute, maxBulk+1); err == nil {
+		t.Fatal("a claim limit past the bulk limit was accepted")
 	}
 }

@@ -160,19 +160,20 @@ func processorConfig(c *cliconfig.Common, brokers []string) processor.Config {
 		kafkaOpts = append(kafkaOpts, kgo.InstanceID(c.InstanceID))
 	}
 	return processor.Config{
-		KafkaOpts:       kafkaOpts,
-		Brokers:         brokers,
-		Group:           c.Group,
-		Topics:          c.Names,
-		CreateTopics:    c.CreateTopics,
-		Partitions:      int32(c.Partitions),
-		Replication:     int16(c.Replication),
-		ClaimLease:      c.ClaimLease,
-		MaxRequestAge:   c.MaxRequestAge,
-		DeadlineGrace:   graceSetting(c.DeadlineGrace),
-		MaxDeadlineHold: c.MaxDeadlineHold,
-		ShutdownTimeout: c.ShutdownTimeout,
-		Logger:          c.Logger(),
+		KafkaOpts:        kafkaOpts,
+		Brokers:          brokers,
+		Group:            c.Group,
+		Topics:           c.Names,
+		CreateTopics:     c.CreateTopics,
+		Partitions:       int32(c.Partitions),
+		Replication:      int16(c.Replication),
+		ClaimLease:       c.ClaimLease,
+		MaxRequestAge:    c.MaxRequestAge,
+		ProviderIndexTTL: c.ProviderIndexTTL(),
+		DeadlineGrace:    graceSetting(c.DeadlineGrace),
+		MaxDeadlineHold:  c.MaxDeadlineHold,
+		ShutdownTimeout:  c.ShutdownTimeout,
+		Logger:           c.Logger(),
 	}
 }
 

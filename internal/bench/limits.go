@@ -176,7 +176,7 @@ func (c *cycle) run(ctx context.Context, s *statestore.Store, ids []string) erro
 				return fmt.Errorf("limit: conflict on %s", ids[i])
 			}
 			versions[i] = r.Version
-			acks[i] = statestore.OutboxAck{RequestID: ids[i], FromVersion: r.Version, UpToVersion: r.Version}
+			acks[i] = statestore.OutboxAck{RequestID: ids[i], Versions: []int64{r.Version}}
 		}
 		return s.AckOutbox(ctx, acks)
 	}

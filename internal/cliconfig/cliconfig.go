@@ -24,6 +24,7 @@ import (
 	"github.com/fallbackd/fallback/internal/clients"
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/clock"
+	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -134,7 +135,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	create.IntVar(&c.Partitions, "partitions", 12, "partitions of created topics, at least 1 (env FALLBACK_PARTITIONS)")
 	create.IntVar(&c.Replication, "replication", -1, "replication factor of created topics: at least 1, or -1 for the broker default (env FALLBACK_REPLICATION)")
 	proc.BoolVar(&c.CreateTopics, "create-topics", true, "create missing topics at start (env FALLBACK_CREATE_TOPICS)")
-	proc.DurationVar(&c.Tombstone, "tombstone-retention", statestore.DefaultTombstoneTTL, "how long a closed flow is remembered (env FALLBACK_TOMBSTONE_RETENTION)")
+	proc.DurationVar(&c.Tombstone, "tombstone-retention", 0, "how long a closed flow is remembered, so that a duplicate request or a late DLR is recognised; 0: --max-request-age plus --deadline-grace, the least that keeps a duplicate from sending again (env FALLBACK_TOMBSTONE_RETENTION)")
 	proc.DurationVar(&c.MaxRequestAge, "max-request-age", time.Hour, "a send read more than this after its requested_at (or record timestamp) is rejected as expired and nothing is sent; --tombstone-retention must be at least this plus --deadline-grace (env FALLBACK_MAX_REQUEST_AGE)")
 	proc.DurationVar(&c.DeadlineGrace, "deadline-grace", processor.DefaultDeadlineGrace, "how far the brokers' and producers' clocks may disagree with the processor's: a deadline fires once every input partition is read this much past it, and a request dated further in the future is rejected; 0 for none (env FALLBACK_DEADLINE_GRACE)")
 	proc.DurationVar(&c.MaxDeadlineHold, "max-deadline-hold", processor.DefaultMaxDeadlineHold, "the longest a due deadline waits for an input partition that is not read past it (owner dead, rebalance, Kafka down); past it the deadline fires anyway and its events carry deadline_forced; 0 for the default (env FALLBACK_MAX_DEADLINE_HOLD)")
@@ -283,10 +284,7 @@ func (c *Common) CheckRequestAge() error {
 	if c.DeadlineGrace < 0 {
 		return fmt.Errorf("--deadline-grace (FALLBACK_DEADLINE_GRACE) must not be negative, got %s", c.DeadlineGrace)
 	}
-	tombstone := c.Tombstone
-	if tombstone == 0 {
-		tombstone = statestore.DefaultTombstoneTTL
-	}
+	tombstone := c.TombstoneRetention()
 	if need := c.MaxRequestAge + c.DeadlineGrace; tombstone < need {
 		return fmt.Errorf("--tombstone-retention (FALLBACK_TOMBSTONE_RETENTION) %s is shorter than --max-request-age (FALLBACK_MAX_REQUEST_AGE) %s plus --deadline-grace %s: "+
 			"a closed flow must be remembered as long as a duplicate of its request can still be accepted, or the duplicate sends again; "+
@@ -346,10 +344,33 @@ func (c *Common) RedisClient() (redis.UniversalClient, error) {
 	return r.Client()
 }
 
-// Store is the flow state store on client, with --redis-prefix and
-// --tombstone-retention.
+// TombstoneRetention is --tombstone-retention, or when it is 0 the least
+// that CheckRequestAge accepts: closed flows are the larger part of Redis's
+// memory at a steady rate, so they are kept no longer than duplicates need.
+func (c *Common) TombstoneRetention() time.Duration {
+	if c.Tombstone > 0 || c.MaxRequestAge <= 0 {
+		return c.Tombstone // 0: the state store's default
+	}
+	return c.MaxRequestAge + max(c.DeadlineGrace, 0)
+}
+
+// ProviderIndexTTL is how long a provider message id resolves to its
+// attempt: as long as the longest flow can stay open (every step at the
+// longest delay), then as long as its tombstone, so that a DLR naming only
+// the provider's id finds its flow whenever the flow is still known.
+func (c *Common) ProviderIndexTTL() time.Duration {
+	tombstone := c.TombstoneRetention()
+	if tombstone == 0 {
+		tombstone = statestore.DefaultTombstoneTTL
+	}
+	l := flow.DefaultLimits()
+	return time.Duration(l.MaxSteps)*time.Duration(l.MaxDelaySeconds)*time.Second + tombstone
+}
+
+// Store is the flow state store on client, with --redis-prefix and the
+// tombstone retention.
 func (c *Common) Store(client redis.UniversalClient) (*statestore.Store, error) {
-	cfg := statestore.Config{Prefix: c.RedisPrefix, TombstoneTTL: c.Tombstone}
+	cfg := statestore.Config{Prefix: c.RedisPrefix, TombstoneTTL: c.TombstoneRetention()}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

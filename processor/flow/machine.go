@@ -228,6 +228,13 @@ func report(st *State, in Report, now time.Time) (*State, Output) {
 	if strings.EqualFold(st.Attempts[in.Step].LastStatus, in.Status) {
 		return st, discard(st, in, DiscardDuplicate, now)
 	}
+	if in.Kind == Intermediate {
+		// Reported, not written: an intermediate status (sent, ENROUTE,
+		// accepted) decides nothing, and most flows get one per step, so
+		// writing it would cost a compare-and-set for no decision. The
+		// DLR_RECEIVED event is its record (docs/behaviour.md).
+		return st, Output{Events: []schemas.FlowEvent{st.dlrEvent(EventDLRReceived, in, "", now)}}
+	}
 
 	ns := st.clone()
 	ns.markApplied(in.Pos)

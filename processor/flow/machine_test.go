@@ -245,8 +245,9 @@ func TestIntermediateDLRKeepsTimer(t *testing.T) {
 	if st.Closed || st.Current != 0 || st.Deadline != before.Deadline || len(out.Sends) != 0 {
 		t.Fatalf("intermediate DLR changed the flow: %+v", st)
 	}
-	if st.Attempts[0].LastStatus != "sent" || !out.Changed {
-		t.Fatalf("intermediate DLR not recorded")
+	// Reported by its event only: nothing to write.
+	if st != before || out.Changed || out.Events[0].Status != "sent" || out.Events[0].StatusKind != "intermediate" {
+		t.Fatalf("intermediate DLR: changed=%v state=%p (before %p) event %+v", out.Changed, st, before, out.Events[0])
 	}
 	// Unknown raw statuses are intermediate too (the caller normalises them so).
 	st, out = Apply(st, dlr(0, "SOMETHING_NEW", Intermediate), t0.Add(2*time.Second))
@@ -282,8 +283,8 @@ func TestDLRForUnknownAttemptIsDiscarded(t *testing.T) {
 }
 
 func TestDuplicateDLRIsIgnored(t *testing.T) {
-	st, _ := Apply(started(t, twoSteps()), dlr(0, "sent", Intermediate), t0.Add(time.Second))
-	st2, out := Apply(st, dlr(0, "SENT", Intermediate), t0.Add(2*time.Second))
+	st, _ := Apply(started(t, twoSteps()), dlr(0, "failed", Failed), t0.Add(time.Second))
+	st2, out := Apply(st, dlr(0, "FAILED", Failed), t0.Add(2*time.Second))
 	expectNoChange(t, st, st2, out)
 	expectEvents(t, out, EventDLRDiscarded)
 	if out.Events[0].Reason != DiscardDuplicate {

@@ -1,0 +1,280 @@
+package statestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// applyScript is the only way a flow changes: for each flow, a
+// compare-and-set on the version that writes the record, the deadline and
+// the owed outputs at once. One call carries the changes of one shard
+// (every key shares the shard's hash tag), so a batch costs one script call
+// per shard instead of one per flow, and the shard-wide writes (deadlines,
+// outbox, records that stay persistent) are one multi-member command each
+// per call. Each flow is still all-or-nothing and independent of the others
+// in the call; a request id may appear at most once per call.
+//
+// KEYS[1] deadline sorted set   <prefix>{<shard>}:dl
+// KEYS[2] owed sorted set       <prefix>{<shard>}:ob
+// KEYS[3] outbox hash           <prefix>{<shard>}:ox
+// KEYS[3+i] flow record         <prefix>{<shard>}:f:<id>   (flow i = 1, 2, ...)
+// ARGV[1] tombstone TTL in ms (used by changes that close their flow)
+// then 8 values per flow, in KEYS order:
+//
+//	request id (the member of the deadline set)
+//	expected version; "0" means the flow must not exist
+//	new version (expected+1)
+//	state blob
+//	deadline in unix ms, "" to remove the flow from the deadline set
+//	"1" when the change closes the flow
+//	outbox retry-at in unix ms, "" when the change owes no outputs
+//	the owed outputs (one opaque blob)
+//
+// Returns one item per flow: {1, older version, older outputs, ...} when
+// applied, or {0, current record or false} on a version conflict, so the
+// caller recomputes without another round trip. The older outputs are what
+// the flow still owed from earlier versions (looked up only when the change
+// owes something too): the caller produces them first, so that a flow's
+// outputs reach Kafka in the order of its versions even when an earlier
+// writer has not produced its own yet.
+var applyScript = redis.NewScript(bulkLua + recordLua + `
+local n = #KEYS - 3
+local out, owedOf, lookups = {}, {}, {}
+for i = 1, n do
+  local a = 2 + (i - 1) * 8
+  local rec = redis.call('GET', KEYS[3 + i])
+  local cur, owed = '0', ''
+  if rec then cur, owed = parse(rec) end
+  if cur ~= ARGV[a + 1] then
+    out[i] = {0, rec or false}
+  else
+    owedOf[i] = owed
+    if ARGV[a + 6] ~= '' then
+      for v in string.gmatch(owed, '[^,]+') do
+        lookups[#lookups + 1] = ARGV[a] .. ':' .. v
+      end
+    end
+  end
+end
+local found = {}
+for s = 1, #lookups, 4000 do
+  local e = math.min(s + 3999, #lookups)
+  local vals = redis.call('HMGET', KEYS[3], unpack(lookups, s, e))
+  for j = s, e do
+    if vals[j - s + 1] then found[lookups[j]] = vals[j - s + 1] end
+  end
+end
+local mset, dlAdd, dlRem, oxSet, obAdd = {}, {}, {}, {}, {}
+for i = 1, n do
+  if owedOf[i] then
+    local a = 2 + (i - 1) * 8
+    local id, new = ARGV[a], ARGV[a + 2]
+    local head, res = new, {1}
+    if ARGV[a + 6] ~= '' then
+      for v in string.gmatch(owedOf[i], '[^,]+') do
+        local d = found[id .. ':' .. v]
+        if d then
+          head = head .. ',' .. v
+          res[#res + 1] = v
+          res[#res + 1] = d
+        end
+      end
+      head = head .. ',' .. new
+      oxSet[#oxSet + 1] = id .. ':' .. new
+      oxSet[#oxSet + 1] = ARGV[a + 7]
+      obAdd[#obAdd + 1] = ARGV[a + 6]
+      obAdd[#obAdd + 1] = id .. ':' .. new
+    elseif owedOf[i] ~= '' then
+      head = head .. ',' .. owedOf[i]
+    end
+    local rec = head .. '|' .. ARGV[a + 3]
+    if ARGV[a + 5] == '1' then
+      redis.call('SET', KEYS[3 + i], rec, 'PX', ARGV[1])
+      dlRem[#dlRem + 1] = id
+    else
+      mset[#mset + 1] = KEYS[3 + i]
+      mset[#mset + 1] = rec
+      if ARGV[a + 4] == '' then
+        dlRem[#dlRem + 1] = id
+      else
+        dlAdd[#dlAdd + 1] = ARGV[a + 4]
+        dlAdd[#dlAdd + 1] = id
+      end
+    end
+    out[i] = res
+  end
+end
+bulk('MSET', nil, mset)
+bulk('ZADD', KEYS[1], dlAdd)
+bulk('ZREM', KEYS[1], dlRem)
+bulk('HSET', KEYS[3], oxSet)
+bulk('ZADD', KEYS[2], obAdd)
+return out
+`)
+
+// Change is one compare-and-set write of a flow.
+type Change struct {
+	RequestID string
+	// ExpectVersion is the version the change was computed from; 0 means
+	// the flow must not exist yet.
+	ExpectVersion int64
+	State         []byte
+	// Deadline is when the flow's timer fires; zero removes the flow from
+	// the deadline set. Ignored when Closed.
+	Deadline time.Time
+	// Closed keeps the state as a tombstone that expires after
+	// TombstoneTTL and removes the deadline. A change that is not Closed
+	// makes the flow record persistent again.
+	Closed bool
+	// Outbox holds the outputs this change owes to Kafka, stored with the
+	// new version until acked.
+	Outbox [][]byte
+	// OutboxRetryAt is when a recoverer may re-emit Outbox if it was never
+	// acked. Required when Outbox is not empty.
+	OutboxRetryAt time.Time
+}
+
+// ApplyResult is the outcome of one Change.
+type ApplyResult struct {
+	Applied bool
+	Version int64 // the new version when Applied
+	// Current is the stored state when not Applied (version conflict), so
+	// the caller can recompute without reading again.
+	Current Snapshot
+	// Owed, when Applied with outbox entries, are the outputs the flow
+	// still owed from earlier versions, oldest first. Produce them before
+	// this change's own so the flow's outputs keep their order, then ack
+	// their versions with this change's.
+	Owed []OutboxEntry
+}
+
+// Apply runs the compare-and-set of every change: one script call per shard
+// touched, all in one pipeline. Results are in input order. A version
+// conflict is a result, not an error; an error means some changes may or may
+// not have been applied (reload and recompute: the versions tell).
+func (s *Store) Apply(ctx context.Context, changes []Change) ([]ApplyResult, error) {
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	seen := make(map[string]bool, len(changes))
+	for i := range changes {
+		ch := &changes[i]
+		if err := checkChange(ch); err != nil {
+			return nil, fmt.Errorf("statestore: apply: %w", err)
+		}
+		if seen[ch.RequestID] {
+			// The script reads every record before it writes any.
+			return nil, fmt.Errorf("statestore: apply: %q changed twice in one call", ch.RequestID)
+		}
+		seen[ch.RequestID] = true
+	}
+	groups := groupByShard(s, changes, func(ch Change) string { return ch.RequestID })
+	calls := make([]scriptCall, len(groups.shards))
+	for c, sh := range groups.shards {
+		idx := groups.members[sh]
+		keys := make([]string, 3, 3+len(idx))
+		keys[0], keys[1], keys[2] = s.dlKey[sh], s.obKey[sh], s.oxKey[sh]
+		args := make([]any, 1, 1+8*len(idx))
+		args[0] = s.tombstoneMS
+		for _, i := range idx {
+			ch := &changes[i]
+			keys = append(keys, s.flowPrefix[sh]+ch.RequestID)
+			var deadline any = ""
+			if !ch.Closed && !ch.Deadline.IsZero() {
+				deadline = ch.Deadline.UnixMilli()
+			}
+			closed := "0"
+			if ch.Closed {
+				closed = "1"
+			}
+			var retryAt any = ""
+			var outputs []byte
+			if len(ch.Outbox) > 0 {
+				retryAt = ch.OutboxRetryAt.UnixMilli()
+				outputs = packOutputs(ch.Outbox)
+			}
+			args = append(args, ch.RequestID, ch.ExpectVersion, ch.ExpectVersion+1, nonNil(ch.State),
+				deadline, closed, retryAt, nonNil(outputs))
+		}
+		calls[c] = scriptCall{script: applyScript, keys: keys, args: args}
+	}
+	if err := s.runScripts(ctx, calls); err != nil {
+		return nil, fmt.Errorf("statestore: apply: %w", err)
+	}
+	out := make([]ApplyResult, len(changes))
+	for c, sh := range groups.shards {
+		idx := groups.members[sh]
+		vals, err := calls[c].cmd.Slice()
+		if err != nil {
+			return nil, fmt.Errorf("statestore: apply: %w", err)
+		}
+		if len(vals) != len(idx) {
+			return nil, fmt.Errorf("statestore: apply: %d results for %d changes", len(vals), len(idx))
+		}
+		for j, i := range idx {
+			r, err := parseApply(&changes[i], vals[j])
+			if err != nil {
+				return nil, fmt.Errorf("statestore: apply %q: %w", changes[i].RequestID, err)
+			}
+			out[i] = r
+		}
+	}
+	return out, nil
+}
+
+func checkChange(ch *Change) error {
+	switch {
+	case ch.RequestID == "":
+		return errors.New("empty request id")
+	case ch.ExpectVersion < 0:
+		return fmt.Errorf("%q: negative expected version %d", ch.RequestID, ch.ExpectVersion)
+	case len(ch.Outbox) > 0 && ch.OutboxRetryAt.IsZero():
+		// A zero retry-at would let a recoverer re-emit the outputs while
+		// the writer is still producing them.
+		return fmt.Errorf("%q: outbox entries without a retry-at", ch.RequestID)
+	}
+	return nil
+}
+
+func parseApply(ch *Change, reply any) (ApplyResult, error) {
+	vals, ok := reply.([]any)
+	if !ok || len(vals) < 1 {
+		return ApplyResult{}, fmt.Errorf("unexpected reply %v", reply)
+	}
+	if applied, _ := vals[0].(int64); applied != 1 {
+		if len(vals) != 2 {
+			return ApplyResult{}, fmt.Errorf("unexpected conflict reply %v", vals)
+		}
+		cur, err := parseSnapshot(ch.RequestID, vals[1])
+		return ApplyResult{Current: cur}, err
+	}
+	if len(vals)%2 != 1 {
+		return ApplyResult{}, fmt.Errorf("unexpected reply length %d", len(vals))
+	}
+	r := ApplyResult{Applied: true, Version: ch.ExpectVersion + 1}
+	for j := 1; j < len(vals); j += 2 {
+		v, err := parseVersion(vals[j])
+		if err != nil {
+			return ApplyResult{}, err
+		}
+		entries, err := unpackOutputs(v, toBytes(vals[j+1]))
+		if err != nil {
+			return ApplyResult{}, err
+		}
+		r.Owed = append(r.Owed, entries...)
+	}
+	return r, nil
+}
+
+// nonNil keeps a nil blob an empty string on the wire (go-redis writes nil
+// []byte as "" too, but being explicit costs nothing).
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
