@@ -749,7 +749,7 @@ func (w *faultWorld) describe(ids []string) string {
 	for i, s := range snaps {
 		desc := "not in redis"
 		if s.Exists {
-			if st, err := flow.Decode(s.State); err == nil {
+			if st, err := flow.Decode(s.RequestID, s.State); err == nil {
 				desc = fmt.Sprintf("v%d step %d/%d closed=%v deadline=%s", s.Version, st.Current, len(st.Steps), st.Closed,
 					time.UnixMilli(st.Deadline).Sub(w.clock.Now()).Round(time.Second))
 			}

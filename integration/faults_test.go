@@ -466,7 +466,7 @@ func (w *faultWorld) heldSince(stopped time.Time, lease time.Duration) (claims, 
 		if !s.Exists {
 			continue
 		}
-		st, err := flow.Decode(s.State)
+		st, err := flow.Decode(s.RequestID, s.State)
 		if err != nil {
 			continue
 		}

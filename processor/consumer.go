@@ -24,15 +24,17 @@ import (
 // clear the outbox, commit. Offsets are committed only after Redis has the
 // new state and Kafka has acknowledged the outputs.
 type Consumer struct {
-	client     *kgo.Client
-	engine     *engine
-	deliverer  *deliverer
-	codecs     *schemas.Codecs
-	validator  flow.Validator
-	defs       flow.Definitions
-	topics     topics.Names
-	clock      clock.Clock
-	sweeper    *Sweeper
+	client    *kgo.Client
+	engine    *engine
+	deliverer *deliverer
+	codecs    *schemas.Codecs
+	validator flow.Validator
+	defs      flow.Definitions
+	topics    topics.Names
+	clock     clock.Clock
+	// onDeadline is told the earliest deadline each batch wrote, so that
+	// the sweeper wakes for it (Sweeper.Notify).
+	onDeadline func(time.Time)
 	watermarks *Watermarks
 	grace      time.Duration // how far record timestamps may disagree with the clock
 	// While more DLRs than dlrBacklogPause wait on this instance's
@@ -41,6 +43,7 @@ type Consumer struct {
 	requestsPaused  bool
 	maxPoll         int
 	indexTTL        time.Duration
+	indexed         indexMemo // provider-id index entries written lately
 	log             *slog.Logger
 	metrics         *metrics
 }
@@ -141,7 +144,7 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 		return err
 	}
 	if !res.earliest.IsZero() {
-		c.sweeper.Notify(res.earliest)
+		c.onDeadline(res.earliest)
 	}
 	// A failed commit only means these records come again; the flows
 	// recognise them by offset and do not apply them twice.
@@ -181,17 +184,18 @@ func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (_ batchRes
 			}
 		}
 	}
-	if len(b.index) > 0 {
+	if index := c.indexed.toWrite(b.index, now, c.indexTTL); len(index) > 0 {
 		done := c.metrics.redisTimer(ctx, "index_provider_ids")
-		err := c.engine.store.IndexProviderIDs(ctx, b.index, c.indexTTL)
+		err := c.engine.indexProviderIDs(ctx, index, c.indexTTL)
 		done()
 		if err != nil {
 			return batchResult{}, fmt.Errorf("index provider message ids: %w", err)
 		}
+		c.indexed.wrote(index, now)
 	}
 	if len(b.order) > 0 {
 		done := c.metrics.redisTimer(ctx, "load")
-		snaps, err := c.engine.store.Load(ctx, b.order)
+		snaps, err := c.engine.load(ctx, b.order)
 		done()
 		if err != nil {
 			return batchResult{}, fmt.Errorf("load flows: %w", err)
@@ -248,12 +252,12 @@ func (b *batchBuilder) add(requestID string, in input) {
 func (b *batchBuilder) deadLetter(r *kgo.Record, err error) {
 	b.c.metrics.deadLetters.Add(context.Background(), 1)
 	b.c.log.Warn("dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
-	b.direct = append(b.direct, b.c.engine.enc.deadLetter(r, err, b.now))
+	b.direct = append(b.direct, b.c.engine.deadLetter(r, err, b.now))
 }
 
 func (b *batchBuilder) event(r *kgo.Record, ev schemas.FlowEvent) bool {
 	ev.EventID, ev.OccurredAt = positionEventID(r, 0), b.now
-	rec, err := b.c.engine.enc.event(ev, nil)
+	rec, err := b.c.engine.event(ev)
 	if err != nil {
 		b.c.log.Error("encode event", "err", err)
 		return false
@@ -350,7 +354,7 @@ func (b *batchBuilder) reject(r *kgo.Record, requestID string, rej *flow.Rejecti
 	}
 	b.c.log.Info("request rejected", "request_id", requestID, "reason", rej.Code, "field", rej.Field)
 	b.c.metrics.deadLetters.Add(context.Background(), 1)
-	b.direct = append(b.direct, b.c.engine.enc.deadLetter(r, rej, b.now))
+	b.direct = append(b.direct, b.c.engine.deadLetter(r, rej, b.now))
 }
 
 // decodeReports decodes and checks the batch's DLRs, by position in
@@ -400,7 +404,7 @@ func (b *batchBuilder) resolveProviderIDs(ctx context.Context, reports map[int]s
 	var found map[string]string
 	if len(ids) > 0 {
 		var err error
-		if found, err = b.c.engine.store.ResolveProviderIDs(ctx, ids); err != nil {
+		if found, err = b.c.engine.resolveProviderIDs(ctx, ids); err != nil {
 			return fmt.Errorf("resolve provider message ids: %w", err)
 		}
 	}

@@ -76,6 +76,62 @@ type engine struct {
 	tracer   trace.Tracer // spans of applied changes (tracing.go)
 }
 
+// The state-store and encoding calls of the workers (consumer, sweeper,
+// recoverer) go through the engine, so that it alone holds the store, the
+// encoder and their timings.
+
+func (e *engine) load(ctx context.Context, requestIDs []string) ([]statestore.Snapshot, error) {
+	return e.store.Load(ctx, requestIDs)
+}
+
+func (e *engine) indexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error {
+	return e.store.IndexProviderIDs(ctx, refs, ttl)
+}
+
+func (e *engine) resolveProviderIDs(ctx context.Context, ids []string) (map[string]string, error) {
+	return e.store.ResolveProviderIDs(ctx, ids)
+}
+
+func (e *engine) claimDue(ctx context.Context, cutoff time.Time, lease time.Duration, limitPerShard int) ([]statestore.Snapshot, error) {
+	return e.store.ClaimDueAll(ctx, cutoff, lease, limitPerShard)
+}
+
+func (e *engine) nextDue(ctx context.Context) (time.Time, bool, error) {
+	return e.store.NextDue(ctx)
+}
+
+func (e *engine) claimOwed(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.OwedOutputs, error) {
+	return e.store.ClaimOwed(ctx, now, lease, limitPerShard)
+}
+
+// deadlineCounter is a state store that counts deadlines cheaply
+// (statestore.Store); with another store the deadline gauges stay empty.
+type deadlineCounter interface {
+	DeadlineCounts(ctx context.Context, after, upTo time.Time) (pending, due int64, err error)
+}
+
+// deadlineCounts are the store's deadline counts (DeadlineCounts); ok is
+// false when the store cannot count them.
+func (e *engine) deadlineCounts(ctx context.Context, after, upTo time.Time) (pending, due int64, ok bool, err error) {
+	dc, ok := e.store.(deadlineCounter)
+	if !ok {
+		return 0, 0, false, nil
+	}
+	pending, due, err = dc.DeadlineCounts(ctx, after, upTo)
+	return pending, due, true, err
+}
+
+// deadLetter is the dead-letter record of a refused input.
+func (e *engine) deadLetter(src *kgo.Record, reason error, now time.Time) *kgo.Record {
+	return e.enc.deadLetter(src, reason, now)
+}
+
+// event is the record of an event that belongs to no flow change (its id
+// is set), without trace context.
+func (e *engine) event(ev schemas.FlowEvent) (*kgo.Record, error) {
+	return e.enc.event(ev, nil)
+}
+
 func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (batchResult, error) {
 	var res batchResult
 	pending := works
@@ -318,5 +374,5 @@ func decodeSnapshot(s statestore.Snapshot) (*flow.State, error) {
 	if len(s.State) == 0 {
 		return nil, errors.New("empty state blob")
 	}
-	return flow.Decode(s.State)
+	return flow.Decode(s.RequestID, s.State)
 }

@@ -94,7 +94,7 @@ func FuzzDecodeState(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded state %+v does not encode: %v", st, err)
 		}
-		again, err := flow.Decode(enc)
+		again, err := flow.Decode("r1", enc)
 		if err != nil {
 			t.Fatalf("our own encoding %s does not decode: %v", enc, err)
 		}

@@ -15,7 +15,7 @@ import (
 // are replayed byte for byte, so consumers see the same attempt and event
 // ids and can drop the repeat.
 type Recoverer struct {
-	store     StateStore
+	engine    *engine
 	deliverer *deliverer
 	clock     clock.Clock
 	lease     time.Duration
@@ -55,7 +55,7 @@ func (r *Recoverer) run(stop, ctx context.Context) error {
 }
 
 func (r *Recoverer) recover(ctx context.Context) (int, error) {
-	owed, err := r.store.ClaimOwed(ctx, r.clock.Now(), r.lease, r.batch)
+	owed, err := r.engine.claimOwed(ctx, r.clock.Now(), r.lease, r.batch)
 	if err != nil || len(owed) == 0 {
 		return 0, err
 	}

@@ -141,7 +141,7 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 	cutoff := s.cutoff(now, low)
 	s.lastCutoff = cutoff
 	done := s.metrics.redisTimer(ctx, "claim_due")
-	claimed, err := s.engine.store.ClaimDueAll(ctx, cutoff, s.lease, s.batch)
+	claimed, err := s.engine.claimDue(ctx, cutoff, s.lease, s.batch)
 	done()
 	if err != nil || len(claimed) == 0 {
 		return false, err
@@ -213,7 +213,7 @@ func (s *Sweeper) sleep(ctx context.Context) {
 	var recheck <-chan time.Time // wall time: watermarks move with reading, not with the clock
 	held := false
 	defer func() { s.held.Store(false) }()
-	if next, ok, err := s.engine.store.NextDue(ctx); err == nil && ok {
+	if next, ok, err := s.engine.nextDue(ctx); err == nil && ok {
 		wait = min(max(next.Sub(now), 0), s.maxIdle)
 		if !next.After(now) {
 			// Due but not claimed: held by the watermarks. No input can be
@@ -247,24 +247,17 @@ func (s *Sweeper) sleep(ctx context.Context) {
 // one pipeline of two commands per shard.
 const countEvery = time.Second
 
-// deadlineCounter is a state store that counts deadlines cheaply
-// (statestore.Store); with another store the deadline gauges stay empty.
-type deadlineCounter interface {
-	DeadlineCounts(ctx context.Context, after, upTo time.Time) (pending, due int64, err error)
-}
-
 // count refreshes the deadline counts of the gauges, at most once per
 // countEvery: the flows with a deadline, and those due now but later than
 // the cutoff of the round just run, which the watermarks (and the grace)
 // hold back.
 func (s *Sweeper) count(ctx context.Context) {
-	dc, ok := s.engine.store.(deadlineCounter)
-	if !ok || time.Since(s.countedAt) < countEvery || s.lastCutoff.IsZero() {
+	if time.Since(s.countedAt) < countEvery || s.lastCutoff.IsZero() {
 		return
 	}
 	s.countedAt = time.Now()
-	pending, held, err := dc.DeadlineCounts(ctx, s.lastCutoff, s.clock.Now())
-	if err != nil {
+	pending, held, ok, err := s.engine.deadlineCounts(ctx, s.lastCutoff, s.clock.Now())
+	if !ok || err != nil {
 		return // the gauges keep the last counts; the next round tries again
 	}
 	s.pending.Store(pending)

@@ -107,6 +107,9 @@ type Codec[T any] struct {
 	shape      *node
 	toNative   func(T) (map[string]any, error)
 	fromNative func(map[string]any) (T, error)
+	// fast, when set, is the hand-written encoder Append uses instead of
+	// toNative + goavro + validate (fast.go); it writes the same bytes.
+	fast fastEncoder[T]
 	// previous are the earlier writer schemas of the record, newest first.
 	previous []writerSchema
 }
@@ -148,6 +151,11 @@ func (c *Codec[T]) MaxBytes() int { return c.maxBytes }
 // optional), and time.Time as UTC milliseconds (sub-millisecond precision is
 // truncated). Encode fails on what Decode would refuse: invalid UTF-8,
 // timestamps outside years 1 to 9999, an encoding above MaxBytes.
+//
+// FlowEvent, ChannelSend and DeadLetter are written by hand-written
+// encoders (fast.go) that write map entries sorted by key, so that equal
+// values encode to equal bytes; the other records go through goavro, which
+// writes map entries in Go's random map order.
 func (c *Codec[T]) Encode(v T) ([]byte, error) {
 	return c.Append(nil, v)
 }
@@ -155,6 +163,21 @@ func (c *Codec[T]) Encode(v T) ([]byte, error) {
 // Append appends the encoding of v to dst (see Encode). On error dst is
 // returned unchanged.
 func (c *Codec[T]) Append(dst []byte, v T) ([]byte, error) {
+	if c.fast != nil {
+		// No validate here: see "No validate after the fast path" in fast.go.
+		out, err := c.fast(dst, v, c.maxBytes)
+		if err != nil {
+			return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
+		}
+		return out, nil
+	}
+	return c.appendGoavro(dst, v)
+}
+
+// appendGoavro is the reference encoder: toNative, goavro, then the reader's
+// checks on the result. Append uses it for the records without a fast
+// encoder, and the tests compare the fast encoders with it.
+func (c *Codec[T]) appendGoavro(dst []byte, v T) ([]byte, error) {
 	native, err := c.toNative(v)
 	if err != nil {
 		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
@@ -167,7 +190,7 @@ func (c *Codec[T]) Append(dst []byte, v T) ([]byte, error) {
 	// produce is refused by our own Decode (or by fastavro).
 	enc := out[len(dst):]
 	if len(enc) > c.maxBytes {
-		return dst, fmt.Errorf("schemas: encode %s: %w: %d bytes, max %d", c.name, ErrTooLarge, len(enc), c.maxBytes)
+		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, errTooLarge(len(enc), c.maxBytes))
 	}
 	if err := validate(c.shape, enc); err != nil {
 		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
@@ -311,6 +334,10 @@ func New() (*Codecs, error) {
 		FlowDefinition: build(&errs, "FlowDefinition", MaxRecordBytes, flowDefinitionToNative, flowDefinitionFromNative),
 		DeadLetter:     build(&errs, "DeadLetter", MaxDeadLetterBytes, deadLetterToNative, deadLetterFromNative),
 	}
+	// The records the processor writes get a hand-written encoder (fast.go).
+	withFast(&errs, cs.FlowEvent, "FlowEvent", appendFlowEvent)
+	withFast(&errs, cs.ChannelSend, "ChannelSend", appendChannelSend)
+	withFast(&errs, cs.DeadLetter, "DeadLetter", appendDeadLetter)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -135,7 +135,9 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		"FuzzDecodeDeadLetter/error_invalid_utf8":              ErrMalformed,
 		"FuzzDecodeDeadLetter/partition_overflows_int32":       ErrMalformed,
 	}
-	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "*", "*"))
+	// The decode targets' seeds only: FuzzFastEncodeMatchesGoavro's inputs
+	// are field values, and a kept one is a plain regression input.
+	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzDecode*", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}

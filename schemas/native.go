@@ -40,8 +40,8 @@ var (
 type enc struct{ err error }
 
 func (e *enc) ts(field string, t time.Time) any {
-	if (t.Before(minTime) || t.After(maxTime)) && e.err == nil {
-		e.err = fmt.Errorf("%s: %w: timestamp %s is outside years 1 to 9999", field, ErrMalformed, t.UTC().Format(time.RFC3339Nano))
+	if tsOutOfRange(t) && e.err == nil {
+		e.err = errTimestamp(field, t)
 	}
 	return t
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -33,13 +35,20 @@ func TestBenchJSONAddsUp(t *testing.T) {
 		"wall_s", "requests_per_sec", "dlrs_per_sec", "deadline_fires_per_sec", "flows_closed_per_sec",
 		"flows_closed_per_sec_steady", "deadline_lateness_ms", "deadline_lateness_emitted_ms",
 		"deadline_grace_ms", "deadline_lateness_past_grace_ms", "deadline_lateness_past_grace_emitted_ms", "outcome_shares",
-		"redis_bytes_per_inflight_flow", "redis_commands_per_flow", "cpu_us_per_flow", "cpu_scope", "counts", "limit", "peer"} {
+		"redis_bytes_per_inflight_flow", "redis_bytes_per_closed_flow", "redis_tombstone_bytes_per_flow", "redis_provider_index_bytes_per_flow",
+		"redis_provider_index_keys_per_flow", "redis_commands_per_flow", "cpu_us_per_flow", "cpu_scope", "counts", "limit", "peer"} {
 		if _, ok := raw[field]; !ok {
 			t.Errorf("JSON has no %q:\n%s", field, stdout.String())
 		}
 	}
 	var r struct {
 		Flows                int             `json:"flows"`
+		Backend              string          `json:"backend"`
+		Notes                []string        `json:"notes"`
+		BytesPerClosedFlow   *float64        `json:"redis_bytes_per_closed_flow"`
+		TombstoneBytes       *float64        `json:"redis_tombstone_bytes_per_flow"`
+		IndexBytesPerFlow    *float64        `json:"redis_provider_index_bytes_per_flow"`
+		IndexKeysPerFlow     *float64        `json:"redis_provider_index_keys_per_flow"`
 		RequestsPerSec       float64         `json:"requests_per_sec"`
 		FlowsClosedPerSec    float64         `json:"flows_closed_per_sec"`
 		RedisCommandsPerFlow float64         `json:"redis_commands_per_flow"`
@@ -66,8 +75,11 @@ func TestBenchJSONAddsUp(t *testing.T) {
 			Fallbacks     map[string]int `json:"fallbacks"`
 		} `json:"counts"`
 		Limit *struct {
-			RedisFlowsPerSec float64 `json:"redis_flows_per_sec"`
-			KafkaFlowsPerSec float64 `json:"kafka_flows_per_sec"`
+			RedisFlowsPerSec          float64  `json:"redis_flows_per_sec"`
+			KafkaFlowsPerSec          float64  `json:"kafka_flows_per_sec"`
+			RedisPlainFlowsPerSec     float64  `json:"redis_plain_flows_per_sec"`
+			RedisPlainCommandsPerFlow float64  `json:"redis_plain_commands_per_flow"`
+			RatioToPlain              *float64 `json:"ratio_to_plain"`
 		} `json:"limit"`
 		Peer *struct {
 			Skipped string `json:"skipped"`
@@ -96,10 +108,27 @@ func TestBenchJSONAddsUp(t *testing.T) {
 		t.Errorf("a rate is missing: %s", stdout.String())
 	case r.Limit == nil || r.Limit.RedisFlowsPerSec <= 0 || r.Limit.KafkaFlowsPerSec <= 0:
 		t.Errorf("no ceilings: %s", stdout.String())
+	case r.Limit.RedisPlainFlowsPerSec <= 0 || r.Limit.RatioToPlain == nil || *r.Limit.RatioToPlain < 0:
+		t.Errorf("no plain Redis ceiling: %s", stdout.String())
+	case r.Limit.RedisPlainCommandsPerFlow < 11 || r.Limit.RedisPlainCommandsPerFlow > 12:
+		// 11 per flow and one ZRANGEBYSCORE per pipeline of 16 flows
+		t.Errorf("plain Redis ceiling: %g commands per flow, want 11 to 12", r.Limit.RedisPlainCommandsPerFlow)
 	case r.PastGrace.N != r.DeadlineLatenessMS.N || r.GraceMS != 25:
 		t.Errorf("lateness past deadline+grace: %d samples of %d, grace %g wall ms (want the default 250 ms at clock x10: 25)", r.PastGrace.N, r.DeadlineLatenessMS.N, r.GraceMS)
 	case r.Peer == nil || r.Peer.Skipped == "":
 		t.Errorf("the asynq peer should be skipped, with a reason, on the embedded Redis: %s", stdout.String())
+	}
+	// Memory of closed flows: numbers, and on the embedded Redis (which
+	// reports no memory) 0 with a note that says so.
+	switch {
+	case r.BytesPerClosedFlow == nil || r.TombstoneBytes == nil || r.IndexBytesPerFlow == nil || r.IndexKeysPerFlow == nil:
+		t.Errorf("closed-flow memory is not a number: %s", stdout.String())
+	case !strings.HasPrefix(r.Backend, "embedded"):
+		t.Errorf("backend %q, want the embedded one", r.Backend)
+	case *r.BytesPerClosedFlow != 0 || *r.TombstoneBytes != 0 || *r.IndexBytesPerFlow != 0 || *r.IndexKeysPerFlow != 0:
+		t.Errorf("closed-flow memory measured on the embedded Redis: %s", stdout.String())
+	case !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "redis_bytes_per_closed_flow") }):
+		t.Errorf("no note on the closed-flow memory: %q", r.Notes)
 	}
 	// Shares: the expected ones follow from the mixes (0.5 + 0.5*0.97
 	// delivered, with the default --then-mix); the measured ones from the

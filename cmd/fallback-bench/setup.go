@@ -124,6 +124,7 @@ func (r *benchRun) scope() error {
 		return err
 	}
 	r.cfg.Store = store
+	r.cfg.OwnPrefix = !r.external
 	r.lease = time.Duration(float64(c.ClaimLease) * r.speed) // 10 s of wall time, as in the demo
 	return nil
 }

@@ -36,7 +36,7 @@ func flowCmd(ctx context.Context, args []string) error {
 	if !snaps[0].Exists {
 		return fmt.Errorf("no flow %q in Redis (never started, or closed longer ago than the tombstone retention)", id)
 	}
-	st, err := flow.Decode(snaps[0].State)
+	st, err := flow.Decode(id, snaps[0].State)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,10 @@ type Config struct {
 	// Store is the processor's state store (its key prefix): pending flows
 	// are parked there.
 	Store *statestore.Store
+	// OwnPrefix says the store's key prefix is this run's alone (an
+	// in-process or spawned processor): every key under it is the run's.
+	// An external processor's prefix holds its other flows too.
+	OwnPrefix bool
 	// Clock is the processor's clock; the providers schedule DLRs on it.
 	Clock *clock.Scaled
 
@@ -120,10 +124,25 @@ type Result struct {
 	// measured.
 	OutcomeShares OutcomeShares `json:"outcome_shares"`
 
-	RedisBytesPerInflightFlow float64          `json:"redis_bytes_per_inflight_flow"`
-	RedisCommandsPerFlow      float64          `json:"redis_commands_per_flow"`
-	RedisCommandsSource       string           `json:"redis_commands_source"`
-	RedisCommands             map[string]int64 `json:"redis_commands,omitempty"`
+	RedisBytesPerInflightFlow float64 `json:"redis_bytes_per_inflight_flow"`
+	// RedisBytesPerClosedFlow is what Redis keeps per measured flow once
+	// all closed and their outputs were acked (the tombstone, the
+	// provider-id index entries): the used_memory delta without client and
+	// AOF buffers, from before the first request to then, over the flows.
+	RedisBytesPerClosedFlow float64 `json:"redis_bytes_per_closed_flow"`
+	// RedisTombstoneBytesPerFlow is the part of it in the closed flows'
+	// own records (<prefix>{<shard>}:f:<id>, kept for the tombstone TTL):
+	// MEMORY USAGE summed over them, over the flows.
+	RedisTombstoneBytesPerFlow float64 `json:"redis_tombstone_bytes_per_flow"`
+	// RedisProviderIndexBytesPerFlow is the part of it in the provider-id
+	// index (<prefix>:pm:*): MEMORY USAGE summed over its keys, over the
+	// flows; RedisProviderIndexKeysPerFlow is its keys over the flows. Only
+	// with a prefix of the run's own.
+	RedisProviderIndexBytesPerFlow float64          `json:"redis_provider_index_bytes_per_flow"`
+	RedisProviderIndexKeysPerFlow  float64          `json:"redis_provider_index_keys_per_flow"`
+	RedisCommandsPerFlow           float64          `json:"redis_commands_per_flow"`
+	RedisCommandsSource            string           `json:"redis_commands_source"`
+	RedisCommands                  map[string]int64 `json:"redis_commands,omitempty"`
 	// RedisCPUUsPerFlow is the Redis main thread's CPU time over the run
 	// (INFO cpu) per flow: 1e6 over it is the flows/s at which Redis's one
 	// core would be saturated.
@@ -205,6 +224,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := reportRun(cfg, run, res); err != nil {
 		return res, err
 	}
+	measureClosedFlows(ctx, cfg, run, res)
 	if err := parked.remove(ctx, cfg); err != nil {
 		return res, err
 	}
@@ -343,16 +363,20 @@ func (p *parkedFlows) removeLeft(cfg Config) {
 // measuredRun is what runFlows saw: the tracker and the providers' counts,
 // and the resource readings before and after.
 type measuredRun struct {
-	t           *tracker
-	dlrs        simulator.ProviderCounts
-	start       time.Time
-	wall        time.Duration
-	cpu         [2]time.Duration
-	cpuErr      error
-	info        [2]serverInfo
-	realInfo    bool
-	commands    [2]int64
-	hasCommands bool
+	t        *tracker
+	dlrs     simulator.ProviderCounts
+	start    time.Time
+	wall     time.Duration
+	cpu      [2]time.Duration
+	cpuErr   error
+	info     [2]serverInfo
+	realInfo bool
+	// memBefore is the settled reading before the first request, for
+	// redis_bytes_per_closed_flow.
+	memBefore                 serverInfo
+	memBeforeReal, memSettled bool
+	commands                  [2]int64
+	hasCommands               bool
 }
 
 // runFlows publishes the measured requests, answers their sends with the
@@ -363,6 +387,7 @@ func runFlows(ctx context.Context, cfg Config, conn *connection) (*measuredRun, 
 	prov := &simulator.Providers{Brokers: cfg.Brokers, KafkaOpts: cfg.KafkaOpts, Topics: cfg.Topics, From: conn.sendStart,
 		StepMixes: []simulator.Mix{cfg.Mix, cfg.ThenMix}, Codec: avroCodec{}, OnSend: m.t.sawSend, Clock: cfg.Clock}
 	obs := &observer{cl: conn.events, t: m.t}
+	m.memBefore, m.memBeforeReal, m.memSettled = settledInfo(ctx, cfg.Redis)
 	m.readBefore(ctx, cfg)
 	if cfg.OnRunStart != nil {
 		cfg.OnRunStart()
@@ -551,6 +576,58 @@ func reportRun(cfg Config, m *measuredRun, res *Result) error {
 	return nil
 }
 
+// measureClosedFlows measures what Redis keeps of the measured flows once
+// they all closed: it waits until the processor acked every owed output,
+// then until Redis settled (settledInfo), and compares the memory with the
+// settled reading taken before the first request. Parked flows are in
+// both readings (or were removed before the first). It also sums the
+// memory of the measured flows' records (tombstones) and, with a prefix of
+// the run's own, of the provider-id index's keys.
+func measureClosedFlows(ctx context.Context, cfg Config, m *measuredRun, res *Result) {
+	if !m.memBeforeReal {
+		res.Notes = append(res.Notes, "redis_bytes_per_closed_flow, redis_tombstone_bytes_per_flow, redis_provider_index_bytes_per_flow: not measured (the embedded Redis reports no memory)")
+		return
+	}
+	sc := cfg.Store.Config()
+	const owedWait = 30 * time.Second
+	if !waitNothingOwed(ctx, cfg.Redis, sc.Prefix, sc.Shards, owedWait) {
+		res.Notes = append(res.Notes, fmt.Sprintf("redis_bytes_per_closed_flow: outputs still owed (%s{*}:ob) %s after the last close; measured anyway", sc.Prefix, owedWait))
+	}
+	after, real, settled := settledInfo(ctx, cfg.Redis)
+	if !real {
+		return
+	}
+	if !settled || !m.memSettled {
+		res.Notes = append(res.Notes, "redis_bytes_per_closed_flow: Redis's memory kept moving for 10 s before or after the run (another client writing to it?), so the delta includes whatever else changed; redis_tombstone_bytes_per_flow and redis_provider_index_bytes_per_flow count the run's own keys")
+	}
+	if cfg.Pending > 0 && m.wall > time.Duration(float64(ParkDelay)/cfg.Clock.Speed) {
+		res.Notes = append(res.Notes, "redis_bytes_per_closed_flow: parked flows fired during the run, so their changes are in it too")
+	}
+	flows := float64(cfg.Flows)
+	res.RedisBytesPerClosedFlow = float64(int64(float64(after.dataMemory()-m.memBefore.dataMemory())/flows*10)) / 10
+	// The measured flows' records: their ids are the run's, whoever's prefix.
+	records, bytes, err := keyMemory(ctx, cfg.Redis, sc.Prefix+"{*}:f:"+cfg.RunID+"-m*")
+	if err != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("redis_tombstone_bytes_per_flow: not measured: %v", err))
+	} else {
+		res.RedisTombstoneBytesPerFlow = float64(int64(float64(bytes)/flows*10)) / 10
+		if records != int64(cfg.Flows) {
+			res.Notes = append(res.Notes, fmt.Sprintf("redis_tombstone_bytes_per_flow: %d records found for %d closed flows", records, cfg.Flows))
+		}
+	}
+	if !cfg.OwnPrefix {
+		res.Notes = append(res.Notes, fmt.Sprintf("redis_provider_index_bytes_per_flow: not measured (an external processor's provider-id index, %s:pm:*, holds its other flows' entries too)", sc.Prefix))
+		return
+	}
+	keys, bytes, err := keyMemory(ctx, cfg.Redis, sc.Prefix+":pm:*")
+	if err != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("redis_provider_index_bytes_per_flow: not measured: %v", err))
+		return
+	}
+	res.RedisProviderIndexKeysPerFlow = round2(float64(keys) / flows)
+	res.RedisProviderIndexBytesPerFlow = float64(int64(float64(bytes)/flows*10)) / 10
+}
+
 // measureCeilings measures what Redis alone and Kafka alone sustain for the
 // same work, and compares the run with the lower.
 func measureCeilings(ctx context.Context, cfg Config, res *Result) (*Limit, error) {
@@ -559,6 +636,16 @@ func measureCeilings(ctx context.Context, cfg Config, res *Result) (*Limit, erro
 	cfg.printf("limit: Redis alone, %d flows...\n", lim.Flows)
 	if lim.RedisFlowsPerSec, err = redisCeiling(ctx, cfg.Redis, cfg.RunID+"lim", lim.Flows, 4); err != nil {
 		return nil, fmt.Errorf("bench: redis ceiling: %w", err)
+	}
+	cfg.printf("limit: Redis alone, plain commands, %d flows...\n", lim.Flows)
+	plain, err := redisPlainCeiling(ctx, cfg.Redis, cfg.RunID+"plain", lim.Flows, plainConns, plainDepth)
+	if err != nil {
+		return nil, fmt.Errorf("bench: redis plain ceiling: %w", err)
+	}
+	lim.RedisPlainFlowsPerSec = float64(int64(plain.flowsPerSec*10)) / 10
+	lim.RedisPlainCommandsPerFlow = round2(plain.commandsPerFlow)
+	if lim.RedisPlainFlowsPerSec > 0 {
+		lim.RatioToPlain = round2(res.FlowsClosedPerSecSteady / lim.RedisPlainFlowsPerSec)
 	}
 	cfg.printf("limit: Kafka alone, %d flows...\n", lim.Flows)
 	if lim.KafkaFlowsPerSec, err = kafkaCeiling(ctx, cfg.Brokers, cfg.KafkaOpts, "bench-"+cfg.RunID+".", lim.Flows, res.Counts.InputsPerFlow, res.Counts.OutputsPerFlow); err != nil {

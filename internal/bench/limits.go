@@ -24,7 +24,8 @@ type Limit struct {
 	Flows int `json:"flows"`
 	// RedisFlowsPerSec: the state-store calls of one flow with a fallback
 	// (start, DLR, deadline fire, DLR, close: each a pipelined Load or
-	// ClaimDueAll, Apply and AckOutbox in batches of 1000), no Kafka.
+	// ClaimDueAll, Apply and AckOutbox in batches of 1000; no Apply for a
+	// DLR the state machine takes without a change), no Kafka.
 	RedisFlowsPerSec float64 `json:"redis_flows_per_sec"`
 	// KafkaFlowsPerSec: a franz-go consume-produce-commit loop moving the
 	// run's records per flow (inputs in, outputs out, acks=all), no Redis.
@@ -34,8 +35,18 @@ type Limit struct {
 	Ratio float64 `json:"ratio"`
 	// RedisCPUBoundFlowsPerSec is 1e6 / redis_cpu_us_per_flow of the run:
 	// where Redis's one core saturates for the run's own mix of transitions
-	// (the scripted loop above always takes every flow through all five).
+	// (the scripted loop above takes every flow through all five inputs).
 	RedisCPUBoundFlowsPerSec float64 `json:"redis_cpu_bound_flows_per_sec,omitempty"`
+	// RedisPlainFlowsPerSec: the same Redis running the plain commands a
+	// flow with one fallback minimally needs (redisPlainCeiling: SET, ZADD,
+	// GET, ZRANGEBYSCORE, ZREM, pipelined, no scripts), and
+	// RedisPlainCommandsPerFlow the commands that took per flow: the
+	// physical ceiling under RedisFlowsPerSec.
+	RedisPlainFlowsPerSec     float64 `json:"redis_plain_flows_per_sec"`
+	RedisPlainCommandsPerFlow float64 `json:"redis_plain_commands_per_flow"`
+	// RatioToPlain is the processor's flows closed per second (steady)
+	// over RedisPlainFlowsPerSec.
+	RatioToPlain float64 `json:"ratio_to_plain"`
 }
 
 // redisCeiling runs the processor's state-store cycle for flows with a
@@ -74,8 +85,10 @@ func redisCeiling(ctx context.Context, rdb redis.UniversalClient, prefix string,
 		return 0, err
 	}
 	for w := range workers {
-		if err := deletePrefix(ctx, rdb, prefix+strconv.Itoa(w)+"{*"); err != nil {
-			return 0, err
+		for _, match := range []string{prefix + strconv.Itoa(w) + "{*", prefix + strconv.Itoa(w) + ":pm:*"} {
+			if err := deletePrefix(ctx, rdb, match); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return float64(flows) / elapsed.Seconds(), nil
@@ -83,10 +96,13 @@ func redisCeiling(ctx context.Context, rdb redis.UniversalClient, prefix string,
 
 // cycle holds one flow's state blobs and owed outputs through a fallback,
 // made by the real state machine and codecs; every flow of the ceiling run
-// writes blobs and outputs of the same sizes.
+// writes blobs and outputs of the same sizes. A transition the state
+// machine makes without a change (an intermediate DLR, which the processor
+// reports by its event alone) is read and indexed but not written.
 type cycle struct {
-	blobs  [5][]byte   // after start, DLR sent, fallback, DLR sent, close
-	outbox [5][][]byte // owed outputs of each transition
+	blobs   [5][]byte   // after start, DLR sent, fallback, DLR sent, close
+	outbox  [5][][]byte // owed outputs of each transition
+	changed [5]bool     // the transition changes the flow: an Apply
 }
 
 func newCycle() (*cycle, error) {
@@ -116,8 +132,11 @@ func newCycle() (*cycle, error) {
 		}
 		var out flow.Output
 		st, out = flow.Apply(st, in, now)
-		if !out.Changed {
-			return nil, fmt.Errorf("limit: transition %d changed nothing", i)
+		if c.changed[i] = out.Changed; !out.Changed {
+			if _, dlr := in.(flow.Report); !dlr || i == len(inputs)-1 {
+				return nil, fmt.Errorf("limit: transition %d changed nothing", i)
+			}
+			continue
 		}
 		if c.blobs[i], err = st.Encode(); err != nil {
 			return nil, err
@@ -163,6 +182,9 @@ func (c *cycle) run(ctx context.Context, s *statestore.Store, ids []string) erro
 	changes := make([]statestore.Change, len(ids))
 	acks := make([]statestore.OutboxAck, len(ids))
 	apply := func(step int, deadline time.Time, closed bool) error {
+		if !c.changed[step] {
+			return nil
+		}
 		for i, id := range ids {
 			changes[i] = statestore.Change{RequestID: id, ExpectVersion: versions[i], State: c.blobs[step],
 				Deadline: deadline, Closed: closed, Outbox: c.outbox[step], OutboxRetryAt: now.Add(lease)}
@@ -188,23 +210,29 @@ func (c *cycle) run(ctx context.Context, s *statestore.Store, ids []string) erro
 		return s.IndexProviderIDs(ctx, refs, 48*time.Hour)
 	}
 	load := func() error { _, err := s.Load(ctx, ids); return err }
-	later := now.Add(time.Hour)
+	later, due := now.Add(time.Hour), now.Add(-time.Second)
+	// The deadline of step 0 is made due for the sweep by the last write
+	// before it: the DLR's, or the start's when the DLR writes nothing.
+	startDeadline := later
+	if !c.changed[1] {
+		startDeadline = due
+	}
 
 	// request: load, start (owes the first send)
 	if err := load(); err != nil {
 		return err
 	}
-	if err := apply(0, later, false); err != nil {
+	if err := apply(0, startDeadline, false); err != nil {
 		return err
 	}
-	// intermediate DLR on step 0; its deadline is made due for the sweep
+	// intermediate DLR on step 0
 	if err := index(0); err != nil {
 		return err
 	}
 	if err := load(); err != nil {
 		return err
 	}
-	if err := apply(1, now.Add(-time.Second), false); err != nil {
+	if err := apply(1, due, false); err != nil {
 		return err
 	}
 	// the sweeper: claim the due deadlines, fall back

@@ -38,7 +38,7 @@ func procCPU(pid int) (time.Duration, error) {
 // WriteTable prints the result for a person.
 func (r *Result) WriteTable(w io.Writer) {
 	row := func(name, value, note string) {
-		fmt.Fprintf(w, "  %-34s %16s  %s\n", name, value, note)
+		fmt.Fprintf(w, "  %-36s %16s  %s\n", name, value, note)
 	}
 	num := func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 	lat := func(s Stats) string {
@@ -60,6 +60,9 @@ func (r *Result) WriteTable(w io.Writer) {
 	row("  past deadline+grace p50/p99/max", lat(r.DeadlineLatenessPastGraceMS), fmt.Sprintf("wall ms, sent_at - (deadline + %s ms grace): the event-time rule fires no earlier", num(r.DeadlineGraceMS)))
 	row("  past deadline+grace, emitted", lat(r.DeadlineLatenessPastGraceEmittedMS), "wall ms, Kafka timestamp of the output - (deadline + grace)")
 	row("redis_bytes_per_inflight_flow", num(r.RedisBytesPerInflightFlow), "INFO used_memory delta / parked flows")
+	row("redis_bytes_per_closed_flow", num(r.RedisBytesPerClosedFlow), "INFO used_memory delta (no client/AOF buffers), before the run to all closed and acked / flows")
+	row("redis_tombstone_bytes_per_flow", num(r.RedisTombstoneBytesPerFlow), "MEMORY USAGE of the closed flows' records / flows")
+	row("redis_provider_index_bytes_per_flow", num(r.RedisProviderIndexBytesPerFlow), fmt.Sprintf("MEMORY USAGE of the <prefix>:pm:* keys / flows (%s keys per flow)", num(r.RedisProviderIndexKeysPerFlow)))
 	row("redis_commands_per_flow", num(r.RedisCommandsPerFlow), r.RedisCommandsSource)
 	row("cpu_us_per_flow", num(r.CPUUsPerFlow), r.CPUScope)
 	if r.RedisCPUUsPerFlow > 0 {
@@ -75,7 +78,7 @@ func (r *Result) WriteTable(w io.Writer) {
 		for _, n := range names {
 			parts = append(parts, fmt.Sprintf("%s %.2f", n, float64(r.RedisCommands[n])/float64(r.Flows)))
 		}
-		fmt.Fprintf(w, "  %-34s %s\n", "  per flow", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "  %-36s %s\n", "  per flow", strings.Join(parts, ", "))
 	}
 	c := r.Counts
 	fmt.Fprintf(w, "\n  counts: %d requests, %d first sends, %d fallback sends, %d DLRs published / %d processed, %d deadlines fired, %d closed (%d twice), %d rejected\n",
@@ -102,6 +105,8 @@ func (r *Result) WriteTable(w io.Writer) {
 	if l := r.Limit; l != nil {
 		fmt.Fprintf(w, "\n  limit (%d flows): Redis alone %s flows/s, Kafka alone %s flows/s; lower: %s; processor (steady) / lower = %s\n",
 			l.Flows, num(l.RedisFlowsPerSec), num(l.KafkaFlowsPerSec), l.Lower, num(l.Ratio))
+		fmt.Fprintf(w, "  Redis alone, plain commands (no scripts, %d connections, %d flows a pipeline): %s flows/s, %s commands per flow; processor (steady) / plain = %s\n",
+			plainConns, plainDepth, num(l.RedisPlainFlowsPerSec), num(l.RedisPlainCommandsPerFlow), num(l.RatioToPlain))
 		if l.RedisCPUBoundFlowsPerSec > 0 {
 			fmt.Fprintf(w, "  Redis's one core saturates at %s flows/s at this run's Redis CPU per flow\n", num(l.RedisCPUBoundFlowsPerSec))
 		}

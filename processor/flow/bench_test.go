@@ -94,11 +94,12 @@ func BenchmarkStateEncode(b *testing.B) {
 }
 
 func BenchmarkStateDecode(b *testing.B) {
-	enc, _ := benchState(b).Encode()
+	st := benchState(b)
+	enc, _ := st.Encode()
 	b.SetBytes(int64(len(enc)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Decode(enc); err != nil {
+		if _, err := Decode(st.RequestID, enc); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -106,11 +107,12 @@ func BenchmarkStateDecode(b *testing.B) {
 
 // The JSON form written before the binary one, still read.
 func BenchmarkStateDecodeJSON(b *testing.B) {
-	enc, _ := json.Marshal(benchState(b))
+	st := benchState(b)
+	enc, _ := json.Marshal(st)
 	b.SetBytes(int64(len(enc)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Decode(enc); err != nil {
+		if _, err := Decode(st.RequestID, enc); err != nil {
 			b.Fatal(err)
 		}
 	}

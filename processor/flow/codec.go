@@ -21,6 +21,10 @@ import (
 //
 // Decode still reads the JSON blobs written before (they start with '{').
 //
+// The request id is not in the blob (flagKeyID): it is the key the store
+// keeps the blob under, and Decode takes it from the caller. Blobs written
+// before carry it and must name the same flow.
+//
 // Additions keep older blobs readable: the request's metadata follows the
 // params only when flagMetadata is set (blobs without metadata are as
 // before), the trace context (traceparent, tracestate) follows the
@@ -51,8 +55,9 @@ const (
 	flagDeadline
 	flagMetadata
 	flagTrace
+	flagKeyID
 
-	flagsKnown = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace
+	flagsKnown = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace | flagKeyID
 )
 
 // Bits of an attempt's last byte.
@@ -94,8 +99,9 @@ func (s *State) appendBinary(b []byte) []byte {
 	if hasTrace {
 		flags |= flagTrace
 	}
+	// The request id is the state's key in the store: not stored twice.
+	flags |= flagKeyID
 	b = append(b, flags)
-	b = appendStr(b, s.RequestID)
 	b = appendStr(b, s.Recipient)
 	b = appendStringMap(b, s.Params)
 	if len(s.Metadata) > 0 {
@@ -295,7 +301,7 @@ func (r *blobReader) stringMap() map[string]string {
 	return m
 }
 
-func decodeBinary(b []byte) (*State, error) {
+func decodeBinary(requestID string, b []byte) (*State, error) {
 	r := blobReader{b: b[1:]}
 	var s State
 	flags := r.byte()
@@ -303,7 +309,11 @@ func decodeBinary(b []byte) (*State, error) {
 		return nil, errBlob
 	}
 	s.Closed, s.Late = flags&flagClosed != 0, flags&flagLate != 0
-	s.RequestID = r.str()
+	if flags&flagKeyID != 0 {
+		s.RequestID = requestID
+	} else {
+		s.RequestID = r.str()
+	}
 	s.Recipient = r.str()
 	s.Params = r.stringMap()
 	if flags&flagMetadata != 0 {

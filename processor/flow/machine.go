@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -136,8 +138,10 @@ func (o *Output) add(other Output) {
 }
 
 // Apply runs one input against a flow's state (nil when the store has no
-// such flow) at time now. It never mutates st; when Output.Changed is false
-// the returned state is st itself.
+// such flow) at time now. It never mutates st. When Output.Changed is false
+// there is nothing to write: the returned state is st itself, or st with an
+// intermediate status noted for the inputs that follow in the same batch
+// (State.noted, never stored).
 //
 // Inputs count in the order they happened, not the order they are read: a
 // DLR or cancel published after the current step's deadline finds that
@@ -225,15 +229,23 @@ func report(st *State, in Report, now time.Time) (*State, Output) {
 	if st.Closed {
 		return reportAfterClose(st, in, now)
 	}
-	if strings.EqualFold(st.Attempts[in.Step].LastStatus, in.Status) {
+	if strings.EqualFold(st.Attempts[in.Step].LastStatus, in.Status) || strings.EqualFold(st.noted[in.Step], in.Status) {
 		return st, discard(st, in, DiscardDuplicate, now)
 	}
 	if in.Kind == Intermediate {
 		// Reported, not written: an intermediate status (sent, ENROUTE,
 		// accepted) decides nothing, and most flows get one per step, so
 		// writing it would cost a compare-and-set for no decision. The
-		// DLR_RECEIVED event is its record (docs/behaviour.md).
-		return st, Output{Events: []schemas.FlowEvent{st.dlrEvent(EventDLRReceived, in, "", now)}}
+		// DLR_RECEIVED event is its record (docs/behaviour.md). It is noted
+		// in the state in hand, so that a repeat read with it (the same
+		// batch) is a duplicate.
+		ns := *st
+		ns.noted = maps.Clone(st.noted)
+		if ns.noted == nil {
+			ns.noted = map[int]string{}
+		}
+		ns.noted[in.Step] = in.Status
+		return &ns, Output{Events: []schemas.FlowEvent{st.dlrEvent(EventDLRReceived, in, "", now)}}
 	}
 
 	ns := st.clone()
@@ -366,7 +378,7 @@ func (s *State) send(k int, reason string, now time.Time) Output {
 	s.Current, s.Deadline = k, due.UnixMilli()
 	s.Attempts = append(s.Attempts, Attempt{Reason: reason, SentAt: now.UnixMilli()})
 	id := AttemptID(s.RequestID, k)
-	return Output{Changed: true,
+	out := Output{Changed: true,
 		Sends: []schemas.ChannelSend{{
 			AttemptID: id, RequestID: s.RequestID, Step: int32(k), Channel: step.Channel,
 			From: step.From, To: s.Recipient, Template: step.Template,
@@ -375,6 +387,13 @@ func (s *State) send(k int, reason string, now time.Time) Output {
 		}},
 		Events: []schemas.FlowEvent{s.attemptSentEvent(k, reason, now)},
 	}
+	// A step is sent once (its send command is in the outbox until Kafka
+	// has it): what only its send needs is not kept. The state is what
+	// Redis holds per flow in flight. Steps may be shared with the input or
+	// an earlier state, so they are copied, not edited.
+	s.Steps = slices.Clone(s.Steps)
+	s.Steps[k].From, s.Steps[k].Template, s.Steps[k].TemplateCategory = "", "", ""
+	return out
 }
 
 // closeDelivered ends the flow on a success of step k; a success of a step

@@ -245,9 +245,16 @@ func TestIntermediateDLRKeepsTimer(t *testing.T) {
 	if st.Closed || st.Current != 0 || st.Deadline != before.Deadline || len(out.Sends) != 0 {
 		t.Fatalf("intermediate DLR changed the flow: %+v", st)
 	}
-	// Reported by its event only: nothing to write.
-	if st != before || out.Changed || out.Events[0].Status != "sent" || out.Events[0].StatusKind != "intermediate" {
-		t.Fatalf("intermediate DLR: changed=%v state=%p (before %p) event %+v", out.Changed, st, before, out.Events[0])
+	// Reported by its event, noted for the batch, nothing to write.
+	if out.Changed || out.Events[0].Status != "sent" || out.Events[0].StatusKind != "intermediate" || st.Attempts[0].LastStatus != "" {
+		t.Fatalf("intermediate DLR: changed=%v state %+v event %+v", out.Changed, st, out.Events[0])
+	}
+	if string(mustEncode(t, st)) != string(mustEncode(t, before)) {
+		t.Fatal("an intermediate DLR changed what is stored")
+	}
+	// A repeat read with it is a duplicate.
+	if _, out := Apply(st, dlr(0, "SENT", Intermediate), t0.Add(time.Second)); out.Changed || out.Events[0].Reason != DiscardDuplicate {
+		t.Fatalf("repeated intermediate: %+v", out)
 	}
 	// Unknown raw statuses are intermediate too (the caller normalises them so).
 	st, out = Apply(st, dlr(0, "SOMETHING_NEW", Intermediate), t0.Add(2*time.Second))
@@ -396,7 +403,7 @@ func TestTombstoneDropsPersonalData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := Decode(b)
+	back, err := Decode(st.RequestID, b)
 	if err != nil || !back.Closed || back.Outcome != OutcomeDelivered || back.Steps[1].Channel != "sms" {
 		t.Fatalf("tombstone round trip: %+v %v", back, err)
 	}

@@ -95,6 +95,11 @@ type State struct {
 	// requests partition 3, "d0" for DLR partition 0), so a record that Kafka
 	// delivers again after a crash is recognised and not applied twice.
 	Applied map[string]int64 `json:"in,omitempty"`
+
+	// noted are the intermediate statuses reported since the state was
+	// loaded (step -> raw status): they are not stored, so this is what
+	// tells a repeat within one batch from a new status.
+	noted map[int]string
 }
 
 // NoStep is DeliveredStep when no step delivered.
@@ -136,13 +141,14 @@ func (s *State) Encode() ([]byte, error) {
 	return s.appendBinary(make([]byte, 0, 160)), nil
 }
 
-// Decode parses a state written by Encode. It refuses a state that breaks
-// the machine's invariants (a blob that is not ours, or was edited by hand):
-// Apply indexes Steps and Attempts by Current and would panic on it.
-func Decode(b []byte) (*State, error) {
+// Decode parses the state of flow requestID written by Encode. It refuses a
+// state that breaks the machine's invariants (a blob that is not ours, or
+// was edited by hand): Apply indexes Steps and Attempts by Current and would
+// panic on it. It also refuses a blob that names another flow.
+func Decode(requestID string, b []byte) (*State, error) {
 	var s State
 	if len(b) > 0 && b[0] == binaryFormat {
-		st, err := decodeBinary(b)
+		st, err := decodeBinary(requestID, b)
 		if err != nil {
 			return nil, fmt.Errorf("flow: decode state: %w", err)
 		}
@@ -152,6 +158,9 @@ func Decode(b []byte) (*State, error) {
 	}
 	if err := s.check(); err != nil {
 		return nil, fmt.Errorf("flow: decode state %q: %w", clip(s.RequestID), err)
+	}
+	if s.RequestID != requestID {
+		return nil, fmt.Errorf("flow: decode state of %q: the blob is flow %q's", clip(requestID), clip(s.RequestID))
 	}
 	return &s, nil
 }
