@@ -9,77 +9,200 @@ import (
 
 // The state blob is a compact binary encoding: a flow sits in Redis for as
 // long as its steps' delays, so its size is the memory the deployment pays
-// per in-flight flow. A typical OTP flow (two steps, one param) takes about
-// 110 bytes here against 330 as JSON.
+// per in-flight flow. A typical OTP flow waiting on its first step (two
+// steps, one param) takes 68 bytes here against about 290 as JSON.
 //
-// Layout: the format byte binaryFormat, then the fields in a fixed order.
+// Layout: a format byte, a flags byte, then the fields in a fixed order.
 // Integers are varints (signed ones zigzag); times are unix ms, stored as
-// the difference from the previous time field where that is smaller.
-// Strings are a varint n then: n even, n/2 literal bytes; n odd, entry
-// (n-1)/2 of wellKnown (channels, categories, reasons, statuses, outcomes).
-// wellKnown is append-only: an entry's index is part of the format.
+// the difference from an earlier time field where that is smaller.
 //
-// Decode still reads the JSON blobs written before (they start with '{').
+// Encode writes format binaryFormat (0x02):
 //
-// The request id is not in the blob (flagKeyID): it is the key the store
-// keeps the blob under, and Decode takes it from the caller. Blobs written
-// before carry it and must name the same flow.
+//	0x02 flags
+//	recipient, params (count, then key, value sorted by key)
+//	metadata (as params)                              if flagMetadata
+//	traceparent, tracestate                           if flagTrace
+//	flow id, flow version                             if flagFlowRef
+//	steps: count, then per step channel, from, template, category,
+//	       delay seconds, success_on
+//	requested at, started at - requested at, current step
+//	deadline - started at                             if flagDeadline
+//	attempts: count, then per attempt reason, sent at - started at,
+//	          last status, bits (attemptSucceeded, attemptDelivered,
+//	          attemptStatusAt), last status at - sent at if attemptStatusAt
+//	outcome, closed at - started at, delivered step   if flagCloseFields
+//	applied: count, then key, offset sorted by key
 //
-// Additions keep older blobs readable: the request's metadata follows the
-// params only when flagMetadata is set (blobs without metadata are as
-// before), the trace context (traceparent, tracestate) follows the
-// metadata only when flagTrace is set (blobs without one are as before), and an attempt's last byte, once a bool "succeeded", is a set of
-// attemptSucceeded and attemptDelivered bits (0 and 1 mean what they did).
+// The request id is never in it: it is the key the store keeps the blob
+// under, and Decode takes it from the caller. A field behind a flag is
+// written iff it is not at its default (flagFlowRef: FlowID != "" or
+// FlowVersion != 0, as for inline steps; flagCloseFields: Outcome != "",
+// ClosedAt != 0 or DeliveredStep != NoStep, as for an open flow;
+// attemptStatusAt: LastStatusAt != 0; and so on), and the decoder refuses
+// a flag whose fields are all default.
+//
+// A string is a varint n then: n&1 == 1, entry n>>1 of wellKnown; n&3 ==
+// 2, n>>2 (1 to 64) characters of ASCII digits with an optional leading
+// '+' (phone numbers, OTP codes, numeric sender ids), packed two to a
+// byte, high nibble first: '0'-'9' as 0-9, '+' as 0xA, and a pad nibble
+// 0xF after an odd count; n&3 == 0, n>>2 literal bytes. A string is written
+// well-known if it is one, else packed if it can be, else literal.
+//
+// Every state has exactly one 0x02 encoding, and the decoder refuses any
+// other: a non-minimal varint, a flag with only defaults behind it, a
+// literal that is well-known or packable, a packed string with an invalid
+// nibble, a '+' other than first or a pad other than last, map keys out of
+// order, unknown flag or attempt bits, trailing bytes. So an accepted 0x02
+// blob encodes back to the same bytes.
+//
+// Decode still reads the older forms, to the same states (isBinary tells
+// the binary forms from JSON):
+//
+//   - format binaryFormatV1 (0x01), written before 0x02: the same fields
+//     in the same order, but with no flagFlowRef or flagCloseFields (flow
+//     id and version, and outcome, closed at (absolute) and delivered step
+//     always written), the request id as the first field unless flagKeyID
+//     is set (then it is the key's, as in 0x02; a blob that carries one
+//     must name the same flow), last status at behind a 0/1 byte before
+//     the attempt's bits, strings as n odd: entry (n-1)/2 of wellKnown, n
+//     even: n/2 literal bytes; and with non-minimal varints not refused.
+//     Its metadata (flagMetadata), trace context (flagTrace) and attempt
+//     bits (a byte once a bool "succeeded": 0 and 1 mean what they did)
+//     were additions to it that older blobs do not use.
+//   - JSON (it starts with '{'), written before the binary forms.
+//
+// wellKnown is append-only: an entry's index is part of the format. A
+// format's table is fixed when the format is: 0x01 knows the first
+// wellKnownV1 entries, 0x02 the first wellKnownV2. Its decoder refuses a
+// literal its table holds, so an entry appended later would make older
+// blobs that wrote it as a literal unreadable: an entry is added with a
+// new format byte, not to an existing format.
+//
+// Additions keep older blobs readable: a new field goes behind a new flag
+// (bit 5 is free in 0x02; it was flagKeyID in 0x01) or a new attempt bit.
 // A processor older than an addition refuses blobs that use it.
 
-const binaryFormat = 0x01
+const (
+	binaryFormat   = 0x02 // what Encode writes
+	binaryFormatV1 = 0x01 // read, no longer written
+)
+
+// isBinary reports whether b is one of the binary forms (else JSON).
+func isBinary(b []byte) bool {
+	return len(b) > 0 && (b[0] == binaryFormat || b[0] == binaryFormatV1)
+}
 
 var wellKnown = []string{
 	"", "whatsapp", "sms", "authentication", "text", "delivered", "read",
 	ReasonInitial, ReasonFailure, ReasonTimeout,
 	OutcomeDelivered, OutcomeRead, OutcomeFailed, OutcomeExpired, OutcomeCancelled,
 	"sent", "DELIVERED", "READ", "FAILED", "SENT", "ENROUTE", "DELIVRD", "UNDELIV", "failed", "ACCEPTED",
+	// 0x02 from here on.
+	"code",
 }
 
+// The entries of wellKnown each format knows.
+const (
+	wellKnownV1 = 25
+	wellKnownV2 = 26
+)
+
+// wellKnownIndex is the index Encode writes for an entry of the 0x02
+// table (the last, for an entry listed twice, as 0x01 did).
 var wellKnownIndex = func() map[string]int {
-	m := make(map[string]int, len(wellKnown))
-	for i, s := range wellKnown {
+	m := make(map[string]int, wellKnownV2)
+	for i, s := range wellKnown[:wellKnownV2] {
 		m[s] = i
 	}
 	return m
 }()
 
+// wellKnownV1Set holds the entries of the 0x01 table.
+var wellKnownV1Set = func() map[string]bool {
+	m := make(map[string]bool, wellKnownV1)
+	for _, s := range wellKnown[:wellKnownV1] {
+		m[s] = true
+	}
+	return m
+}()
+
+// Bits of the flags byte.
 const (
 	flagClosed = 1 << iota
 	flagLate
 	flagDeadline
 	flagMetadata
 	flagTrace
-	flagKeyID
+	flagKeyID // 0x01 only: the request id is the key's, not in the blob
+	flagFlowRef
+	flagCloseFields
 
-	flagsKnown = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace | flagKeyID
+	flagsKnownV1 = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace | flagKeyID
+	flagsKnown   = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace | flagFlowRef | flagCloseFields
 )
 
 // Bits of an attempt's last byte.
 const (
 	attemptSucceeded = 1 << iota
 	attemptDelivered
+	attemptStatusAt // 0x02 only: last status at follows
 
-	attemptBitsKnown = attemptSucceeded | attemptDelivered
+	attemptBitsKnownV1 = attemptSucceeded | attemptDelivered
+	attemptBitsKnown   = attemptSucceeded | attemptDelivered | attemptStatusAt
 )
+
+// maxPacked is the longest string written as packed digits.
+const maxPacked = 64
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
 func appendVarint(b []byte, v int64) []byte   { return binary.AppendVarint(b, v) }
+
+// packable reports whether s is written as packed digits: 1 to maxPacked
+// ASCII digits, the first of which may be a '+' instead.
+func packable(s string) bool {
+	if len(s) == 0 || len(s) > maxPacked {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || c == '+' && i == 0) {
+			return false
+		}
+	}
+	return true
+}
+
+const (
+	nibblePlus = 0xa
+	nibblePad  = 0xf
+)
+
+func nibble(c byte) byte {
+	if c == '+' {
+		return nibblePlus
+	}
+	return c - '0'
+}
 
 func appendStr(b []byte, s string) []byte {
 	if i, ok := wellKnownIndex[s]; ok {
 		return appendUvarint(b, uint64(i)<<1|1)
 	}
-	b = appendUvarint(b, uint64(len(s))<<1)
+	if packable(s) {
+		b = appendUvarint(b, uint64(len(s))<<2|2)
+		for i := 0; i < len(s); i += 2 {
+			lo := byte(nibblePad)
+			if i+1 < len(s) {
+				lo = nibble(s[i+1])
+			}
+			b = append(b, nibble(s[i])<<4|lo)
+		}
+		return b
+	}
+	b = appendUvarint(b, uint64(len(s))<<2)
 	return append(b, s...)
 }
 
-// appendBinary appends the binary encoding of s.
+// appendBinary appends the binary encoding of s (format binaryFormat).
 func (s *State) appendBinary(b []byte) []byte {
 	b = append(b, binaryFormat)
 	var flags byte
@@ -99,8 +222,14 @@ func (s *State) appendBinary(b []byte) []byte {
 	if hasTrace {
 		flags |= flagTrace
 	}
-	// The request id is the state's key in the store: not stored twice.
-	flags |= flagKeyID
+	hasFlowRef := s.FlowID != "" || s.FlowVersion != 0
+	if hasFlowRef {
+		flags |= flagFlowRef
+	}
+	hasCloseFields := s.Outcome != "" || s.ClosedAt != 0 || s.DeliveredStep != NoStep
+	if hasCloseFields {
+		flags |= flagCloseFields
+	}
 	b = append(b, flags)
 	b = appendStr(b, s.Recipient)
 	b = appendStringMap(b, s.Params)
@@ -111,8 +240,10 @@ func (s *State) appendBinary(b []byte) []byte {
 		b = appendStr(b, s.TraceParent)
 		b = appendStr(b, s.TraceState)
 	}
-	b = appendStr(b, s.FlowID)
-	b = appendVarint(b, s.FlowVersion)
+	if hasFlowRef {
+		b = appendStr(b, s.FlowID)
+		b = appendVarint(b, s.FlowVersion)
+	}
 	b = appendUvarint(b, uint64(len(s.Steps)))
 	for _, st := range s.Steps {
 		b = appendStr(b, st.Channel)
@@ -133,12 +264,6 @@ func (s *State) appendBinary(b []byte) []byte {
 		b = appendStr(b, a.Reason)
 		b = appendVarint(b, a.SentAt-s.StartedAt)
 		b = appendStr(b, a.LastStatus)
-		if a.LastStatusAt == 0 {
-			b = append(b, 0)
-		} else {
-			b = append(b, 1)
-			b = appendVarint(b, a.LastStatusAt-a.SentAt)
-		}
 		var bits byte
 		if a.Succeeded {
 			bits |= attemptSucceeded
@@ -146,11 +271,19 @@ func (s *State) appendBinary(b []byte) []byte {
 		if a.Delivered {
 			bits |= attemptDelivered
 		}
+		if a.LastStatusAt != 0 {
+			bits |= attemptStatusAt
+		}
 		b = append(b, bits)
+		if a.LastStatusAt != 0 {
+			b = appendVarint(b, a.LastStatusAt-a.SentAt)
+		}
 	}
-	b = appendStr(b, s.Outcome)
-	b = appendVarint(b, s.ClosedAt)
-	b = appendVarint(b, int64(s.DeliveredStep))
+	if hasCloseFields {
+		b = appendStr(b, s.Outcome)
+		b = appendVarint(b, s.ClosedAt-s.StartedAt)
+		b = appendVarint(b, int64(s.DeliveredStep))
+	}
 	keys := make([]string, 0, len(s.Applied))
 	for k := range s.Applied {
 		keys = append(keys, k)
@@ -180,10 +313,17 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 
 var errBlob = errors.New("malformed state blob")
 
-// blobReader reads the binary encoding; the first error sticks.
+// blobReader reads a binary encoding; the first error sticks.
 type blobReader struct {
 	b   []byte
+	v1  bool // format 0x01: its strings; non-minimal varints let through
 	err error
+}
+
+// minimal reports whether the n-byte varint at the start of r.b is the
+// shortest encoding of its value (0x02 refuses any other).
+func (r *blobReader) minimal(n int) bool {
+	return r.v1 || n == 1 || r.b[n-1] != 0
 }
 
 func (r *blobReader) uvarint() uint64 {
@@ -191,7 +331,7 @@ func (r *blobReader) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
+	if n <= 0 || !r.minimal(n) {
 		r.err = errBlob
 		return 0
 	}
@@ -204,7 +344,7 @@ func (r *blobReader) varint() int64 {
 		return 0
 	}
 	v, n := binary.Varint(r.b)
-	if n <= 0 {
+	if n <= 0 || !r.minimal(n) {
 		r.err = errBlob
 		return 0
 	}
@@ -254,29 +394,95 @@ func (r *blobReader) bool() bool {
 	return false
 }
 
+// bytes reads n bytes.
+func (r *blobReader) bytes(n uint64) []byte {
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errBlob
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
 func (r *blobReader) str() string {
+	if r.v1 {
+		return r.strV1()
+	}
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	switch {
+	case n&1 == 1:
+		i := n >> 1
+		if i >= wellKnownV2 {
+			r.err = errBlob
+			return ""
+		}
+		return wellKnown[i]
+	case n&3 == 2:
+		return r.packed(n >> 2)
+	}
+	s := string(r.bytes(n >> 2))
+	if _, ok := wellKnownIndex[s]; ok || packable(s) {
+		// Encode writes these as their index or packed; a literal one is
+		// not ours and would not encode back to the same bytes.
+		r.err = errBlob
+	}
+	return s
+}
+
+// packed reads a string of n packed characters.
+func (r *blobReader) packed(n uint64) string {
+	if n == 0 || n > maxPacked {
+		r.err = errBlob
+		return ""
+	}
+	p := r.bytes((n + 1) / 2)
+	if r.err != nil {
+		return ""
+	}
+	if n%2 == 1 && p[len(p)-1]&0xf != nibblePad {
+		r.err = errBlob
+		return ""
+	}
+	var buf [maxPacked]byte
+	for i := range n {
+		v := p[i/2] >> 4
+		if i%2 == 1 {
+			v = p[i/2] & 0xf
+		}
+		switch {
+		case v <= 9:
+			buf[i] = '0' + v
+		case v == nibblePlus && i == 0:
+			buf[i] = '+'
+		default:
+			r.err = errBlob
+			return ""
+		}
+	}
+	return string(buf[:n])
+}
+
+// strV1 reads a string of format 0x01.
+func (r *blobReader) strV1() string {
 	n := r.uvarint()
 	if r.err != nil {
 		return ""
 	}
 	if n&1 == 1 {
 		i := n >> 1
-		if i >= uint64(len(wellKnown)) {
+		if i >= wellKnownV1 {
 			r.err = errBlob
 			return ""
 		}
 		return wellKnown[i]
 	}
-	n >>= 1
-	if n > uint64(len(r.b)) {
-		r.err = errBlob
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	if _, ok := wellKnownIndex[s]; ok {
-		// Encode writes these as their index; a literal one is not ours
-		// and would not encode back to the same bytes.
+	s := string(r.bytes(n >> 1))
+	if wellKnownV1Set[s] {
+		// Encode wrote these as their index; a literal one is not ours.
 		r.err = errBlob
 	}
 	return s
@@ -301,15 +507,20 @@ func (r *blobReader) stringMap() map[string]string {
 	return m
 }
 
+// decodeBinary reads a blob of either binary format (isBinary(b)).
 func decodeBinary(requestID string, b []byte) (*State, error) {
-	r := blobReader{b: b[1:]}
+	r := blobReader{b: b[1:], v1: b[0] == binaryFormatV1}
 	var s State
 	flags := r.byte()
-	if flags&^flagsKnown != 0 {
+	known := byte(flagsKnown)
+	if r.v1 {
+		known = flagsKnownV1
+	}
+	if flags&^known != 0 {
 		return nil, errBlob
 	}
 	s.Closed, s.Late = flags&flagClosed != 0, flags&flagLate != 0
-	if flags&flagKeyID != 0 {
+	if !r.v1 || flags&flagKeyID != 0 {
 		s.RequestID = requestID
 	} else {
 		s.RequestID = r.str()
@@ -327,8 +538,13 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 			r.err = errBlob // written only when not empty
 		}
 	}
-	s.FlowID = r.str()
-	s.FlowVersion = r.varint()
+	if r.v1 || flags&flagFlowRef != 0 {
+		s.FlowID = r.str()
+		s.FlowVersion = r.varint()
+		if !r.v1 && s.FlowID == "" && s.FlowVersion == 0 {
+			r.err = errBlob // written only when not the default
+		}
+	}
 	if n := r.count(); n > 0 {
 		s.Steps = make([]StepDef, n)
 		for i := range s.Steps {
@@ -347,6 +563,10 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 			r.err = errBlob
 		}
 	}
+	bitsKnown := byte(attemptBitsKnown)
+	if r.v1 {
+		bitsKnown = attemptBitsKnownV1
+	}
 	if n := r.count(); n > 0 {
 		s.Attempts = make([]Attempt, n)
 		for i := range s.Attempts {
@@ -354,22 +574,40 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 			a.Reason = r.str()
 			a.SentAt = s.StartedAt + r.varint()
 			a.LastStatus = r.str()
-			if r.bool() {
-				a.LastStatusAt = a.SentAt + r.varint()
-				if a.LastStatusAt == 0 {
-					r.err = errBlob
+			hasStatusAt := false
+			if r.v1 {
+				hasStatusAt = r.bool()
+				if hasStatusAt {
+					a.LastStatusAt = a.SentAt + r.varint()
 				}
 			}
 			bits := r.byte()
-			if bits&^attemptBitsKnown != 0 {
+			if bits&^bitsKnown != 0 {
 				r.err = errBlob
 			}
 			a.Succeeded, a.Delivered = bits&attemptSucceeded != 0, bits&attemptDelivered != 0
+			if bits&attemptStatusAt != 0 {
+				hasStatusAt = true
+				a.LastStatusAt = a.SentAt + r.varint()
+			}
+			if hasStatusAt && a.LastStatusAt == 0 {
+				r.err = errBlob
+			}
 		}
 	}
-	s.Outcome = r.str()
-	s.ClosedAt = r.varint()
-	s.DeliveredStep = r.small()
+	s.DeliveredStep = NoStep
+	if r.v1 || flags&flagCloseFields != 0 {
+		s.Outcome = r.str()
+		if r.v1 {
+			s.ClosedAt = r.varint()
+		} else {
+			s.ClosedAt = s.StartedAt + r.varint()
+		}
+		s.DeliveredStep = r.small()
+		if !r.v1 && s.Outcome == "" && s.ClosedAt == 0 && s.DeliveredStep == NoStep {
+			r.err = errBlob // written only when not the default
+		}
+	}
 	n := r.count()
 	s.Applied = make(map[string]int64, n)
 	prev := ""

@@ -147,7 +147,7 @@ func (s *State) Encode() ([]byte, error) {
 // panic on it. It also refuses a blob that names another flow.
 func Decode(requestID string, b []byte) (*State, error) {
 	var s State
-	if len(b) > 0 && b[0] == binaryFormat {
+	if isBinary(b) {
 		st, err := decodeBinary(requestID, b)
 		if err != nil {
 			return nil, fmt.Errorf("flow: decode state: %w", err)
