@@ -146,16 +146,18 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 	if !res.earliest.IsZero() {
 		c.onDeadline(res.earliest)
 	}
+	// The records are applied and their outputs durable: deadlines behind
+	// them may fire. That does not wait for the commit (a record read again
+	// is recognised and changes nothing), which takes a round trip off every
+	// deadline's lateness. A failure here only holds deadlines until the
+	// next batch or caught-up check.
+	if err := c.watermarks.Applied(ctx, records); err != nil && ctx.Err() == nil {
+		c.log.Warn("watermarks not advanced", "err", err)
+	}
 	// A failed commit only means these records come again; the flows
 	// recognise them by offset and do not apply them twice.
 	if err := retry(ctx, c.log, "commit offsets", ackAttempts, func() error { return c.client.CommitRecords(ctx, records...) }); err != nil && ctx.Err() == nil {
 		c.log.Warn("offsets not committed; the records will be redelivered and recognised", "err", err)
-	}
-	// The records are applied and their outputs durable: deadlines behind
-	// them may fire. A failure here only holds deadlines until the next batch
-	// or caught-up check.
-	if err := c.watermarks.Applied(ctx, records); err != nil && ctx.Err() == nil {
-		c.log.Warn("watermarks not advanced", "err", err)
 	}
 	return ctx.Err()
 }

@@ -30,6 +30,10 @@ import (
 	"github.com/fallbackd/fallback/topics"
 )
 
+// consumerFetchMaxWait is the consumer's long-poll bound (see the client's
+// options in New).
+const consumerFetchMaxWait = 250 * time.Millisecond
+
 // Defaults of the event-time deadline settings (docs/delivery-guarantees.md).
 const (
 	DefaultDeadlineGrace   = 250 * time.Millisecond
@@ -252,6 +256,12 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		// and a rebalance waits for the batch in hand to finish.
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		// Requests are paused while DLRs wait (prioritiseDLRs), and resumed
+		// topics join only the next fetch: with the default 5 s long poll and
+		// no new DLRs, a resume waited up to 5 s, which throttled bursts of
+		// timer-only flows to a few hundred requests per second. An idle
+		// fetch every 250 ms per broker costs next to nothing.
+		kgo.FetchMaxWait(consumerFetchMaxWait),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
 			wm.assign(p, true)
 			joined.Store(true)

@@ -28,7 +28,7 @@ type WatermarkStore interface {
 // only when no input published before it can still be unread (SPEC §7,
 // docs/delivery-guarantees.md). A partition's watermark advances two ways:
 //
-//   - Applied: after a batch is durable and committed, to the timestamp of
+//   - Applied: after a batch is durable (state and outputs), to the timestamp of
 //     the last record applied from each partition (the broker's append time
 //     on topics with message.timestamp.type=LogAppendTime, which we create).
 //   - Run: every interval, and at once when the sweeper asks, it lists the
