@@ -20,17 +20,24 @@ import (
 // true when it read it.
 
 // advanceWatermarksScript raises each given watermark to the given value,
-// leaving those already further on untouched.
+// leaving those already further on untouched: one HMGET and at most one
+// HSET, whatever the number of partitions (a batch usually moves several).
 //
 // KEYS[1] watermark hash   <prefix>{wm}:watermarks
 // ARGV    pairs: field ("<topic>/<partition>"), unix ms
 var advanceWatermarksScript = redis.NewScript(`
-for i = 1, #ARGV, 2 do
-  local cur = redis.call('HGET', KEYS[1], ARGV[i])
-  if not cur or tonumber(cur) < tonumber(ARGV[i+1]) then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
+local fields = {}
+for i = 1, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
+local cur = redis.call('HMGET', KEYS[1], unpack(fields))
+local raise = {}
+for j, f in ipairs(fields) do
+  local v = ARGV[2 * j]
+  if not cur[j] or tonumber(cur[j]) < tonumber(v) then
+    raise[#raise + 1] = f
+    raise[#raise + 1] = v
   end
 end
+if #raise > 0 then redis.call('HSET', KEYS[1], unpack(raise)) end
 return 0
 `)
 
