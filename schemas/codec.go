@@ -110,6 +110,10 @@ type Codec[T any] struct {
 	// fast, when set, is the hand-written encoder Append uses instead of
 	// toNative + goavro + validate (fast.go); it writes the same bytes.
 	fast fastEncoder[T]
+	// fastDecode, when set, is the hand-written decoder Decode uses instead
+	// of validate + goavro + fromNative (fastdecode.go); it returns the same
+	// values and refuses the same inputs.
+	fastDecode fastDecoder[T]
 	// previous are the earlier writer schemas of the record, newest first.
 	previous []writerSchema
 }
@@ -205,7 +209,30 @@ func (c *Codec[T]) appendGoavro(dst []byte, v T) ([]byte, error) {
 // Avro binary carries no type information: bytes written with another
 // schema usually fail to decode, but not always. Check the
 // HeaderSchemaFingerprint header when a record has it.
+//
+// SendRequest and DeliveryReport, which the processor reads for every
+// input record, are read by hand-written decoders (fastdecode.go) that
+// return what the goavro path returns and refuse what it refuses; the other
+// records go through goavro.
 func (c *Codec[T]) Decode(b []byte) (T, error) {
+	if c.fastDecode == nil {
+		return c.decodeGoavro(b)
+	}
+	var zero T
+	if len(b) > c.maxBytes {
+		return zero, fmt.Errorf("schemas: decode %s: %w: %d bytes, max %d", c.name, ErrTooLarge, len(b), c.maxBytes)
+	}
+	v, err := c.fastDecode(b)
+	if err != nil {
+		return zero, fmt.Errorf("schemas: decode %s: %w", c.name, err)
+	}
+	return v, nil
+}
+
+// decodeGoavro is the reference decoder: the size check, validate, goavro,
+// then fromNative. Decode uses it for the records without a fast decoder,
+// and the tests compare the fast decoders with it.
+func (c *Codec[T]) decodeGoavro(b []byte) (T, error) {
 	var zero T
 	if len(b) > c.maxBytes {
 		return zero, fmt.Errorf("schemas: decode %s: %w: %d bytes, max %d", c.name, ErrTooLarge, len(b), c.maxBytes)
@@ -241,7 +268,8 @@ func (c *Codec[T]) Decode(b []byte) (T, error) {
 // current schema's error when none fits. Two versions never accept the same
 // bytes (a version adds fields at the end, and every field takes at least
 // one byte), so the only cost of a missing header is that a record cut
-// exactly at a version's end reads as that version.
+// exactly at a version's end reads as that version. The current schema is
+// read by Decode (with its fast decoder, if any), the earlier ones by goavro.
 func (c *Codec[T]) DecodeFrom(fingerprint string, b []byte) (T, error) {
 	if fingerprint == c.fp || len(c.previous) == 0 {
 		return c.Decode(b)
@@ -338,6 +366,10 @@ func New() (*Codecs, error) {
 	withFast(&errs, cs.FlowEvent, "FlowEvent", appendFlowEvent)
 	withFast(&errs, cs.ChannelSend, "ChannelSend", appendChannelSend)
 	withFast(&errs, cs.DeadLetter, "DeadLetter", appendDeadLetter)
+	// The records it reads for every input record get a hand-written
+	// decoder (fastdecode.go).
+	withFastDecoder(&errs, cs.SendRequest, "SendRequest", decodeSendRequest)
+	withFastDecoder(&errs, cs.DeliveryReport, "DeliveryReport", decodeDeliveryReport)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -416,7 +416,10 @@ func (r *blobReader) str() string {
 	switch {
 	case n&1 == 1:
 		i := n >> 1
-		if i >= wellKnownV2 {
+		if i >= wellKnownV2 || wellKnownIndex[wellKnown[i]] != int(i) {
+			// Past the table, or the earlier index of an entry listed
+			// twice ("FAILED" is an outcome and a status): Encode writes
+			// the last, so this one would not encode back to itself.
 			r.err = errBlob
 			return ""
 		}
