@@ -750,3 +750,21 @@ func FuzzDecodeStateBinary(f *testing.F) {
 		}
 	})
 }
+
+// A stored state has at most MaxStoredSteps steps: a larger blob is refused
+// before any input runs on it.
+func TestDecodeRefusesTooManySteps(t *testing.T) {
+	st := statesThroughAFlow(t)[0]
+	for _, n := range []int{MaxStoredSteps, MaxStoredSteps + 1} {
+		big := *st
+		big.Steps = make([]StepDef, n)
+		for i := range big.Steps {
+			big.Steps[i] = StepDef{Channel: "sms", DelaySeconds: 5}
+		}
+		b, _ := big.Encode()
+		_, err := Decode(big.RequestID, b)
+		if (err == nil) != (n <= MaxStoredSteps) {
+			t.Fatalf("%d steps: err %v", n, err)
+		}
+	}
+}

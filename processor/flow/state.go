@@ -165,6 +165,12 @@ func Decode(requestID string, b []byte) (*State, error) {
 	return &s, nil
 }
 
+// MaxStoredSteps bounds the steps of a stored state: more than any flow
+// the validator lets through (Limits.MaxSteps, 8 by default). A blob with
+// more is not ours, and would make every input on it cost time in
+// proportion to its steps.
+const MaxStoredSteps = 64
+
 // check verifies what every state the machine writes satisfies: at least
 // one attempt sent, the current step is the last one sent, a deadline iff
 // the flow is active, and a delivered step among the sent ones.
@@ -172,6 +178,8 @@ func (s *State) check() error {
 	switch {
 	case s.RequestID == "":
 		return errors.New("no request id")
+	case len(s.Steps) > MaxStoredSteps:
+		return fmt.Errorf("%d steps, more than %d", len(s.Steps), MaxStoredSteps)
 	case len(s.Attempts) == 0 || len(s.Attempts) > len(s.Steps):
 		return fmt.Errorf("%d attempts of %d steps", len(s.Attempts), len(s.Steps))
 	case s.Current != len(s.Attempts)-1:
