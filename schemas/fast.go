@@ -13,8 +13,10 @@ import (
 // processor writes for every flow (FlowEvent, ChannelSend) and for
 // DeadLetter. Codec.Append uses them instead of toNative + goavro +
 // validate, which cost a quarter of the processor's CPU in map allocations
-// and interface conversions. goavro stays the reference: Decode, the other
-// records, and the tests (fast_test.go) that compare the two paths.
+// and interface conversions. goavro stays the reference: the other records,
+// decoding with earlier writer schemas, and the tests (fast_test.go) that
+// compare the two paths. The input records have hand-written decoders in
+// fastdecode.go.
 //
 // Byte identity with goavro. For every value Encode accepts, the fast path
 // writes what goavro's BinaryFromNative writes from toNative's map:
