@@ -23,6 +23,11 @@ import (
 // Returns a flat array, three items per claimed flow: request id, due score
 // before the claim, record. Members whose record is gone are removed and
 // not returned.
+//
+// The records' keys are built from the prefix in ARGV rather than declared
+// in KEYS, because they are only known after the ZRANGEBYSCORE. They carry
+// the same hash tag as KEYS[1], so they are in the same slot and Redis
+// Cluster accepts them (asynq relies on the same property).
 var claimDueScript = redis.NewScript(bulkLua + `
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', '0', ARGV[3])
 if #due == 0 then return {} end
