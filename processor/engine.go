@@ -51,6 +51,7 @@ type input struct {
 type flowWork struct {
 	requestID string
 	snap      statestore.Snapshot
+	state     *flow.State // snap decoded, when the caller already did (the sweeper); nil otherwise
 	inputs    []input
 	sweep     bool // inputs come from the sweeper
 }
@@ -167,7 +168,7 @@ func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (bat
 			w := changed[i]
 			if !r.Applied {
 				e.metrics.conflicts.Add(ctx, 1)
-				w.snap = r.Current
+				w.snap, w.state = r.Current, nil
 				pending = append(pending, w)
 				continue
 			}
@@ -205,7 +206,10 @@ type computed struct {
 // the same outputs as records to produce once the change is applied. Outputs
 // of inputs that changed nothing (duplicates, discards) go straight to res.
 func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *batchResult) (statestore.Change, []*kgo.Record, computed, bool) {
-	st, err := decodeSnapshot(w.snap)
+	st, err := w.state, error(nil)
+	if st == nil {
+		st, err = decodeSnapshot(w.snap)
+	}
 	if err != nil {
 		e.log.Error("flow state unreadable; its inputs go to the dead-letter topic", "request_id", w.requestID, "err", err)
 		for _, in := range w.inputs {

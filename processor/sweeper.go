@@ -163,7 +163,7 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 		if in.Forced {
 			forced++
 		}
-		works = append(works, &flowWork{requestID: snap.RequestID, snap: snap, sweep: true, inputs: []input{{in: in}}})
+		works = append(works, &flowWork{requestID: snap.RequestID, snap: snap, state: st, sweep: true, inputs: []input{{in: in}}})
 	}
 	if forced > 0 {
 		s.metrics.deadlinesForced.Add(ctx, int64(forced))
