@@ -329,6 +329,36 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	return p, nil
 }
 
+// legacyChecker is a state store that can tell flows written in an earlier
+// layout (statestore.Store).
+type legacyChecker interface {
+	LegacyFlows(ctx context.Context) (int, error)
+}
+
+// checkLayout refuses to start on flows in flight that an earlier build
+// wrote in another state layout: this build would not fire their deadlines
+// nor find their owed outputs.
+func (p *Processor) checkLayout(ctx context.Context) error {
+	lc, ok := p.store.(legacyChecker)
+	if !ok {
+		return nil
+	}
+	var n int
+	err := retry(ctx, p.cfg.Logger, "check the state layout", 0, func() (err error) {
+		n, err = lc.LegacyFlows(ctx)
+		return err
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("processor: %w", err)
+	case n > 0:
+		return fmt.Errorf("processor: Redis holds flows in flight in the state layout of an earlier build (%d seen): "+
+			"this build would not fire their deadlines; let them close under the earlier build first, "+
+			"or start this one on a new --redis-prefix (CHANGELOG.md, Unreleased)", n)
+	}
+	return nil
+}
+
 // Ready reports why the processor is not ready to take traffic, or nil when
 // it is: Kafka answers, Redis answers (when the state store can be pinged),
 // and the consumer has joined its group and been given partitions. An
@@ -372,6 +402,12 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 			err = cerr
 		}
 	}()
+	if err := p.checkLayout(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return err
+	}
 	if p.cfg.CreateTopics {
 		adm := kadm.NewClient(p.clients[1])
 		specs := topics.Specs(p.cfg.Topics, p.cfg.Channels.Names(), p.cfg.Partitions, p.cfg.Replication)

@@ -31,8 +31,21 @@ import (
 
 // recordLua is prepended to the scripts that read flow records.
 // parse(rec) returns version (string), owed versions (string, possibly
-// empty, "," separated) and the blob.
+// empty, "," separated) and the blob. record(key) reads a flow's record,
+// or false: a flow written by a build before this layout is a hash {v, s},
+// read here as the same record (its blob is a format Decode still reads)
+// and replaced by a string at its next write, so an upgrade does not stop
+// at the first duplicate or late DLR of an old closed flow.
 const recordLua = `
+local function record(key)
+  local rec = redis.pcall('GET', key)
+  if type(rec) == 'table' and rec.err then
+    local f = redis.call('HMGET', key, 'v', 's')
+    if not f[1] then return false end
+    return f[1] .. '|' .. (f[2] or '')
+  end
+  return rec
+end
 local function parse(rec)
   local bar = string.find(rec, '|', 1, true)
   local head = string.sub(rec, 1, bar - 1)
