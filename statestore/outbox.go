@@ -1,6 +1,7 @@
 package statestore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -140,7 +141,7 @@ func (s *Store) ClaimOwed(ctx context.Context, now time.Time, lease time.Duratio
 	}
 	for i := range out {
 		// Stable: the records of one version keep their order.
-		slices.SortStableFunc(out[i].Entries, func(a, b OutboxEntry) int { return int(a.Version - b.Version) })
+		slices.SortStableFunc(out[i].Entries, func(a, b OutboxEntry) int { return cmp.Compare(a.Version, b.Version) })
 	}
 	return out, nil
 }

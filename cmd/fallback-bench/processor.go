@@ -137,7 +137,7 @@ func (r *benchRun) inProcessProcessor(runCtx context.Context, start func(func() 
 	}
 	pcfg := processor.Config{Brokers: r.brokers, KafkaOpts: r.kafkaOpts, Group: c.Group, Topics: c.Names, CreateTopics: true,
 		Partitions: int32(c.Partitions), Replication: int16(c.Replication), Clock: r.clock, ClaimLease: r.lease,
-		MaxPollRecords: r.maxPoll, DeadlineGrace: c.DeadlineGrace, MaxDeadlineHold: c.MaxDeadlineHold, Logger: r.logger(r.stderr)}
+		MaxPollRecords: r.maxPoll, ProviderIndexTTL: c.ProviderIndexTTL(), DeadlineGrace: c.DeadlineGrace, MaxDeadlineHold: c.MaxDeadlineHold, Logger: r.logger(r.stderr)}
 	proc, err := processor.New(pcfg, procStore)
 	if err != nil {
 		return err

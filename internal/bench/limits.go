@@ -58,30 +58,20 @@ func redisCeiling(ctx context.Context, rdb redis.UniversalClient, prefix string,
 		return 0, err
 	}
 	per := (flows + workers - 1) / workers
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	start := time.Now()
-	for w := range workers {
+	elapsed, err := timeWorkers(workers, func(w int) error {
 		store := statestore.New(rdb, statestore.Config{Prefix: prefix + strconv.Itoa(w)})
 		ids := make([]string, 0, per)
 		for i := w * per; i < min((w+1)*per, flows); i++ {
 			ids = append(ids, "lim-"+strconv.Itoa(i))
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for lo := 0; lo < len(ids); lo += 1000 {
-				if err := c.run(ctx, store, ids[lo:min(lo+1000, len(ids))]); err != nil {
-					errs <- err
-					return
-				}
+		for lo := 0; lo < len(ids); lo += 1000 {
+			if err := c.run(ctx, store, ids[lo:min(lo+1000, len(ids))]); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+		}
+		return nil
+	})
+	if err != nil {
 		return 0, err
 	}
 	for w := range workers {
@@ -92,6 +82,25 @@ func redisCeiling(ctx context.Context, rdb redis.UniversalClient, prefix string,
 		}
 	}
 	return float64(flows) / elapsed.Seconds(), nil
+}
+
+// timeWorkers runs work(0) ... work(workers-1) in parallel and returns the
+// time they took together, or the first error.
+func timeWorkers(workers int, work func(w int) error) (time.Duration, error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	start := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			if err := work(w); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	return elapsed, <-errs
 }
 
 // cycle holds one flow's state blobs and owed outputs through a fallback,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,37 +51,24 @@ func redisPlainCeiling(ctx context.Context, rdb redis.UniversalClient, prefix st
 	defer func() { _ = deletePrefix(context.Background(), rdb, prefix+"{*") }()
 	per := (flows + conns - 1) / conns
 	var commands atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	start := time.Now()
-	for w := range conns {
+	elapsed, err := timeWorkers(conns, func(w int) error {
 		lo, hi := w*per, min((w+1)*per, flows)
-		if lo >= hi {
-			break
-		}
 		pl := plainLoop{rdb: rdb, tag: prefix + "{" + strconv.Itoa(w) + "}", values: &values}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ids := make([]string, 0, depth)
-			for i := lo; i < hi; i += depth {
-				ids = ids[:0]
-				for j := i; j < min(i+depth, hi); j++ {
-					ids = append(ids, plainID(j))
-				}
-				n, err := pl.batch(ctx, ids)
-				commands.Add(n)
-				if err != nil {
-					errs <- err
-					return
-				}
+		ids := make([]string, 0, depth)
+		for i := lo; i < hi; i += depth {
+			ids = ids[:0]
+			for j := i; j < min(i+depth, hi); j++ {
+				ids = append(ids, plainID(j))
 			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+			n, err := pl.batch(ctx, ids)
+			commands.Add(n)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return plainCeiling{}, err
 	}
 	return plainCeiling{flowsPerSec: float64(flows) / elapsed.Seconds(), commandsPerFlow: float64(commands.Load()) / float64(flows)}, nil

@@ -61,9 +61,8 @@ import (
 //   - format binaryFormatV1 (0x01), written before 0x02: the same fields
 //     in the same order, but with no flagFlowRef or flagCloseFields (flow
 //     id and version, and outcome, closed at (absolute) and delivered step
-//     always written), the request id as the first field unless flagKeyID
-//     is set (then it is the key's, as in 0x02; a blob that carries one
-//     must name the same flow), last status at behind a 0/1 byte before
+//     always written), the request id as the first field (it must name the
+//     flow Decode is given), last status at behind a 0/1 byte before
 //     the attempt's bits, strings as n odd: entry (n-1)/2 of wellKnown, n
 //     even: n/2 literal bytes; and with non-minimal varints not refused.
 //     Its metadata (flagMetadata), trace context (flagTrace) and attempt
@@ -79,7 +78,7 @@ import (
 // new format byte, not to an existing format.
 //
 // Additions keep older blobs readable: a new field goes behind a new flag
-// (bit 5 is free in 0x02; it was flagKeyID in 0x01) or a new attempt bit.
+// (bit 5 is free) or a new attempt bit.
 // A processor older than an addition refuses blobs that use it.
 
 const (
@@ -133,11 +132,11 @@ const (
 	flagDeadline
 	flagMetadata
 	flagTrace
-	flagKeyID // 0x01 only: the request id is the key's, not in the blob
+	_ // bit 5: free
 	flagFlowRef
 	flagCloseFields
 
-	flagsKnownV1 = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace | flagKeyID
+	flagsKnownV1 = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace
 	flagsKnown   = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace | flagFlowRef | flagCloseFields
 )
 
@@ -523,10 +522,10 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 		return nil, errBlob
 	}
 	s.Closed, s.Late = flags&flagClosed != 0, flags&flagLate != 0
-	if !r.v1 || flags&flagKeyID != 0 {
-		s.RequestID = requestID
-	} else {
+	if r.v1 {
 		s.RequestID = r.str()
+	} else {
+		s.RequestID = requestID
 	}
 	s.Recipient = r.str()
 	s.Params = r.stringMap()

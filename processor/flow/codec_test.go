@@ -204,7 +204,7 @@ func TestTypicalStateFitsSizeClass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1 := appendBinaryV1(st, true)
+	v1 := appendBinaryV1(st)
 	t.Logf("typical OTP flow: %d bytes (0x01: %d): %x", len(b), len(v1), b)
 	if len(b) > 73 {
 		t.Fatalf("typical OTP flow takes %d bytes, want at most 73: %x", len(b), b)
@@ -222,7 +222,7 @@ func TestCorruptBinaryStates(t *testing.T) {
 	var blobs [][]byte
 	for _, st := range allStates(t) {
 		b, _ := st.Encode()
-		blobs = append(blobs, b, appendBinaryV1(st, false), appendBinaryV1(st, true))
+		blobs = append(blobs, b, appendBinaryV1(st))
 	}
 	for _, b := range blobs {
 		for n := range len(b) {
@@ -255,8 +255,8 @@ func TestCorruptBinaryStates(t *testing.T) {
 }
 
 // appendBinaryV1 is the encoder of format 0x01 as it was before 0x02,
-// for tests: with the request id in the blob unless keyID.
-func appendBinaryV1(s *State, keyID bool) []byte {
+// for tests.
+func appendBinaryV1(s *State) []byte {
 	str := func(b []byte, s string) []byte {
 		if i := slices.Index(wellKnown[:wellKnownV1], s); i >= 0 {
 			return binary.AppendUvarint(b, uint64(i)<<1|1)
@@ -297,13 +297,8 @@ func appendBinaryV1(s *State, keyID bool) []byte {
 	if hasTrace {
 		flags |= flagTrace
 	}
-	if keyID {
-		flags |= flagKeyID
-	}
 	b = append(b, flags)
-	if !keyID {
-		b = str(b, s.RequestID)
-	}
+	b = str(b, s.RequestID)
 	b = str(b, s.Recipient)
 	b = strMap(b, s.Params)
 	if len(s.Metadata) > 0 {
@@ -368,33 +363,29 @@ func appendBinaryV1(s *State, keyID bool) []byte {
 	return b
 }
 
-// TestV1StatesDecodeAsTheirV2Encoding: a 0x01 blob (with the request id or
-// flagKeyID) and its 0x02 re-encoding decode to the same state, the state
-// that was encoded; the 0x02 one is smaller.
+// TestV1StatesDecodeAsTheirV2Encoding: a 0x01 blob and its 0x02
+// re-encoding decode to the same state, the state that was encoded; the
+// 0x02 one is smaller, and the 0x01 one names its flow.
 func TestV1StatesDecodeAsTheirV2Encoding(t *testing.T) {
 	for i, st := range allStates(t) {
-		for _, keyID := range []bool{false, true} {
-			v1 := appendBinaryV1(st, keyID)
-			old, err := Decode(st.RequestID, v1)
-			if err != nil {
-				t.Fatalf("state %d (keyID %v): 0x01 blob %x: %v", i, keyID, v1, err)
-			}
-			if want := stored(st); !reflect.DeepEqual(old, want) {
-				t.Fatalf("state %d (keyID %v): 0x01 decodes to\n%+v\nwant %+v", i, keyID, old, want)
-			}
-			v2, _ := old.Encode()
-			if v2[0] != binaryFormat || len(v2) >= len(v1) {
-				t.Fatalf("state %d (keyID %v): 0x02 blob %x of %d bytes from 0x01 of %d", i, keyID, v2, len(v2), len(v1))
-			}
-			back, err := Decode(st.RequestID, v2)
-			if err != nil || !reflect.DeepEqual(back, old) {
-				t.Fatalf("state %d (keyID %v): 0x02 re-encoding decodes to %+v, %v; want %+v", i, keyID, back, err, old)
-			}
-			if !keyID {
-				if _, err := Decode("other", v1); err == nil {
-					t.Fatalf("state %d: 0x01 blob of flow %q accepted as another's", i, st.RequestID)
-				}
-			}
+		v1 := appendBinaryV1(st)
+		old, err := Decode(st.RequestID, v1)
+		if err != nil {
+			t.Fatalf("state %d: 0x01 blob %x: %v", i, v1, err)
+		}
+		if want := stored(st); !reflect.DeepEqual(old, want) {
+			t.Fatalf("state %d: 0x01 decodes to\n%+v\nwant %+v", i, old, want)
+		}
+		v2, _ := old.Encode()
+		if v2[0] != binaryFormat || len(v2) >= len(v1) {
+			t.Fatalf("state %d: 0x02 blob %x of %d bytes from 0x01 of %d", i, v2, len(v2), len(v1))
+		}
+		back, err := Decode(st.RequestID, v2)
+		if err != nil || !reflect.DeepEqual(back, old) {
+			t.Fatalf("state %d: 0x02 re-encoding decodes to %+v, %v; want %+v", i, back, err, old)
+		}
+		if _, err := Decode("other", v1); err == nil {
+			t.Fatalf("state %d: 0x01 blob of flow %q accepted as another's", i, st.RequestID)
 		}
 	}
 }
@@ -689,13 +680,13 @@ func TestNonCanonicalBlobsRefused(t *testing.T) {
 		{"close flag, default fields", splice(t, withClose, plain, flagCloseFields, defaultClose)},
 		{"status-at bit, zero time", bytes.Replace(withStatus, binary.AppendVarint([]byte{attemptStatusAt}, 1-st.Attempts[0].SentAt),
 			binary.AppendVarint([]byte{attemptStatusAt}, -st.Attempts[0].SentAt), 1)},
-		{"key-id flag", append([]byte{binaryFormat, plain[1] | flagKeyID}, plain[2:]...)},
+		{"free flag bit 5", append([]byte{binaryFormat, plain[1] | 1<<5}, plain[2:]...)},
 		{"unknown attempt bit", bytes.Replace(plain, []byte{0x0f, 0x00, 0x01, 0x00}, []byte{0x0f, 0x00, 0x01, 0x08}, 1)},
 		{"recipient literal", bytes.Replace(plain, appendStr(nil, st.Recipient),
 			append([]byte{byte(len(st.Recipient) << 2)}, st.Recipient...), 1)},
 		{"param key literal", bytes.Replace(plain, []byte{0x02, 0x33}, []byte{0x02, 0x10, 'c', 'o', 'd', 'e'}, 1)},
 		{"non-minimal steps count", bytes.Replace(plain, []byte{0x02, 0x03}, []byte{0x82, 0x00, 0x03}, 1)},
-		{"0x01 string tags", append([]byte{binaryFormat}, appendBinaryV1(st, true)[1:]...)},
+		{"0x01 string tags", append([]byte{binaryFormat}, appendBinaryV1(st)[1:]...)},
 		{"request id in the blob", append([]byte{binaryFormat, plain[1], 0x08, 'r', '1'}, plain[2:]...)},
 	} {
 		if bytes.Equal(c.b, plain) {
@@ -722,8 +713,7 @@ func FuzzDecodeStateBinary(f *testing.F) {
 	for _, st := range allStates(f) {
 		b, _ := st.Encode()
 		f.Add(b)
-		f.Add(appendBinaryV1(st, false))
-		f.Add(appendBinaryV1(st, true))
+		f.Add(appendBinaryV1(st))
 	}
 	for _, h := range oldBinaryStates {
 		b, _ := hex.DecodeString(h)

@@ -269,8 +269,8 @@ func (v Validator) ValidateSteps(steps []schemas.Step) ([]StepDef, *Rejection) {
 		field := func(name string) string { return fmt.Sprintf("steps[%d].%s", i, name) }
 		for _, f := range [...]struct{ name, value string }{{"channel", s.Channel}, {"from", s.From},
 			{"template", s.Template}, {"template_category", s.TemplateCategory}, {"success_on", s.SuccessOn}} {
-			if len(f.value) > v.Limits.MaxFieldBytes { // the field name is built only for a rejection
-				return nil, v.checkLength(field(f.name), f.value)
+			if r := v.checkLength(field(f.name), f.value); r != nil {
+				return nil, r
 			}
 		}
 		channel := strings.ToLower(strings.TrimSpace(s.Channel))
@@ -293,8 +293,8 @@ func (v Validator) ValidateSteps(steps []schemas.Step) ([]StepDef, *Rejection) {
 		// ToLower can grow a string (each invalid byte becomes a 3-byte
 		// U+FFFD), so the kept form is what is bounded.
 		category := strings.ToLower(strings.TrimSpace(s.TemplateCategory))
-		if len(category) > v.Limits.MaxFieldBytes {
-			return nil, v.checkLength(field("template_category"), category)
+		if r := v.checkLength(field("template_category"), category); r != nil {
+			return nil, r
 		}
 		if len(spec.TemplateCategories) > 0 && !slices.Contains(spec.TemplateCategories, category) {
 			return nil, reject(RejectCategory, field("template_category"), "%s templates must be of category %s, got %q", channel, strings.Join(spec.TemplateCategories, " or "), clip(s.TemplateCategory))
