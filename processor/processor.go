@@ -27,6 +27,7 @@ import (
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
+	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )
 
@@ -329,28 +330,39 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	return p, nil
 }
 
-// legacyChecker is a state store that can tell flows written in an earlier
-// layout (statestore.Store).
-type legacyChecker interface {
+// layoutChecker is a state store that can tell flows written in another
+// layout: an earlier build's record format (LegacyFlows) or another shard
+// count (CheckShards, which returns a *statestore.ShardsChangedError).
+type layoutChecker interface {
 	LegacyFlows(ctx context.Context) (int, error)
+	CheckShards(ctx context.Context) error
 }
 
-// checkLayout refuses to start on flows in flight that an earlier build
-// wrote in another state layout: this build would not fire their deadlines
-// nor find their owed outputs.
+// checkLayout refuses to start on flows that this build, as configured,
+// would not find: written in an earlier build's state layout, or with
+// another shard count. It would not fire their deadlines nor find their
+// owed outputs.
 func (p *Processor) checkLayout(ctx context.Context) error {
-	lc, ok := p.store.(legacyChecker)
+	lc, ok := p.store.(layoutChecker)
 	if !ok {
 		return nil
 	}
 	var n int
+	var refused *statestore.ShardsChangedError
 	err := retry(ctx, p.cfg.Logger, "check the state layout", 0, func() (err error) {
+		if err = lc.CheckShards(ctx); errors.As(err, &refused) {
+			return nil // a refusal, not a failure to retry
+		} else if err != nil {
+			return err
+		}
 		n, err = lc.LegacyFlows(ctx)
 		return err
 	})
 	switch {
 	case err != nil:
 		return fmt.Errorf("processor: %w", err)
+	case refused != nil:
+		return fmt.Errorf("processor: %w", refused)
 	case n > 0:
 		return fmt.Errorf("processor: Redis holds flows in flight in the state layout of an earlier build (%d seen): "+
 			"this build would not fire their deadlines; let them close under the earlier build first, "+

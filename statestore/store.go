@@ -18,6 +18,7 @@
 //	<prefix>{<shard>}:ox              hash "<request_id>:<version>" -> outputs owed to Kafka
 //	<prefix>{<shard>}:ob              zset "<request_id>:<version>" -> retry-at unix ms
 //	<prefix>:pm:{<provider_msg_id>}   string -> attempt id, with TTL
+//	<prefix>:layout                   hash shards -> the shard count (layout.go)
 //
 // Files by concern: record.go (the flow record and reply parsing), apply.go
 // (the compare-and-set), deadlines.go (claiming due flows), outbox.go (owed
@@ -48,6 +49,11 @@ const (
 	DefaultTombstoneTTL = 24 * time.Hour
 )
 
+// MaxShards bounds Config.Shards: past it a batch would make more script
+// calls than it has flows, and the sweeper more reads per round than it
+// finds deadlines.
+const MaxShards = 1024
+
 // maxBulk bounds the members of one multi-member command a script issues
 // (and so the flows of one claim): Lua's unpack fails past about 8,000
 // values.
@@ -60,7 +66,8 @@ type Config struct {
 	// Shards is the number of deadline and outbox sets, and the most script
 	// calls one batch makes. More shards spread a Redis Cluster's load over
 	// more slots; fewer put more flows in each call (less per-call cost on a
-	// single Redis). Default 16.
+	// single Redis). Default 16. It is fixed for a prefix once flows are
+	// written: CheckLayout refuses another (layout.go).
 	Shards int
 	// TombstoneTTL is how long a closed flow is remembered: a duplicate
 	// request or a late DLR within it is recognised. It must cover the
@@ -90,8 +97,8 @@ func (c Config) Validate() error {
 		// A brace in the prefix would become the hash tag and put all
 		// shards in one slot (or split a flow's keys across slots).
 		return fmt.Errorf("statestore: prefix %q must not contain '{' or '}'", c.Prefix)
-	case c.Shards < 1:
-		return fmt.Errorf("statestore: shards must be at least 1, got %d", c.Shards)
+	case c.Shards < 1 || c.Shards > MaxShards:
+		return fmt.Errorf("statestore: shards must be from 1 to %d, got %d", MaxShards, c.Shards)
 	case c.TombstoneTTL < time.Millisecond:
 		return fmt.Errorf("statestore: tombstone TTL must be at least 1ms, got %s", c.TombstoneTTL)
 	}

@@ -94,6 +94,11 @@ func (r *benchRun) spawnProcessor(runCtx context.Context, start func(func() erro
 		"--claim-lease", r.lease.String(), "--deadline-grace", c.DeadlineGrace.String(), "--max-deadline-hold", c.MaxDeadlineHold.String(), "--log-level", map[bool]string{true: "info", false: "warn"}[r.verbose],
 		"--clock-speed", strconv.FormatFloat(r.speed, 'g', -1, 64), "--clock-epoch", strconv.FormatInt(r.epoch.UnixMilli(), 10),
 		"--http-addr", "127.0.0.1:0") // a port of its own, whatever else runs here
+	if c.RedisShards != 0 {
+		// Only when set: a build from before the setting (benched side by
+		// side with --fallback-bin) does not know the flag.
+		cmd.Args = append(cmd.Args, "--redis-shards", strconv.Itoa(c.RedisShards))
+	}
 	cmd.Stdout, cmd.Stderr = r.stderr, r.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,5 +80,31 @@ func TestRunRefusesTombstonesShorterThanTheRequestAge(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "max-request-age") {
 			t.Errorf("%v: err = %v, want a connection error", args, err)
 		}
+	}
+}
+
+// TestRunRefusesAnotherShardCount: once flows are written under a prefix,
+// `fallback run` with another --redis-shards exits with an error naming
+// both counts, before it takes any work; the recorded count still runs.
+func TestRunRefusesAnotherShardCount(t *testing.T) {
+	k, r := startBackends(t)
+
+	first, stderr := startRun(t, k, r, "FALLBACK_REDIS_SHARDS=24")
+	waitFor(t, 30*time.Second, "the processor to run", func() bool { return strings.Contains(stderr.String(), "processor running") }, stderr)
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := exitAfter(t, first, 30*time.Second, stderr); code != 0 {
+		t.Fatalf("first run exit %d; stderr:\n%s", code, stderr)
+	}
+
+	second, stderr := startRun(t, k, r, "FALLBACK_REDIS_SHARDS=64")
+	code, _ := exitAfter(t, second, 30*time.Second, stderr)
+	want := `the flows under prefix "fb" use 24 shards (recorded in fb:layout), this store is configured with 64`
+	if code != 1 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("64 shards after 24: exit %d, want 1 with %q; stderr:\n%s", code, want, stderr)
+	}
+	if strings.Contains(stderr.String(), "processor running") {
+		t.Fatalf("the refused run started; stderr:\n%s", stderr)
 	}
 }

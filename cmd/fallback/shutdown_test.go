@@ -53,6 +53,26 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool, log f
 	}
 }
 
+// startBackends starts an embedded Kafka (3 brokers) and Redis for a test
+// that runs the binary, closed when the test ends; it skips under -short.
+func startBackends(t *testing.T) (*embedded.Kafka, *embedded.Redis) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	k, err := embedded.StartKafka(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	r, err := embedded.StartRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return k, r
+}
+
 // startRun starts `fallback run` as a child process on the embedded Kafka
 // and Redis, and waits until its consumer has joined the group.
 func startRun(t *testing.T, k *embedded.Kafka, r *embedded.Redis, extraEnv ...string) (*exec.Cmd, *syncBuffer) {
@@ -142,19 +162,7 @@ func exitAfter(t *testing.T, cmd *exec.Cmd, d time.Duration, stderr *syncBuffer)
 // exits 0 within --shutdown-timeout. A second instance then applies none
 // of those requests again.
 func TestRunShutsDownOnSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	k, err := embedded.StartKafka(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	r, err := embedded.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	k, r := startBackends(t)
 	names := topics.DefaultNames()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...), kgo.ConsumeTopics(names.SendsPrefix+"sms"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -258,19 +266,7 @@ func TestRunShutsDownOnSIGTERM(t *testing.T) {
 // the shutdown; past --shutdown-timeout the process exits 1 naming what was
 // still running.
 func TestRunShutdownTimeout(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	k, err := embedded.StartKafka(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	r, err := embedded.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	k, r := startBackends(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...))
 	if err != nil {
 		t.Fatal(err)
@@ -307,19 +303,7 @@ func TestRunRefusesShutdownTimeout(t *testing.T) {
 // apply retries: Redis is down) lets the batch finish once Redis is back:
 // its send goes out, its offset is committed, and the process exits 0.
 func TestRunFinishesTheBatchInHand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	k, err := embedded.StartKafka(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	r, err := embedded.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	k, r := startBackends(t)
 	names := topics.DefaultNames()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...), kgo.ConsumeTopics(names.SendsPrefix+"sms"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

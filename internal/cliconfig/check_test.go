@@ -4,6 +4,10 @@ import (
 	"flag"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fallbackd/fallback/statestore"
 )
 
 // parseWith registers groups on a new flag set and parses args with the
@@ -56,6 +60,8 @@ func TestCheckRefusesBadValues(t *testing.T) {
 		{"empty group", nil, []string{"--group", ""}, "--group (FALLBACK_GROUP): must not be empty"},
 		{"empty topic", map[string]string{"FALLBACK_TOPIC_DLR": ""}, nil, "--topic-dlr (FALLBACK_TOPIC_DLR): must not be empty"},
 		{"empty prefix", nil, []string{"--redis-prefix", ""}, "--redis-prefix (FALLBACK_REDIS_PREFIX): must not be empty"},
+		{"shards negative", nil, []string{"--redis-shards", "-1"}, "--redis-shards (FALLBACK_REDIS_SHARDS): must be from 1 to 1024, or 0 for the default, got -1"},
+		{"shards too many", map[string]string{"FALLBACK_REDIS_SHARDS": "5000"}, nil, "--redis-shards (FALLBACK_REDIS_SHARDS): must be from 1 to 1024"},
 		{"request age", nil, []string{"--max-request-age", "0s"}, "--max-request-age (FALLBACK_MAX_REQUEST_AGE) must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,5 +130,32 @@ func TestGroupsRegisterOnlyTheirFlags(t *testing.T) {
 	}
 	if c.ClockSpeed != 1 || c.Names.DLR != "fallback.dlr" || c.Partitions != 12 || c.Group != "fallback" {
 		t.Errorf("unregistered settings lost their defaults: %+v", c)
+	}
+}
+
+// TestShardsDefaultFollowsTheRedisKind: --redis-shards 0 is 16 on a single
+// server and ClusterShards on a cluster; a set count wins on both.
+func TestShardsDefaultFollowsTheRedisKind(t *testing.T) {
+	single := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer single.Close()
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	defer cluster.Close()
+	for _, tc := range []struct {
+		args   []string
+		client redis.UniversalClient
+		want   int
+	}{
+		{nil, single, statestore.DefaultShards},
+		{nil, cluster, ClusterShards},
+		{[]string{"--redis-shards", "8"}, single, 8},
+		{[]string{"--redis-shards", "8"}, cluster, 8},
+	} {
+		c, err := parseWith(t, GroupAll, nil, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Shards(tc.client); got != tc.want {
+			t.Errorf("%v on %T: %d shards, want %d", tc.args, tc.client, got, tc.want)
+		}
 	}
 }

@@ -36,6 +36,7 @@ type Common struct {
 	Brokers         string
 	RedisURL        string
 	RedisPrefix     string
+	RedisShards     int
 	Group           string
 	InstanceID      string
 	Names           topics.Names
@@ -120,6 +121,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	kafka.StringVar(&c.Brokers, "brokers", "", "Kafka seed brokers, comma-separated (env FALLBACK_BROKERS)")
 	red.StringVar(&c.RedisURL, "redis", "", "Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS, ?addr=host:port&addr=... for a cluster (env FALLBACK_REDIS_URL)")
 	red.StringVar(&c.RedisPrefix, "redis-prefix", statestore.DefaultPrefix, "prefix of every Redis key (env FALLBACK_REDIS_PREFIX)")
+	red.IntVar(&c.RedisShards, "redis-shards", 0, "how many deadline and outbox sets the flows are spread over; 0: 16 on a single Redis, 64 on a cluster. More spreads a cluster's load over more masters, fewer puts more flows in each script call; fixed for a --redis-prefix once flows are written (docs/redis-shards.md) (env FALLBACK_REDIS_SHARDS)")
 	proc := on(GroupProcessor)
 	proc.StringVar(&c.Group, "group", "fallback", "Kafka consumer group (env FALLBACK_GROUP)")
 	proc.StringVar(&c.InstanceID, "instance-id", "", "static group membership: an instance restarted with the same id gets its partitions back at once instead of after the session timeout; unique per instance, empty for dynamic membership (env FALLBACK_INSTANCE_ID)")
@@ -221,6 +223,9 @@ func (c *Common) Check() error {
 	}
 	if g&GroupRedis != 0 && c.RedisPrefix == "" {
 		bad("--redis-prefix", "must not be empty")
+	}
+	if g&GroupRedis != 0 && (c.RedisShards < 0 || c.RedisShards > statestore.MaxShards) {
+		bad("--redis-shards", "must be from 1 to %d, or 0 for the default, got %d", statestore.MaxShards, c.RedisShards)
 	}
 	for _, t := range []struct {
 		group Group
@@ -367,10 +372,29 @@ func (c *Common) ProviderIndexTTL() time.Duration {
 	return time.Duration(l.MaxSteps)*time.Duration(l.MaxDelaySeconds)*time.Second + tombstone
 }
 
-// Store is the flow state store on client, with --redis-prefix and the
-// tombstone retention.
+// Shards is --redis-shards, or when it is 0 the default for client: 16 on
+// a single server, where each shard costs a script call per batch and a
+// read per sweep, and ClusterShards on a cluster, where 16 hash tags leave
+// masters idle (docs/redis-shards.md).
+func (c *Common) Shards(client redis.UniversalClient) int {
+	if c.RedisShards > 0 {
+		return c.RedisShards
+	}
+	if _, ok := client.(*redis.ClusterClient); ok {
+		return ClusterShards
+	}
+	return statestore.DefaultShards
+}
+
+// ClusterShards is the default shard count on a Redis Cluster: 64 hash tags
+// fall 21, 22 and 21 into three masters' equal slot ranges (7 to 14 on six
+// masters, 4 to 10 on nine).
+const ClusterShards = 64
+
+// Store is the flow state store on client, with --redis-prefix,
+// --redis-shards and the tombstone retention.
 func (c *Common) Store(client redis.UniversalClient) (*statestore.Store, error) {
-	cfg := statestore.Config{Prefix: c.RedisPrefix, TombstoneTTL: c.TombstoneRetention()}
+	cfg := statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.TombstoneRetention()}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
