@@ -8,13 +8,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fallbackd/fallback/internal/clients"
 	"github.com/fallbackd/fallback/internal/embedded"
 )
 
 // backend is the Kafka and Redis one test run uses. The same test bodies run
 // on every backend: real servers named by FALLBACK_BROKERS and
-// FALLBACK_REDIS_URL (the variables `fallback run` reads), containers when a
-// Docker engine answers, else the embedded kfake and miniredis.
+// FALLBACK_REDIS_URL (the variables `fallback run` reads; "cluster" when they
+// name several brokers and a Redis Cluster, as `scripts/services-up.sh
+// --cluster` prints them), containers when a Docker engine answers, else the
+// embedded kfake and miniredis.
 type backend struct {
 	name     string
 	brokers  []string
@@ -25,12 +28,10 @@ type backend struct {
 	close     func()
 }
 
+// redisClient connects as `fallback run` does: a cluster client when the
+// URL lists more nodes with addr=.
 func (b *backend) redisClient() (redis.UniversalClient, error) {
-	opts, err := redis.ParseURL(b.redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("redis url %q: %w", b.redisURL, err)
-	}
-	return redis.NewClient(opts), nil
+	return clients.Redis{URL: b.redisURL}.Client()
 }
 
 var suite *backend
@@ -54,7 +55,11 @@ func pickBackend() (*backend, error) {
 	brokers, redisURL := os.Getenv("FALLBACK_BROKERS"), os.Getenv("FALLBACK_REDIS_URL")
 	switch {
 	case brokers != "" && redisURL != "":
-		return &backend{name: "real", brokers: strings.Split(brokers, ","), redisURL: redisURL, close: func() {}}, nil
+		b := &backend{name: "real", brokers: strings.Split(brokers, ","), redisURL: redisURL, close: func() {}}
+		if len(b.brokers) > 1 && (clients.Redis{URL: redisURL}).IsCluster() {
+			b.name = "cluster"
+		}
+		return b, nil
 	case brokers != "" || redisURL != "":
 		return nil, fmt.Errorf("set both FALLBACK_BROKERS and FALLBACK_REDIS_URL, or neither")
 	}

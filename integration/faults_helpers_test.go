@@ -31,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
@@ -172,7 +173,8 @@ func newFaultWorld(t *testing.T, cfg faultConfig) *faultWorld {
 	if w.rc, err = suite.redisClient(); err != nil {
 		t.Fatal(err)
 	}
-	w.store = statestore.New(w.rc, statestore.Config{Prefix: w.id})
+	// The children take --redis-shards' default for this Redis: the same.
+	w.store = statestore.New(w.rc, statestore.Config{Prefix: w.id, Shards: (&cliconfig.Common{}).Shards(w.rc)})
 	if w.client, err = kgo.NewClient(kgo.SeedBrokers(suite.brokers...)); err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,7 @@ type metrics struct {
 	deadlinesHeld    metric.Int64ObservableGauge
 	watermarkLag     metric.Float64ObservableGauge
 	consumerLag      metric.Int64ObservableGauge
+	replicaShortfall metric.Int64ObservableCounter
 }
 
 // latencyBuckets are the bounds (seconds) of the lateness and time-to-outcome
@@ -91,6 +92,8 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	}
 	wmLag, _ := m.Float64ObservableGauge("fallback.watermark.lag", metric.WithUnit("s"),
 		metric.WithDescription("how far each input partition's watermark is behind the processor's clock, by topic and partition"))
+	shortfalls, _ := m.Int64ObservableCounter("fallback.redis.replica_shortfalls",
+		metric.WithDescription("state store calls that fewer replicas than --redis-wait-replicas acknowledged (0 without it)"))
 	batch, _ := m.Int64Histogram("fallback.batch.size", metric.WithDescription("inputs per batch, by source (consumer: records of one poll; sweeper: deadlines of one claim)"),
 		metric.WithExplicitBucketBoundaries(batchBuckets...))
 	return &metrics{
@@ -121,14 +124,26 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		deadlinesHeld:    gauge("fallback.deadlines_held", "due deadlines the sweeper holds until every input partition is read past them"),
 		watermarkLag:     wmLag,
 		consumerLag:      gauge("fallback.consumer.lag", "records of each input partition not yet committed by the consumer group, by topic and partition"),
+		replicaShortfall: shortfalls,
 	}
 }
 
+// replicaCounter is a state store that counts writes short of replicas
+// (statestore.Store with WaitReplicas).
+type replicaCounter interface {
+	ReplicaShortfalls() int64
+}
+
 // registerGauges feeds the observable gauges from the sweeper's deadline
-// counts and the watermark check's last listing; collecting them calls
-// neither Redis nor Kafka. Unregister it when the processor stops.
-func (m *metrics) registerGauges(s *Sweeper, w *Watermarks) (metric.Registration, error) {
+// counts, the watermark check's last listing and the store's counter;
+// collecting them calls neither Redis nor Kafka. Unregister it when the
+// processor stops.
+func (m *metrics) registerGauges(s *Sweeper, w *Watermarks, store any) (metric.Registration, error) {
+	replicas, _ := store.(replicaCounter)
 	return m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if replicas != nil {
+			o.ObserveInt64(m.replicaShortfall, replicas.ReplicaShortfalls())
+		}
 		if pending, held, ok := s.deadlineCounts(); ok {
 			o.ObserveInt64(m.deadlinesPending, pending)
 			o.ObserveInt64(m.deadlinesHeld, held)
@@ -143,7 +158,7 @@ func (m *metrics) registerGauges(s *Sweeper, w *Watermarks) (metric.Registration
 			}
 		}
 		return nil
-	}, m.deadlinesPending, m.deadlinesHeld, m.watermarkLag, m.consumerLag)
+	}, m.deadlinesPending, m.deadlinesHeld, m.watermarkLag, m.consumerLag, m.replicaShortfall)
 }
 
 // observeOutputs counts the sends and events of one applied change, or the

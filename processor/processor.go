@@ -321,7 +321,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		store:   store,
 		joined:  joined,
 	}
-	if p.gauges, err = m.registerGauges(sweeper, wm); err != nil {
+	if p.gauges, err = m.registerGauges(sweeper, wm, store); err != nil {
 		for _, c := range p.clients {
 			c.Close()
 		}

@@ -47,6 +47,7 @@ const (
 	DefaultPrefix       = "fb"
 	DefaultShards       = 16
 	DefaultTombstoneTTL = 24 * time.Hour
+	DefaultWaitTimeout  = 100 * time.Millisecond
 )
 
 // MaxShards bounds Config.Shards: past it a batch would make more script
@@ -67,13 +68,24 @@ type Config struct {
 	// calls one batch makes. More shards spread a Redis Cluster's load over
 	// more slots; fewer put more flows in each call (less per-call cost on a
 	// single Redis). Default 16. It is fixed for a prefix once flows are
-	// written: CheckLayout refuses another (layout.go).
+	// written: CheckShards refuses another (layout.go).
 	Shards int
 	// TombstoneTTL is how long a closed flow is remembered: a duplicate
 	// request or a late DLR within it is recognised. It must cover the
 	// processor's maximum request age plus its deadline grace (the
 	// processor's wiring derives it so). Default 24h.
 	TombstoneTTL time.Duration
+	// WaitReplicas, when above 0, makes every script call (every state
+	// change, claim and watermark advance) wait until that many replicas
+	// of its master have its writes (WAIT), so that a failover does not
+	// lose a change whose outputs and offsets go on to Kafka. The cost is
+	// a replication round trip per call; replicas.go has the trade-off.
+	// Default 0: Redis's asynchronous replication.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT. A master whose replicas do not answer
+	// in time is written to without waiting for WaitPause, and each such
+	// call counts in ReplicaShortfalls. Default 100ms.
+	WaitTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -85,6 +97,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TombstoneTTL == 0 {
 		c.TombstoneTTL = DefaultTombstoneTTL
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = DefaultWaitTimeout
 	}
 	return c
 }
@@ -101,6 +116,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("statestore: shards must be from 1 to %d, got %d", MaxShards, c.Shards)
 	case c.TombstoneTTL < time.Millisecond:
 		return fmt.Errorf("statestore: tombstone TTL must be at least 1ms, got %s", c.TombstoneTTL)
+	case c.WaitReplicas < 0:
+		return fmt.Errorf("statestore: wait replicas must not be negative, got %d", c.WaitReplicas)
+	case c.WaitTimeout < time.Millisecond:
+		// WAIT's timeout 0 means forever: never let a rounding make it so.
+		return fmt.Errorf("statestore: wait timeout must be at least 1ms, got %s", c.WaitTimeout)
 	}
 	return nil
 }
@@ -117,6 +137,8 @@ type Store struct {
 	obKey       []string // <prefix>{<shard>}:ob
 	pmPrefix    string   // <prefix>:pm:{
 	tombstoneMS int64
+
+	replicas replicaWaits // replicas.go
 }
 
 // New returns a Store on c. It panics if cfg does not pass Validate: the
@@ -257,14 +279,30 @@ type scriptCall struct {
 // EVAL (which also caches the script) those the server did not know, in a
 // second pipeline. Script.Run cannot do this inside a pipeline: the NOSCRIPT
 // reply only arrives at Exec, after Run has returned. Re-sending only the
-// NOSCRIPT ones is safe because such a script did not run at all.
+// NOSCRIPT ones is safe because such a script did not run at all. With
+// WaitReplicas, each master's calls go in a pipeline of their own that ends
+// with a WAIT (replicas.go).
 //
 // It returns the first per-call error; replies are in calls[i].cmd.
 func (s *Store) runScripts(ctx context.Context, calls []scriptCall) error {
-	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	if s.cfg.WaitReplicas > 0 {
+		return s.runScriptsReplicated(ctx, calls)
+	}
+	runPipelined(ctx, s.c, calls, nil)
+	return firstCallError(calls)
+}
+
+// runPipelined runs calls on c as runScripts describes; a wait, when not
+// nil, is added to the end of each pipeline that writes.
+func runPipelined(ctx context.Context, c redis.Cmdable, calls []scriptCall, wait func(redis.Pipeliner) *redis.IntCmd) []*redis.IntCmd {
+	var waits []*redis.IntCmd
+	_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range calls {
 			c := &calls[i]
 			c.cmd = c.script.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		if wait != nil {
+			waits = append(waits, wait(p))
 		}
 		return nil
 	})
@@ -275,14 +313,21 @@ func (s *Store) runScripts(ctx context.Context, calls []scriptCall) error {
 		}
 	}
 	if len(retry) > 0 {
-		_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, i := range retry {
 				c := &calls[i]
 				c.cmd = c.script.Eval(ctx, p, c.keys, c.args...)
 			}
+			if wait != nil {
+				waits = append(waits, wait(p))
+			}
 			return nil
 		})
 	}
+	return waits
+}
+
+func firstCallError(calls []scriptCall) error {
 	for i := range calls {
 		if err := calls[i].cmd.Err(); err != nil {
 			return err

@@ -95,9 +95,13 @@ func (r *benchRun) spawnProcessor(runCtx context.Context, start func(func() erro
 		"--clock-speed", strconv.FormatFloat(r.speed, 'g', -1, 64), "--clock-epoch", strconv.FormatInt(r.epoch.UnixMilli(), 10),
 		"--http-addr", "127.0.0.1:0") // a port of its own, whatever else runs here
 	if c.RedisShards != 0 {
-		// Only when set: a build from before the setting (benched side by
-		// side with --fallback-bin) does not know the flag.
+		// Only when set (and the same for the wait below): a build from
+		// before these settings (benched side by side with --fallback-bin)
+		// does not know the flags.
 		cmd.Args = append(cmd.Args, "--redis-shards", strconv.Itoa(c.RedisShards))
+	}
+	if c.WaitReplicas != 0 {
+		cmd.Args = append(cmd.Args, "--redis-wait-replicas", strconv.Itoa(c.WaitReplicas), "--redis-wait-timeout", c.WaitTimeout.String())
 	}
 	cmd.Stdout, cmd.Stderr = r.stderr, r.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }

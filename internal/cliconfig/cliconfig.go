@@ -37,6 +37,8 @@ type Common struct {
 	RedisURL        string
 	RedisPrefix     string
 	RedisShards     int
+	WaitReplicas    int           // --redis-wait-replicas
+	WaitTimeout     time.Duration // --redis-wait-timeout
 	Group           string
 	InstanceID      string
 	Names           topics.Names
@@ -141,6 +143,8 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	proc.DurationVar(&c.MaxRequestAge, "max-request-age", time.Hour, "a send read more than this after its requested_at (or record timestamp) is rejected as expired and nothing is sent; --tombstone-retention must be at least this plus --deadline-grace (env FALLBACK_MAX_REQUEST_AGE)")
 	proc.DurationVar(&c.DeadlineGrace, "deadline-grace", processor.DefaultDeadlineGrace, "how far the brokers' and producers' clocks may disagree with the processor's: a deadline fires once every input partition is read this much past it, and a request dated further in the future is rejected; 0 for none (env FALLBACK_DEADLINE_GRACE)")
 	proc.DurationVar(&c.MaxDeadlineHold, "max-deadline-hold", processor.DefaultMaxDeadlineHold, "the longest a due deadline waits for an input partition that is not read past it (owner dead, rebalance, Kafka down); past it the deadline fires anyway and its events carry deadline_forced; 0 for the default (env FALLBACK_MAX_DEADLINE_HOLD)")
+	proc.IntVar(&c.WaitReplicas, "redis-wait-replicas", 0, "make every state change wait until this many replicas of its Redis master have it (WAIT), so that a failover cannot lose it; 0: Redis's asynchronous replication (docs/delivery-guarantees.md) (env FALLBACK_REDIS_WAIT_REPLICAS)")
+	proc.DurationVar(&c.WaitTimeout, "redis-wait-timeout", statestore.DefaultWaitTimeout, "the longest a state change waits for --redis-wait-replicas; a master whose replicas do not answer in time is then written to without waiting for 5 s, counted in fallback_redis_replica_shortfalls_total (env FALLBACK_REDIS_WAIT_TIMEOUT)")
 	proc.DurationVar(&c.ClaimLease, "claim-lease", 10*time.Second, "how long a claimed deadline or owed output waits before another instance retries it; above 0 (env FALLBACK_CLAIM_LEASE)")
 	on(GroupLog).StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
 	on(GroupLog).StringVar(&c.LogFormat, "log-format", "text", "text or json: the format of the log lines on stderr (env FALLBACK_LOG_FORMAT)")
@@ -223,6 +227,12 @@ func (c *Common) Check() error {
 	}
 	if g&GroupRedis != 0 && c.RedisPrefix == "" {
 		bad("--redis-prefix", "must not be empty")
+	}
+	if g&GroupProcessor != 0 && c.WaitReplicas < 0 {
+		bad("--redis-wait-replicas", "must not be negative, got %d", c.WaitReplicas)
+	}
+	if g&GroupProcessor != 0 && c.WaitTimeout < time.Millisecond {
+		bad("--redis-wait-timeout", "must be at least 1ms, got %s", c.WaitTimeout)
 	}
 	if g&GroupRedis != 0 && (c.RedisShards < 0 || c.RedisShards > statestore.MaxShards) {
 		bad("--redis-shards", "must be from 1 to %d, or 0 for the default, got %d", statestore.MaxShards, c.RedisShards)
@@ -394,7 +404,8 @@ const ClusterShards = 64
 // Store is the flow state store on client, with --redis-prefix,
 // --redis-shards and the tombstone retention.
 func (c *Common) Store(client redis.UniversalClient) (*statestore.Store, error) {
-	cfg := statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.TombstoneRetention()}
+	cfg := statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.TombstoneRetention(),
+		WaitReplicas: c.WaitReplicas, WaitTimeout: c.WaitTimeout}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
