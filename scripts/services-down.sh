@@ -3,6 +3,7 @@
 # started (found by the pid files in the state dir; anything else is left).
 #
 #   scripts/services-down.sh [--kill] [--purge] [kafka] [redis]
+#   scripts/services-down.sh --cluster [--kill] [--purge] [kafka] [redis] [kafka-N] [redis-PORT]
 #
 # With no service named, both are stopped ("redis" includes the secure test
 # redis that services-up.sh starts next to the plain one). Idempotent: a service that is not
@@ -21,6 +22,16 @@
 #   scripts/services-down.sh kafka && scripts/services-up.sh kafka
 #   scripts/services-down.sh --kill redis && scripts/services-up.sh redis
 #
+# --cluster stops the nodes of services-up.sh --cluster instead (found by
+# their pid files in $FALLBACK_SERVICES_DIR/cluster/): kafka-N or redis-PORT
+# one node, kafka or redis all of that kind, nothing named all of them, side
+# by side. --kill and the stop timeout as above. --purge deletes the data
+# of the nodes of the kinds selected (a whole kind only: a lone node's wiped
+# data would not rejoin); cluster/bin/ and mvn.log are kept. E.g.
+#   kill -KILL "$(cat "$FALLBACK_SERVICES_DIR/cluster/kafka-2.pid")"
+#   scripts/services-up.sh --cluster kafka-2        # back, in sync
+#   scripts/services-down.sh --cluster redis-17000  # SIGTERM, wait
+#
 # Settings: FALLBACK_SERVICES_DIR (default /tmp/fallback-services),
 # FALLBACK_SERVICES_STOP_TIMEOUT seconds before SIGKILL (default 60).
 set -euo pipefail
@@ -32,17 +43,31 @@ KILL=""
 PURGE=""
 WANT_KAFKA=""
 WANT_REDIS=""
+CLUSTER=""
+CLUSTER_NODES=()
 for arg in "$@"; do
   case "$arg" in
     --kill) KILL=1 ;;
     --purge) PURGE=1 ;;
+    --cluster) CLUSTER=1 ;;
     kafka) WANT_KAFKA=1 ;;
     redis) WANT_REDIS=1 ;;
+    kafka-[0-9]*|redis-[0-9]*) CLUSTER_NODES+=("$arg") ;;
     -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "services-down: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
-if [[ -z "$WANT_KAFKA$WANT_REDIS" ]]; then WANT_KAFKA=1; WANT_REDIS=1; fi
+if [[ -z "$CLUSTER" && ${#CLUSTER_NODES[@]} -gt 0 ]]; then
+  echo "services-down: ${CLUSTER_NODES[0]} names a cluster node: use --cluster" >&2
+  exit 2
+fi
+if [[ -n "$PURGE" && ${#CLUSTER_NODES[@]} -gt 0 ]]; then
+  # A lone node's wiped data does not rejoin: a Redis node without its
+  # nodes.conf knows no cluster, a Kafka voter without its log is unsafe.
+  echo "services-down: --purge wipes the whole cluster (or all its kafka or redis nodes): name no single node" >&2
+  exit 2
+fi
+if [[ -z "$WANT_KAFKA$WANT_REDIS" && ${#CLUSTER_NODES[@]} -eq 0 ]]; then WANT_KAFKA=1; WANT_REDIS=1; fi
 
 log() { printf '[services-down %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -88,6 +113,104 @@ stop() {
   rm -f "$pidfile"
   log "$name: stopped in $(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2fs", b - a }')"
 }
+
+# ----------------------------------------------------------------- cluster
+# --cluster: the nodes of services-up.sh --cluster, found by their pid files
+# in $STATE/cluster (kafka-N.pid, redis-PORT.pid), so no port settings are
+# needed here. All are signalled first and then waited for: they shut down
+# side by side (the three Kafka nodes also finish their controlled
+# shutdowns while a controller quorum is still up).
+CSTATE="$STATE/cluster"
+
+# pattern NAME: what the command line of node NAME must contain.
+pattern() {
+  case "$1" in
+    kafka-*) echo "$CSTATE/$1/server.properties" ;;
+    *) echo redis-server ;;
+  esac
+}
+
+SIGNALLED=()   # "name pid" of the processes signalled
+T_SIGNAL=""
+# signal NAME: SIGTERM (SIGKILL with --kill) the node if its pid file names
+# a live process whose command line matches.
+signal() {
+  local name="$1" pidfile="$CSTATE/$1.pid" pid
+  if [[ ! -f "$pidfile" ]]; then
+    log "$name: no pid file; not running"
+    return 0
+  fi
+  pid="$(cat "$pidfile")"
+  if [[ -z "$pid" ]] || ! running "$pid" || ! tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(pattern "$name")"; then
+    log "$name: pid ${pid:-?} is not running"
+    rm -f "$pidfile"
+    return 0
+  fi
+  [[ -n "$T_SIGNAL" ]] || T_SIGNAL="$(date +%s.%N)"
+  if [[ -n "$KILL" ]]; then
+    log "$name: SIGKILL pid $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+  else
+    log "$name: SIGTERM pid $pid"
+    kill -TERM "$pid" 2>/dev/null || true
+  fi
+  SIGNALLED+=("$name $pid")
+}
+
+# wait_signalled: wait for every signalled process to exit (SIGKILL after
+# the stop timeout), removing each one's pid file and saying how long it
+# took as soon as it is gone.
+wait_signalled() {
+  local entry name pid left deadline=$((SECONDS + STOP_TIMEOUT))
+  local pending=("${SIGNALLED[@]}")
+  while (( ${#pending[@]} )); do
+    left=()
+    for entry in "${pending[@]}"; do
+      name="${entry% *}" pid="${entry#* }"
+      if running "$pid"; then
+        left+=("$entry")
+        continue
+      fi
+      rm -f "$CSTATE/$name.pid"
+      log "$name: stopped after $(awk -v a="$T_SIGNAL" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2fs", b - a }')"
+    done
+    pending=("${left[@]}")
+    (( ${#pending[@]} )) || break
+    if (( SECONDS > deadline )); then
+      for entry in "${pending[@]}"; do
+        log "${entry% *}: still running after ${STOP_TIMEOUT}s; SIGKILL"
+        kill -KILL "${entry#* }" 2>/dev/null || true
+      done
+      deadline=$((SECONDS + 10))
+    fi
+    sleep 0.1
+  done
+}
+
+if [[ -n "$CLUSTER" ]]; then
+  nodes=("${CLUSTER_NODES[@]}")
+  if [[ -n "$WANT_KAFKA" ]]; then
+    for f in "$CSTATE"/kafka-[0-9]*.pid; do [[ -f "$f" ]] && nodes+=("$(basename "$f" .pid)"); done
+  fi
+  if [[ -n "$WANT_REDIS" ]]; then
+    for f in "$CSTATE"/redis-[0-9]*.pid; do [[ -f "$f" ]] && nodes+=("$(basename "$f" .pid)"); done
+  fi
+  (( ${#nodes[@]} )) || log "no cluster node has a pid file in $CSTATE; nothing runs"
+  for n in "${nodes[@]}"; do signal "$n"; done
+  wait_signalled
+  if [[ -n "$PURGE" ]]; then
+    if [[ -n "$WANT_KAFKA" ]]; then
+      log "kafka: deleting $CSTATE/kafka-N/ (data, config, logs) and the cluster id"
+      rm -rf "$CSTATE"/kafka-[0-9]* "$CSTATE/kafka-cluster.id" "$CSTATE/clusterready.err"
+    fi
+    if [[ -n "$WANT_REDIS" ]]; then
+      log "redis: deleting $CSTATE/redis-PORT/ (AOF, nodes.conf, logs)"
+      rm -rf "$CSTATE"/redis-[0-9]* "$CSTATE/redis-create.log"
+    fi
+    rm -f "$CSTATE/env"
+  fi
+  exit 0
+fi
 
 if [[ -n "$WANT_KAFKA" ]]; then
   stop kafka "$STATE/kafka.pid" kafka.Kafka

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # scripts/services-up.sh: start a real Apache Kafka (single-node KRaft,
-# broker+controller) and a real Redis on this machine, without Docker.
+# broker+controller) and a real Redis on this machine, without Docker; with
+# --cluster, a 3-node Kafka cluster and a 6-node Redis Cluster instead.
 #
 #   scripts/services-up.sh [--env] [kafka] [redis]
+#   scripts/services-up.sh --cluster [--env] [kafka] [redis] [kafka-N] [redis-PORT]
 #
 # With no service named, both are started. Idempotent: a service that already
 # answers on its port is left alone; a missing redis-server, Java or Maven is
@@ -42,7 +44,8 @@
 #   FALLBACK_SERVICES_KAFKA_SECURE_PORT   broker SASL_SSL port      (default 9094)
 #   FALLBACK_SERVICES_REDIS_SECURE_PORT   secure redis (TLS) port   (default 6380)
 #   FALLBACK_SERVICES_SECURE   1 (default): also the secure listener and redis; 0: not
-#   KAFKA_HEAP_OPTS            JVM heap options (default -Xms256m -Xmx1g)
+#   KAFKA_HEAP_OPTS            JVM heap options (default -Xms256m -Xmx1g;
+#                              with --cluster -Xms128m -Xmx384m per broker)
 #   FALLBACK_SERVICES_TIMEOUT  seconds to wait for each service (default 120)
 #
 # Layout of the state dir:
@@ -55,6 +58,42 @@
 #   redis-secure/    redis-secure.log  redis-secure.pid  bin/securesetup
 # The resolved classpath is cached in ~/.cache/fallback-services/ (keyed by
 # the pom's content), the jars in ~/.m2.
+#
+# Cluster mode (--cluster), for failover tests; it runs next to the single
+# node (other ports, state in $FALLBACK_SERVICES_DIR/cluster/) and has no
+# secure side:
+#   Kafka: nodes kafka-1..kafka-3, each broker+controller, one static
+#     3-voter KRaft quorum (controller.quorum.voters); brokers on 19092-19094,
+#     controllers on 19192-19194; default.replication.factor=3,
+#     min.insync.replicas=2, internal topics with 3 replicas (min ISR 2).
+#   Redis: nodes redis-17000..redis-17005, a Redis Cluster of 3 masters with
+#     one replica each (made once with redis-cli --cluster create; later
+#     starts reuse nodes.conf), cluster-node-timeout 2000 ms, AOF as above.
+# kafka and redis select all nodes of that kind; kafka-N and redis-PORT one
+# node (a restart after a kill: only that node is started, the others are
+# left alone). Nothing named: all nine. It waits until every running Redis
+# node says cluster_state:ok with all 16384 slots served and each node
+# started is settled (its role agreed by the others, a replica synced), and
+# until every running Kafka node is a registered, unfenced broker, a group
+# coordinator exists, every partition has its live replicas in sync and
+# leadership is back on the preferred replicas (internal/tools/clusterready,
+# built into cluster/bin/). Stdout:
+#   FALLBACK_BROKERS=127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
+#   FALLBACK_REDIS_URL=redis://127.0.0.1:17000?addr=127.0.0.1:17001&addr=...&addr=127.0.0.1:17005
+#   FALLBACK_CLUSTER=1
+# (the URL lists all six nodes; with --env the values are single-quoted,
+# since ? and & mean something to the shell). The same lines, unquoted, are
+# in cluster/env (KEY=value lines to read, not to source).
+# Settings: FALLBACK_SERVICES_CLUSTER_KAFKA_PORT (first broker port, default
+# 19092), FALLBACK_SERVICES_CLUSTER_CONTROLLER_PORT (first controller port,
+# default 19192), FALLBACK_SERVICES_CLUSTER_REDIS_PORT (first Redis port,
+# default 17000; each node's cluster bus is its port + 10000); the ports of
+# the other nodes follow the first.
+# Layout of cluster/:
+#   kafka-N/ (server.properties, log4j2.xml, data/, server.log, kafka.out,
+#   format.log)  kafka-N.pid  kafka-cluster.id
+#   redis-PORT/ (nodes.conf, appendonlydir/, redis.log)  redis-PORT.pid
+#   redis-create.log  bin/clusterready  clusterready.err  mvn.log  env
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,20 +110,36 @@ TIMEOUT="${FALLBACK_SERVICES_TIMEOUT:-120}"
 HOST=127.0.0.1
 POM="$ROOT/integration/infra/kafka/pom.xml"
 DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+MVN_LOG_DIR="$STATE/kafka" # where kafka_classpath leaves mvn.log ($CSTATE in cluster mode)
+
+# Cluster mode (--cluster): 3 Kafka nodes and a 6-node Redis Cluster, on
+# ports of their own so that it can run next to the single node.
+CLUSTER_KAFKA_PORT="${FALLBACK_SERVICES_CLUSTER_KAFKA_PORT:-19092}"
+CLUSTER_CONTROLLER_PORT="${FALLBACK_SERVICES_CLUSTER_CONTROLLER_PORT:-19192}"
+CLUSTER_REDIS_PORT="${FALLBACK_SERVICES_CLUSTER_REDIS_PORT:-17000}"
+CSTATE="$STATE/cluster"
 
 EXPORT=""
 WANT_KAFKA=""
 WANT_REDIS=""
+CLUSTER=""
+CLUSTER_NODES=()
 for arg in "$@"; do
   case "$arg" in
     --env) EXPORT="export " ;;
+    --cluster) CLUSTER=1 ;;
     kafka) WANT_KAFKA=1 ;;
     redis) WANT_REDIS=1 ;;
+    kafka-[0-9]*|redis-[0-9]*) CLUSTER_NODES+=("$arg") ;;
     -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "services-up: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
-if [[ -z "$WANT_KAFKA$WANT_REDIS" ]]; then WANT_KAFKA=1; WANT_REDIS=1; fi
+if [[ -z "$CLUSTER" && ${#CLUSTER_NODES[@]} -gt 0 ]]; then
+  echo "services-up: ${CLUSTER_NODES[0]} names a cluster node: use --cluster" >&2
+  exit 2
+fi
+if [[ -z "$WANT_KAFKA$WANT_REDIS" && ${#CLUSTER_NODES[@]} -eq 0 ]]; then WANT_KAFKA=1; WANT_REDIS=1; fi
 
 log() { printf '[services-up %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -305,7 +360,7 @@ kafka_classpath() {
   key="$(sha256sum "$POM" | cut -c1-16)"
   cache="${XDG_CACHE_HOME:-$HOME/.cache}/fallback-services"
   cpfile="$cache/kafka-$key.classpath"
-  mkdir -p "$STATE/kafka" "$cache"
+  mkdir -p "$MVN_LOG_DIR" "$cache"
   local ok=""
   if [[ -s "$cpfile" ]]; then
     ok=1
@@ -319,10 +374,10 @@ kafka_classpath() {
     log "resolving the Kafka classpath with Maven ($POM)"
     # Offline first (everything cached in ~/.m2), then online.
     if ! mvn -o -B -q -Dstyle.color=never -f "$POM" "$DEP_PLUGIN:build-classpath" \
-           -Dmdep.outputFile="$cpfile.tmp" >"$STATE/kafka/mvn.log" 2>&1; then
+           -Dmdep.outputFile="$cpfile.tmp" >"$MVN_LOG_DIR/mvn.log" 2>&1; then
       mvn -B -q -Dstyle.color=never -f "$POM" "$DEP_PLUGIN:build-classpath" \
-        -Dmdep.outputFile="$cpfile.tmp" >"$STATE/kafka/mvn.log" 2>&1 \
-        || { cat "$STATE/kafka/mvn.log" >&2; die "maven could not resolve the Kafka classpath"; }
+        -Dmdep.outputFile="$cpfile.tmp" >"$MVN_LOG_DIR/mvn.log" 2>&1 \
+        || { cat "$MVN_LOG_DIR/mvn.log" >&2; die "maven could not resolve the Kafka classpath"; }
     fi
     mv "$cpfile.tmp" "$cpfile"
     log "Kafka classpath resolved in $(since "$t")"
@@ -540,6 +595,518 @@ kafka_secure_setup() {
   KAFKA_SECURE_OK=1
   log "kafka SASL_SSL listener ready in $(since "$t")"
 }
+
+# ================================================================= cluster
+# services-up.sh --cluster: three Kafka nodes (each broker+controller, one
+# static 3-voter KRaft quorum) and a Redis Cluster of 3 masters with one
+# replica each, all under $CSTATE with one pid file per process, so that a
+# test can SIGKILL a single broker or Redis node and start it again by name.
+# None of the single node's state, ports or secure side is used.
+
+CLUSTER_KAFKA_IDS=(1 2 3)
+CLUSTER_REDIS_NODES=6 # 3 masters + 3 replicas (--cluster-replicas 1)
+
+ckafka_port() { echo $((CLUSTER_KAFKA_PORT + $1 - 1)); }
+ckafka_controller_port() { echo $((CLUSTER_CONTROLLER_PORT + $1 - 1)); }
+ckafka_pidfile() { echo "$CSTATE/kafka-$1.pid"; }
+# The pattern names the node's own server.properties, so kafka-1's pid file
+# never vouches for kafka-2's JVM (or for the single node's).
+ckafka_alive() { alive "$(ckafka_pidfile "$1")" "$CSTATE/kafka-$1/server.properties"; }
+credis_ports() { seq "$CLUSTER_REDIS_PORT" $((CLUSTER_REDIS_PORT + CLUSTER_REDIS_NODES - 1)); }
+credis_pidfile() { echo "$CSTATE/redis-$1.pid"; }
+credis_alive() { alive "$(credis_pidfile "$1")" redis-server; }
+
+# ckafka_brokers [ID...]: host:port of the given nodes (default all), comma-separated.
+ckafka_brokers() {
+  local id out=()
+  (( $# )) || set -- "${CLUSTER_KAFKA_IDS[@]}"
+  for id in "$@"; do out+=("$HOST:$(ckafka_port "$id")"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+# credis_url: the first node as the URL's host, the others as addr=
+# parameters: go-redis's ParseClusterURL form, which RedisClient
+# (internal/clients/redis.go) takes as a cluster.
+credis_url() {
+  local p url="" sep="?"
+  for p in $(credis_ports); do
+    if [[ -z "$url" ]]; then url="redis://$HOST:$p"; else url="$url${sep}addr=$HOST:$p"; sep="&"; fi
+  done
+  echo "$url"
+}
+
+# cluster_select: which nodes this run starts, from the arguments: kafka-N
+# and redis-PORT name one node, kafka and redis all of that kind, nothing
+# all of both. Sets SEL_KAFKA (node ids) and SEL_REDIS (ports).
+SEL_KAFKA=()
+SEL_REDIS=()
+cluster_select() {
+  local n p found
+  [[ -z "$WANT_KAFKA" ]] || SEL_KAFKA=("${CLUSTER_KAFKA_IDS[@]}")
+  [[ -z "$WANT_REDIS" ]] || mapfile -t SEL_REDIS < <(credis_ports)
+  for n in "${CLUSTER_NODES[@]}"; do
+    found=""
+    case "$n" in
+      kafka-*)
+        for p in "${CLUSTER_KAFKA_IDS[@]}"; do
+          if [[ "$n" == "kafka-$p" ]]; then found=1; [[ " ${SEL_KAFKA[*]} " == *" $p "* ]] || SEL_KAFKA+=("$p"); fi
+        done ;;
+      redis-*)
+        for p in $(credis_ports); do
+          if [[ "$n" == "redis-$p" ]]; then found=1; [[ " ${SEL_REDIS[*]} " == *" $p "* ]] || SEL_REDIS+=("$p"); fi
+        done ;;
+    esac
+    [[ -n "$found" ]] || die "no cluster node $n (kafka-1..kafka-${#CLUSTER_KAFKA_IDS[@]}, redis-$CLUSTER_REDIS_PORT..redis-$((CLUSTER_REDIS_PORT + CLUSTER_REDIS_NODES - 1)))"
+  done
+}
+
+# ------------------------------------------------------- cluster: redis
+# credis_cli PORT ARGS...: redis-cli's reply without CRs; never fails (a
+# node that is down just gives nothing), so it is safe in $(...) under set -e.
+credis_cli() {
+  local p="$1"; shift
+  { redis-cli -h "$HOST" -p "$p" "$@" 2>/dev/null || true; } | tr -d '\r'
+}
+credis_ping() { [[ "$(credis_cli "$1" ping)" == PONG ]]; }
+# credis_field PORT FIELD [COMMAND...]: the value of FIELD:value in the reply
+# to COMMAND (default CLUSTER INFO). awk reads to the end: with pipefail an
+# early exit could fail the pipe with SIGPIPE.
+credis_field() {
+  local p="$1" f="$2"; shift 2
+  (( $# )) || set -- cluster info
+  credis_cli "$p" "$@" | awk -F: -v f="$f" '$1 == f && !done { print $2; done = 1 }'
+}
+
+CREDIS_STARTED=() # ports of the nodes this run started (or found starting)
+
+# credis_start PORT: start one cluster node unless it already runs.
+credis_start() {
+  local p="$1" dir="$CSTATE/redis-$1" pidfile
+  pidfile="$(credis_pidfile "$1")"
+  if credis_ping "$p"; then
+    [[ "$(credis_field "$p" cluster_enabled info cluster)" == 1 ]] \
+      || die "$HOST:$p answers PING but is not a cluster-enabled redis"
+    credis_alive "$p" || log "redis-$p: a redis not started here answers on $HOST:$p; used as it is"
+    return
+  fi
+  if ! credis_alive "$p"; then
+    # the cluster bus listens on the port + 10000
+    if port_open "$HOST" "$p" || port_open "$HOST" $((p + 10000)); then
+      die "port $HOST:$p or its cluster bus port $((p + 10000)) is taken by something that is not this cluster's redis"
+    fi
+    mkdir -p "$dir"
+    log "redis-$p: starting redis-server on $HOST:$p (dir $dir)"
+    # cluster-config-file as an absolute path: where a relative one lands
+    # depends on when --dir is applied. Node timeout 2 s: a dead master is
+    # failed over in a few seconds. AOF as the single node's. No diskless
+    # sync delay: by default a master waits 5 s for more replicas before a
+    # full sync, which a (re)started replica would wait through.
+    redis-server \
+      --bind "$HOST" --port "$p" \
+      --dir "$dir" \
+      --cluster-enabled yes \
+      --cluster-config-file "$dir/nodes.conf" \
+      --cluster-node-timeout 2000 \
+      --repl-diskless-sync-delay 0 \
+      --appendonly yes --appendfsync everysec \
+      --save "" \
+      --daemonize yes \
+      --pidfile "$pidfile" \
+      --logfile "$dir/redis.log" \
+      >&2 || die "redis-server on $HOST:$p failed to start; see $dir/redis.log"
+  fi
+  CREDIS_STARTED+=("$p")
+}
+
+# credis_wait_ping: every node started here answers PING.
+credis_wait_ping() {
+  local p pidfile start=$SECONDS deadline=$((SECONDS + TIMEOUT))
+  for p in "${CREDIS_STARTED[@]}"; do
+    pidfile="$(credis_pidfile "$p")"
+    until credis_ping "$p"; do
+      # The daemonized child writes the pid file a moment after the launch.
+      if { [[ -f "$pidfile" ]] && ! credis_alive "$p"; } || { [[ ! -f "$pidfile" ]] && (( SECONDS - start > 5 )); }; then
+        tail -n 20 "$CSTATE/redis-$p/redis.log" >&2 || true
+        die "redis-$p exited during start-up; see $CSTATE/redis-$p/redis.log"
+      fi
+      if (( SECONDS > deadline )); then
+        tail -n 20 "$CSTATE/redis-$p/redis.log" >&2 || true
+        die "redis-$p did not answer PING within ${TIMEOUT}s"
+      fi
+      sleep 0.05
+    done
+  done
+}
+
+# credis_running: the ports of the cluster's nodes that answer PING.
+credis_running() {
+  local p
+  for p in $(credis_ports); do if credis_ping "$p"; then echo "$p"; fi; done
+}
+
+# credis_ensure_cluster: create the cluster if no node belongs to one yet
+# (all six must run then); never a second time. A node that knows other
+# nodes or holds slots has its cluster in nodes.conf and rejoins by itself.
+credis_ensure_cluster() {
+  local p fresh=() joined=() running known slots
+  mapfile -t running < <(credis_running)
+  for p in "${running[@]}"; do
+    known="$(credis_field "$p" cluster_known_nodes)"
+    slots="$(credis_field "$p" cluster_slots_assigned)"
+    if (( ${known:-0} > 1 || ${slots:-0} > 0 )); then
+      joined+=("$p")
+    else
+      fresh+=("$p")
+    fi
+  done
+  if (( ${#joined[@]} > 0 )); then
+    (( ${#fresh[@]} == 0 )) || die "redis-${fresh[*]} belong to no cluster while redis-${joined[0]} does" \
+      "(its nodes.conf lost?); start afresh with scripts/services-down.sh --cluster --purge"
+    return
+  fi
+  (( ${#running[@]} == CLUSTER_REDIS_NODES )) \
+    || die "the Redis Cluster was never created and only ${#running[@]} of its $CLUSTER_REDIS_NODES nodes run: start them all (scripts/services-up.sh --cluster redis)"
+  local t addrs=()
+  t="$(now)"
+  for p in "${running[@]}"; do addrs+=("$HOST:$p"); done
+  log "creating the Redis Cluster: ${#running[@]} nodes, 1 replica per master (log in $CSTATE/redis-create.log)"
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$CSTATE/redis-create.log" 2>&1 \
+    || { cat "$CSTATE/redis-create.log" >&2; die "redis-cli --cluster create failed"; }
+  log "Redis Cluster created in $(since "$t")"
+}
+
+# credis_wait_ok: every running node says cluster_state:ok with all 16384
+# slots served by nodes it does not suspect, and every node started here is
+# settled: its own role is the one the other nodes see (a master that was
+# failed over while it was down comes back as a master, and gossip makes it
+# a replica) and, as a replica, it has synced with its master. Each round
+# forks redis-cli twice per node: this shares 2 cores with three JVMs.
+CREDIS_RUNNING=()
+credis_wait_ok() {
+  local p q why info id role seen deadline=$((SECONDS + TIMEOUT))
+  local -A view
+  while :; do
+    mapfile -t CREDIS_RUNNING < <(credis_running)
+    why=""
+    for p in "${CREDIS_RUNNING[@]}"; do
+      info="$(credis_cli "$p" cluster info)"
+      if [[ "$info" != *$'cluster_state:ok\n'* || "$info" != *$'cluster_slots_ok:16384\n'* ]]; then
+        why="redis-$p: $(grep -E '^cluster_(state|slots_ok|known_nodes):' <<<"$info" | tr '\n' ' ')"
+        break
+      fi
+      view[$p]="$(credis_cli "$p" cluster nodes)"
+    done
+    for p in "${CREDIS_STARTED[@]}"; do
+      [[ -z "$why" ]] || break
+      id="" role=""
+      read -r id role < <(awk '$3 ~ /myself/ { print $1, ($3 ~ /master/ ? "master" : "slave") }' <<<"${view[$p]:-}") || true
+      for q in "${CREDIS_RUNNING[@]}"; do
+        seen="$(awk -v id="${id:-?}" '$1 == id { print ($3 ~ /master/ ? "master" : "slave") }' <<<"${view[$q]}")"
+        [[ -n "$id" && "$seen" == "$role" ]] || { why="redis-$p: redis-$q sees it as ${seen:-nothing}, it says ${role:-nothing}"; break; }
+      done
+      if [[ -z "$why" && "$role" == slave && "$(credis_field "$p" master_link_status info replication)" != up ]]; then
+        why="redis-$p: replica not yet synced with its master"
+      fi
+    done
+    [[ -n "$why" ]] || break
+    if (( SECONDS > deadline )); then
+      die "the Redis Cluster is not ok after ${TIMEOUT}s ($why); see $CSTATE/redis-*/redis.log"
+    fi
+    sleep 0.2
+  done
+}
+
+# credis_topology: "masters 17000 17001 17002, replicas 17003>17001 ..." for the log.
+credis_topology() {
+  local p="${CREDIS_RUNNING[0]}"
+  credis_cli "$p" cluster nodes | awk '
+    { split($2, a, "@"); n = split(a[1], hp, ":"); port[$1] = hp[n] }
+    $3 ~ /master/ && $3 !~ /fail/ { m = m " " port[$1] }
+    $3 ~ /slave/ && $3 !~ /fail/ { r[$1] = $4 }
+    $3 ~ /fail/ { f = f " " port[$1] }
+    END {
+      for (id in r) s = s " " port[id] ">" port[r[id]]
+      printf "masters%s, replicas%s%s", m, s, (f ? ", failed" f : "")
+    }'
+}
+
+start_cluster_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    apt_install redis-server redis-tools
+  fi
+  local p t
+  t="$(now)"
+  for p in "${SEL_REDIS[@]}"; do credis_start "$p"; done
+  if (( ${#CREDIS_STARTED[@]} == 0 )); then
+    log "redis: every named node already answers"
+  fi
+  credis_wait_ping
+  credis_ensure_cluster
+  credis_wait_ok
+  (( ${#CREDIS_STARTED[@]} == 0 )) || CREDIS_TOOK="$(since "$t")"
+  log "Redis Cluster ok on all ${#CREDIS_RUNNING[@]} running nodes${CREDIS_TOOK:+: started in $CREDIS_TOOK} ($(credis_topology))"
+}
+
+# ------------------------------------------------------- cluster: kafka
+write_ckafka_config() {
+  local id="$1" dir="$CSTATE/kafka-$1" voters="" n
+  for n in "${CLUSTER_KAFKA_IDS[@]}"; do voters="${voters:+$voters,}$n@$HOST:$(ckafka_controller_port "$n")"; done
+  mkdir -p "$dir"
+  cat > "$dir/server.properties" <<EOF
+# Written by scripts/services-up.sh --cluster: node $id of ${#CLUSTER_KAFKA_IDS[@]}, broker+controller.
+process.roles=broker,controller
+node.id=$id
+listeners=PLAINTEXT://$HOST:$(ckafka_port "$id"),CONTROLLER://$HOST:$(ckafka_controller_port "$id")
+advertised.listeners=PLAINTEXT://$HOST:$(ckafka_port "$id")
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+# A static quorum of the three controllers: each node is formatted alone,
+# with nothing to agree on first, and a restarted node is the same voter.
+controller.quorum.voters=$voters
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=3
+min.insync.replicas=2
+auto.create.topics.enable=false
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=12
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+# A killed broker is fenced (and its partitions' leadership moved) once its
+# session expires: 9s by default, 4s here; the same wait lets it register
+# again after a restart.
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.retention.hours=24
+log.segment.bytes=67108864
+EOF
+  cat > "$dir/log4j2.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by scripts/services-up.sh in cluster mode. -->
+<Configuration status="warn">
+  <Appenders>
+    <File name="server" fileName="$dir/server.log" append="true">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+    </File>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka.request.logger" level="warn"/>
+    <Logger name="org.apache.kafka.controller" level="info"/>
+    <Logger name="state.change.logger" level="info"/>
+    <Root level="info"><AppenderRef ref="server"/></Root>
+  </Loggers>
+</Configuration>
+EOF
+}
+
+# cluster_probe: build (once, cached by go) internal/tools/clusterready; print
+# its path, or nothing when go is unavailable.
+cluster_probe() {
+  command -v go >/dev/null || return 0
+  local bin="$CSTATE/bin/clusterready" t
+  t="$(now)"
+  mkdir -p "$CSTATE/bin"
+  if (cd "$ROOT" && go build -o "$bin" ./internal/tools/clusterready) >&2; then
+    log "cluster probe built in $(since "$t")"
+    echo "$bin"
+  else
+    log "could not build internal/tools/clusterready; falling back to the log line and a TCP connect"
+  fi
+}
+
+CKAFKA_STARTED=()          # node ids launched by this run (or found starting)
+declare -A CKAFKA_LOGSIZE  # server.log size before the launch (for the fallback check)
+
+# start_cluster_kafka: format what was never formatted and launch the
+# selected nodes that do not run, all three at once: the quorum needs two
+# controllers before any broker can register.
+start_cluster_kafka() {
+  find_java
+  local cpfile cp id dir t
+  cpfile="$(kafka_classpath)"
+  cp="$(cat "$cpfile")"
+  CPROBE="$(cluster_probe)"
+  local idfile="$CSTATE/kafka-cluster.id"
+  local to_start=()
+  CKAFKA_T="$(now)"
+  for id in "${SEL_KAFKA[@]}"; do
+    if ckafka_alive "$id"; then
+      if port_open "$HOST" "$(ckafka_port "$id")"; then
+        log "kafka-$id (pid $(cat "$(ckafka_pidfile "$id")")) already running; left as it is"
+      else
+        log "kafka-$id (pid $(cat "$(ckafka_pidfile "$id")")) is running but not listening yet; waiting"
+        CKAFKA_STARTED+=("$id")
+      fi
+      continue
+    fi
+    if port_open "$HOST" "$(ckafka_port "$id")" || port_open "$HOST" "$(ckafka_controller_port "$id")"; then
+      die "port $HOST:$(ckafka_port "$id") or $HOST:$(ckafka_controller_port "$id") is taken by something that is not this cluster's kafka-$id"
+    fi
+    to_start+=("$id")
+  done
+  (( ${#to_start[@]} )) || return 0
+
+  # One cluster id for the three nodes, made with the first format. A single
+  # node is only (re)started into a cluster that exists.
+  if [[ ! -s "$idfile" ]]; then
+    (( ${#to_start[@]} == ${#CLUSTER_KAFKA_IDS[@]} )) \
+      || die "the Kafka cluster was never formatted: start all its nodes first (scripts/services-up.sh --cluster kafka)"
+    new_cluster_id > "$idfile"
+  fi
+  local formats=() pids=()
+  for id in "${to_start[@]}"; do
+    write_ckafka_config "$id"
+    [[ -f "$CSTATE/kafka-$id/data/meta.properties" ]] || formats+=("$id")
+  done
+  if (( ${#formats[@]} )); then
+    t="$(now)"
+    log "formatting kafka-${formats[*]} (cluster id $(cat "$idfile"))"
+    # In parallel: each is a JVM start of a few seconds.
+    for id in "${formats[@]}"; do
+      dir="$CSTATE/kafka-$id"
+      "$JAVA" -cp "$cp" -Dlog4j2.configurationFile="$dir/log4j2.xml" kafka.tools.StorageTool format \
+        -t "$(cat "$idfile")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 &
+      pids+=($!)
+    done
+    local i
+    for i in "${!pids[@]}"; do
+      wait "${pids[$i]}" || { cat "$CSTATE/kafka-${formats[$i]}/format.log" >&2; die "kafka storage format of kafka-${formats[$i]} failed"; }
+    done
+    log "formatted in $(since "$t")"
+  fi
+  CKAFKA_T="$(now)"
+  for id in "${to_start[@]}"; do
+    dir="$CSTATE/kafka-$id"
+    log "kafka-$id: starting kafka $(grep -o '<kafka.version>[^<]*' "$POM" | cut -d'>' -f2) on $HOST:$(ckafka_port "$id") (controller $HOST:$(ckafka_controller_port "$id"), data $dir/data)"
+    CKAFKA_LOGSIZE[$id]="$(stat -c %s "$dir/server.log" 2>/dev/null || echo 0)"
+    rm -f "$(ckafka_pidfile "$id")"
+    # As the single node: in its own session, the inner bash writes its pid
+    # and becomes java. Small heaps: three JVMs share 2 cores with Redis,
+    # the tests and the processor.
+    # shellcheck disable=SC2016,SC2086 # $$ is the inner shell's; KAFKA_HEAP_OPTS holds several options
+    nohup setsid bash -c 'echo $$ > "$0" && exec "$@"' "$(ckafka_pidfile "$id")" \
+      "$JAVA" ${KAFKA_HEAP_OPTS:--Xms128m -Xmx384m} \
+      -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+      -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
+      -Djava.awt.headless=true \
+      -Dkafka.logs.dir="$dir" \
+      -Dlog4j2.configurationFile="$dir/log4j2.xml" \
+      -cp "$cp" kafka.Kafka "$dir/server.properties" \
+      >"$dir/kafka.out" 2>&1 < /dev/null &
+    CKAFKA_STARTED+=("$id")
+  done
+  for id in "${to_start[@]}"; do
+    for _ in $(seq 100); do [[ -s "$(ckafka_pidfile "$id")" ]] && break; sleep 0.05; done
+  done
+}
+
+# ckafka_check_started: die when a node launched here has exited.
+ckafka_check_started() {
+  local id
+  for id in "${CKAFKA_STARTED[@]}"; do
+    if ! ckafka_alive "$id"; then
+      tail -n 30 "$CSTATE/kafka-$id/server.log" "$CSTATE/kafka-$id/kafka.out" >&2 2>/dev/null || true
+      die "kafka-$id exited during start-up; see $CSTATE/kafka-$id/server.log and kafka.out"
+    fi
+  done
+}
+
+# wait_cluster_kafka: the nodes started here answer on their own port and
+# every running node is a registered, unfenced broker; then a group
+# coordinator exists, every partition has its live replicas in sync (a
+# restarted broker has caught up before the next one may be killed), and
+# leadership is back on the preferred replicas (else it all stays on the
+# brokers that did not restart, for leader.imbalance.check.interval.seconds).
+wait_cluster_kafka() {
+  (( ${#CKAFKA_STARTED[@]} )) || log "kafka: every named node already runs"
+  local id running=() deadline=$((SECONDS + TIMEOUT))
+  for id in "${CLUSTER_KAFKA_IDS[@]}"; do ckafka_alive "$id" && running+=("$id"); done
+  (( ${#running[@]} )) || die "no Kafka node of the cluster runs"
+  local ids; ids="$(IFS=,; echo "${running[*]}")"
+  if [[ -z "$CPROBE" ]]; then
+    # No go: each started node listens and has logged its start-up.
+    for id in "${CKAFKA_STARTED[@]}"; do
+      until port_open "$HOST" "$(ckafka_port "$id")" \
+            && tail -c +"$((${CKAFKA_LOGSIZE[$id]:-0} + 1))" "$CSTATE/kafka-$id/server.log" 2>/dev/null | grep -q 'Kafka Server started'; do
+        ckafka_check_started
+        (( SECONDS <= deadline )) || die "kafka-$id did not start within ${TIMEOUT}s; see $CSTATE/kafka-$id/server.log"
+        sleep 0.2
+      done
+    done
+    log "WARNING: without go, no check that the brokers registered and the replicas are in sync"
+    (( ${#CKAFKA_STARTED[@]} == 0 )) || CKAFKA_TOOK="$(since "$CKAFKA_T")"
+    return
+  fi
+  local answer=""
+  (( ${#CKAFKA_STARTED[@]} == 0 )) || answer="$(ckafka_brokers "${CKAFKA_STARTED[@]}")"
+  until "$CPROBE" -q -brokers "$(ckafka_brokers)" -answer "$answer" -ids "$ids" -timeout 5s 2>"$CSTATE/clusterready.err"; do
+    ckafka_check_started
+    if (( SECONDS > deadline )); then
+      cat "$CSTATE/clusterready.err" >&2
+      die "the Kafka cluster did not register brokers $ids within ${TIMEOUT}s; see $CSTATE/kafka-*/server.log"
+    fi
+    sleep 0.2
+  done
+  if (( ${#CKAFKA_STARTED[@]} )); then
+    log "kafka brokers $ids registered and unfenced in $(since "$CKAFKA_T") (launch to metadata)"
+  else
+    log "kafka brokers $ids registered and unfenced"
+  fi
+  local t; t="$(now)"
+  "$CPROBE" -q -brokers "$(ckafka_brokers)" -ids "$ids" -coordinator -isr -balance \
+    -timeout "$(( deadline - SECONDS > 10 ? deadline - SECONDS : 10 ))s" >&2 \
+    || die "the Kafka cluster has no group coordinator or replicas out of sync; see $CSTATE/kafka-*/server.log"
+  (( ${#CKAFKA_STARTED[@]} == 0 )) || CKAFKA_TOOK="$(since "$CKAFKA_T")"
+  log "kafka group coordinator ready, every partition's live replicas in sync and led by the preferred one in $(since "$t")"
+}
+
+# cluster_lines: the addresses, as written to $CSTATE/env.
+cluster_lines() {
+  echo "FALLBACK_BROKERS=$(ckafka_brokers)"
+  echo "FALLBACK_REDIS_URL=$(credis_url)"
+  echo "FALLBACK_CLUSTER=1"
+}
+
+cluster_main() {
+  cluster_select
+  mkdir -p "$CSTATE"
+  MVN_LOG_DIR="$CSTATE"
+  CKAFKA_TOOK=""
+  CREDIS_TOOK=""
+  CPROBE=""
+  # Kafka first: its JVMs boot in the background while Redis is started
+  # and its cluster created.
+  (( ${#SEL_KAFKA[@]} == 0 )) || start_cluster_kafka
+  (( ${#SEL_REDIS[@]} == 0 )) || start_cluster_redis
+  (( ${#SEL_KAFKA[@]} == 0 )) || wait_cluster_kafka
+
+  cluster_lines > "$CSTATE/env"
+  chmod 600 "$CSTATE/env"
+  log "cluster ready in $(since "$T_ALL") total${CKAFKA_TOOK:+ (kafka start-up $CKAFKA_TOOK)}${CREDIS_TOOK:+ (redis start-up $CREDIS_TOOK)}; state in $CSTATE"
+  # Quoted with --env: the URL's ? and & would glob and fork under eval.
+  local q=""; [[ -z "$EXPORT" ]] || q="'"
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      FALLBACK_BROKERS=*) (( ${#SEL_KAFKA[@]} )) || continue ;;
+      FALLBACK_REDIS_URL=*) (( ${#SEL_REDIS[@]} )) || continue ;;
+    esac
+    echo "${EXPORT}${line%%=*}=$q${line#*=}$q"
+  done < <(cluster_lines)
+}
+
+if [[ -n "$CLUSTER" ]]; then
+  cluster_main
+  exit 0
+fi
 
 KAFKA_STARTED=""
 REDIS_STARTED=""

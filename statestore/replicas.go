@@ -155,6 +155,10 @@ func (s *Store) runOnMaster(ctx context.Context, calls []scriptCall, g masterCal
 		if n, err := w.Result(); err != nil || n < int64(s.cfg.WaitReplicas) {
 			s.replicas.shortfalls.Add(int64(len(sub)))
 			s.replicas.pause(g.addr, time.Now().Add(waitPause))
+			if s.cfg.Logger != nil {
+				s.cfg.Logger.Warn("redis replicas did not acknowledge in time: writing to this master without waiting for a while",
+					"master", g.addr, "acknowledged", n, "wanted", s.cfg.WaitReplicas, "err", err, "pause", waitPause)
+			}
 			return
 		}
 	}

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -83,9 +84,12 @@ type Config struct {
 	// Default 0: Redis's asynchronous replication.
 	WaitReplicas int
 	// WaitTimeout bounds each WAIT. A master whose replicas do not answer
-	// in time is written to without waiting for WaitPause, and each such
+	// in time is written to without waiting for a while, and each such
 	// call counts in ReplicaShortfalls. Default 100ms.
 	WaitTimeout time.Duration
+	// Logger gets a warning when a master's replicas fall short (at most
+	// one per master per pause). Nil: no log.
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {

@@ -405,7 +405,7 @@ const ClusterShards = 64
 // --redis-shards and the tombstone retention.
 func (c *Common) Store(client redis.UniversalClient) (*statestore.Store, error) {
 	cfg := statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.TombstoneRetention(),
-		WaitReplicas: c.WaitReplicas, WaitTimeout: c.WaitTimeout}
+		WaitReplicas: c.WaitReplicas, WaitTimeout: c.WaitTimeout, Logger: c.Logger()}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,243 @@
+package integration
+
+// Fault tests on the cluster backend (issue 12): three Kafka brokers
+// (replication factor 3, min.insync.replicas 2) and a Redis Cluster of
+// three masters with a replica each, as `scripts/services-up.sh --cluster`
+// starts them. Each prints a FAULTS line like the single-node tests and
+// fails on a lost flow, a flow closed twice, or (assertRightOutcomes) an
+// outcome the providers' DLRs do not imply. They skip on other backends.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// clusterServices skips the test unless the suite runs on the cluster that
+// scripts/services-up.sh --cluster started in $FALLBACK_SERVICES_DIR, and
+// returns its scripts and state dir ($FALLBACK_SERVICES_DIR/cluster).
+func clusterServices(t *testing.T) *services {
+	t.Helper()
+	if suite.name != "cluster" {
+		t.Skipf("needs the cluster backend (backend is %s): FALLBACK_BROKERS and FALLBACK_REDIS_URL as scripts/services-up.sh --cluster prints them, and FALLBACK_SERVICES_DIR", suite.name)
+	}
+	dir := os.Getenv("FALLBACK_SERVICES_DIR")
+	if dir == "" {
+		t.Skip("FALLBACK_SERVICES_DIR is not set: this test kills and restarts cluster nodes by their pid files and scripts/services-up.sh --cluster")
+	}
+	dir = filepath.Join(dir, "cluster")
+	body, err := os.ReadFile(filepath.Join(dir, "env"))
+	if err != nil {
+		t.Skipf("%s has no env file from scripts/services-up.sh --cluster: %v", dir, err)
+	}
+	if !strings.Contains(string(body), "FALLBACK_BROKERS="+strings.Join(suite.brokers, ",")+"\n") ||
+		!strings.Contains(string(body), "FALLBACK_REDIS_URL="+suite.redisURL+"\n") {
+		t.Skipf("%s/env names other servers than the suite's (%s, %s): not killing servers the suite does not use",
+			dir, strings.Join(suite.brokers, ","), suite.redisURL)
+	}
+	scripts, err := filepath.Abs(filepath.Join("..", "scripts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &services{dir: dir, scripts: scripts}
+}
+
+// killNode SIGKILLs one cluster node (kafka-N, redis-PORT) by its pid file
+// and makes sure it is started again when the test ends, whatever happens.
+func (s *services) killNode(t *testing.T, node string) {
+	t.Helper()
+	t.Cleanup(func() {
+		cmd := exec.Command(filepath.Join(s.scripts, "services-up.sh"), "--cluster", node)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("services-up.sh --cluster %s after the test: %v\n%s", node, err, out)
+		}
+	})
+	if err := signalPid(s.pid(t, node), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClusterBrokerKill SIGKILLs one of the three brokers under load, and
+// restarts it a few seconds later. Its partitions' leadership moves to the
+// other two (min.insync.replicas 2 still holds), the clients follow.
+func TestClusterBrokerKill(t *testing.T) {
+	svc := clusterServices(t)
+	w := newFaultWorld(t, faultConfig{})
+	for i := range 3 {
+		w.spawn(fmt.Sprintf("p%d", i), fmt.Sprintf("%s-p%d", w.id, i)).ready()
+	}
+	loaded := w.startLoad("r", 500, 20, 0.02, 0.03) // 25 s of load
+	time.Sleep(6 * time.Second)
+	node := fmt.Sprintf("kafka-%d", 1+w.rng.IntN(3))
+	t.Logf("SIGKILL %s", node)
+	down := time.Now()
+	svc.killNode(t, node)
+	time.Sleep(5 * time.Second)
+	startTook := svc.run(t, "services-up.sh", "--cluster", node)
+	away := time.Since(down)
+	if err := <-loaded; err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	r := w.finish("cluster_broker_kill", map[string]any{
+		"instances": 3, "broker": node, "broker_away_s": away.Round(100 * time.Millisecond).Seconds(),
+		"broker_start_s": startTook.Round(100 * time.Millisecond).Seconds(),
+	})
+	assertRightOutcomes(t, r, false)
+}
+
+// TestClusterRedisFailover SIGKILLs the Redis master that serves shard 0
+// under load: the cluster promotes its replica (cluster-node-timeout 2 s),
+// the instances retry through the failover, the new master runs 5 s
+// without a replica, and the killed node is started again and rejoins as
+// a replica. Once with Redis's asynchronous
+// replication, once with --redis-wait-replicas 1. The FAULTS line says what
+// the failover cost: lost or doubled flows, repeated sends, wrong outcomes,
+// and the calls short of a replica.
+func TestClusterRedisFailover(t *testing.T) {
+	svc := clusterServices(t)
+	for _, mode := range []struct {
+		name string
+		env  []string
+	}{{"async", nil}, {"wait", []string{"FALLBACK_REDIS_WAIT_REPLICAS=1"}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			w := newFaultWorld(t, faultConfig{})
+			cc, ok := w.rc.(*redis.ClusterClient)
+			if !ok {
+				t.Fatalf("the cluster backend's client is a %T", w.rc)
+			}
+			for i := range 3 {
+				w.spawn(fmt.Sprintf("p%d", i), fmt.Sprintf("%s-p%d", w.id, i), mode.env...).ready()
+			}
+			loaded := w.startLoad("r", 500, 20, 0.02, 0.03)
+			time.Sleep(6 * time.Second)
+
+			master, err := cc.MasterForKey(w.ctx, w.id+"{0}:dl")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := master.Options().Addr
+			replica := replicaOf(t, cc, addr)
+			node := "redis-" + addr[strings.LastIndexByte(addr, ':')+1:]
+			t.Logf("SIGKILL %s (master of shard 0), replica %s", node, replica)
+			down := time.Now()
+			svc.killNode(t, node)
+			promoted := waitPromoted(t, replica, 30*time.Second)
+			failover := time.Since(down)
+			// The promoted master runs without a replica until the killed
+			// node is back: with --redis-wait-replicas its WAITs come back
+			// short, and the writes go on without waiting.
+			time.Sleep(5 * time.Second)
+			startTook := svc.run(t, "services-up.sh", "--cluster", node)
+			if err := <-loaded; err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			r := w.finish("cluster_redis_failover_"+mode.name, map[string]any{
+				"instances": 3, "killed": node, "promoted": promoted,
+				"failover_s":  failover.Round(100 * time.Millisecond).Seconds(),
+				"rejoin_s":    startTook.Round(100 * time.Millisecond).Seconds(),
+				"wait":        len(mode.env) > 0,
+				"short_waits": w.countLogLines("redis replicas did not acknowledge in time"),
+			})
+			assertRightOutcomes(t, r, false)
+		})
+	}
+}
+
+// TestClusterRollingRestart restarts three instances one after the other
+// under load, as a deploy does: SIGTERM, start the new one with the same
+// instance id, wait until it runs, go on to the next.
+func TestClusterRollingRestart(t *testing.T) {
+	clusterServices(t)
+	w := newFaultWorld(t, faultConfig{})
+	procs := make([]*child, 3)
+	id := func(i int) string { return fmt.Sprintf("%s-p%d", w.id, i) }
+	for i := range procs {
+		procs[i] = w.spawn(fmt.Sprintf("p%d", i), id(i))
+		procs[i].ready()
+	}
+	loaded := w.startLoad("r", 600, 20, 0.02, 0.03) // 30 s of load
+	time.Sleep(5 * time.Second)
+	var stops []float64
+	for i := range procs {
+		took, state, err := procs[i].terminate(30 * time.Second)
+		if err != nil {
+			t.Error(err)
+		} else if state.ExitCode() != 0 {
+			t.Errorf("%s exited with %v after SIGTERM", procs[i].name, state)
+		}
+		stops = append(stops, took.Round(10*time.Millisecond).Seconds())
+		procs[i] = w.spawn(fmt.Sprintf("p%d-new", i), id(i))
+		procs[i].ready()
+		time.Sleep(3 * time.Second)
+	}
+	if err := <-loaded; err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	r := w.finish("cluster_rolling_restart", map[string]any{"instances": 3, "stop_s": stops})
+	assertRightOutcomes(t, r, false)
+}
+
+// replicaOf is the address of a replica of the master at addr, from
+// CLUSTER NODES.
+func replicaOf(t *testing.T, cc *redis.ClusterClient, addr string) string {
+	t.Helper()
+	nodes := clusterNodes(t, cc)
+	var masterID string
+	for _, n := range nodes {
+		if n.addr == addr {
+			masterID = n.id
+		}
+	}
+	for _, n := range nodes {
+		if masterID != "" && n.masterID == masterID && !strings.Contains(n.flags, "fail") {
+			return n.addr
+		}
+	}
+	t.Fatalf("no live replica of %s in CLUSTER NODES: %+v", addr, nodes)
+	return ""
+}
+
+type clusterNode struct{ id, addr, flags, masterID string }
+
+func clusterNodes(t *testing.T, cc *redis.ClusterClient) []clusterNode {
+	t.Helper()
+	out, err := cc.ClusterNodes(t.Context()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []clusterNode
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@") // host:port@cport[,hostname]
+		nodes = append(nodes, clusterNode{id: f[0], addr: addr, flags: f[2], masterID: f[3]})
+	}
+	return nodes
+}
+
+// waitPromoted waits until the node at addr says it is a master, and
+// returns addr.
+func waitPromoted(t *testing.T, addr string, timeout time.Duration) string {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		info, err := c.Info(t.Context(), "replication").Result()
+		if err == nil && strings.Contains(info, "role:master") {
+			return addr
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s was not promoted within %s", addr, timeout)
+	return ""
+}
