@@ -83,11 +83,11 @@ func (c *crashingStore) Load(ctx context.Context, ids []string) ([]statestore.Sn
 	return c.StateStore.Load(ctx, ids)
 }
 
-func (c *crashingStore) ClaimDueAll(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]statestore.Snapshot, error) {
+func (c *crashingStore) ClaimDueShards(ctx context.Context, shards []int, now time.Time, lease time.Duration, limit int) ([]statestore.Snapshot, error) {
 	if c.dead.Load() {
 		return nil, errCrashed
 	}
-	return c.StateStore.ClaimDueAll(ctx, now, lease, limit)
+	return c.StateStore.ClaimDueShards(ctx, shards, now, lease, limit)
 }
 
 func (c *crashingStore) ClaimOwed(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]statestore.OwedOutputs, error) {

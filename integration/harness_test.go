@@ -440,7 +440,7 @@ func (h *harness) waitSend(attemptID string) schemas.ChannelSend {
 // the due set but its outputs are not yet in the outbox.
 type claimWatch struct {
 	mu       sync.Mutex
-	claiming int             // ClaimDueAll calls under way
+	claiming int             // ClaimDueShards calls under way
 	claimed  map[string]bool // request ids claimed and not written since
 	by       map[string]*instance
 }
@@ -469,11 +469,11 @@ type watchedStore struct {
 	inst *instance
 }
 
-func (s *watchedStore) ClaimDueAll(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]statestore.Snapshot, error) {
+func (s *watchedStore) ClaimDueShards(ctx context.Context, shards []int, now time.Time, lease time.Duration, limit int) ([]statestore.Snapshot, error) {
 	s.w.mu.Lock()
 	s.w.claiming++
 	s.w.mu.Unlock()
-	snaps, err := s.StateStore.ClaimDueAll(ctx, now, lease, limit)
+	snaps, err := s.StateStore.ClaimDueShards(ctx, shards, now, lease, limit)
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	s.w.claiming--

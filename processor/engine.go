@@ -21,8 +21,10 @@ type StateStore interface {
 	Load(ctx context.Context, requestIDs []string) ([]statestore.Snapshot, error)
 	Apply(ctx context.Context, changes []statestore.Change) ([]statestore.ApplyResult, error)
 	AckOutbox(ctx context.Context, acks []statestore.OutboxAck) error
-	ClaimDueAll(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.Snapshot, error)
-	NextDue(ctx context.Context) (time.Time, bool, error)
+	// ClaimDueShards claims in the given shards (nil: all), DueByShard
+	// says which have a deadline due (the zero time: none).
+	ClaimDueShards(ctx context.Context, shards []int, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.Snapshot, error)
+	DueByShard(ctx context.Context) ([]time.Time, error)
 	ClaimOwed(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.OwedOutputs, error)
 	IndexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error
 	ResolveProviderIDs(ctx context.Context, ids []string) (map[string]string, error)
@@ -93,12 +95,12 @@ func (e *engine) resolveProviderIDs(ctx context.Context, ids []string) (map[stri
 	return e.store.ResolveProviderIDs(ctx, ids)
 }
 
-func (e *engine) claimDue(ctx context.Context, cutoff time.Time, lease time.Duration, limitPerShard int) ([]statestore.Snapshot, error) {
-	return e.store.ClaimDueAll(ctx, cutoff, lease, limitPerShard)
+func (e *engine) claimDue(ctx context.Context, shards []int, cutoff time.Time, lease time.Duration, limitPerShard int) ([]statestore.Snapshot, error) {
+	return e.store.ClaimDueShards(ctx, shards, cutoff, lease, limitPerShard)
 }
 
-func (e *engine) nextDue(ctx context.Context) (time.Time, bool, error) {
-	return e.store.NextDue(ctx)
+func (e *engine) dueByShard(ctx context.Context) ([]time.Time, error) {
+	return e.store.DueByShard(ctx)
 }
 
 func (e *engine) claimOwed(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.OwedOutputs, error) {

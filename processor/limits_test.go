@@ -63,13 +63,13 @@ func (s *countingStore) AckOutbox(context.Context, []statestore.OutboxAck) error
 	s.touch()
 	return nil
 }
-func (s *countingStore) ClaimDueAll(context.Context, time.Time, time.Duration, int) ([]statestore.Snapshot, error) {
+func (s *countingStore) ClaimDueShards(context.Context, []int, time.Time, time.Duration, int) ([]statestore.Snapshot, error) {
 	s.touch()
 	return nil, nil
 }
-func (s *countingStore) NextDue(context.Context) (time.Time, bool, error) {
+func (s *countingStore) DueByShard(context.Context) ([]time.Time, error) {
 	s.touch()
-	return time.Time{}, false, nil
+	return nil, nil
 }
 func (s *countingStore) ClaimOwed(context.Context, time.Time, time.Duration, int) ([]statestore.OwedOutputs, error) {
 	s.touch()

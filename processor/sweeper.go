@@ -53,6 +53,14 @@ type Sweeper struct {
 	target time.Time // when the sweeper plans to wake next
 	wake   chan struct{}
 
+	// due is each shard's earliest deadline as the last sleep saw it (the
+	// zero time: none), nil when unknown (Run's goroutine only). A round
+	// claims only the shards due by its cutoff: a claim is a script call
+	// per shard, and with many shards (a cluster's 64) most have nothing
+	// due. A deadline written since, in a shard seen empty, waits for the
+	// next sleep's look, one round later.
+	due []time.Time
+
 	// Deliveries (produce, wait for Kafka, clear the outbox) run behind the
 	// next claim, at most maxDeliveries at a time: a round no longer waits
 	// for Kafka's acks before it looks for the deadlines that came due
@@ -140,9 +148,16 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 	}
 	cutoff := s.cutoff(now, low)
 	s.lastCutoff = cutoff
+	shards, found := dueShards(s.due, cutoff)
+	if !found {
+		return false, nil
+	}
 	done := s.metrics.redisTimer(ctx, "claim_due")
-	claimed, err := s.engine.claimDue(ctx, cutoff, s.lease, s.batch)
+	claimed, err := s.engine.claimDue(ctx, shards, cutoff, s.lease, s.batch)
 	done()
+	// Claimed shards moved on (their deadlines went to the lease end or
+	// were fired): the next round claims all, unless a sleep looks first.
+	s.due = nil
 	if err != nil || len(claimed) == 0 {
 		return false, err
 	}
@@ -213,7 +228,8 @@ func (s *Sweeper) sleep(ctx context.Context) {
 	var recheck <-chan time.Time // wall time: watermarks move with reading, not with the clock
 	held := false
 	defer func() { s.held.Store(false) }()
-	if next, ok, err := s.engine.nextDue(ctx); err == nil && ok {
+	next, ok, err := s.lookDue(ctx)
+	if err == nil && ok {
 		wait = min(max(next.Sub(now), 0), s.maxIdle)
 		if !next.After(now) {
 			// Due but not claimed: held by the watermarks. No input can be
@@ -241,6 +257,35 @@ func (s *Sweeper) sleep(ctx context.Context) {
 	case <-recheck:
 	case <-s.wake:
 	}
+}
+
+// lookDue reads each shard's earliest deadline into s.due and returns the
+// earliest of all (ok false when there is none).
+func (s *Sweeper) lookDue(ctx context.Context) (next time.Time, ok bool, err error) {
+	s.due, err = s.engine.dueByShard(ctx)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	for _, d := range s.due {
+		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	return next, !next.IsZero(), nil
+}
+
+// dueShards lists the shards with a deadline at or before cutoff, and
+// whether there is any; with no knowledge (due nil) it is nil, every shard.
+func dueShards(due []time.Time, cutoff time.Time) (shards []int, found bool) {
+	if due == nil {
+		return nil, true
+	}
+	for i, d := range due {
+		if !d.IsZero() && !d.After(cutoff) {
+			shards = append(shards, i)
+		}
+	}
+	return shards, len(shards) > 0
 }
 
 // countEvery spaces out the deadline counts of the gauges (wall time):

@@ -68,9 +68,24 @@ func (s *Store) ClaimDue(ctx context.Context, shard int, now time.Time, lease ti
 // ClaimDueAll is ClaimDue over every shard in one pipeline, with limit per
 // shard.
 func (s *Store) ClaimDueAll(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]Snapshot, error) {
-	shards := make([]int, s.cfg.Shards)
-	for i := range shards {
-		shards[i] = i
+	return s.ClaimDueShards(ctx, nil, now, lease, limitPerShard)
+}
+
+// ClaimDueShards is ClaimDue over the given shards (nil: every shard) in
+// one pipeline, with limit per shard. A sweeper that knows which shards
+// have a deadline due (DueByShard) claims only those: each shard claimed
+// is a script call, whether or not anything is due in it.
+func (s *Store) ClaimDueShards(ctx context.Context, shards []int, now time.Time, lease time.Duration, limitPerShard int) ([]Snapshot, error) {
+	if shards == nil {
+		shards = make([]int, s.cfg.Shards)
+		for i := range shards {
+			shards[i] = i
+		}
+	}
+	for _, sh := range shards {
+		if sh < 0 || sh >= s.cfg.Shards {
+			return nil, fmt.Errorf("statestore: claim due: shard %d out of range [0,%d)", sh, s.cfg.Shards)
+		}
 	}
 	return s.claimDue(ctx, shards, now, lease, limitPerShard)
 }
@@ -121,6 +136,23 @@ func (s *Store) claimDue(ctx context.Context, shards []int, now time.Time, lease
 // NextDue returns the earliest deadline over all shards (leased ones count
 // at their lease end), and false when there is none.
 func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	due, err := s.DueByShard(ctx)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	var next time.Time
+	for _, d := range due {
+		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	return next, !next.IsZero(), nil
+}
+
+// DueByShard returns each shard's earliest deadline (leased ones count at
+// their lease end), the zero time for a shard with none: one ZRANGE per
+// shard, in one pipeline.
+func (s *Store) DueByShard(ctx context.Context) ([]time.Time, error) {
 	cmds := make([]*redis.ZSliceCmd, s.cfg.Shards)
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range cmds {
@@ -129,23 +161,19 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 		return nil
 	})
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("statestore: next due: %w", err)
+		return nil, fmt.Errorf("statestore: next due: %w", err)
 	}
-	var min float64
-	found := false
-	for _, c := range cmds {
+	due := make([]time.Time, len(cmds))
+	for i, c := range cmds {
 		zs, err := c.Result()
 		if err != nil {
-			return time.Time{}, false, fmt.Errorf("statestore: next due: %w", err)
+			return nil, fmt.Errorf("statestore: next due: %w", err)
 		}
-		if len(zs) > 0 && (!found || zs[0].Score < min) {
-			min, found = zs[0].Score, true
+		if len(zs) > 0 {
+			due[i] = time.UnixMilli(int64(zs[0].Score))
 		}
 	}
-	if !found {
-		return time.Time{}, false, nil
-	}
-	return time.UnixMilli(int64(min)), true, nil
+	return due, nil
 }
 
 // PendingDeadlines is the number of flows in the deadline sets (including

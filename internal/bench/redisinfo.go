@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,13 +26,44 @@ type serverInfo struct {
 }
 
 // readInfo returns INFO memory and commandstats; ok is false where the
-// server does not report them (miniredis).
+// server does not report them (miniredis). On a cluster it is the sum over
+// the masters (the replicas' own work is not counted).
 func readInfo(ctx context.Context, rdb redis.UniversalClient) (serverInfo, bool) {
-	text, err := rdb.Info(ctx, "memory", "commandstats", "cpu").Result()
-	if err != nil {
-		return serverInfo{calls: map[string]int64{}}, false
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		text, err := rdb.Info(ctx, "memory", "commandstats", "cpu").Result()
+		if err != nil {
+			return serverInfo{calls: map[string]int64{}}, false
+		}
+		return parseInfo(text)
 	}
-	return parseInfo(text)
+	var mu sync.Mutex
+	sum, all := serverInfo{calls: map[string]int64{}}, true
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		text, err := node.Info(ctx, "memory", "commandstats", "cpu").Result()
+		if err != nil {
+			return err
+		}
+		info, hasMemory := parseInfo(text)
+		mu.Lock()
+		defer mu.Unlock()
+		sum.add(info)
+		all = all && hasMemory
+		return nil
+	})
+	return sum, err == nil && all
+}
+
+// add adds o's counters and memory to i.
+func (i *serverInfo) add(o serverInfo) {
+	i.usedMemory += o.usedMemory
+	i.memClients += o.memClients
+	i.memAOF += o.memAOF
+	i.lazyFree += o.lazyFree
+	i.cpuMain += o.cpuMain
+	for name, n := range o.calls {
+		i.calls[name] += n
+	}
 }
 
 // parseInfo reads the fields of serverInfo from INFO's text; hasMemory is
