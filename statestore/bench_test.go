@@ -13,10 +13,18 @@ import (
 // miniredis numbers measure the client side and the scripts' logic, not a
 // server.
 
+// BenchmarkApply measures the compare-and-set; the wait=1 cases (each
+// master's calls end with WAIT 1, Config.WaitReplicas) need a Redis with
+// a replica per master: on the cluster of scripts/services-up.sh --cluster
+// (FALLBACK_REDIS_CLUSTER_URL) they show what --redis-wait-replicas costs.
 func BenchmarkApply(b *testing.B) {
-	for _, batch := range []int{1, 100} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			e := newEnv(b, Config{})
+	for _, bc := range []struct{ batch, wait int }{{1, 0}, {100, 0}, {1, 1}, {100, 1}} {
+		batch := bc.batch
+		b.Run(fmt.Sprintf("batch=%d/wait=%d", batch, bc.wait), func(b *testing.B) {
+			e := newEnv(b, Config{WaitReplicas: bc.wait})
+			if bc.wait > 0 && !e.cluster() {
+				b.Skip("needs a replica per master: set " + clusterEnv)
+			}
 			state := bytes.Repeat([]byte("s"), 256)
 			changes := make([]Change, batch)
 			for i := range changes {
@@ -41,6 +49,9 @@ func BenchmarkApply(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "changes/s")
+			if e.s.ReplicaShortfalls() > 0 {
+				b.Fatalf("%d calls short of a replica", e.s.ReplicaShortfalls())
+			}
 		})
 	}
 }
