@@ -695,6 +695,10 @@ credis_start() {
       die "port $HOST:$p or its cluster bus port $((p + 10000)) is taken by something that is not this cluster's redis"
     fi
     mkdir -p "$dir"
+    # A killed node leaves its pid file behind; until the daemonized child
+    # writes its own, credis_wait_ping would take the dead pid for a start
+    # that failed.
+    rm -f "$pidfile"
     log "redis-$p: starting redis-server on $HOST:$p (dir $dir)"
     # cluster-config-file as an absolute path: where a relative one lands
     # depends on when --dir is applied. Node timeout 2 s: a dead master is
@@ -792,7 +796,9 @@ credis_wait_ok() {
     for p in "${CREDIS_RUNNING[@]}"; do
       info="$(credis_cli "$p" cluster info)"
       if [[ "$info" != *$'cluster_state:ok\n'* || "$info" != *$'cluster_slots_ok:16384\n'* ]]; then
-        why="redis-$p: $(grep -E '^cluster_(state|slots_ok|known_nodes):' <<<"$info" | tr '\n' ' ')"
+        # A node still loading its data answers "LOADING ..." and no field:
+        # say that, rather than let grep's miss end the script (pipefail).
+        why="redis-$p: $({ grep -E '^cluster_(state|slots_ok|known_nodes):' <<<"$info" || echo "$info"; } | tr '\n' ' ')"
         break
       fi
       view[$p]="$(credis_cli "$p" cluster nodes)"
