@@ -279,13 +279,27 @@ func (w *faultWorld) cleanup(specs []topics.Spec) {
 		w.t.Logf("delete topics: %v", err)
 	}
 	w.client.Close()
-	for _, pattern := range []string{w.id + "{*", w.id + ":*"} {
-		iter := w.rc.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			w.rc.Del(ctx, iter.Val())
-		}
-	}
+	deleteKeys(ctx, w.rc, w.id+"{*", w.id+":*")
 	w.rc.Close()
+}
+
+// deleteKeys deletes the keys matching the patterns, on every master of a
+// cluster (a SCAN sees one node's keys).
+func deleteKeys(ctx context.Context, rc redis.UniversalClient, patterns ...string) {
+	del := func(ctx context.Context, c redis.Cmdable) error {
+		for _, pattern := range patterns {
+			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+		}
+		return nil
+	}
+	if cc, ok := rc.(*redis.ClusterClient); ok {
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return del(ctx, node) })
+		return
+	}
+	_ = del(ctx, rc)
 }
 
 // dumpLogs prints the warnings and errors of every child, for a failed test.

@@ -157,18 +157,42 @@ signal() {
   SIGNALLED+=("$name $pid")
 }
 
+# kafka_others_alive ENTRY...: whether a Kafka node other than those in
+# ENTRY ("name pid") still runs, by its pid file (one not signalled here).
+kafka_others_alive() {
+  local f name pid entry mine
+  for f in "$CSTATE"/kafka-[0-9]*.pid; do
+    [[ -f "$f" ]] || continue
+    name="$(basename "$f" .pid)"
+    mine=""
+    for entry in "$@"; do [[ "${entry% *}" != "$name" ]] || mine=1; done
+    [[ -z "$mine" ]] || continue
+    pid="$(cat "$f" 2>/dev/null || true)"
+    if [[ -n "$pid" ]] && running "$pid"; then return 0; fi
+  done
+  return 1
+}
+
 # wait_signalled: wait for every signalled process to exit (SIGKILL after
 # the stop timeout), removing each one's pid file and saying how long it
 # took as soon as it is gone.
+#
+# A Kafka node that outlives the others cannot finish its controlled
+# shutdown: that needs a controller quorum, and two of the three voters are
+# gone. It would wait out the whole stop timeout; it gets QUORUM_GRACE
+# seconds instead, then SIGKILL (its log is flushed by then).
+QUORUM_GRACE=10
 wait_signalled() {
-  local entry name pid left deadline=$((SECONDS + STOP_TIMEOUT))
+  local entry name pid left deadline=$((SECONDS + STOP_TIMEOUT)) kafka_left alone_since=""
   local pending=("${SIGNALLED[@]}")
   while (( ${#pending[@]} )); do
     left=()
+    kafka_left=0
     for entry in "${pending[@]}"; do
       name="${entry% *}" pid="${entry#* }"
       if running "$pid"; then
         left+=("$entry")
+        [[ "$name" != kafka-* ]] || kafka_left=$((kafka_left + 1))
         continue
       fi
       rm -f "$CSTATE/$name.pid"
@@ -176,6 +200,17 @@ wait_signalled() {
     done
     pending=("${left[@]}")
     (( ${#pending[@]} )) || break
+    if (( kafka_left == 1 )) && ! kafka_others_alive "${pending[@]}"; then
+      [[ -n "$alone_since" ]] || alone_since=$SECONDS
+      if (( SECONDS - alone_since > QUORUM_GRACE )); then
+        for entry in "${pending[@]}"; do
+          [[ "${entry% *}" == kafka-* ]] || continue
+          log "${entry% *}: the last Kafka node, no controller quorum left for its controlled shutdown after ${QUORUM_GRACE}s; SIGKILL"
+          kill -KILL "${entry#* }" 2>/dev/null || true
+        done
+        alone_since=$((SECONDS + STOP_TIMEOUT))
+      fi
+    fi
     if (( SECONDS > deadline )); then
       for entry in "${pending[@]}"; do
         log "${entry% *}: still running after ${STOP_TIMEOUT}s; SIGKILL"
