@@ -2,21 +2,28 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"time"
 
 	"github.com/fallbackd/fallback/internal/cliconfig"
-	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
 )
 
-// flowCmd is `fallback flow REQUEST_ID`: it prints a flow's state from
-// Redis as JSON, the recipient masked unless --reveal.
+// flowCmd is `fallback flow REQUEST_ID`: it tells a flow's story from its
+// state in Redis (flowstory.go), the recipient masked unless --reveal and
+// the params' and metadata's values hidden unless --show-params.
 func flowCmd(ctx context.Context, args []string) error {
+	return flowCommand(ctx, args, os.Stdout)
+}
+
+// flowCommand is flowCmd writing to stdout, for the tests.
+func flowCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("flow", "flow [flags] REQUEST_ID", cliconfig.GroupRedis)
-	reveal := fs.Bool("reveal", false, "print the recipient unmasked")
+	var opt storyOptions
+	fs.BoolVar(&opt.Reveal, "reveal", false, "print the recipient unmasked")
+	fs.BoolVar(&opt.ShowParams, "show-params", false, "print the values of the template params and of the metadata (hidden by default: a param is often an OTP code)")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of the story (fields: docs/flow-command.md)")
 	if err := parseCommon(fs, c, args); err != nil {
 		return err
 	}
@@ -40,14 +47,9 @@ func flowCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !*reveal {
-		st.Recipient = processor.MaskPhone(st.Recipient)
+	story := newFlowStory(st, snaps[0].Version, opt)
+	if *asJSON {
+		return story.writeJSON(stdout)
 	}
-	out := map[string]any{"version": snaps[0].Version, "state": st}
-	if !st.Closed {
-		out["deadline"] = st.DeadlineTime().UTC().Format(time.RFC3339Nano)
-	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return story.writeText(stdout)
 }

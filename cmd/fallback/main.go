@@ -22,7 +22,7 @@ Commands:
                       processor, simulated providers and a load of flows
   topics create       create the topics
   send                publish one send or cancel request given as JSON
-  flow REQUEST_ID     print a flow's state from Redis
+  flow REQUEST_ID     print a flow's story from Redis (steps, statuses, outcome)
   providers           run the simulated SMS and WhatsApp provider adapters
   load                publish a load of send requests
   version             print the version and commit (also --version)

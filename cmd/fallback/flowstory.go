@@ -1,0 +1,424 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/flow"
+)
+
+// The story of a flow is what `fallback flow` prints: the stored state
+// (flow.State, whose field names are the blob's and whose times are epoch
+// milliseconds) told with readable names and RFC 3339 times, the personal
+// data masked or hidden. newFlowStory is the one place where the state
+// becomes output, so the masking is decided there once and both renderings
+// (text and --json) inherit it. It is pure: no Redis, no clock.
+//
+// The JSON field names are a documented interface (docs/flow-command.md):
+// rename none, add new ones only.
+
+// storyOptions are the command's disclosure flags.
+type storyOptions struct {
+	// Reveal prints the recipient unmasked (--reveal).
+	Reveal bool
+	// ShowParams prints the values of the params and of the metadata
+	// (--show-params). Without it only their count and keys come out: a
+	// param is typically an OTP code, which must not land in a terminal's
+	// scroll-back or a support ticket.
+	ShowParams bool
+}
+
+// flowStory is the --json object; the text rendering prints the same.
+// Every field is always present: null says "does not apply" (no outcome
+// while active, no recipient in a tombstone, hidden values).
+type flowStory struct {
+	RequestID    string  `json:"request_id"`
+	StoreVersion int64   `json:"store_version"`
+	FlowID       *string `json:"flow_id"`
+	FlowVersion  *int64  `json:"flow_version"`
+	RequestedAt  string  `json:"requested_at"`
+	StartedAt    string  `json:"started_at"`
+
+	State     string `json:"state"` // storyActive or storyClosed
+	Tombstone bool   `json:"tombstone"`
+
+	Recipient       *string           `json:"recipient"`
+	RecipientMasked bool              `json:"recipient_masked"`
+	ParamsCount     *int              `json:"params_count"`
+	Params          map[string]string `json:"params"`
+	MetadataKeys    []string          `json:"metadata_keys"`
+	Metadata        map[string]string `json:"metadata"`
+	TraceParent     *string           `json:"trace_parent"`
+	TraceState      *string           `json:"trace_state"`
+
+	CurrentStep          int     `json:"current_step"`
+	NextDeadline         *string `json:"next_deadline"`
+	Outcome              *string `json:"outcome"`
+	ClosedAt             *string `json:"closed_at"`
+	DeliveredStep        *int    `json:"delivered_step"`
+	Late                 bool    `json:"late"`
+	TimeToOutcomeMs      *int64  `json:"time_to_outcome_ms"`
+	MultiChannelDelivery bool    `json:"multi_channel_delivery"`
+
+	Steps  []storyStep  `json:"steps"`
+	Inputs []storyInput `json:"inputs"`
+}
+
+// storyStep is one step of the flow, sent or not.
+type storyStep struct {
+	Step         int     `json:"step"`
+	Channel      string  `json:"channel"`
+	DelaySeconds int32   `json:"delay_seconds"`
+	SuccessOn    string  `json:"success_on"`
+	Sent         bool    `json:"sent"`
+	AttemptID    *string `json:"attempt_id"`
+	Reason       *string `json:"reason"`
+	SentAt       *string `json:"sent_at"`
+	LastStatus   *string `json:"last_status"`
+	LastStatusAt *string `json:"last_status_at"`
+	Delivered    bool    `json:"delivered"`
+	Succeeded    bool    `json:"succeeded"`
+}
+
+// storyInput is the last Kafka offset the flow applied from one input
+// partition: what tells whether a given request, cancel or DLR record
+// reached this flow.
+type storyInput struct {
+	Source    string `json:"source"` // "requests" or "dlrs"
+	Partition *int   `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+// Values of flowStory.State.
+const (
+	storyActive = "active"
+	storyClosed = "closed"
+)
+
+// storyTime is a stored unix-ms time as RFC 3339 in UTC, always with its
+// milliseconds: the state keeps them, and a fixed width keeps the story's
+// times aligned.
+func storyTime(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// newFlowStory tells st, read at store version storeVersion, under opt.
+func newFlowStory(st *flow.State, storeVersion int64, opt storyOptions) flowStory {
+	s := flowStory{
+		RequestID:    st.RequestID,
+		StoreVersion: storeVersion,
+		RequestedAt:  storyTime(st.RequestedAt),
+		StartedAt:    storyTime(st.StartedAt),
+		State:        storyActive,
+		CurrentStep:  st.Current,
+		Late:         st.Late,
+		Steps:        []storyStep{},
+		Inputs:       []storyInput{},
+	}
+	if st.FlowID != "" || st.FlowVersion != 0 { // else the request carried its steps inline
+		s.FlowID, s.FlowVersion = ptr(st.FlowID), ptr(st.FlowVersion)
+	}
+	// Closing a flow cuts it down to a tombstone: recipient, params,
+	// metadata and trace context are gone (flow.State's toTombstone). A
+	// closed state that still has a recipient was not cut down.
+	s.Tombstone = st.Closed && st.Recipient == ""
+	if st.Recipient != "" {
+		if opt.Reveal {
+			s.Recipient = ptr(st.Recipient)
+		} else {
+			s.Recipient, s.RecipientMasked = ptr(processor.MaskPhone(st.Recipient)), true
+		}
+	}
+	if !s.Tombstone {
+		s.ParamsCount = ptr(len(st.Params))
+		s.MetadataKeys = sortedKeys(st.Metadata)
+		if opt.ShowParams {
+			s.Params, s.Metadata = nonNilMap(st.Params), nonNilMap(st.Metadata)
+		}
+	}
+	if st.TraceParent != "" {
+		s.TraceParent = ptr(st.TraceParent)
+	}
+	if st.TraceState != "" {
+		s.TraceState = ptr(st.TraceState)
+	}
+	if st.Closed {
+		s.State = storyClosed
+		s.Outcome, s.ClosedAt = ptr(st.Outcome), ptr(storyTime(st.ClosedAt))
+		s.TimeToOutcomeMs = ptr(st.ClosedAt - st.RequestedAt) // as the FLOW_CLOSED summary's
+		if st.DeliveredStep != flow.NoStep {
+			s.DeliveredStep = ptr(st.DeliveredStep)
+		}
+	} else if !st.DeadlineTime().IsZero() {
+		s.NextDeadline = ptr(storyTime(st.Deadline))
+	}
+	delivered := 0
+	for k, def := range st.Steps {
+		step := storyStep{Step: k, Channel: def.Channel, DelaySeconds: def.DelaySeconds, SuccessOn: def.SuccessOn}
+		if step.SuccessOn == "" {
+			step.SuccessOn = flow.SuccessOnDelivered // the stored default
+		}
+		if k < len(st.Attempts) {
+			a := st.Attempts[k]
+			step.Sent = true
+			step.AttemptID = ptr(flow.AttemptID(st.RequestID, k))
+			step.Reason, step.SentAt = ptr(a.Reason), ptr(storyTime(a.SentAt))
+			if a.LastStatus != "" {
+				step.LastStatus = ptr(a.LastStatus)
+			}
+			if a.LastStatusAt != 0 {
+				step.LastStatusAt = ptr(storyTime(a.LastStatusAt))
+			}
+			// As flow.Attempt.delivered: states written before Delivered
+			// existed have only Succeeded.
+			step.Delivered, step.Succeeded = a.Delivered || a.Succeeded, a.Succeeded
+			if step.Delivered {
+				delivered++
+			}
+		}
+		s.Steps = append(s.Steps, step)
+	}
+	// As the FLOW_CLOSED summary's, but as of now: a delivery after the
+	// close counts too.
+	s.MultiChannelDelivery = delivered > 1
+	for _, key := range sortedKeys(st.Applied) {
+		s.Inputs = append(s.Inputs, storyInputOf(key, st.Applied[key]))
+	}
+	return s
+}
+
+// storyInputOf reads a flow.State.Applied key: the source's letter ('r'
+// requests, 'd' DLRs) then the partition. A key it does not know is shown
+// whole, without a partition.
+func storyInputOf(key string, offset int64) storyInput {
+	in := storyInput{Source: key, Offset: offset}
+	if len(key) < 2 {
+		return in
+	}
+	p, err := strconv.Atoi(key[1:])
+	if err != nil || p < 0 {
+		return in
+	}
+	switch flow.Source(key[0]) {
+	case flow.SourceRequests:
+		in.Source = "requests"
+	case flow.SourceDLR:
+		in.Source = "dlrs"
+	default:
+		return in
+	}
+	in.Partition = &p
+	return in
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// nonNilMap keeps a shown but empty map {} in JSON, not null (null means
+// hidden or dropped).
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// writeJSON writes the story as one indented JSON object.
+func (s flowStory) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a status with < or & stays readable; control characters are still escaped
+	if err := enc.Encode(s); err != nil {
+		return fmt.Errorf("write flow %q as JSON: %w", s.RequestID, err)
+	}
+	return nil
+}
+
+// writeText writes the story for a person: the flow, then each step.
+func (s flowStory) writeText(w io.Writer) error {
+	var b strings.Builder
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(&b, "%-10s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	line("request", "%s (store version %d)", shown(s.RequestID), s.StoreVersion)
+	if s.FlowID != nil {
+		line("flow", "%s version %d", shown(*s.FlowID), *s.FlowVersion)
+	} else {
+		line("flow", "steps given in the request")
+	}
+	line("requested", "%s", s.RequestedAt)
+	line("started", "%s", s.StartedAt)
+
+	switch {
+	case s.Tombstone:
+		line("recipient", "dropped (tombstone)")
+		line("params", "dropped (tombstone)")
+	default:
+		switch {
+		case s.Recipient == nil:
+			line("recipient", "none")
+		case s.RecipientMasked:
+			line("recipient", "%s (masked; --reveal to show)", shown(*s.Recipient))
+		default:
+			line("recipient", "%s", shown(*s.Recipient))
+		}
+		// Hidden params show only their count: that is enough to see they
+		// arrived. Metadata keys name the caller's fields (tenant,
+		// campaign) and help find the request; its values may be as
+		// personal as params, so they are hidden alike.
+		line("params", "%s", mapLine(*s.ParamsCount, nil, s.Params))
+		if len(s.MetadataKeys) > 0 {
+			line("metadata", "%s", mapLine(len(s.MetadataKeys), s.MetadataKeys, s.Metadata))
+		}
+	}
+	if s.TraceParent != nil {
+		trace := shown(*s.TraceParent)
+		if s.TraceState != nil {
+			trace += " (tracestate " + shown(*s.TraceState) + ")"
+		}
+		line("trace", "%s", trace)
+	}
+
+	if s.State == storyActive {
+		cur := s.Steps[s.CurrentStep]
+		line("state", "active: waiting on step %d (%s)", cur.Step, shown(cur.Channel))
+		if s.NextDeadline != nil {
+			line("deadline", "%s", *s.NextDeadline)
+		}
+	} else {
+		state := "closed"
+		if s.Tombstone {
+			state = "closed (tombstone)"
+		}
+		line("state", "%s", state)
+		line("outcome", "%s", shown(*s.Outcome))
+		line("closed", "%s", *s.ClosedAt)
+		if s.DeliveredStep != nil {
+			late := ""
+			if s.Late {
+				late = ", late (after a later step was sent)"
+			}
+			line("delivered", "by step %d (%s)%s", *s.DeliveredStep, shown(s.Steps[*s.DeliveredStep].Channel), late)
+		} else {
+			line("delivered", "by no step")
+		}
+		line("took", "%s from request to outcome", time.Duration(*s.TimeToOutcomeMs)*time.Millisecond)
+	}
+	if s.MultiChannelDelivery {
+		line("warning", "more than one step reported a delivery: the person got the message twice")
+	}
+
+	for _, st := range s.Steps {
+		b.WriteString("\n")
+		writeStepText(&b, st)
+	}
+	if len(s.Inputs) > 0 {
+		b.WriteString("\n")
+		for _, in := range s.Inputs {
+			where := shown(in.Source)
+			if in.Partition != nil {
+				where = fmt.Sprintf("%s partition %d", in.Source, *in.Partition)
+			}
+			line("applied", "%s up to offset %d", where, in.Offset)
+		}
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write flow %q: %w", s.RequestID, err)
+	}
+	return nil
+}
+
+// writeStepText writes one step: what it is, then what happened to it.
+func writeStepText(b *strings.Builder, st storyStep) {
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(b, "  %-8s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintf(b, "step %d    %s, delay %ds, success on %s\n", st.Step, shown(st.Channel), st.DelaySeconds, shown(st.SuccessOn))
+	if !st.Sent {
+		line("sent", "not sent")
+		return
+	}
+	line("attempt", "%s", shown(*st.AttemptID))
+	line("sent", "%s (%s)", *st.SentAt, reasonText(*st.Reason, st.Step))
+	status := "no final status (intermediate ones are not stored)"
+	if st.LastStatus != nil {
+		status = shown(*st.LastStatus)
+		if st.LastStatusAt != nil {
+			status += " at " + *st.LastStatusAt
+		}
+	}
+	line("status", "%s", status)
+	switch {
+	case st.Succeeded:
+		line("result", "delivered, met success on %s", shown(st.SuccessOn))
+	case st.Delivered:
+		line("result", "delivered, but success on %s not met", shown(st.SuccessOn))
+	}
+}
+
+// reasonText says why step k was sent.
+func reasonText(reason string, k int) string {
+	switch reason {
+	case flow.ReasonInitial:
+		return "initial"
+	case flow.ReasonFailure:
+		return fmt.Sprintf("failure: step %d failed", k-1)
+	case flow.ReasonTimeout:
+		return fmt.Sprintf("timeout: step %d's delay ran out", k-1)
+	}
+	return shown(reason)
+}
+
+// mapLine is the params or metadata line: the count, the keys given,
+// and key=value pairs when the values are shown.
+func mapLine(n int, keys []string, values map[string]string) string {
+	if n == 0 {
+		return "none"
+	}
+	if values == nil {
+		if len(keys) == 0 {
+			return fmt.Sprintf("%d (hidden; --show-params to show)", n)
+		}
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			names[i] = shown(k)
+		}
+		return fmt.Sprintf("%d: %s (values hidden; --show-params to show)", n, strings.Join(names, ", "))
+	}
+	parts := make([]string, 0, len(values))
+	for _, k := range sortedKeys(values) {
+		// Quoted: a value is the caller's free text, spaces and all.
+		parts = append(parts, shown(k)+"="+strconv.Quote(values[k]))
+	}
+	return fmt.Sprintf("%d: %s", n, strings.Join(parts, " "))
+}
+
+// shown is s for a terminal: quoted when it holds a character that is not
+// printable. Statuses, channels and metadata come from outside, and an
+// escape sequence among them would otherwise drive the terminal.
+func shown(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
