@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/client"
 	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/schemas"
 )
@@ -52,11 +53,14 @@ func sendCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	brokers, err := c.BrokerList()
-	if err != nil {
-		return err
+	// The processor's rules at its default settings, before connecting: a
+	// request it would reject (REQUEST_REJECTED) is refused here, naming the
+	// field, and nothing is published. Publisher.Send checks again; this
+	// answers without a broker.
+	if err := client.Validate(client.DefaultValidator(), req, clock.Now()); err != nil {
+		return fmt.Errorf("invalid request: %w", err)
 	}
-	rec, err := encodeRequest(req, c.Names.Requests)
+	brokers, err := c.BrokerList()
 	if err != nil {
 		return err
 	}
@@ -64,9 +68,14 @@ func sendCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return fmt.Errorf("publish: %w", err)
+	pub, err := client.NewPublisher(cl, client.WithTopics(c.Names), client.WithClock(clock.Now))
+	if err != nil {
+		cl.Close()
+		return err
+	}
+	defer pub.Close()
+	if err := pub.Send(ctx, req); err != nil {
+		return err
 	}
 	fmt.Printf("published %s %s to %s\n", req.Kind, req.RequestID, c.Names.Requests)
 	return nil
@@ -104,7 +113,8 @@ Publishes one request, e.g.
             {"from":"ACME","template":"otp_sms","delay_seconds":60}]}
   {"request_id":"r1","kind":"cancel"}
 requested_at is now; an optional "expires_at" (RFC 3339) bounds when the
-request may still start its flow.`)
+request may still start its flow. A request the processor would reject (at
+its default settings) is refused, naming the field, and not published.`)
 	fs.PrintDefaults()
 }
 
@@ -128,18 +138,7 @@ func parseRequest(raw []byte, now time.Time) (schemas.SendRequest, error) {
 }
 
 // encodeRequest is the request's record on the requests topic, keyed by
-// request id, with the schema headers.
+// request id, with the schema headers: the record client.Publisher sends.
 func encodeRequest(req schemas.SendRequest, topic string) (*kgo.Record, error) {
-	codecs, err := schemas.New()
-	if err != nil {
-		return nil, err
-	}
-	v, err := codecs.SendRequest.Encode(req)
-	if err != nil {
-		return nil, err
-	}
-	return &kgo.Record{Topic: topic, Key: []byte(req.RequestID), Value: v, Headers: []kgo.RecordHeader{
-		{Key: schemas.HeaderSchemaName, Value: []byte(codecs.SendRequest.Name())},
-		{Key: schemas.HeaderSchemaFingerprint, Value: []byte(codecs.SendRequest.Fingerprint())},
-	}}, nil
+	return client.RequestRecord(topic, req)
 }
