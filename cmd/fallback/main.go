@@ -23,8 +23,13 @@ Commands:
   topics create       create the topics
   send                publish one send or cancel request given as JSON
   flow REQUEST_ID     print a flow's story from Redis (steps, statuses, outcome)
+  flows put FILE|get ID|list|delete ID
+                      store, print, list or delete the stored flow definitions
+                      on fallback.flows (checked before they are written)
   providers           run the simulated SMS and WhatsApp provider adapters
   load                publish a load of send requests
+  dlq list            print the dead letters on fallback.dlq (never their values)
+  dlq redrive         re-publish dead letters to their source topic, once each
   version             print the version and commit (also --version)
 
 Run 'fallback COMMAND -h' for a command's flags. Every flag can also be set
@@ -107,10 +112,14 @@ func dispatch(ctx context.Context, args []string) error {
 		return sendCmd(ctx, rest)
 	case "flow":
 		return flowCmd(ctx, rest)
+	case "flows":
+		return flowsCmd(ctx, rest)
 	case "providers":
 		return providersCmd(ctx, rest)
 	case "load":
 		return loadCmd(ctx, rest)
+	case "dlq":
+		return dlqCmd(ctx, rest)
 	case "version", "--version", "-version", "-v":
 		fmt.Println(versionString())
 		return nil

@@ -1,16 +1,11 @@
 package main
 
 import (
-	"context"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fallbackd/fallback/internal/embedded"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -20,30 +15,8 @@ import (
 // publishes nothing; a valid send and a cancel are published keyed by the
 // request_id with the schema headers.
 func TestSendValidatesBeforePublishing(t *testing.T) {
-	for _, kv := range os.Environ() { // this test's brokers, not the environment's
-		if k := strings.SplitN(kv, "=", 2)[0]; strings.HasPrefix(k, "FALLBACK_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-	k, err := embedded.StartKafka(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	brokers, _, adm, ctx := kafkaWithTopics(t, 1)
 	names := topics.DefaultNames()
-	if err := topics.Create(ctx, adm, topics.Specs(names, []string{"sms", "whatsapp"}, 1, 1)); err != nil {
-		t.Fatal(err)
-	}
-	brokers := strings.Join(k.Brokers(), ",")
 	published := func() int64 {
 		t.Helper()
 		ends, err := adm.ListEndOffsets(ctx, names.Requests)
@@ -91,7 +64,7 @@ func TestSendValidatesBeforePublishing(t *testing.T) {
 	if n := published(); n != 2 {
 		t.Fatalf("%d requests published, want 2", n)
 	}
-	rd, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...), kgo.ConsumeTopics(names.Requests),
+	rd, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.ConsumeTopics(names.Requests),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
