@@ -12,6 +12,7 @@ import (
 
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/statestore"
 )
 
 // Sweeper fires step deadlines: it claims the due ones from Redis, runs the
@@ -262,15 +263,10 @@ func (s *Sweeper) sleep(ctx context.Context) {
 // lookDue reads each shard's earliest deadline into s.due and returns the
 // earliest of all (ok false when there is none).
 func (s *Sweeper) lookDue(ctx context.Context) (next time.Time, ok bool, err error) {
-	s.due, err = s.engine.dueByShard(ctx)
-	if err != nil {
+	if s.due, err = s.engine.dueByShard(ctx); err != nil {
 		return time.Time{}, false, err
 	}
-	for _, d := range s.due {
-		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
-			next = d
-		}
-	}
+	next = statestore.Earliest(s.due)
 	return next, !next.IsZero(), nil
 }
 

@@ -140,13 +140,20 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	if err != nil {
 		return time.Time{}, false, err
 	}
+	next := Earliest(due)
+	return next, !next.IsZero(), nil
+}
+
+// Earliest is the earliest of DueByShard's times, the zero time when no
+// shard has a deadline.
+func Earliest(due []time.Time) time.Time {
 	var next time.Time
 	for _, d := range due {
 		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
 			next = d
 		}
 	}
-	return next, !next.IsZero(), nil
+	return next
 }
 
 // DueByShard returns each shard's earliest deadline (leased ones count at

@@ -31,12 +31,12 @@ import (
 //
 // A master without a live replica would make every call wait WaitTimeout.
 // Instead, a WAIT that comes back short pauses waiting on that master for
-// waitPause: its writes go on at Redis's asynchronous pace (availability
+// WaitPause: its writes go on at Redis's asynchronous pace (availability
 // over that one guarantee), and ReplicaShortfalls counts them.
 
-// waitPause is how long a master whose WAIT came back short is written to
+// WaitPause is how long a master whose WAIT came back short is written to
 // without waiting.
-const waitPause = 5 * time.Second
+const WaitPause = 5 * time.Second
 
 type replicaWaits struct {
 	shortfalls atomic.Int64
@@ -154,10 +154,10 @@ func (s *Store) runOnMaster(ctx context.Context, calls []scriptCall, g masterCal
 	for _, w := range waits {
 		if n, err := w.Result(); err != nil || n < int64(s.cfg.WaitReplicas) {
 			s.replicas.shortfalls.Add(int64(len(sub)))
-			s.replicas.pause(g.addr, time.Now().Add(waitPause))
+			s.replicas.pause(g.addr, time.Now().Add(WaitPause))
 			if s.cfg.Logger != nil {
 				s.cfg.Logger.Warn("redis replicas did not acknowledge in time: writing to this master without waiting for a while",
-					"master", g.addr, "acknowledged", n, "wanted", s.cfg.WaitReplicas, "err", err, "pause", waitPause)
+					"master", g.addr, "acknowledged", n, "wanted", s.cfg.WaitReplicas, "err", err, "pause", WaitPause)
 			}
 			return
 		}

@@ -9,8 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/fallbackd/fallback/client"
 	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/schemas"
@@ -135,10 +133,4 @@ func parseRequest(raw []byte, now time.Time) (schemas.SendRequest, error) {
 		}
 	}
 	return req, nil
-}
-
-// encodeRequest is the request's record on the requests topic, keyed by
-// request id, with the schema headers: the record client.Publisher sends.
-func encodeRequest(req schemas.SendRequest, topic string) (*kgo.Record, error) {
-	return client.RequestRecord(topic, req)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/client"
 	"github.com/fallbackd/fallback/internal/embedded"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -106,7 +107,7 @@ func publishRequests(t *testing.T, cl *kgo.Client, prefix string, n int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := encodeRequest(req, topics.DefaultNames().Requests)
+		rec, err := client.RequestRecord(topics.DefaultNames().Requests, req)
 		if err != nil {
 			t.Fatal(err)
 		}
