@@ -29,7 +29,7 @@ type Consumer struct {
 	deliverer *deliverer
 	codecs    *schemas.Codecs
 	validator flow.Validator
-	defs      flow.Definitions
+	defs      definitions
 	topics    topics.Names
 	clock     clock.Clock
 	// onDeadline is told the earliest deadline each batch wrote, so that
@@ -179,7 +179,9 @@ func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (_ batchRes
 	for i, r := range records {
 		switch r.Topic {
 		case c.topics.Requests:
-			b.addRequest(r)
+			if err := b.addRequest(ctx, r); err != nil {
+				return batchResult{}, err
+			}
 		case c.topics.DLR:
 			if rep, ok := reports[i]; ok {
 				b.addResolved(r, rep)
@@ -273,13 +275,17 @@ func position(src flow.Source, r *kgo.Record) flow.Position {
 	return flow.Position{Source: src, Partition: r.Partition, Offset: r.Offset}
 }
 
-func (b *batchBuilder) addRequest(r *kgo.Record) {
+// addRequest adds a send or cancel, or its rejection. It fails only when
+// the flow table could not be brought up to date for a request naming an
+// unknown flow; the batch is then tried again rather than the request
+// rejected for a definition that may exist.
+func (b *batchBuilder) addRequest(ctx context.Context, r *kgo.Record) error {
 	// A producer built before a compatible schema change writes the older
 	// schema; its fingerprint header, or the bytes, say which.
 	req, err := b.c.codecs.SendRequest.DecodeFrom(schemaFingerprint(r), r.Value)
 	if err != nil {
 		b.deadLetter(r, fmt.Errorf("decode %s: %w", b.c.codecs.SendRequest.Name(), err))
-		return
+		return nil
 	}
 	if req.Kind == "" { // Avro defaults apply only to readers that resolve schemas
 		req.Kind = schemas.KindSend
@@ -291,13 +297,22 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 		}
 		if rej != nil {
 			b.reject(r, req.RequestID, rej)
-			return
+			return nil
 		}
 		b.add(req.RequestID, input{in: flow.Cancel{Pos: position(flow.SourceRequests, r), RequestID: req.RequestID,
 			PublishedAt: b.c.publishedAt(r)}, src: r})
-		return
+		return nil
 	}
 	start, rej := b.c.validator.ValidateSend(req, b.c.defs)
+	if rej != nil && rej.Code == flow.RejectUnknownFlow {
+		refreshed, err := b.c.refreshDefinitions(ctx, r)
+		if err != nil {
+			return fmt.Errorf("request %s names flow_id %q, unknown so far: %w", req.RequestID, clipText(req.FlowID, 128), err)
+		}
+		if refreshed {
+			start, rej = b.c.validator.ValidateSend(req, b.c.defs)
+		}
+	}
 	if rej == nil {
 		rej = b.c.validator.ValidateKey(r.Key, req.RequestID)
 	}
@@ -307,13 +322,48 @@ func (b *batchBuilder) addRequest(r *kgo.Record) {
 	}
 	if rej != nil {
 		b.reject(r, req.RequestID, rej)
-		return
+		return nil
 	}
 	start.Pos = position(flow.SourceRequests, r)
 	span, tp, ts := startRequestSpan(b.c.engine.tracer, r, req.RequestID)
 	start.TraceParent, start.TraceState = tp, ts
 	b.spans = append(b.spans, span)
 	b.add(req.RequestID, input{in: start, src: r})
+	return nil
+}
+
+// definitions is the flow table as the consumer uses it (FlowTable).
+type definitions interface {
+	flow.Definitions
+	Refresh(ctx context.Context) error
+	FreshSince() time.Time
+}
+
+// flowRefreshTimeout bounds the wait for the flow table to read the flows
+// topic to its end; past it the batch fails and is tried again.
+const flowRefreshTimeout = 10 * time.Second
+
+// refreshDefinitions brings the flow table up to date for a request that
+// names a flow it does not hold, and reports whether it did. The request
+// may have been published right after its flow was stored, and read before
+// the table's follower fetched the definition. A request published before
+// the last refresh began (less the clock-skew grace) needs none: its flow,
+// stored before it, is in the table already. So a stream of requests naming
+// a flow that does not exist costs one refresh per batch at most.
+func (c *Consumer) refreshDefinitions(ctx context.Context, r *kgo.Record) (bool, error) {
+	if c.defs == nil {
+		return false, nil
+	}
+	if !r.Timestamp.IsZero() && r.Timestamp.Before(c.defs.FreshSince().Add(-c.grace)) {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, flowRefreshTimeout)
+	defer cancel()
+	if err := c.defs.Refresh(ctx); err != nil {
+		return false, err
+	}
+	c.metrics.tableRefreshes.Add(ctx, 1)
+	return true, nil
 }
 
 // recordTime is the record's timestamp on the processor's clock (the same

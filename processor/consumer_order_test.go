@@ -6,13 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
-	"github.com/fallbackd/fallback/statestore"
 )
 
 // TestProviderIDReportAppliesInOffsetOrder: a DLR that names only the
@@ -21,36 +18,9 @@ import (
 // batch, applied after the later offset, and so taken for a redelivery and
 // dropped.
 func TestProviderIDReportAppliesInOffsetOrder(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rc.Close() })
-	store := statestore.New(rc, statestore.Config{Prefix: "t"})
-	c, names := testConsumer(t, store)
+	c, names, store := redisConsumer(t)
 	c.indexTTL = time.Hour
-	ctx := context.Background()
-
-	run := func(records ...*kgo.Record) []schemas.FlowEvent {
-		t.Helper()
-		res, err := c.apply(ctx, records)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var events []schemas.FlowEvent
-		for _, r := range res.records {
-			if r.Topic != names.Events {
-				continue
-			}
-			ev, err := c.codecs.FlowEvent.Decode(r.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			events = append(events, ev)
-		}
-		if err := store.AckOutbox(ctx, res.acks); err != nil {
-			t.Fatal(err)
-		}
-		return events
-	}
+	run := func(records ...*kgo.Record) []schemas.FlowEvent { return applyForEvents(t, c, store, records...) }
 	dlr := func(offset int64, rep schemas.DeliveryReport) *kgo.Record {
 		v, err := c.codecs.DeliveryReport.Encode(rep)
 		if err != nil {
@@ -94,11 +64,7 @@ func TestProviderIDReportAppliesInOffsetOrder(t *testing.T) {
 // ones first. Without this a FLOW_CLOSED could reach the events topic before
 // the FALLBACK_TRIGGERED that preceded it.
 func TestOutputsKeepTheFlowsOrder(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rc.Close() })
-	store := statestore.New(rc, statestore.Config{Prefix: "t"})
-	c, names := testConsumer(t, store)
+	c, names, store := redisConsumer(t)
 	ctx := context.Background()
 
 	req := limitRequest("q1")

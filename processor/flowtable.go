@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,12 +35,19 @@ type FlowTable struct {
 
 	mu   sync.RWMutex
 	defs map[string]schemas.FlowDefinition
+	// next is the offset after the last record read, per partition, and
+	// read is closed (and replaced) whenever it moves: Refresh waits on it.
+	next map[int32]int64
+	read chan struct{}
+	// freshSince is the wall time the last completed Refresh began: every
+	// definition published before it is in defs.
+	freshSince time.Time
 }
 
 // NewFlowTable reads topic through client, which must consume it from the start.
 func NewFlowTable(client *kgo.Client, topic string, codecs *schemas.Codecs, log *slog.Logger) *FlowTable {
 	return &FlowTable{client: client, admin: kadm.NewClient(client), topic: topic, codecs: codecs, log: log,
-		defs: map[string]schemas.FlowDefinition{}}
+		defs: map[string]schemas.FlowDefinition{}, next: map[int32]int64{}, read: make(chan struct{})}
 }
 
 // Lookup returns the current definition of a flow.
@@ -91,6 +99,56 @@ func (t *FlowTable) CatchUp(ctx context.Context) error {
 	return nil
 }
 
+// Refresh returns once the table holds every definition published before
+// the call: it lists the topic's end offsets and waits for the follower
+// (Run) to read up to them. A client that stores a flow and at once sends a
+// request naming it must not see the request rejected as flow_id_unknown
+// because the request was read before the definition: the two topics are
+// read by different clients, in no common order. Give ctx a deadline: a
+// follower that cannot read the topic never gets there.
+func (t *FlowTable) Refresh(ctx context.Context) error {
+	began := time.Now()
+	ends, err := t.admin.ListEndOffsets(ctx, t.topic)
+	if err != nil {
+		return fmt.Errorf("flow table: refresh: list end offsets of %s: %w", t.topic, err)
+	}
+	if err := ends.Error(); err != nil {
+		return fmt.Errorf("flow table: refresh: end offsets of %s: %w", t.topic, err)
+	}
+	for {
+		t.mu.RLock()
+		behind, read := false, t.read
+		ends.Each(func(o kadm.ListedOffset) {
+			if t.next[o.Partition] < o.Offset {
+				behind = true
+			}
+		})
+		t.mu.RUnlock()
+		if !behind {
+			break
+		}
+		select {
+		case <-read:
+		case <-ctx.Done():
+			return fmt.Errorf("flow table: refresh: waiting to read %s to its end: %w", t.topic, ctx.Err())
+		}
+	}
+	t.mu.Lock()
+	if began.After(t.freshSince) {
+		t.freshSince = began
+	}
+	t.mu.Unlock()
+	return nil
+}
+
+// FreshSince is the wall time the last completed Refresh began (zero
+// before the first): every definition published before it is in the table.
+func (t *FlowTable) FreshSince() time.Time {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.freshSince
+}
+
 // Run follows the topic until ctx ends.
 func (t *FlowTable) Run(ctx context.Context) error {
 	for {
@@ -108,7 +166,20 @@ func (t *FlowTable) apply(fetches kgo.Fetches) {
 	})
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fetches.EachRecord(t.applyRecord)
+	moved := false
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		for _, r := range p.Records {
+			t.applyRecord(r)
+		}
+		if n := len(p.Records); n > 0 {
+			t.next[p.Partition] = p.Records[n-1].Offset + 1
+			moved = true
+		}
+	})
+	if moved {
+		close(t.read)
+		t.read = make(chan struct{})
+	}
 }
 
 // applyRecord applies one record of the flows topic; t.mu must be held.

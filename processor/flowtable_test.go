@@ -1,10 +1,16 @@
 package processor
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/schemas"
@@ -19,8 +25,7 @@ func TestFlowTableKeepsHighestVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := &FlowTable{codecs: codecs, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		defs: map[string]schemas.FlowDefinition{}}
+	table := NewFlowTable(nil, "fallback.flows", codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var offset int64
 	def := func(key, flowID string, version int64) *kgo.Record {
 		v, err := codecs.FlowDefinition.Encode(schemas.FlowDefinition{FlowID: flowID, Version: version,
@@ -83,5 +88,83 @@ func TestFlowTableKeepsHighestVersion(t *testing.T) {
 	expect("otp", 1)
 	if n := table.Len(); n != 2 {
 		t.Fatalf("table holds %d definitions, want 2 (otp, login)", n)
+	}
+}
+
+// TestFlowTableRefreshReadsWhatWasStored: a definition stored just before
+// Refresh is in the table when Refresh returns, although the follower reads
+// the topic on its own schedule. Each round stores a new flow and looks it
+// up at once; without the wait most lookups miss.
+func TestFlowTableRefreshReadsWhatWasStored(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "flows"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	codecs, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("flows"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	writer, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(writer.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	table := NewFlowTable(reader, "flows", codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := table.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	followed := make(chan error, 1)
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	go func() { followed <- table.Run(followCtx) }()
+	stop := sync.OnceFunc(func() { stopFollowing(); <-followed })
+	defer stop()
+
+	if !table.FreshSince().IsZero() {
+		t.Fatal("FreshSince is set before any refresh")
+	}
+	for i := range 30 {
+		id := fmt.Sprintf("flow-%d", i)
+		v, err := codecs.FlowDefinition.Encode(schemas.FlowDefinition{FlowID: id, Version: 1,
+			Steps: []schemas.Step{{Channel: "sms", From: "ACME", Template: "t", DelaySeconds: 30}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := time.Now()
+		if err := writer.ProduceSync(ctx, &kgo.Record{Topic: "flows", Key: []byte(id), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := table.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := table.Lookup(id); !ok {
+			t.Fatalf("round %d: %s stored before Refresh is not in the table after it", i, id)
+		}
+		if table.FreshSince().Before(before) {
+			t.Fatalf("round %d: FreshSince %v is before the definition was stored (%v)", i, table.FreshSince(), before)
+		}
+	}
+
+	// A follower that reads nothing more (stopped here) leaves Refresh
+	// waiting until its context ends, and it says so.
+	stop()
+	v, _ := codecs.FlowDefinition.Encode(schemas.FlowDefinition{FlowID: "late", Version: 1,
+		Steps: []schemas.Step{{Channel: "sms", From: "ACME", Template: "t", DelaySeconds: 30}}})
+	if err := writer.ProduceSync(ctx, &kgo.Record{Topic: "flows", Key: []byte("late"), Value: v}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	if err := table.Refresh(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("refresh with no follower: %v, want the deadline", err)
 	}
 }

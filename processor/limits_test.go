@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/internal/clocktest"
@@ -117,6 +119,43 @@ func testConsumer(t *testing.T, store StateStore) (*Consumer, topics.Names) {
 		lease: 10 * time.Second, log: log, metrics: m}
 	return &Consumer{engine: eng, codecs: codecs, topics: names, clock: clocktest.NewManual(t0()), log: log, metrics: m,
 		validator: flow.Validator{Channels: flow.DefaultChannels(), Limits: flow.DefaultLimits()}}, names
+}
+
+// redisConsumer is testConsumer on a fresh miniredis store.
+func redisConsumer(t *testing.T) (*Consumer, topics.Names, *statestore.Store) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rc.Close() })
+	store := statestore.New(rc, statestore.Config{Prefix: "t"})
+	c, names := testConsumer(t, store)
+	return c, names, store
+}
+
+// applyForEvents runs records through c as one batch, acks the outputs
+// (as if produced) and returns the events among them.
+func applyForEvents(t *testing.T, c *Consumer, store *statestore.Store, records ...*kgo.Record) []schemas.FlowEvent {
+	t.Helper()
+	ctx := context.Background()
+	res, err := c.apply(ctx, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []schemas.FlowEvent
+	for _, r := range res.records {
+		if r.Topic != c.topics.Events {
+			continue
+		}
+		ev, err := c.codecs.FlowEvent.Decode(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	if err := store.AckOutbox(ctx, res.acks); err != nil {
+		t.Fatal(err)
+	}
+	return events
 }
 
 func limitRequest(id string) schemas.SendRequest {

@@ -29,6 +29,7 @@ type metrics struct {
 	outboxReplayed  metric.Int64Counter
 	deadlinesForced metric.Int64Counter
 	requestsPaused  metric.Int64Counter
+	tableRefreshes  metric.Int64Counter
 
 	flowsStarted     metric.Int64Counter
 	sends            metric.Int64Counter
@@ -105,6 +106,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		outboxReplayed:  zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
 		deadlinesForced: zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
 		requestsPaused:  zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
+		tableRefreshes:  zeroed("fallback.flow_table.refreshes", "times a request naming an unknown flow_id made the flow table read the flows topic to its end"),
 
 		flowsStarted:     zeroed("fallback.flows.started", "flows started (FLOW_STARTED)"),
 		sends:            counter("fallback.sends", "send commands produced, by channel and reason (initial, failure, timeout)"),
