@@ -18,6 +18,7 @@ require (
 	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kadm v1.20.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
+	github.com/twmb/franz-go/pkg/sr v1.8.0 // Confluent Schema Registry client, wire-format header and its fake registry srfake for tests (processor/registry.go)
 	github.com/twmb/franz-go/plugin/kotel v1.7.1 // franz-go's client metrics through the processor's MeterProvider (processor)
 	github.com/twmb/franz-go/plugin/kslog v1.0.0 // franz-go's client logs through slog (processor)
 	go.opentelemetry.io/otel v1.47.0

@@ -99,7 +99,7 @@ func (a *Adapter) Run(ctx context.Context, handle func(context.Context, schemas.
 			if ctx.Err() != nil {
 				return nil
 			}
-			s, err := cs.ChannelSend.DecodeFrom(fingerprintOf(r), r.Value)
+			s, err := cs.ChannelSend.DecodeFrom(fingerprintOf(r), avroBody(r.Value))
 			switch {
 			case err != nil:
 				a.o.logger.Error("client: skipping a send that does not decode", "topic", r.Topic,

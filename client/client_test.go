@@ -263,6 +263,24 @@ func TestEventConsumerDropsRepeatedEventIDs(t *testing.T) {
 	}
 }
 
+// TestEventConsumerReadsBothFormats: events written in the Confluent wire
+// format (a processor with a schema registry) decode as plain ones do.
+func TestEventConsumerReadsBothFormats(t *testing.T) {
+	brokers := kafka(t)
+	cs := mustCodecs()
+	framed := eventRecord(cs, schemas.FlowEvent{EventID: "r2/v1/0", RequestID: "r2", Type: "FLOW_STARTED"})
+	framed.Value = append([]byte{0, 0, 0, 0, 7}, framed.Value...)
+	produce(brokers, eventRecord(cs, schemas.FlowEvent{EventID: "r2/v0/0", RequestID: "r2", Type: "FLOW_STARTED"}), framed)
+	ec, err := client.NewEventConsumer(brokers, "t-framed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ec.Close()
+	if got, want := pollN(t, ec, 2), []string{"r2/v0/0", "r2/v1/0"}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+}
+
 // TestEventConsumerCommitsWhatTheCallerIsDoneWith: the events of the last
 // Poll are not committed by Close (the caller may not have stored them), so
 // the group gets them again; Commit commits them.

@@ -89,7 +89,7 @@ func (c *EventConsumer) Poll(ctx context.Context) ([]schemas.FlowEvent, error) {
 		var events []schemas.FlowEvent
 		fetches.EachRecord(func(r *kgo.Record) {
 			c.handed = append(c.handed, r)
-			ev, err := cs.FlowEvent.DecodeFrom(fingerprintOf(r), r.Value)
+			ev, err := cs.FlowEvent.DecodeFrom(fingerprintOf(r), avroBody(r.Value))
 			if err != nil {
 				c.log.Error("client: skipping an event that does not decode", "topic", r.Topic,
 					"partition", r.Partition, "offset", r.Offset, "err", err)

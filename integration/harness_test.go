@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/fallbackd/fallback/internal/clocktest"
 	"github.com/fallbackd/fallback/processor"
@@ -46,6 +47,9 @@ type harness struct {
 	log    *slog.Logger
 	target target
 	claims *claimWatch
+	// registry, when set, is the schema registry the instances use; the
+	// collector then expects framed outputs (collector.framed).
+	registry processor.SchemaRegistry
 
 	mu       sync.Mutex
 	produced map[string]map[int32]int64 // input topic -> partition -> offset after the last record produced
@@ -232,7 +236,7 @@ func (h *harness) start(wrap func(processor.StateStore, context.CancelFunc) proc
 	}
 	p, err := processor.New(processor.Config{
 		Brokers: h.target.brokers, KafkaOpts: h.target.kafkaOpts, Group: h.id, Topics: h.names, Clock: h.clock, ClaimLease: lease,
-		Logger: h.log, MaxIdle: time.Second,
+		Logger: h.log, MaxIdle: time.Second, SchemaRegistry: h.registry,
 		// One manual clock for the inputs' timestamps and the deadlines: no
 		// skew to allow for, and a deadline fires when the clock reaches it.
 		DeadlineGrace: -1,
@@ -513,6 +517,9 @@ type collector struct {
 	dlq     []schemas.DeadLetter
 	nEvents int
 	next    map[string]map[int32]int64 // topic -> partition -> offset after the last record read
+	// framed is the schema id of each record by full name when the
+	// processor writes the Confluent wire format; nil for plain Avro.
+	framed map[string]int
 }
 
 func newCollector(t *testing.T, c *schemas.Codecs) *collector {
@@ -581,25 +588,26 @@ func (c *collector) add(r *kgo.Record, names topics.Names) {
 		c.next[r.Topic] = map[int32]int64{}
 	}
 	c.next[r.Topic][r.Partition] = r.Offset + 1
-	var err error
-	switch r.Topic {
-	case names.Events:
+	value, err := c.unframe(r)
+	switch {
+	case err != nil:
+	case r.Topic == names.Events:
 		var ev schemas.FlowEvent
-		if ev, err = c.codecs.FlowEvent.Decode(r.Value); err == nil {
+		if ev, err = c.codecs.FlowEvent.Decode(value); err == nil {
 			c.seen[ev.EventID]++
 			if c.seen[ev.EventID] == 1 {
 				c.events[ev.RequestID] = append(c.events[ev.RequestID], ev)
 				c.nEvents++
 			}
 		}
-	case names.DLQ:
+	case r.Topic == names.DLQ:
 		var dl schemas.DeadLetter
-		if dl, err = c.codecs.DeadLetter.Decode(r.Value); err == nil {
+		if dl, err = c.codecs.DeadLetter.Decode(value); err == nil {
 			c.dlq = append(c.dlq, dl)
 		}
 	default:
 		var s schemas.ChannelSend
-		if s, err = c.codecs.ChannelSend.Decode(r.Value); err == nil {
+		if s, err = c.codecs.ChannelSend.Decode(value); err == nil {
 			if s.Channel != r.Topic[len(names.SendsPrefix):] {
 				err = fmt.Errorf("send for %s on topic %s", s.Channel, r.Topic)
 			}
@@ -609,6 +617,29 @@ func (c *collector) add(r *kgo.Record, names topics.Names) {
 	if err != nil {
 		c.t.Errorf("collector: %s offset %d: %v", r.Topic, r.Offset, err)
 	}
+}
+
+// unframe returns the Avro body of an output value: the value itself for
+// plain Avro, the rest after the Confluent header when framed, whose schema
+// id must be the one registered for the record its header names.
+func (c *collector) unframe(r *kgo.Record) ([]byte, error) {
+	if c.framed == nil {
+		return r.Value, nil
+	}
+	var name string
+	for _, h := range r.Headers {
+		if h.Key == schemas.HeaderSchemaName {
+			name = string(h.Value)
+		}
+	}
+	id, body, err := (&sr.ConfluentHeader{}).DecodeID(r.Value)
+	if err != nil {
+		return nil, fmt.Errorf("not in the Confluent wire format: %w", err)
+	}
+	if want, ok := c.framed[name]; !ok || id != want {
+		return nil, fmt.Errorf("schema id %d, want %d, the id registered for %q", id, want, name)
+	}
+	return body, nil
 }
 
 func (c *collector) sendsOf(attemptID string) []schemas.ChannelSend {

@@ -28,6 +28,7 @@ type Consumer struct {
 	engine    *engine
 	deliverer *deliverer
 	codecs    *schemas.Codecs
+	wire      *wireFormat // plain Avro or, with a schema registry, either format
 	validator flow.Validator
 	defs      definitions
 	topics    topics.Names
@@ -172,7 +173,10 @@ func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (_ batchRes
 	// once, so that every record then applies in offset order: a later
 	// record of the same partition must never apply before an earlier one,
 	// or the earlier one looks like a redelivery and is dropped.
-	reports := b.decodeReports(records)
+	reports, err := b.decodeReports(ctx, records)
+	if err != nil {
+		return batchResult{}, err
+	}
 	if err := b.resolveProviderIDs(ctx, reports); err != nil {
 		return batchResult{}, err
 	}
@@ -281,10 +285,14 @@ func position(src flow.Source, r *kgo.Record) flow.Position {
 // rejected for a definition that may exist.
 func (b *batchBuilder) addRequest(ctx context.Context, r *kgo.Record) error {
 	// A producer built before a compatible schema change writes the older
-	// schema; its fingerprint header, or the bytes, say which.
-	req, err := b.c.codecs.SendRequest.DecodeFrom(schemaFingerprint(r), r.Value)
+	// schema; the registry's schema id, its fingerprint header, or the
+	// bytes say which.
+	req, bad, err := decodeInput(ctx, b.c.wire, b.c.codecs.SendRequest, r)
 	if err != nil {
-		b.deadLetter(r, fmt.Errorf("decode %s: %w", b.c.codecs.SendRequest.Name(), err))
+		return fmt.Errorf("decode %s: %w", b.c.codecs.SendRequest.Name(), err)
+	}
+	if bad != nil {
+		b.deadLetter(r, fmt.Errorf("decode %s: %w", b.c.codecs.SendRequest.Name(), bad))
 		return nil
 	}
 	if req.Kind == "" { // Avro defaults apply only to readers that resolve schemas
@@ -412,15 +420,18 @@ func (b *batchBuilder) reject(r *kgo.Record, requestID string, rej *flow.Rejecti
 // decodeReports decodes and checks the batch's DLRs, by position in
 // records. A bad one is dead-lettered and left out. The provider message
 // ids the batch pairs with attempt ids go into the index.
-func (b *batchBuilder) decodeReports(records []*kgo.Record) map[int]schemas.DeliveryReport {
+func (b *batchBuilder) decodeReports(ctx context.Context, records []*kgo.Record) (map[int]schemas.DeliveryReport, error) {
 	reports := map[int]schemas.DeliveryReport{}
 	for i, r := range records {
 		if r.Topic != b.c.topics.DLR {
 			continue
 		}
-		rep, err := b.c.codecs.DeliveryReport.Decode(r.Value)
+		rep, bad, err := decodeInput(ctx, b.c.wire, b.c.codecs.DeliveryReport, r)
 		if err != nil {
-			b.deadLetter(r, fmt.Errorf("decode %s: %w", b.c.codecs.DeliveryReport.Name(), err))
+			return nil, fmt.Errorf("decode %s: %w", b.c.codecs.DeliveryReport.Name(), err)
+		}
+		if bad != nil {
+			b.deadLetter(r, fmt.Errorf("decode %s: %w", b.c.codecs.DeliveryReport.Name(), bad))
 			continue
 		}
 		if rej := b.c.validator.ValidateReport(rep); rej != nil {
@@ -439,7 +450,7 @@ func (b *batchBuilder) decodeReports(records []*kgo.Record) map[int]schemas.Deli
 		}
 		reports[i] = rep
 	}
-	return reports
+	return reports, nil
 }
 
 // resolveProviderIDs fills in the attempt id of the reports that name only

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/fallbackd/fallback/schemas"
 )
@@ -195,6 +196,15 @@ func (t *FlowTable) applyRecord(r *kgo.Record) {
 		return
 	}
 	def, err := t.codecs.FlowDefinition.Decode(r.Value)
+	if id, body, herr := (&sr.ConfluentHeader{}).DecodeID(r.Value); err != nil && herr == nil {
+		// Written by a producer with a schema registry: the Confluent
+		// header, then the Avro body of some version of the schema.
+		if framed, ferr := t.codecs.FlowDefinition.DecodeFrom("", body); ferr == nil {
+			def, err = framed, nil
+		} else {
+			err = fmt.Errorf("%w (nor as Confluent framing with schema id %d: %v)", err, id, ferr)
+		}
+	}
 	if err != nil {
 		// Requests naming it are rejected as unknown; the bad record stays
 		// visible in this log rather than stopping the table.

@@ -121,6 +121,15 @@ type Config struct {
 	// offsets keep it safe) and Run returns an error naming it. Default 30 s.
 	ShutdownTimeout time.Duration
 
+	// SchemaRegistry, when set, makes the processor register the
+	// contract's schemas at start (subjects "<topic>-value"), write its
+	// outputs in the Confluent wire format (byte 0, the 4-byte schema id,
+	// the Avro binary) and read inputs in either format
+	// (docs/schema-registry.md). Nil: plain Avro everywhere. Confluent
+	// deserializers, Kafka Connect and ksqlDB need it; consumers of plain
+	// Avro cannot read the framed values.
+	SchemaRegistry SchemaRegistry
+
 	Clock         clock.Clock          // default clock.Real
 	Logger        *slog.Logger         // default slog.Default()
 	MeterProvider metric.MeterProvider // default the global one
@@ -199,6 +208,8 @@ type Processor struct {
 	sweeper    *Sweeper
 	recoverer  *Recoverer
 	table      *FlowTable
+	wire       *wireFormat
+	codecs     *schemas.Codecs
 	watermarks *Watermarks
 	clients    []*kgo.Client
 	store      StateStore
@@ -295,7 +306,8 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		return nil, fmt.Errorf("processor: kafka flow table reader: %w", err)
 	}
 
-	enc := &encoder{codecs: codecs, topics: cfg.Topics}
+	wire := newWireFormat(cfg.SchemaRegistry)
+	enc := &encoder{codecs: codecs, topics: cfg.Topics, wire: wire}
 	eng := &engine{store: store, enc: enc, channels: cfg.Channels, lease: cfg.ClaimLease, log: log, metrics: m,
 		tracer: newTracer(cfg.TracerProvider)}
 	del := &deliverer{pub: KafkaPublisher{Client: producerClient}, store: store, log: log}
@@ -308,10 +320,12 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		cfg:     cfg,
 		sweeper: sweeper,
 		table:   table,
+		wire:    wire,
+		codecs:  codecs,
 		recoverer: &Recoverer{engine: eng, deliverer: del, clock: cfg.Clock, lease: cfg.ClaimLease,
 			batch: cfg.SweepBatch, log: log.With("worker", "recoverer"), metrics: m},
 		watermarks: wm,
-		consumer: &Consumer{client: consumerClient, engine: eng, deliverer: del, codecs: codecs, watermarks: wm,
+		consumer: &Consumer{client: consumerClient, engine: eng, deliverer: del, codecs: codecs, wire: wire, watermarks: wm,
 			grace: cfg.DeadlineGrace, dlrBacklogPause: cfg.DLRBacklogPause,
 			validator: flow.Validator{Channels: cfg.Channels, Limits: cfg.Limits,
 				MaxRequestAge: cfg.MaxRequestAge, ClockSkewGrace: cfg.DeadlineGrace}, defs: table,
@@ -430,6 +444,20 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("processor: create topics: %w", err)
 		}
 		waitServed(ctx, p.clients, p.cfg.Topics.Flows, p.cfg.Topics.Requests, p.cfg.Topics.DLR)
+	}
+	subjects := Subjects(p.cfg.Topics, p.cfg.Channels.Names(), p.codecs)
+	var refused error // a registry that answers no will not say yes later
+	if err := retry(ctx, p.cfg.Logger, "register schemas", 10, func() error {
+		err := p.wire.register(ctx, subjects)
+		if registryRefused(err) {
+			refused, err = err, nil
+		}
+		return err
+	}); err != nil || refused != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return fmt.Errorf("processor: %w", errors.Join(err, refused))
 	}
 	// A topic created a moment ago may not be in every broker's metadata yet.
 	if err := retry(ctx, p.cfg.Logger, "load flow table", 10, func() error { return p.table.CatchUp(ctx) }); err != nil {

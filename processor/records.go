@@ -19,6 +19,7 @@ import (
 type encoder struct {
 	codecs *schemas.Codecs
 	topics topics.Names
+	wire   *wireFormat // nil: plain Avro
 }
 
 func schemaHeaders(name, fingerprint string) []kgo.RecordHeader {
@@ -29,7 +30,7 @@ func schemaHeaders(name, fingerprint string) []kgo.RecordHeader {
 }
 
 func (e *encoder) send(s schemas.ChannelSend, trace []kgo.RecordHeader) (*kgo.Record, error) {
-	v, err := e.codecs.ChannelSend.Encode(s)
+	v, err := e.codecs.ChannelSend.Append(e.wire.prefix(e.codecs.ChannelSend.Name()), s)
 	if err != nil {
 		return nil, fmt.Errorf("encode send %s: %w", s.AttemptID, err)
 	}
@@ -40,7 +41,7 @@ func (e *encoder) send(s schemas.ChannelSend, trace []kgo.RecordHeader) (*kgo.Re
 // event encodes a flow event; trace is the flow's trace context, nil for
 // an event that touches no flow.
 func (e *encoder) event(ev schemas.FlowEvent, trace []kgo.RecordHeader) (*kgo.Record, error) {
-	v, err := e.codecs.FlowEvent.Encode(ev)
+	v, err := e.codecs.FlowEvent.Append(e.wire.prefix(e.codecs.FlowEvent.Name()), ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.EventID, err)
 	}
@@ -72,10 +73,11 @@ func (e *encoder) deadLetter(src *kgo.Record, cause error, now time.Time) *kgo.R
 		dl.Value = dl.Value[:maxDeadValue]
 		dl.Error += fmt.Sprintf(" (value truncated from %d bytes)", len(src.Value))
 	}
-	v, err := e.codecs.DeadLetter.Encode(dl)
+	prefix := e.wire.prefix(e.codecs.DeadLetter.Name())
+	v, err := e.codecs.DeadLetter.Append(prefix, dl)
 	if err != nil { // only a value over the Avro limits; keep the facts, drop the bytes
 		dl.Value, dl.Error = nil, fmt.Sprintf("%s (original value of %d bytes dropped: %v)", dl.Error, len(src.Value), err)
-		v, _ = e.codecs.DeadLetter.Encode(dl)
+		v, _ = e.codecs.DeadLetter.Append(prefix, dl)
 	}
 	return &kgo.Record{Topic: e.topics.DLQ, Key: dl.Key, Value: v,
 		Headers: schemaHeaders(e.codecs.DeadLetter.Name(), e.codecs.DeadLetter.Fingerprint())}

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -440,6 +441,29 @@ func newCodec[T any](
 		fromNative: fromNative,
 		previous:   previous,
 	}, nil
+}
+
+// IdentifySchema returns the full name and the Fingerprint (see Info) of
+// any Avro schema text, for example one a schema registry returned. Two
+// texts that differ only in what Parsing Canonical Form drops (docs,
+// defaults, whitespace, key order) have the same fingerprint.
+func IdentifySchema(schemaJSON string) (name, fingerprint string, err error) {
+	var top map[string]any // a named schema is a JSON object
+	if err := json.Unmarshal([]byte(schemaJSON), &top); err != nil {
+		return "", "", fmt.Errorf("schemas: identify schema: not a named schema: %w", err)
+	}
+	canonical, err := canonicalForm([]byte(schemaJSON))
+	if err != nil {
+		return "", "", fmt.Errorf("schemas: identify schema: %w", err)
+	}
+	rabin, err := fingerprintOf(canonical)
+	if err != nil {
+		return "", "", fmt.Errorf("schemas: identify schema: %w", err)
+	}
+	if n, ok := top["name"].(string); ok {
+		name = fullName(n, top, "")
+	}
+	return name, fingerprintHex(rabin), nil
 }
 
 func fingerprintHex(rabin uint64) string {

@@ -597,3 +597,34 @@ func TestHeaderNames(t *testing.T) {
 		t.Fatal("header names changed: they are part of the public contract")
 	}
 }
+
+// TestIdentifySchemaOfRegistryText: a schema as a registry returns it
+// (compacted, a doc changed) has the codec's name and fingerprint; another
+// record's schema does not, and text that is not a schema is an error.
+func TestIdentifySchemaOfRegistryText(t *testing.T) {
+	codecs, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range codecs.All() {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(info.Schema()), &m); err != nil {
+			t.Fatal(err)
+		}
+		m["doc"] = "changed by a registry user"
+		compact, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, fp, err := IdentifySchema(string(compact))
+		if err != nil || fp != info.Fingerprint() || name != info.Name() {
+			t.Fatalf("%s: identified as %q %q (%v), want %s", info.Name(), name, fp, err, info.Fingerprint())
+		}
+	}
+	if _, fp, _ := IdentifySchema(codecs.Step.Schema()); fp == codecs.SendRequest.Fingerprint() {
+		t.Fatal("Step's schema has SendRequest's fingerprint")
+	}
+	if _, _, err := IdentifySchema(`{"type": "record"`); err == nil {
+		t.Fatal("truncated JSON has a fingerprint")
+	}
+}

@@ -36,10 +36,13 @@ func TestDLQListAndRedriveOnce(t *testing.T) {
 		{Key: []byte("att-9"), Value: []byte("\x04dlr " + secret), Topic: names.DLR, Partition: 0, Offset: 7,
 			Error: "neither attempt_id nor provider_message_id", FailedAt: time.Now().UTC().Truncate(time.Millisecond)},
 	}
-	for _, dl := range dls {
+	for i, dl := range dls {
 		v, err := cs.DeadLetter.Encode(dl)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if i == 1 { // as a processor with a schema registry writes it: Confluent framing, schema id 3
+			v = append([]byte{0, 0, 0, 0, 3}, v...)
 		}
 		rec := &kgo.Record{Topic: names.DLQ, Key: dl.Key, Value: v, Headers: []kgo.RecordHeader{
 			{Key: schemas.HeaderSchemaName, Value: []byte(cs.DeadLetter.Name())},

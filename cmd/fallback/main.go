@@ -30,6 +30,9 @@ Commands:
   load                publish a load of send requests
   dlq list            print the dead letters on fallback.dlq (never their values)
   dlq redrive         re-publish dead letters to their source topic, once each
+  schemas print [RECORD]
+                      print the records' fingerprints, or one record's .avsc
+  schemas register    register each topic's schema in --schema-registry
   version             print the version and commit (also --version)
 
 Run 'fallback COMMAND -h' for a command's flags. Every flag can also be set
@@ -120,6 +123,8 @@ func dispatch(ctx context.Context, args []string) error {
 		return loadCmd(ctx, rest)
 	case "dlq":
 		return dlqCmd(ctx, rest)
+	case "schemas":
+		return schemasCmd(ctx, rest)
 	case "version", "--version", "-version", "-v":
 		fmt.Println(versionString())
 		return nil

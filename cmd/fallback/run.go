@@ -93,7 +93,7 @@ func parseRun(args []string) (*cliconfig.Common, string, error) {
 // runFlags is the flag set of `fallback run`: every shared setting, then
 // its own. docs/configuration.md's table is generated from it.
 func runFlags() (fs *flag.FlagSet, c *cliconfig.Common, printConfig *bool, httpAddr *string) {
-	fs, c = newFlags("run", "run [flags]", cliconfig.GroupAll)
+	fs, c = newFlags("run", "run [flags]", cliconfig.GroupAll|cliconfig.GroupSchemaRegistry)
 	printConfig = fs.Bool("print-config", false, "print the effective configuration (flags, FALLBACK_* variables, --config file, defaults; secrets hidden) and exit without connecting")
 	httpAddr = fs.String("http-addr", observe.DefaultAddr, "address of the /metrics, /healthz and /readyz endpoints; empty disables them (env FALLBACK_HTTP_ADDR)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", processor.DefaultShutdownTimeout, "on SIGTERM or SIGINT: how long to finish the batch in hand and the deliveries in flight, commit and leave the group; past it the process exits 1 naming what was still running; above 0 (env FALLBACK_SHUTDOWN_TIMEOUT)")
@@ -145,8 +145,14 @@ func newProcessor(c *cliconfig.Common, conn *runConn, mp metric.MeterProvider) (
 	if cfg.Clock, err = c.Clock(); err != nil {
 		return nil, err
 	}
+	if c.Registry.Enabled() {
+		if cfg.SchemaRegistry, err = c.Registry.Client(); err != nil {
+			return nil, err
+		}
+	}
 	c.WarnInsecure(cfg.Logger)
-	cfg.Logger.Info("connections", "kafka", c.Kafka.Describe(), "redis", clients.RedactURL(c.RedisURL))
+	cfg.Logger.Info("connections", "kafka", c.Kafka.Describe(), "redis", clients.RedactURL(c.RedisURL),
+		"schema_registry", c.Registry.URLs)
 	return processor.New(cfg, conn.store)
 }
 

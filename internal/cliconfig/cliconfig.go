@@ -62,6 +62,8 @@ type Common struct {
 	// TLS, SASL and passwords (security.go).
 	Kafka clients.Kafka
 	Redis clients.Redis // URL comes from RedisURL
+
+	Registry clients.SchemaRegistry // --schema-registry*
 }
 
 // Group is a set of the shared settings. A command registers only the
@@ -87,8 +89,12 @@ const (
 	GroupLog
 	// GroupClock: --clock-speed and --clock-epoch.
 	GroupClock
+	// GroupSchemaRegistry: --schema-registry, --schema-registry-user and
+	// --schema-registry-password-file.
+	GroupSchemaRegistry
 
-	// GroupAll is every shared setting: `fallback run`, fallback-bench.
+	// GroupAll is every shared setting of the processor: fallback-bench;
+	// `fallback run` adds GroupSchemaRegistry.
 	GroupAll = GroupKafka | GroupRedis | GroupRequestsTopic | GroupTopics | GroupTopicCreation | GroupProcessor | GroupLog | GroupClock
 )
 
@@ -152,6 +158,10 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	clk.Float64Var(&c.ClockSpeed, "clock-speed", 1, "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
 	clk.Int64Var(&c.ClockEpoch, "clock-epoch", 0, "testing only: unix ms at which the sped-up clock equals wall time (env FALLBACK_CLOCK_EPOCH)")
 	c.registerSecurity(kafka, red)
+	reg := on(GroupSchemaRegistry)
+	reg.StringVar(&c.Registry.URLs, "schema-registry", "", "Confluent Schema Registry URLs, comma-separated: register the schemas at start, write outputs in the Confluent wire format, read inputs in either format (docs/schema-registry.md); empty: plain Avro (env FALLBACK_SCHEMA_REGISTRY)")
+	reg.StringVar(&c.Registry.User, "schema-registry-user", "", "basic-auth user of the schema registry (a Confluent Cloud API key); needs --schema-registry-password-file (env FALLBACK_SCHEMA_REGISTRY_USER)")
+	reg.StringVar(&c.Registry.PasswordFile, "schema-registry-password-file", "", "file holding the schema registry's basic-auth password, read at start (env FALLBACK_SCHEMA_REGISTRY_PASSWORD_FILE)")
 
 	// The variables of the flags just added.
 	fs.VisitAll(func(f *flag.Flag) {
