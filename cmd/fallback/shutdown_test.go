@@ -188,19 +188,32 @@ func TestRunShutsDownOnSIGTERM(t *testing.T) {
 		return sends >= n
 	}, stderr)
 
-	// The clients' own metrics are served next to the processor's.
-	families := scrape(t, "http://"+httpAddr+"/metrics")
-	for _, want := range []string{"messaging_kafka_fetch_records_count_total", "messaging_kafka_produce_records_count_total",
-		"messaging_kafka_connects_count_total", "db_client_connections_usage", "db_client_connections_use_time_milliseconds"} {
-		if _, ok := families[want]; !ok {
-			var client []string
-			for name := range families {
-				if strings.HasPrefix(name, "messaging_") || strings.HasPrefix(name, "db_") {
-					client = append(client, name)
-				}
+	// The clients' own metrics are served next to the processor's. kotel
+	// counts produced records when the broker's ack is handled, which can
+	// come after our consumer has fetched them: so look until every one is
+	// there, rather than once.
+	wantMetrics := []string{"messaging_kafka_fetch_records_count_total", "messaging_kafka_produce_records_count_total",
+		"messaging_kafka_connects_count_total", "db_client_connections_usage", "db_client_connections_use_time_milliseconds"}
+	missing := func() (lacking []string, served []string) {
+		families := scrape(t, "http://"+httpAddr+"/metrics")
+		for _, want := range wantMetrics {
+			if _, ok := families[want]; !ok {
+				lacking = append(lacking, want)
 			}
-			t.Errorf("/metrics lacks %s; client metrics served: %v", want, client)
 		}
+		for name := range families {
+			if strings.HasPrefix(name, "messaging_") || strings.HasPrefix(name, "db_") {
+				served = append(served, name)
+			}
+		}
+		return lacking, served
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for lacking, served := missing(); len(lacking) > 0; lacking, served = missing() {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %v; client metrics served: %v", lacking, served)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
