@@ -457,7 +457,7 @@ func newRunSettings(t *testing.T, env map[string]string) runSettings {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c := &cliconfig.Common{}
-	c.RegisterGroups(fs, cliconfig.GroupAll)
+	c.RegisterGroups(fs, cliconfig.GroupRun)
 	cliconfig.RegisterConfig(fs)
 	shared := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) { shared[f.Name] = true })

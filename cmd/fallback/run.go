@@ -93,7 +93,7 @@ func parseRun(args []string) (*cliconfig.Common, string, error) {
 // runFlags is the flag set of `fallback run`: every shared setting, then
 // its own. docs/configuration.md's table is generated from it.
 func runFlags() (fs *flag.FlagSet, c *cliconfig.Common, printConfig *bool, httpAddr *string) {
-	fs, c = newFlags("run", "run [flags]", cliconfig.GroupAll|cliconfig.GroupSchemaRegistry)
+	fs, c = newFlags("run", "run [flags]", cliconfig.GroupRun)
 	printConfig = fs.Bool("print-config", false, "print the effective configuration (flags, FALLBACK_* variables, --config file, defaults; secrets hidden) and exit without connecting")
 	httpAddr = fs.String("http-addr", observe.DefaultAddr, "address of the /metrics, /healthz and /readyz endpoints; empty disables them (env FALLBACK_HTTP_ADDR)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", processor.DefaultShutdownTimeout, "on SIGTERM or SIGINT: how long to finish the batch in hand and the deliveries in flight, commit and leave the group; past it the process exits 1 naming what was still running; above 0 (env FALLBACK_SHUTDOWN_TIMEOUT)")

@@ -93,9 +93,10 @@ const (
 	// --schema-registry-password-file.
 	GroupSchemaRegistry
 
-	// GroupAll is every shared setting of the processor: fallback-bench;
-	// `fallback run` adds GroupSchemaRegistry.
+	// GroupAll is every shared setting of the processor: fallback-bench.
 	GroupAll = GroupKafka | GroupRedis | GroupRequestsTopic | GroupTopics | GroupTopicCreation | GroupProcessor | GroupLog | GroupClock
+	// GroupRun is `fallback run`'s: GroupAll and the schema registry.
+	GroupRun = GroupAll | GroupSchemaRegistry
 )
 
 // LogLevels are the values --log-level takes.
