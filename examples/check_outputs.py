@@ -173,6 +173,12 @@ def main():
         if args.fallback:
             check_state(rid, f, args)
 
+    # The simulated providers deliver most sends: a run where none was
+    # delivered means they could not read the sends (or publish DLRs), and
+    # the lines, though they agree, show nothing but expiries.
+    if py_closed and not any(fields(l)["outcome"] in ("DELIVERED", "READ") for l in py_closed.values()):
+        fail("no flow was delivered: the simulated providers did not answer (did they read the sends?)")
+
     if failures:
         print("check_outputs: %d check(s) failed" % len(failures), file=sys.stderr)
         return 1

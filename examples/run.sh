@@ -41,6 +41,12 @@
 #                              without the venv module: pip install --user instead)
 #   FALLBACK_EXAMPLES_KEEP=1   keep the work dir (logs, outputs) after a success
 #   FALLBACK_EXAMPLES_BIN      a fallback binary to run instead of building ./cmd/fallback
+#   FALLBACK_EXAMPLES_REGISTRY=1  the Confluent wire format: a fake schema registry
+#                              (internal/tools/fakeregistry, pkg/sr's srfake over HTTP),
+#                              `fallback run --schema-registry` on it, and the Python
+#                              example reading the events with confluent-kafka's
+#                              AvroDeserializer (which takes nothing else); the Java
+#                              one reads past the 5-byte header as always
 #   PYTHON                     the Python that makes the virtualenv (default python3)
 set -euo pipefail
 
@@ -103,7 +109,7 @@ cleanup() {
   done
   if [[ $rc -ne 0 ]]; then
     local f
-    for f in processor.log providers.log mvn.log pip.log python.err java.err; do
+    for f in processor.log providers.log registry.log mvn.log pip.log python.err java.err; do
       if [[ -s "$WORK/$f" ]]; then
         echo "--- last lines of $WORK/$f" >&2
         tail -n 25 "$WORK/$f" >&2
@@ -161,10 +167,21 @@ else
 fi
 
 # ---------------------------------------------------------------- 2 processor, providers
+REGISTRY_FLAGS=()
+if [[ "${FALLBACK_EXAMPLES_REGISTRY:-}" == 1 ]]; then
+  (cd "$ROOT" && go build -o "$WORK/fakeregistry" ./internal/tools/fakeregistry) || fail "go build ./internal/tools/fakeregistry"
+  "$WORK/fakeregistry" --addr 127.0.0.1:0 >"$WORK/registry.url" 2>"$WORK/registry.log" &
+  PIDS+=("$!")
+  for _ in $(seq 1 50); do [[ -s "$WORK/registry.url" ]] && break; sleep 0.1; done
+  REGISTRY_URL="$(head -n 1 "$WORK/registry.url")"
+  [[ "$REGISTRY_URL" == http://* ]] || fail "the fake schema registry did not start (log below)"
+  REGISTRY_FLAGS=(--schema-registry "$REGISTRY_URL")
+  log "fake schema registry on $REGISTRY_URL: the Confluent wire format"
+fi
 HTTP_PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$FB" run --brokers "$FALLBACK_BROKERS" --redis "$FALLBACK_REDIS_URL" --redis-prefix "$REDIS_PREFIX" \
   --group "$GROUP" "${TOPIC_FLAGS[@]}" --partitions 3 --http-addr "127.0.0.1:$HTTP_PORT" \
-  --shutdown-timeout 5s >"$WORK/processor.log" 2>&1 &
+  --shutdown-timeout 5s "${REGISTRY_FLAGS[@]}" >"$WORK/processor.log" 2>&1 &
 PROC_PID=$!
 PIDS+=("$PROC_PID")
 
@@ -197,7 +214,8 @@ log "python ready: $EX_PYTHON"
 t=$SECONDS
 "$EX_PYTHON" "$EXAMPLES/python/fallback_example.py" --brokers "$FALLBACK_BROKERS" \
   --topic-requests "$T_REQUESTS" --topic-events "$T_EVENTS" --prefix "$PREFIX" --count "$FLOWS" \
-  --delay-seconds "$DELAY" --whatsapp-success-on alternate --timeout "$TIMEOUT" >"$WORK/python.out" 2>"$WORK/python.err" \
+  --delay-seconds "$DELAY" --whatsapp-success-on alternate --timeout "$TIMEOUT" "${REGISTRY_FLAGS[@]}" \
+  >"$WORK/python.out" 2>"$WORK/python.err" \
   || fail "the Python example exited $? (its stderr below)"
 log "python: published $FLOWS, all closed in $((SECONDS - t))s"
 

@@ -220,6 +220,10 @@ def parse_args(argv):
     p.add_argument("--whatsapp-success-on", choices=("delivered", "read", "alternate"), default="delivered",
                    help="the WhatsApp step's success condition: delivered (default), read, or alternate "
                         "(read for odd-numbered requests, delivered for even ones)")
+    p.add_argument("--schema-registry", default=None,
+                   help="a Confluent Schema Registry URL: read the events with confluent-kafka's AvroDeserializer, "
+                        "which takes only the Confluent wire format (fallback run --schema-registry); "
+                        "default: plain Avro by the fingerprint header")
     args = p.parse_args(argv)
     if args.count < 0 or (args.expect is not None and args.expect < 0):
         p.error("--count and --expect must not be negative")
@@ -322,6 +326,21 @@ def publish(args, send_req, ids):
         raise SetupError("not published: %s" % ("; ".join(errors) or "%d records still queued" % left))
 
 
+def event_decoder(args, flow_event):
+    """The events' decoder: by the fingerprint header (plain Avro, or past
+    the Confluent header), or, with --schema-registry, Confluent's own
+    AvroDeserializer, which looks the writer schema up by the id the value
+    starts with and refuses a value without it."""
+    if not args.schema_registry:
+        return lambda msg: flow_event.decode(msg.headers(), msg.value())
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": args.schema_registry}))
+    return lambda msg: deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
+
+
 def main(argv):
     args = parse_args(argv)
     try:
@@ -331,6 +350,7 @@ def main(argv):
         log("cannot load the schemas from %s: %s" % (args.schemas, e))
         return 2
 
+    decode = event_decoder(args, flow_event)
     ids = ["%s-%d" % (args.prefix, i) for i in range(1, args.count + 1)]
     wanted = set(ids)
 
@@ -360,7 +380,7 @@ def main(argv):
                     log("kafka (retried): %s" % msg.error())
                 continue
             try:
-                ev = flow_event.decode(msg.headers(), msg.value())
+                ev = decode(msg)
             except Exception as e:  # fastavro raises several kinds; the record is skipped either way
                 log("skipping an event that does not decode at %s/%d/%d: %r" % (msg.topic(), msg.partition(), msg.offset(), e))
                 continue

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/schemas"
@@ -63,6 +64,17 @@ type Providers struct {
 type Codec interface {
 	DecodeSend(b []byte) (schemas.ChannelSend, error)
 	AppendReport(b []byte, r schemas.DeliveryReport) ([]byte, error)
+}
+
+// avroBody is a value's Avro binary: the value itself, or what follows the
+// Confluent header (byte 0, a 4-byte schema id) of a processor run with a
+// schema registry. A plain ChannelSend or FlowEvent never starts with byte
+// 0: its first field is a non-empty string.
+func avroBody(value []byte) []byte {
+	if _, body, err := (&sr.ConfluentHeader{}).DecodeID(value); err == nil {
+		return body
+	}
+	return value
 }
 
 type schemasCodec struct{ c *schemas.Codecs }
@@ -127,7 +139,7 @@ func (p *Providers) Run(ctx context.Context) error {
 			return nil
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
-			s, err := codec.DecodeSend(r.Value)
+			s, err := codec.DecodeSend(avroBody(r.Value))
 			if err != nil {
 				p.undecodable.Add(1)
 				p.Log.Error("provider: undecodable send", "err", err)

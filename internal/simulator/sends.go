@@ -108,7 +108,7 @@ func (l *SendLog) Counts() SendCounts {
 // Follow reads the send topics from their start into the log until ctx ends.
 func (l *SendLog) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, sendTopics ...string) error {
 	return Follow(ctx, "send log", brokers, opts, sendTopics, func(c *schemas.Codecs, r *kgo.Record) error {
-		s, err := c.ChannelSend.Decode(r.Value)
+		s, err := c.ChannelSend.Decode(avroBody(r.Value))
 		if err == nil {
 			l.Add(s)
 		}

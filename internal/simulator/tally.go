@@ -178,7 +178,7 @@ func copyMap(m map[string]int) map[string]int {
 // Follow reads the events topic from its start into the tally until ctx ends.
 func (t *Tally) Follow(ctx context.Context, brokers []string, opts []kgo.Opt, topic string) error {
 	return Follow(ctx, "tally", brokers, opts, []string{topic}, func(c *schemas.Codecs, r *kgo.Record) error {
-		ev, err := c.FlowEvent.Decode(r.Value)
+		ev, err := c.FlowEvent.Decode(avroBody(r.Value))
 		if err == nil {
 			t.Add(ev)
 		}
