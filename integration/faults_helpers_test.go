@@ -703,6 +703,9 @@ func (w *faultWorld) finish(test string, extra map[string]any) faultResult {
 	oc := w.truth.check(requestIDs, func(a string) bool { return w.sends.Count(a) > 0 }, w.sends.Deadline)
 	r.WrongOutcomes, r.SecondSends, r.AmbiguousFlows, r.LateSuccesses = len(oc.Wrong), oc.SecondSends, len(oc.Ambiguous), oc.LateSuccess
 	r.ForcedFlows, r.ForcedWrong, r.ForcedEvents, r.wrong, r.ambiguous = oc.Forced, oc.ForcedWrong, w.truth.forcedEvents(), oc.Wrong, oc.Ambiguous
+	if len(oc.Wrong) > 0 { // whether or not the test asserts them, say which
+		t.Logf("%d flows closed otherwise than their story says: %s", len(oc.Wrong), firstFew(oc.Wrong))
+	}
 	if n, err := w.store.PendingOutbox(w.ctx); err == nil {
 		r.OwedLeft = n
 	}
