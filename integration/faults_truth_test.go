@@ -370,7 +370,20 @@ func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline fu
 			}
 		case e.outcome == flow.OutcomeDelivered || e.outcome == flow.OutcomeRead:
 			if closed.Outcome != e.outcome {
-				wrong = append(wrong, fmt.Sprintf("closed %s, the story says %s on step %d at %s", closed.Outcome, e.outcome, e.lastStep, e.at.Format("15:04:05.000")))
+				where := ""
+				for _, d := range dlrs {
+					if d.step == e.lastStep && d.at.Equal(e.at) {
+						where = fmt.Sprintf(" (its DLR %s on partition %d", d.status, d.partition)
+					}
+				}
+				if due, ok := deadline(flow.AttemptID(id, e.lastStep)); ok && where != "" {
+					where += ", the step's deadline " + due.Format("15:04:05.000")
+				}
+				if where != "" {
+					where += ")"
+				}
+				wrong = append(wrong, fmt.Sprintf("closed %s at %s, the story says %s on step %d at %s%s", closed.Outcome,
+					closed.OccurredAt.Format("15:04:05.000"), e.outcome, e.lastStep, e.at.Format("15:04:05.000"), where))
 			}
 			for k := e.lastStep + 1; k < len(steps); k++ {
 				if sent(flow.AttemptID(id, k)) {
