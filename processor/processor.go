@@ -209,7 +209,6 @@ type Processor struct {
 	recoverer  *Recoverer
 	table      *FlowTable
 	wire       *wireFormat
-	codecs     *schemas.Codecs
 	watermarks *Watermarks
 	clients    []*kgo.Client
 	store      StateStore
@@ -306,7 +305,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		return nil, fmt.Errorf("processor: kafka flow table reader: %w", err)
 	}
 
-	wire := newWireFormat(cfg.SchemaRegistry)
+	wire := newWireFormat(cfg.SchemaRegistry, Subjects(cfg.Topics, cfg.Channels.Names(), codecs))
 	enc := &encoder{codecs: codecs, topics: cfg.Topics, wire: wire}
 	eng := &engine{store: store, enc: enc, channels: cfg.Channels, lease: cfg.ClaimLease, log: log, metrics: m,
 		tracer: newTracer(cfg.TracerProvider)}
@@ -321,7 +320,6 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		sweeper: sweeper,
 		table:   table,
 		wire:    wire,
-		codecs:  codecs,
 		recoverer: &Recoverer{engine: eng, deliverer: del, clock: cfg.Clock, lease: cfg.ClaimLease,
 			batch: cfg.SweepBatch, log: log.With("worker", "recoverer"), metrics: m},
 		watermarks: wm,
@@ -445,10 +443,9 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 		}
 		waitServed(ctx, p.clients, p.cfg.Topics.Flows, p.cfg.Topics.Requests, p.cfg.Topics.DLR)
 	}
-	subjects := Subjects(p.cfg.Topics, p.cfg.Channels.Names(), p.codecs)
 	var refused error // a registry that answers no will not say yes later
 	if err := retry(ctx, p.cfg.Logger, "register schemas", 10, func() error {
-		err := p.wire.register(ctx, subjects)
+		err := p.wire.register(ctx)
 		if registryRefused(err) {
 			refused, err = err, nil
 		}

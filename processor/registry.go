@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -81,6 +82,7 @@ func registryRefused(err error) bool {
 // cases and name the Avro body's schema.
 type wireFormat struct {
 	registry SchemaRegistry // nil: plain Avro
+	subjects []Subject      // registered at start
 	ids      map[string]int // the schema id of each output record, by full name
 
 	mu   sync.Mutex
@@ -98,16 +100,16 @@ type registered struct {
 // with byte 0 (a DeliveryReport without attempt_id) look like ids too.
 const maxKnownIDs = 4096
 
-func newWireFormat(reg SchemaRegistry) *wireFormat {
-	return &wireFormat{registry: reg, byID: map[int]registered{}}
+func newWireFormat(reg SchemaRegistry, subjects []Subject) *wireFormat {
+	return &wireFormat{registry: reg, subjects: subjects, byID: map[int]registered{}}
 }
 
 // register registers the subjects and keeps the output records' ids.
-func (w *wireFormat) register(ctx context.Context, subjects []Subject) error {
+func (w *wireFormat) register(ctx context.Context) error {
 	if w == nil || w.registry == nil {
 		return nil
 	}
-	ids, err := Register(ctx, w.registry, subjects)
+	ids, err := Register(ctx, w.registry, w.subjects)
 	if err != nil {
 		return err
 	}
@@ -126,14 +128,21 @@ func (w *wireFormat) prefix(record string) []byte {
 	return b
 }
 
-// decodeInput decodes an input value written in either format. With a
-// registry, a value that starts with byte 0 and names a schema id the
-// registry holds as a version of the record is read as Confluent framing;
-// anything else is read as plain Avro, its version told by the
-// fallback.schema.fp header. bad is a value that is neither (a dead
-// letter); err is a registry that could not be asked (the batch is tried
-// again).
+// decodeInput decodes an input value written in either format. A value
+// whose fallback.schema.fp header names a version of the record is plain
+// Avro: that header is what our client and adapters write, and Confluent's
+// serializers do not. Otherwise, with a registry, a value that starts with
+// byte 0 and names a schema id the registry holds as a version of the
+// record is read as Confluent framing, and anything else as plain Avro. So
+// only values without our header ever wait on the registry. bad is a value
+// that is neither (a dead letter); err is a registry that could not be
+// asked (the batch is tried again).
 func decodeInput[T any](ctx context.Context, w *wireFormat, c *schemas.Codec[T], r *kgo.Record) (v T, bad, err error) {
+	header := schemaFingerprint(r)
+	if isVersionOf(c, header) {
+		v, bad = c.DecodeFrom(header, r.Value)
+		return v, bad, nil
+	}
 	fp, body, note, err := w.unframe(ctx, c, r.Value)
 	if err != nil {
 		return v, nil, err
@@ -142,21 +151,31 @@ func decodeInput[T any](ctx context.Context, w *wireFormat, c *schemas.Codec[T],
 		v, bad = c.DecodeFrom(fp, body)
 		return v, bad, nil
 	}
-	v, bad = c.DecodeFrom(schemaFingerprint(r), r.Value)
+	v, bad = c.DecodeFrom(header, r.Value)
 	if bad != nil && note != "" {
 		bad = fmt.Errorf("%w (%s)", bad, note)
 	}
 	return v, bad, nil
 }
 
+// versioned is a record's codec as wireFormat sees it: its name and the
+// fingerprints of the versions it reads.
+type versioned interface {
+	schemas.Info
+	PreviousFingerprints() []string
+}
+
+// isVersionOf says whether fp is the fingerprint of a version of c's
+// record that c reads.
+func isVersionOf(c versioned, fp string) bool {
+	return fp != "" && (fp == c.Fingerprint() || slices.Contains(c.PreviousFingerprints(), fp))
+}
+
 // unframe returns the writer's fingerprint and the Avro body of a
 // Confluent-framed value whose schema id is a version of c's record; body
 // nil when the value is not one, with a note saying why when it looked
 // like one.
-func (w *wireFormat) unframe(ctx context.Context, c interface {
-	schemas.Info
-	PreviousFingerprints() []string
-}, value []byte) (fp string, body []byte, note string, err error) {
+func (w *wireFormat) unframe(ctx context.Context, c versioned, value []byte) (fp string, body []byte, note string, err error) {
 	if w == nil || w.registry == nil {
 		return "", nil, "", nil
 	}
@@ -173,13 +192,8 @@ func (w *wireFormat) unframe(ctx context.Context, c interface {
 	case reg.name != c.Name():
 		return "", nil, fmt.Sprintf("read as plain Avro: schema id %d is %s, not %s", id, reg.name, c.Name()), nil
 	}
-	if reg.fp == c.Fingerprint() {
+	if isVersionOf(c, reg.fp) {
 		return reg.fp, rest, "", nil
-	}
-	for _, prev := range c.PreviousFingerprints() {
-		if reg.fp == prev {
-			return reg.fp, rest, "", nil
-		}
 	}
 	return "", nil, fmt.Sprintf("read as plain Avro: schema id %d is a version of %s (fingerprint %s) this processor does not read", id, reg.name, reg.fp), nil
 }

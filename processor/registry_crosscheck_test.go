@@ -38,8 +38,8 @@ func TestRegistryCrossCheck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	names := topics.DefaultNames()
-	w := newWireFormat(cl)
-	if err := w.register(ctx, Subjects(names, flow.DefaultChannels().Names(), codecs)); err != nil {
+	w := newWireFormat(cl, Subjects(names, flow.DefaultChannels().Names(), codecs))
+	if err := w.register(ctx); err != nil {
 		t.Fatal(err)
 	}
 

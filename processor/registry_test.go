@@ -85,7 +85,7 @@ func TestUnframeKnowsEveryVersion(t *testing.T) {
 	current := register("r-value", codecs.SendRequest.Schema())
 	older := register("old-value", string(prevText))
 	other := register("e-value", codecs.FlowEvent.Schema())
-	w := newWireFormat(cl)
+	w := newWireFormat(cl, nil)
 	frame := func(id int) []byte {
 		b, _ := (&sr.ConfluentHeader{}).AppendEncode(nil, id, nil)
 		return append(b, "body"...)
@@ -136,8 +136,8 @@ func TestEncoderFramesOutputs(t *testing.T) {
 	}
 	_, cl := fakeRegistry(t)
 	names := topics.DefaultNames()
-	w := newWireFormat(cl)
-	if err := w.register(context.Background(), Subjects(names, []string{"sms"}, codecs)); err != nil {
+	w := newWireFormat(cl, Subjects(names, []string{"sms"}, codecs))
+	if err := w.register(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	plain := &encoder{codecs: codecs, topics: names}
@@ -166,5 +166,37 @@ func TestEncoderFramesOutputs(t *testing.T) {
 		if len(f.Headers) != len(p.Headers) || string(f.Headers[1].Value) != string(p.Headers[1].Value) {
 			t.Fatalf("%s: headers %v, want %v", record, f.Headers, p.Headers)
 		}
+	}
+}
+
+// TestHeaderMeansPlain: an input carrying our fingerprint header (what the
+// client and adapters write) is read as plain Avro without asking the
+// registry, even when it starts with byte 0 as a DLR without attempt_id
+// does; the same bytes without the header wait on a registry that is down.
+func TestHeaderMeansPlain(t *testing.T) {
+	codecs, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake, cl := fakeRegistry(t)
+	asked := 0
+	fake.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		asked++
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	w := newWireFormat(cl, nil)
+	v, err := codecs.DeliveryReport.Encode(schemas.DeliveryReport{ProviderMessageID: "wamid.1", Channel: "whatsapp", Status: "failed"})
+	if err != nil || v[0] != 0 {
+		t.Fatalf("a DLR without attempt_id encodes to %x (%v), want a first byte 0", v, err)
+	}
+	ctx := context.Background()
+	withHeader := &kgo.Record{Value: v, Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchemaFingerprint, Value: []byte(codecs.DeliveryReport.Fingerprint())}}}
+	rep, bad, err := decodeInput(ctx, w, codecs.DeliveryReport, withHeader)
+	if err != nil || bad != nil || rep.ProviderMessageID != "wamid.1" || asked != 0 {
+		t.Fatalf("with the header: %+v, %v, %v after %d registry calls; want the DLR and no call", rep, bad, err, asked)
+	}
+	if _, _, err := decodeInput(ctx, w, codecs.DeliveryReport, &kgo.Record{Value: v}); err == nil || asked == 0 {
+		t.Fatalf("without the header: err %v after %d registry calls; want the registry asked, and its failure", err, asked)
 	}
 }
