@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
@@ -117,16 +116,12 @@ func schemaHeaders(name, fingerprint string) []kgo.RecordHeader {
 	}
 }
 
-// avroBody is a value's Avro binary: the value itself, or what follows the
-// Confluent header (byte 0, a 4-byte schema id) when the processor runs with
-// a schema registry. The records the client reads, FlowEvent and
-// ChannelSend, start with a non-empty string in plain Avro, never byte 0;
-// the fingerprint header names the body's schema in both formats.
+// avroBody is a value's Avro binary, in either format (a processor with a
+// schema registry frames its outputs); the fingerprint header names the
+// body's schema in both.
 func avroBody(value []byte) []byte {
-	if _, body, err := (&sr.ConfluentHeader{}).DecodeID(value); err == nil {
-		return body
-	}
-	return value
+	body, _ := schemas.ConfluentBody(value)
+	return body
 }
 
 // fingerprintOf is the record's schema fingerprint header, "" without one.

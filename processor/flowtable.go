@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/fallbackd/fallback/schemas"
 )
@@ -196,13 +195,11 @@ func (t *FlowTable) applyRecord(r *kgo.Record) {
 		return
 	}
 	def, err := t.codecs.FlowDefinition.Decode(r.Value)
-	if id, body, herr := (&sr.ConfluentHeader{}).DecodeID(r.Value); err != nil && herr == nil {
+	if body, framed := schemas.ConfluentBody(r.Value); err != nil && framed {
 		// Written by a producer with a schema registry: the Confluent
 		// header, then the Avro body of some version of the schema.
-		if framed, ferr := t.codecs.FlowDefinition.DecodeFrom("", body); ferr == nil {
-			def, err = framed, nil
-		} else {
-			err = fmt.Errorf("%w (nor as Confluent framing with schema id %d: %v)", err, id, ferr)
+		if def, err = t.codecs.FlowDefinition.DecodeFrom("", body); err != nil {
+			err = fmt.Errorf("as the Avro body after a Confluent header: %w", err)
 		}
 	}
 	if err != nil {

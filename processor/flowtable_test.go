@@ -80,6 +80,12 @@ func TestFlowTableKeepsHighestVersion(t *testing.T) {
 	// Unreadable values are skipped and leave the current definition.
 	feed(&kgo.Record{Key: []byte("otp"), Value: []byte{0xff, 0xff}})
 	expect("otp", 4)
+	// A definition in the Confluent wire format (a producer with a schema
+	// registry) is read past its header.
+	framed := def("otp", "otp", 5)
+	framed.Value = append([]byte{0, 0, 0, 0, 42}, framed.Value...)
+	feed(framed)
+	expect("otp", 5)
 
 	// A tombstone deletes by the key; the flow can then start again at any version.
 	feed(tombstone("otp"))

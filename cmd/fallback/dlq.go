@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/schemas"
@@ -443,7 +442,7 @@ func (s *dlqScan) add(codecs *schemas.Codecs, r *kgo.Record) {
 		return
 	}
 	dl, err := codecs.DeadLetter.Decode(r.Value)
-	if _, body, herr := (&sr.ConfluentHeader{}).DecodeID(r.Value); err != nil && herr == nil {
+	if body, framed := schemas.ConfluentBody(r.Value); err != nil && framed {
 		// Written by a processor with a schema registry.
 		dl, err = codecs.DeadLetter.Decode(body)
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/schemas"
@@ -66,15 +65,11 @@ type Codec interface {
 	AppendReport(b []byte, r schemas.DeliveryReport) ([]byte, error)
 }
 
-// avroBody is a value's Avro binary: the value itself, or what follows the
-// Confluent header (byte 0, a 4-byte schema id) of a processor run with a
-// schema registry. A plain ChannelSend or FlowEvent never starts with byte
-// 0: its first field is a non-empty string.
+// avroBody is a value's Avro binary, in either format (a processor with a
+// schema registry frames its outputs).
 func avroBody(value []byte) []byte {
-	if _, body, err := (&sr.ConfluentHeader{}).DecodeID(value); err == nil {
-		return body
-	}
-	return value
+	body, _ := schemas.ConfluentBody(value)
+	return body
 }
 
 type schemasCodec struct{ c *schemas.Codecs }
