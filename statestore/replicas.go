@@ -3,6 +3,7 @@ package statestore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -32,7 +33,9 @@ import (
 // A master without a live replica would make every call wait WaitTimeout.
 // Instead, a WAIT that comes back short pauses waiting on that master for
 // WaitPause: its writes go on at Redis's asynchronous pace (availability
-// over that one guarantee), and ReplicaShortfalls counts them.
+// over that one guarantee), and ReplicaShortfalls counts them. A WAIT that
+// gets no answer at all (the master died after running the scripts) fails
+// the calls instead: that is the failover the wait is for.
 
 // WaitPause is how long a master whose WAIT came back short is written to
 // without waiting.
@@ -152,12 +155,25 @@ func (s *Store) runOnMaster(ctx context.Context, calls []scriptCall, g masterCal
 		return // the caller retries; the master may be gone, not its replicas
 	}
 	for _, w := range waits {
-		if n, err := w.Result(); err != nil || n < int64(s.cfg.WaitReplicas) {
+		n, err := w.Result()
+		if err != nil {
+			// No answer to WAIT (the master died, the connection broke):
+			// whether the writes reached a replica is unknown, and a
+			// failover may drop them. The calls fail and are tried again
+			// (on the promoted replica, if it comes to that); a change
+			// that did survive is recognised by its version.
+			werr := fmt.Errorf("statestore: wait for the replicas of %s: %w", g.addr, err)
+			for j := range sub {
+				sub[j].cmd.SetErr(werr)
+			}
+			return
+		}
+		if n < int64(s.cfg.WaitReplicas) {
 			s.replicas.shortfalls.Add(int64(len(sub)))
 			s.replicas.pause(g.addr, time.Now().Add(WaitPause))
 			if s.cfg.Logger != nil {
 				s.cfg.Logger.Warn("redis replicas did not acknowledge in time: writing to this master without waiting for a while",
-					"master", g.addr, "acknowledged", n, "wanted", s.cfg.WaitReplicas, "err", err, "pause", WaitPause)
+					"master", g.addr, "acknowledged", n, "wanted", s.cfg.WaitReplicas, "pause", WaitPause)
 			}
 			return
 		}

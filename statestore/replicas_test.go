@@ -4,8 +4,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/alicebob/miniredis/v2/server"
+	"github.com/redis/go-redis/v9"
 )
 
 // replicasOf is how many replicas a single Redis has (0 for miniredis,
@@ -114,5 +119,41 @@ func TestWaitReplicasOnACluster(t *testing.T) {
 	claimed, err := e.s.ClaimDueAll(ctxT(t), t0, time.Minute, 1000)
 	if err != nil || len(claimed) != len(changes) {
 		t.Fatalf("claimed %d %v, want %d", len(claimed), err, len(changes))
+	}
+}
+
+// TestWaitWithoutAnswerFailsTheCalls: when the master runs the scripts but
+// WAIT gets no answer (it died, the connection broke), nothing says the
+// writes reached a replica, so the call fails rather than count as durable;
+// a failover would otherwise drop changes whose inputs are then committed.
+// It is not a shortfall, and the master is not paused.
+func TestWaitWithoutAnswerFailsTheCalls(t *testing.T) {
+	mr := miniredis.RunT(t)
+	var failWait atomic.Bool
+	mr.Server().SetPreHook(func(p *server.Peer, cmd string, args ...string) bool {
+		if strings.EqualFold(cmd, "WAIT") && failWait.Load() {
+			p.WriteError("ERR connection lost (test)")
+			return true
+		}
+		return false
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := New(rdb, Config{Shards: 4, WaitReplicas: 1, WaitTimeout: 20 * time.Millisecond})
+	change := Change{RequestID: "w1", State: []byte("s"), Deadline: t0}
+
+	failWait.Store(true)
+	if _, err := s.Apply(ctxT(t), []Change{change}); err == nil || !strings.Contains(err.Error(), "wait for the replicas") {
+		t.Fatalf("apply with WAIT unanswered: %v, want an error naming the wait", err)
+	}
+	if n := s.ReplicaShortfalls(); n != 0 {
+		t.Fatalf("%d shortfalls counted for a WAIT without answer, want 0", n)
+	}
+	// The retry finds the change written (the version says so), as a
+	// processor's retry of the batch would.
+	failWait.Store(false)
+	res, err := s.Apply(ctxT(t), []Change{change})
+	if err != nil || len(res) != 1 || res[0].Applied {
+		t.Fatalf("retry: %+v, %v; want the change recognised as already written", res, err)
 	}
 }
