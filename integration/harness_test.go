@@ -213,6 +213,7 @@ func (h *harness) cleanup(specs []topics.Spec) {
 
 // instance is one running processor; done closes when it stopped.
 type instance struct {
+	p      *processor.Processor
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
@@ -244,6 +245,7 @@ func (h *harness) start(wrap func(processor.StateStore, context.CancelFunc) proc
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	inst.p = p
 	go func() { inst.err = p.Run(ctx); close(inst.done) }()
 	h.t.Cleanup(func() { _ = inst.stop() })
 	return inst

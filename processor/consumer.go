@@ -312,10 +312,10 @@ func (b *batchBuilder) addRequest(ctx context.Context, r *kgo.Record) error {
 		return nil
 	}
 	start, rej := b.c.validator.ValidateSend(req, b.c.defs)
-	if rej != nil && rej.Code == flow.RejectUnknownFlow {
+	if rej != nil && refreshable(rej.Code) {
 		refreshed, err := b.c.refreshDefinitions(ctx, r)
 		if err != nil {
-			return fmt.Errorf("request %s names flow_id %q, unknown so far: %w", req.RequestID, clipText(req.FlowID, 128), err)
+			return fmt.Errorf("request %s: %v, so far: %w", req.RequestID, rej, err)
 		}
 		if refreshed {
 			start, rej = b.c.validator.ValidateSend(req, b.c.defs)
@@ -332,6 +332,11 @@ func (b *batchBuilder) addRequest(ctx context.Context, r *kgo.Record) error {
 		b.reject(r, req.RequestID, rej)
 		return nil
 	}
+	for _, w := range start.Warnings {
+		b.c.metrics.catalogWarnings.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", w.Code)))
+		b.c.log.Warn("catalog check failed, flow started anyway (--catalog=warn)", "request_id", clipText(req.RequestID, 128),
+			"reason", w.Code, "field", w.Field, "detail", w.Detail)
+	}
 	start.Pos = position(flow.SourceRequests, r)
 	span, tp, ts := startRequestSpan(b.c.engine.tracer, r, req.RequestID)
 	start.TraceParent, start.TraceState = tp, ts
@@ -340,21 +345,34 @@ func (b *batchBuilder) addRequest(ctx context.Context, r *kgo.Record) error {
 	return nil
 }
 
-// definitions is the flow table as the consumer uses it (FlowTable).
+// refreshable reports whether a rejection may only mean that the config
+// table has not read a change yet: a flow, sender or template stored, or
+// made usable (published, enabled, approved), just before the request.
+func refreshable(code string) bool {
+	switch code {
+	case flow.RejectUnknownFlow, flow.RejectNotPublished, flow.RejectSenderUnknown, flow.RejectSenderDisabled,
+		flow.RejectTemplateUnknown, flow.RejectTemplateNotApproved:
+		return true
+	}
+	return false
+}
+
+// definitions is the config table as the consumer uses it (ConfigTable).
 type definitions interface {
 	flow.Definitions
 	Refresh(ctx context.Context) error
 	FreshSince() time.Time
 }
 
-// flowRefreshTimeout bounds the wait for the flow table to read the flows
-// topic to its end; past it the batch fails and is tried again.
+// flowRefreshTimeout bounds the wait for the config table to read its
+// topics to their end; past it the batch fails and is tried again.
 const flowRefreshTimeout = 10 * time.Second
 
-// refreshDefinitions brings the flow table up to date for a request that
-// names a flow it does not hold, and reports whether it did. The request
-// may have been published right after its flow was stored, and read before
-// the table's follower fetched the definition. A request published before
+// refreshDefinitions brings the config table up to date for a request that
+// names a flow (or a sender, or a template) it does not hold, or not as
+// usable, and reports whether it did. The request may have been published
+// right after its flow was stored, and read before the table's follower
+// fetched the definition. A request published before
 // the last refresh began (less the clock-skew grace) needs none: its flow,
 // stored before it, is in the table already. So a stream of requests naming
 // a flow that does not exist costs one refresh per batch at most.

@@ -14,7 +14,7 @@ import (
 )
 
 // laggingTable is a flow table whose follower has not yet read the
-// definitions in stored: Refresh brings them in, as FlowTable.Refresh
+// definitions in stored: Refresh brings them in, as ConfigTable.Refresh
 // waits for its follower to.
 type laggingTable struct {
 	defs, stored map[string]schemas.FlowDefinition

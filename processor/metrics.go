@@ -30,6 +30,7 @@ type metrics struct {
 	deadlinesForced metric.Int64Counter
 	requestsPaused  metric.Int64Counter
 	tableRefreshes  metric.Int64Counter
+	catalogWarnings metric.Int64Counter
 
 	flowsStarted     metric.Int64Counter
 	sends            metric.Int64Counter
@@ -106,7 +107,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		outboxReplayed:  zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
 		deadlinesForced: zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
 		requestsPaused:  zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
-		tableRefreshes:  zeroed("fallback.flow_table.refreshes", "times a request naming an unknown flow_id made the flow table read the flows topic to its end"),
+		tableRefreshes:  zeroed("fallback.flow_table.refreshes", "times a request naming a flow, sender or template the config table did not hold (or not as usable) made it read its topics to their end"),
 
 		flowsStarted:     zeroed("fallback.flows.started", "flows started (FLOW_STARTED)"),
 		sends:            counter("fallback.sends", "send commands produced, by channel and reason (initial, failure, timeout)"),
@@ -116,6 +117,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		dlrs:             counter("fallback.dlrs", "DLRs applied to a flow (DLR_RECEIVED), by normalised status kind"),
 		dlrsDiscarded:    counter("fallback.dlrs.discarded", "DLRs discarded (DLR_DISCARDED), by reason"),
 		rejections:       counter("fallback.requests.rejected", "requests rejected (REQUEST_REJECTED), by reason"),
+		catalogWarnings:  counter("fallback.catalog.warnings", "what the catalog would have refused in requests started anyway (--catalog=warn), by reason"),
 		deadlineLateness: seconds("fallback.deadline.lateness", "time from a step's deadline to the sweeper firing it", latencyBuckets),
 		timeToOutcome:    seconds("fallback.flow.time_to_outcome", "time from request to outcome of closed flows (FLOW_CLOSED summary), by outcome", latencyBuckets),
 		batchSize:        batch,

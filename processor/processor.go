@@ -60,6 +60,12 @@ type Config struct {
 
 	Channels flow.Channels // default flow.DefaultChannels()
 	Limits   flow.Limits   // default flow.DefaultLimits()
+	// CatalogMode says whether each step's sender and template are checked
+	// against the catalog (the senders and templates topics). The default,
+	// auto, enforces it once it holds anything, so a deployment without a
+	// catalog keeps working; warn logs and counts what enforce would refuse
+	// and refuses nothing, to try a new catalog on live traffic.
+	CatalogMode flow.CatalogMode
 
 	// ClaimLease is how long a claimed deadline or owed output waits before
 	// another instance takes it over. Shorter re-fires faster after a crash;
@@ -207,7 +213,7 @@ type Processor struct {
 	consumer   *Consumer
 	sweeper    *Sweeper
 	recoverer  *Recoverer
-	table      *FlowTable
+	table      *ConfigTable
 	wire       *wireFormat
 	watermarks *Watermarks
 	clients    []*kgo.Client
@@ -295,14 +301,15 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		consumerClient.Close()
 		return nil, fmt.Errorf("processor: kafka producer: %w", err)
 	}
-	tableClient, err := kgo.NewClient(append(base("flow-table"),
-		kgo.ConsumeTopics(cfg.Topics.Flows),
+	configTopics := ConfigTopics{Flows: cfg.Topics.Flows, Senders: cfg.Topics.Senders, Templates: cfg.Topics.Templates}
+	tableClient, err := kgo.NewClient(append(base("config-table"),
+		kgo.ConsumeTopics(configTopics.names()...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)...)
 	if err != nil {
 		consumerClient.Close()
 		producerClient.Close()
-		return nil, fmt.Errorf("processor: kafka flow table reader: %w", err)
+		return nil, fmt.Errorf("processor: kafka config table reader: %w", err)
 	}
 
 	wire := newWireFormat(cfg.SchemaRegistry, Subjects(cfg.Topics, cfg.Channels.Names(), codecs))
@@ -310,7 +317,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	eng := &engine{store: store, enc: enc, channels: cfg.Channels, lease: cfg.ClaimLease, log: log, metrics: m,
 		tracer: newTracer(cfg.TracerProvider)}
 	del := &deliverer{pub: KafkaPublisher{Client: producerClient}, store: store, log: log}
-	table := NewFlowTable(tableClient, cfg.Topics.Flows, codecs, log)
+	table := NewConfigTable(tableClient, configTopics, codecs, log)
 	wm.admin = kadm.NewClient(producerClient)
 	sweeper := newSweeper(eng, del, cfg.Clock, cfg.ClaimLease, cfg.SweepBatch, cfg.MaxIdle,
 		wm, cfg.DeadlineGrace, cfg.MaxDeadlineHold, log.With("worker", "sweeper"), m)
@@ -326,7 +333,8 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		consumer: &Consumer{client: consumerClient, engine: eng, deliverer: del, codecs: codecs, wire: wire, watermarks: wm,
 			grace: cfg.DeadlineGrace, dlrBacklogPause: cfg.DLRBacklogPause,
 			validator: flow.Validator{Channels: cfg.Channels, Limits: cfg.Limits,
-				MaxRequestAge: cfg.MaxRequestAge, ClockSkewGrace: cfg.DeadlineGrace}, defs: table,
+				MaxRequestAge: cfg.MaxRequestAge, ClockSkewGrace: cfg.DeadlineGrace,
+				Catalog: table, CatalogMode: cfg.CatalogMode}, defs: table,
 			topics: cfg.Topics, clock: cfg.Clock, onDeadline: sweeper.Notify, maxPoll: cfg.MaxPollRecords,
 			indexTTL: cfg.ProviderIndexTTL, indexed: indexMemo{max: indexMemoSize}, log: log.With("worker", "consumer"), metrics: m},
 		clients: []*kgo.Client{consumerClient, producerClient, tableClient},
@@ -404,8 +412,9 @@ func (p *Processor) Ready(ctx context.Context) error {
 	return nil
 }
 
-// FlowTable is the processor's table of stored flow definitions.
-func (p *Processor) FlowTable() *FlowTable { return p.table }
+// ConfigTable is the processor's table of stored flow definitions and of
+// the catalog.
+func (p *Processor) ConfigTable() *ConfigTable { return p.table }
 
 // Run creates missing topics (when configured), loads the flow table, then
 // runs the consumer, the sweeper, the recoverer and the flow table follower
@@ -441,7 +450,7 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 			}
 			return fmt.Errorf("processor: create topics: %w", err)
 		}
-		waitServed(ctx, p.clients, p.cfg.Topics.Flows, p.cfg.Topics.Requests, p.cfg.Topics.DLR)
+		waitServed(ctx, p.clients, p.cfg.Topics.Flows, p.cfg.Topics.Senders, p.cfg.Topics.Templates, p.cfg.Topics.Requests, p.cfg.Topics.DLR)
 	}
 	var refused error // a registry that answers no will not say yes later
 	if err := retry(ctx, p.cfg.Logger, "register schemas", 10, func() error {
@@ -457,7 +466,7 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("processor: %w", errors.Join(err, refused))
 	}
 	// A topic created a moment ago may not be in every broker's metadata yet.
-	if err := retry(ctx, p.cfg.Logger, "load flow table", 10, func() error { return p.table.CatchUp(ctx) }); err != nil {
+	if err := retry(ctx, p.cfg.Logger, "load config table", 10, func() error { return p.table.CatchUp(ctx) }); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
@@ -477,7 +486,7 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	)
 	for name, run := range map[string]func(stop, work context.Context) error{
 		"consumer": p.consumer.run, "sweeper": p.sweeper.run, "recoverer": p.recoverer.run,
-		"flow table": func(stop, _ context.Context) error { return p.table.Run(stop) },
+		"config table": func(stop, _ context.Context) error { return p.table.Run(stop) },
 		"watermarks": func(stop, _ context.Context) error { return p.watermarks.Run(stop) },
 	} {
 		wg.Add(1)

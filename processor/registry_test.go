@@ -98,7 +98,7 @@ func TestUnframeKnowsEveryVersion(t *testing.T) {
 		note   string
 	}{
 		{current, codecs.SendRequest.Fingerprint(), true, ""},
-		{older, codecs.SendRequest.PreviousFingerprints()[0], true, ""},
+		{older, codecs.SendRequest.PreviousFingerprints()[len(codecs.SendRequest.PreviousFingerprints())-1], true, ""},
 		{other, "", false, "is fallbackd.v1.FlowEvent, not fallbackd.v1.SendRequest"},
 		{99999, "", false, "not in the registry"},
 	} {

@@ -266,10 +266,14 @@ func (c *Codec[T]) decodeGoavro(b []byte) (T, error) {
 // an earlier compatible version, the fields that version lacks taking their
 // defaults. With no fingerprint, or one it does not know, it tries the
 // current schema, then the earlier ones, newest first, and returns the
-// current schema's error when none fits. Two versions never accept the same
-// bytes (a version adds fields at the end, and every field takes at least
-// one byte), so the only cost of a missing header is that a record cut
-// exactly at a version's end reads as that version. The current schema is
+// current schema's error when none fits: a record that fits several
+// versions reads as the newest. A version that adds fields at the end of
+// the record never accepts the bytes of another (every field takes at least
+// one byte), so there the only cost of a missing header is that a record
+// cut exactly at a version's end reads as that version. SendRequest 3 added
+// fields inside Step instead: a request without steps has the same bytes,
+// and the same value, in versions 2 and 3, and only hand-crafted bytes with
+// steps could read as both with different values. The current schema is
 // read by Decode (with its fast decoder, if any), the earlier ones by goavro.
 func (c *Codec[T]) DecodeFrom(fingerprint string, b []byte) (T, error) {
 	if fingerprint == c.fp || len(c.previous) == 0 {
@@ -340,12 +344,14 @@ type Codecs struct {
 	StepSummary    *Codec[StepSummary]
 	FlowDefinition *Codec[FlowDefinition]
 	DeadLetter     *Codec[DeadLetter]
+	Sender         *Codec[Sender]
+	Template       *Codec[Template]
 }
 
 // All returns the codecs as Info, in a fixed order.
 func (c *Codecs) All() []Info {
 	return []Info{c.SendRequest, c.Step, c.DeliveryReport, c.ChannelSend,
-		c.FlowEvent, c.FlowSummary, c.StepSummary, c.FlowDefinition, c.DeadLetter}
+		c.FlowEvent, c.FlowSummary, c.StepSummary, c.FlowDefinition, c.DeadLetter, c.Sender, c.Template}
 }
 
 // New parses the embedded schemas and builds the codecs. It only fails if
@@ -362,6 +368,8 @@ func New() (*Codecs, error) {
 		StepSummary:    build(&errs, "StepSummary", MaxRecordBytes, stepSummaryToNative, stepSummaryFromNative),
 		FlowDefinition: build(&errs, "FlowDefinition", MaxRecordBytes, flowDefinitionToNative, flowDefinitionFromNative),
 		DeadLetter:     build(&errs, "DeadLetter", MaxDeadLetterBytes, deadLetterToNative, deadLetterFromNative),
+		Sender:         build(&errs, "Sender", MaxRecordBytes, senderToNative, senderFromNative),
+		Template:       build(&errs, "Template", MaxRecordBytes, templateToNative, templateFromNative),
 	}
 	// The records the processor writes get a hand-written encoder (fast.go).
 	withFast(&errs, cs.FlowEvent, "FlowEvent", appendFlowEvent)

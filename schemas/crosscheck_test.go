@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -16,9 +19,12 @@ import (
 // TestCrossLanguageFastavro checks the contract against another Avro
 // implementation: testdata/crosscheck.py parses every .avsc alone with
 // fastavro, compares canonical forms and fingerprints, decodes every sample
-// the Go codecs wrote, and re-encodes it. Here we then compare fastavro's
-// view of each record field by field with goavro's, and decode fastavro's
-// encoding back to the original Go value.
+// the Go codecs wrote, and re-encodes it, also with every earlier schema
+// version of its record (previous/). Here we then compare fastavro's view of
+// each record field by field with goavro's, decode fastavro's encoding back
+// to the original Go value, and read its earlier-version encodings with
+// DecodeFrom: the value must be what fastavro's schema resolution gives
+// (the fields that version lacks at their defaults).
 func TestCrossLanguageFastavro(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("python3 not found")
@@ -105,6 +111,55 @@ func TestCrossLanguageFastavro(t *testing.T) {
 		if err := s.decodeEqual(cs, theirs); err != nil {
 			t.Errorf("%s: decoding fastavro's encoding: %v", file, err)
 		}
+	}
+
+	resolved := 0
+	for file, s := range written {
+		record := strings.TrimPrefix(s.info(cs).Name(), Namespace+".")
+		versions, err := fs.Glob(previousFiles, "previous/"+record+".*.avsc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, version := range versions {
+			text, err := fs.ReadFile(previousFiles, version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, fp, err := IdentifySchema(string(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := filepath.Join(dir, file+".prev."+strings.TrimSuffix(path.Base(version), ".avsc"))
+			old, err := os.ReadFile(base + ".bin")
+			if err != nil {
+				t.Fatalf("crosscheck.py wrote no %s record: %v", version, err)
+			}
+			// Go's value in the current schema, as JSON, against
+			// fastavro's resolution.
+			cur, err := s.reencodeFrom(cs, fp, old)
+			if err != nil {
+				t.Fatalf("%s written with %s: DecodeFrom: %v", file, version, err)
+			}
+			native, _, err := s.info(cs).(goavroAccess).goavro().NativeFromBinary(cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(plainNative(native))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(base + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := jsonValue(t, got), jsonValue(t, want); !reflect.DeepEqual(g, w) {
+				t.Errorf("%s written with %s: fastavro resolves it to\n%s\nGo's DecodeFrom to\n%s", file, version, got, want)
+			}
+			resolved++
+		}
+	}
+	if resolved == 0 {
+		t.Error("no record was read with an earlier schema version")
 	}
 }
 

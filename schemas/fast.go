@@ -52,8 +52,8 @@ import (
 // Refusals, in the goavro path's order: a timestamp outside years 1 to 9999
 // (toNative refuses it before anything is encoded: ErrMalformed), then an
 // encoding above MaxBytes (ErrTooLarge), then invalid UTF-8 in any string,
-// map key or map value (validate refuses it after the size check:
-// ErrMalformed). Error texts name the field, like validate's.
+// array item, map key or map value (validate refuses it after the size
+// check: ErrMalformed). Error texts name the field, like validate's.
 //
 // No validate after the fast path: validate re-checks goavro's output
 // because goavro writes whatever it is given. The fast path writes only
@@ -88,7 +88,8 @@ var fastLayouts = map[string]string{
 		"deadline_forced:boolean)",
 	"ChannelSend": "record(attempt_id:string,request_id:string,step:int,channel:string,from:string," +
 		"to:string,template:string,template_category:union(null,string),params:map(string)," +
-		"reason:string,deadline:timestamp-millis,sent_at:timestamp-millis)",
+		"reason:string,deadline:timestamp-millis,sent_at:timestamp-millis,template_params:array(string)," +
+		"template_language:union(null,string),provider_template_id:union(null,string))",
 	"DeadLetter": "record(key:union(null,bytes),value:union(null,bytes),topic:string,partition:int," +
 		"offset:long,error:string,failed_at:timestamp-millis)",
 }
@@ -320,6 +321,23 @@ func (w *writer) mapEntry(field string, i int, k, v string) {
 	w.buf = append(w.buf, v...)
 }
 
+// strList appends an array of strings in one block, in the slice's order
+// (an array's order is its value). An invalid-UTF-8 error reads as
+// validate's ("template_params: [1]: ...").
+func (w *writer) strList(field string, l []string) {
+	if len(l) > 0 {
+		w.long(int64(len(l)))
+		for i, s := range l {
+			if !utf8.ValidString(s) && w.bad == nil {
+				w.bad = fmt.Errorf("%s: [%d]: %w: string is not valid UTF-8", field, i, ErrMalformed)
+			}
+			w.long(int64(len(s)))
+			w.buf = append(w.buf, s...)
+		}
+	}
+	w.buf = append(w.buf, 0)
+}
+
 // finish applies the checks the goavro path makes after encoding: size,
 // then UTF-8. start is where the record began in w.buf.
 func (w *writer) finish(start, maxBytes int) ([]byte, error) {
@@ -358,6 +376,14 @@ func roomMap(m map[string]string) int {
 	n := 2 * roomLong // count and end
 	for k, v := range m {
 		n += roomStr(len(k)) + roomStr(len(v))
+	}
+	return n
+}
+
+func roomList(l []string) int {
+	n := 2 * roomLong // count and end
+	for _, s := range l {
+		n += roomStr(len(s))
 	}
 	return n
 }
@@ -469,7 +495,8 @@ func (w *writer) stepSummary(s *StepSummary) error {
 func roomChannelSend(v *ChannelSend) int {
 	return roomStr(len(v.AttemptID)) + roomStr(len(v.RequestID)) + roomInt + roomStr(len(v.Channel)) +
 		roomStr(len(v.From)) + roomStr(len(v.To)) + roomStr(len(v.Template)) + roomStr(len(v.TemplateCategory)) +
-		roomMap(v.Params) + roomStr(len(v.Reason)) + 2*roomLong
+		roomMap(v.Params) + roomStr(len(v.Reason)) + 2*roomLong + roomList(v.TemplateParams) +
+		roomStr(len(v.TemplateLanguage)) + roomStr(len(v.ProviderTemplateID))
 }
 
 func appendChannelSend(dst []byte, v ChannelSend, maxBytes int) ([]byte, error) {
@@ -491,6 +518,9 @@ func appendChannelSend(dst []byte, v ChannelSend, maxBytes int) ([]byte, error) 
 	if err := w.ts("sent_at", v.SentAt); err != nil {
 		return nil, err
 	}
+	w.strList("template_params", v.TemplateParams)
+	w.optStr("template_language", v.TemplateLanguage)
+	w.optStr("provider_template_id", v.ProviderTemplateID)
 	return w.finish(start, maxBytes)
 }
 

@@ -226,7 +226,8 @@ func TestFastEncodersAttached(t *testing.T) {
 		t.Fatal("a fast encoder is missing")
 	}
 	if cs.SendRequest.fast != nil || cs.FlowSummary.fast != nil || cs.StepSummary.fast != nil ||
-		cs.Step.fast != nil || cs.DeliveryReport.fast != nil || cs.FlowDefinition.fast != nil {
+		cs.Step.fast != nil || cs.DeliveryReport.fast != nil || cs.FlowDefinition.fast != nil ||
+		cs.Sender.fast != nil || cs.Template.fast != nil {
 		t.Fatal("a record without a fast encoder claims one")
 	}
 }
@@ -258,6 +259,15 @@ func TestFastLayoutGuard(t *testing.T) {
 		if errs := guard(shape, "FlowEvent"); len(errs) != 1 || !strings.Contains(errs[0].Error(), "FlowEvent.avsc") {
 			t.Fatalf("a wrong layout is accepted: %v", errs)
 		}
+	}
+	// The previous ChannelSend schema (no template_params,
+	// template_language, provider_template_id) under its own encoder.
+	c := *cs.ChannelSend
+	c.fast, c.shape = nil, cs.ChannelSend.previous[0].shape
+	var errs []error
+	withFast(&errs, &c, "ChannelSend", appendChannelSend)
+	if c.fast != nil || len(errs) != 1 || !strings.Contains(errs[0].Error(), "ChannelSend.avsc") {
+		t.Fatalf("ChannelSend version 1 is accepted by its fast encoder: %v", errs)
 	}
 }
 
@@ -444,6 +454,29 @@ func TestFastEncodeTable(t *testing.T) {
 		{name: "invalid UTF-8 params key", v: ChannelSend{Params: map[string]string{"\xc3": "x"}}, wantErr: ErrMalformed, field: "params"},
 		{name: "deadline after 9999", v: ChannelSend{Deadline: far}, wantErr: ErrMalformed, field: "deadline"},
 		{name: "sent_at before year 1", v: ChannelSend{SentAt: firstInstant.Add(-time.Nanosecond)}, wantErr: ErrMalformed, field: "sent_at"},
+
+		// template_params (an array: written in the slice's order, never
+		// sorted), template_language, provider_template_id.
+		{name: "template_params nil", v: ChannelSend{TemplateParams: nil}},
+		{name: "template_params empty", v: ChannelSend{TemplateParams: []string{}}},
+		{name: "template_params one", v: ChannelSend{TemplateParams: []string{"123456"}}},
+		{name: "template_params order kept, repeats", v: ChannelSend{TemplateParams: []string{"b", "a", "b", ""}}},
+		{name: "template_params empty strings", v: ChannelSend{TemplateParams: []string{"", ""}}},
+		{name: "template_params 64 and 65 items (2-byte count)", v: ChannelSend{TemplateParams: make([]string, 65)}},
+		{name: "template_params long item (3-byte length)", v: ChannelSend{TemplateParams: []string{"x", strings.Repeat("é", 9000)}}},
+		{name: "template_params unicode", v: ChannelSend{TemplateParams: []string{"Zoë ✓ 日本 🙂", "\x00", "\U0010FFFF"}}},
+		{name: "template_language and provider_template_id set", v: ChannelSend{TemplateLanguage: "pt_BR", ProviderTemplateID: "1107161234567890123"}},
+		{name: "template_language and provider_template_id empty are null", v: ChannelSend{TemplateLanguage: "", ProviderTemplateID: ""}},
+		{name: "invalid UTF-8 template_params item", v: ChannelSend{TemplateParams: []string{"ok", bad}}, wantErr: ErrMalformed, field: "template_params: [1]"},
+		{name: "surrogate half template_params", v: ChannelSend{TemplateParams: []string{"\xed\xa0\x80"}}, wantErr: ErrMalformed, field: "template_params: [0]"},
+		{name: "invalid UTF-8 template_language", v: ChannelSend{TemplateLanguage: "\xc3"}, wantErr: ErrMalformed, field: "template_language"},
+		{name: "invalid UTF-8 provider_template_id", v: ChannelSend{ProviderTemplateID: bad}, wantErr: ErrMalformed, field: "provider_template_id"},
+		{name: "invalid UTF-8 in params and template_params: the first wins", v: ChannelSend{Params: map[string]string{"k": bad},
+			TemplateParams: []string{bad}}, wantErr: ErrMalformed, field: "params"},
+		{name: "invalid UTF-8 in two template_params items: the first wins", v: ChannelSend{TemplateParams: []string{"a", "\xff", "\xc3"}},
+			wantErr: ErrMalformed, field: "template_params: [1]"},
+		{name: "bad timestamp and invalid UTF-8 template_params", v: ChannelSend{TemplateParams: []string{bad}, SentAt: far},
+			wantErr: ErrMalformed, field: "sent_at"},
 	}
 	for _, s := range varints {
 		sends = append(sends, sendCase{name: fmt.Sprintf("step %d", s), v: ChannelSend{Step: s}})
@@ -454,6 +487,20 @@ func TestFastEncodeTable(t *testing.T) {
 		sendCase{name: "exactly MaxRecordBytes", v: bigSend(strings.Repeat("x", p))},
 		sendCase{name: "MaxRecordBytes plus one", v: bigSend(strings.Repeat("x", p+1)), wantErr: ErrTooLarge},
 		sendCase{name: "too large and invalid UTF-8", v: func() ChannelSend { v := bigSend(strings.Repeat("x", p+100)); v.From = bad; return v }(), wantErr: ErrTooLarge},
+		sendCase{name: "too large and invalid UTF-8 in template_params", v: func() ChannelSend {
+			v := bigSend(strings.Repeat("x", p+1))
+			v.TemplateParams = append(v.TemplateParams, bad)
+			return v
+		}(), wantErr: ErrTooLarge},
+	)
+	// The limit reached through template_params.
+	bigParams := func(pad string) ChannelSend { v := fullChannelSend(); v.TemplateParams = []string{"a", pad}; return v }
+	p = padTo(t, cs.ChannelSend, MaxRecordBytes, bigParams)
+	sends = append(sends,
+		sendCase{name: "exactly MaxRecordBytes in template_params", v: bigParams(strings.Repeat("x", p))},
+		sendCase{name: "MaxRecordBytes plus one in template_params", v: bigParams(strings.Repeat("x", p+1)), wantErr: ErrTooLarge},
+		sendCase{name: "invalid UTF-8 at exactly MaxRecordBytes in template_params", v: bigParams(strings.Repeat("x", p-1) + "\xff"),
+			wantErr: ErrMalformed, field: "template_params: [1]"},
 	)
 	for _, c := range sends {
 		t.Run("ChannelSend/"+c.name, func(t *testing.T) {
@@ -634,6 +681,19 @@ func (g *fuzzGen) strMap() map[string]string {
 	return m
 }
 
+// strList: nil, empty, or 1 to 3 items (repeats kept).
+func (g *fuzzGen) strList() []string {
+	n := int(g.next() % 5)
+	if n == 0 {
+		return nil
+	}
+	l := []string{}
+	for range n - 1 {
+		l = append(l, g.str())
+	}
+	return l
+}
+
 func (g *fuzzGen) bytes() []byte {
 	switch g.next() % 3 {
 	case 0:
@@ -671,7 +731,8 @@ func (g *fuzzGen) flowEvent() FlowEvent {
 
 func (g *fuzzGen) channelSend() ChannelSend {
 	return ChannelSend{AttemptID: g.str(), RequestID: g.str(), Step: g.i32(), Channel: g.str(), From: g.str(), To: g.str(),
-		Template: g.str(), TemplateCategory: g.str(), Params: g.strMap(), Reason: g.str(), Deadline: g.time(), SentAt: g.time()}
+		Template: g.str(), TemplateCategory: g.str(), Params: g.strMap(), Reason: g.str(), Deadline: g.time(), SentAt: g.time(),
+		TemplateParams: g.strList(), TemplateLanguage: g.str(), ProviderTemplateID: g.str()}
 }
 
 func (g *fuzzGen) deadLetter() DeadLetter {
@@ -699,6 +760,13 @@ func FuzzFastEncodeMatchesGoavro(f *testing.F) {
 		5, 3, 5, 2, 13, 1, 10, 11, 12, 7, 4, 4, 12, 60, 3, 2, 1})
 	// Extreme times everywhere.
 	f.Add("t", "u", "v", int64(253402300800000), int64(-62135596800000), bytes.Repeat([]byte{4, 5, 7, 9, 2, 1, 3}, 20))
+	// A zero FlowEvent (15 control bytes), then a ChannelSend with three
+	// template_params, a language and a provider id; then the same with
+	// invalid UTF-8 in its third template param.
+	f.Add("a", "b", "c", int64(1), int64(2), append(make([]byte, 15),
+		9, 17, 2, 9, 17, 25, 1, 2, 3, 9, 17, 25, 1, 9, 0, 2, 4, 9, 28, 1, 17, 25))
+	f.Add("a", "b", "c", int64(1), int64(2), append(make([]byte, 15),
+		9, 17, 2, 9, 17, 25, 1, 2, 0, 9, 1, 1, 4, 12, 1, 44, 17, 25))
 	f.Fuzz(func(t *testing.T, a, b, c string, n1, n2 int64, ctl []byte) {
 		g := &fuzzGen{ctl: ctl, strs: []string{a, b, c}, nums: []int64{n1, n2, n1 ^ n2, -n1}}
 		ev := g.flowEvent()

@@ -33,13 +33,16 @@ import (
 //     duplicate keys, and it runs after validate has passed the whole input,
 //     so a duplicate key counts only when nothing else is wrong: the decoder
 //     notes the first one and goes on, returning it after the trailing-bytes
-//     check (ErrMalformed in both paths).
+//     check (ErrMalformed in both paths). That holds for the maps of every
+//     step too (variables, fixed_text): the same key in two maps, or in the
+//     maps of two steps, is no duplicate.
 //   - Values, as fromNative builds them from goavro's: an int is the
 //     zig-zag varint as an int32 (goavro's intNativeFromBinary); null in an
 //     optional string is "" and a non-null "" is ""; a timestamp is
 //     time.UnixMilli(ms).UTC() (goavro's time.Unix(ms/1e3, ms%1e3*1e6).UTC(),
 //     the same instant, then fromNative's UTC(): location nil); a map with
-//     no entry is nil, else a map (fromNative's strMap); steps null is nil,
+//     no entry is nil, else a map (fromNative's strMap), and so is an array
+//     of strings (failure_codes: fromNative's strList); steps null is nil,
 //     a non-null array, even empty, a non-nil slice (fromNative's records);
 //     expires_at null is nil.
 //   - No aliasing: every string is a Go conversion of the input bytes
@@ -66,7 +69,8 @@ type fastDecoder[T any] func(b []byte) (T, error)
 var fastDecodeLayouts = map[string]string{
 	"SendRequest": "record(request_id:string,kind:string,recipient:string,flow_id:union(null,string)," +
 		"steps:union(null,array(record(channel:string,from:string,template:string," +
-		"template_category:union(null,string),delay_seconds:int,success_on:string)))," +
+		"template_category:union(null,string),delay_seconds:int,success_on:string," +
+		"variables:map(string),fixed_text:map(string),failure_codes:array(string))))," +
 		"params:map(string),metadata:map(string),requested_at:timestamp-millis," +
 		"expires_at:union(null,timestamp-millis))",
 	"DeliveryReport": "record(attempt_id:union(null,string),provider_message_id:union(null,string)," +
@@ -86,10 +90,11 @@ func withFastDecoder[T any](errs *[]error, c *Codec[T], record string, dec fastD
 	c.fastDecode = dec
 }
 
-// Pre-sizing caps: how many map entries or steps a block count alone may
-// reserve room for (see "Allocation bounds" above).
+// Pre-sizing caps: how many map entries, list items or steps a block count
+// alone may reserve room for (see "Allocation bounds" above).
 const (
 	maxMapHint   = 16
+	maxListHint  = 16
 	maxStepsHint = 8
 )
 
@@ -320,6 +325,33 @@ func (r *reader) strMap(field string) map[string]string {
 	}
 }
 
+// strList reads an array of strings: nil when it has no item (fromNative's
+// strList). Items are numbered across blocks, as validate numbers them.
+func (r *reader) strList(field string) []string {
+	var l []string
+	for item := 0; ; {
+		count := r.blockCount(field)
+		if r.err != nil {
+			return nil
+		}
+		if count == 0 {
+			return l
+		}
+		if l == nil {
+			l = make([]string, 0, min(count, maxListHint))
+		}
+		for ; count > 0; count-- {
+			v, err := r.rawString()
+			if err != nil {
+				r.fail(field, fmt.Errorf("[%d]: %w", item, err))
+				return nil
+			}
+			l = append(l, v)
+			item++
+		}
+	}
+}
+
 // end finishes a record: the first error, else trailing bytes, else a
 // duplicate map key (the reference's order).
 func (r *reader) end() error {
@@ -372,11 +404,16 @@ func (r *reader) steps() []Step {
 		}
 		for ; count > 0; count-- {
 			var st Step
+			dup := r.dup
 			r.step(&st)
 			if r.err != nil {
 				// validate's form: "steps: [1]: channel: ...".
 				r.err = fmt.Errorf("steps: [%d]: %w", item, r.err)
 				return nil
+			}
+			if dup == nil && r.dup != nil {
+				// The same path for a duplicate key in this step's maps.
+				r.dup = fmt.Errorf("steps: [%d]: %w", item, r.dup)
 			}
 			steps = append(steps, st)
 			item++
@@ -391,6 +428,9 @@ func (r *reader) step(st *Step) {
 	st.TemplateCategory = r.optStr("template_category")
 	st.DelaySeconds = r.int32("delay_seconds")
 	st.SuccessOn = r.str("success_on")
+	st.Variables = r.strMap("variables")
+	st.FixedText = r.strMap("fixed_text")
+	st.FailureCodes = r.strList("failure_codes")
 }
 
 // ---- DeliveryReport ----

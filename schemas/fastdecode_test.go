@@ -64,7 +64,8 @@ func checkDecode[T any](t *testing.T, c *Codec[T], b []byte) (T, error) {
 				t.Fatalf("error texts differ:\ngoavro %v\n  fast %v", wantErr, gotErr)
 			}
 		} else if msg := gotErr.Error(); !strings.Contains(msg, "duplicate map key") ||
-			!(strings.HasPrefix(msg, prefix+"params: [") || strings.HasPrefix(msg, prefix+"metadata: [")) {
+			!(strings.HasPrefix(msg, prefix+"params: [") || strings.HasPrefix(msg, prefix+"metadata: [") ||
+				strings.HasPrefix(msg, prefix+"steps: [")) {
 			t.Fatalf("validate passes, goavro refuses (%v), fast error %q is not a named duplicate key", wantErr, gotErr)
 		}
 		return got, gotErr
@@ -80,14 +81,25 @@ func checkDecode[T any](t *testing.T, c *Codec[T], b []byte) (T, error) {
 
 var t0ms = t0.UnixMilli()
 
-type rawStep struct{ channel, from, template, category, delay, successOn []byte }
-
-func (s rawStep) bytes() []byte {
-	return concat(s.channel, s.from, s.template, s.category, s.delay, s.successOn)
+type rawStep struct {
+	channel, from, template, category, delay, successOn, variables, fixedText, failureCodes []byte
 }
 
+func (s rawStep) bytes() []byte {
+	return concat(s.channel, s.from, s.template, s.category, s.delay, s.successOn, s.variables, s.fixedText, s.failureCodes)
+}
+
+// goodStep is fullStep().
 func goodStep() rawStep {
-	return rawStep{str("whatsapp"), str("+14155550100"), str("otp_wa"), concat(union(1), str("authentication")), long(30), str("read")}
+	return rawStep{str("whatsapp"), str("+14155550100"), str("otp_wa"), concat(union(1), str("authentication")), long(30), str("read"),
+		strMapBytes("1", "code", "2", "name"), strMapBytes("3", "ACME ✓"), strListBytes("131026", "131047", "")}
+}
+
+// bareStep is a step with no variables, fixed_text or failure_codes.
+func bareStep() rawStep {
+	s := goodStep()
+	s.variables, s.fixedText, s.failureCodes = long(0), long(0), long(0)
+	return s
 }
 
 type rawSend struct {
@@ -98,9 +110,11 @@ func (r rawSend) bytes() []byte {
 	return concat(r.requestID, r.kind, r.recipient, r.flowID, r.steps, r.params, r.metadata, r.requestedAt, r.expiresAt)
 }
 
-// goodSend: two steps, one param, two metadata entries, both timestamps.
+// goodSend: two steps (the first with variables, fixed_text and
+// failure_codes, the second with none), one param, two metadata entries,
+// both timestamps.
 func goodSend() rawSend {
-	step2 := goodStep()
+	step2 := bareStep()
 	step2.channel, step2.category = str("sms"), union(0)
 	return rawSend{
 		requestID:   str("req-42"),
@@ -157,6 +171,18 @@ func strMapBytes(kv ...string) []byte {
 	}
 	out := long(int64(len(kv) / 2))
 	for _, s := range kv {
+		out = append(out, str(s)...)
+	}
+	return append(out, 0)
+}
+
+// strListBytes encodes items as an array of strings in one block.
+func strListBytes(items ...string) []byte {
+	if len(items) == 0 {
+		return long(0)
+	}
+	out := long(int64(len(items)))
+	for _, s := range items {
 		out = append(out, str(s)...)
 	}
 	return append(out, 0)
@@ -333,6 +359,95 @@ func TestFastDecodeTable(t *testing.T) {
 		{name: "same key in params and metadata", in: send(func(r *rawSend) {
 			r.params, r.metadata = strMapBytes("k", "a"), strMapBytes("k", "b")
 		})},
+
+		// Step's variables, fixed_text (maps) and failure_codes (array of
+		// strings), added in version 3.
+		{name: "step maps and failure_codes empty", in: withSteps(bareStep(), bareStep()).bytes(), check: func(t *testing.T, v any) {
+			for _, st := range v.(SendRequest).Steps {
+				if st.Variables != nil || st.FixedText != nil || st.FailureCodes != nil {
+					t.Fatalf("step %#v, want empty maps and failure_codes nil", st)
+				}
+			}
+		}},
+		{name: "step maps in two blocks, sized", in: stepEdit(0, func(s *rawStep) {
+			s.variables = concat(long(1), str("1"), str("code"), long(-1), long(7), str("2"), str("name"), long(0))
+			s.fixedText = concat(long(-1), long(0), str("3"), str("x"), long(1), str("4"), str("y"), long(0))
+		}), check: func(t *testing.T, v any) {
+			st := v.(SendRequest).Steps[0]
+			if !reflect.DeepEqual(st.Variables, map[string]string{"1": "code", "2": "name"}) ||
+				!reflect.DeepEqual(st.FixedText, map[string]string{"3": "x", "4": "y"}) {
+				t.Fatalf("variables %#v, fixed_text %#v", st.Variables, st.FixedText)
+			}
+		}},
+		{name: "failure_codes in two blocks, sized, order kept", in: stepEdit(1, func(s *rawStep) {
+			s.failureCodes = concat(long(2), str("b"), str("a"), long(-1), long(2), str("c"), long(0))
+		}), check: func(t *testing.T, v any) {
+			if got := v.(SendRequest).Steps[1].FailureCodes; !reflect.DeepEqual(got, []string{"b", "a", "c"}) {
+				t.Fatalf("failure_codes = %#v", got)
+			}
+		}},
+		{name: "failure_codes repeated items kept", in: stepEdit(0, func(s *rawStep) { s.failureCodes = strListBytes("x", "x", "") }),
+			check: func(t *testing.T, v any) {
+				if got := v.(SendRequest).Steps[0].FailureCodes; !reflect.DeepEqual(got, []string{"x", "x", ""}) {
+					t.Fatalf("failure_codes = %#v", got)
+				}
+			}},
+		{name: "failure_codes twenty items", in: stepEdit(1, func(s *rawStep) {
+			var items []string
+			for i := range 20 {
+				items = append(items, strings.Repeat("c", i))
+			}
+			s.failureCodes = strListBytes(items...)
+		})},
+		{name: "non-minimal varints in step fields", in: stepEdit(0, func(s *rawStep) {
+			s.variables = concat(padded(1, 10), padded(1, 3), []byte("k"), padded(0, 2), padded(0, 4))
+			s.fixedText = concat(padded(-1, 5), padded(4, 2), str("k"), str("v"), padded(0, 10))
+			s.failureCodes = concat(padded(1, 2), padded(1, 10), []byte("x"), padded(0, 3))
+		})},
+		{name: "same key in variables and fixed_text", in: stepEdit(0, func(s *rawStep) {
+			s.variables, s.fixedText = strMapBytes("1", "code"), strMapBytes("1", "x")
+		})},
+		{name: "same variables key in two steps and in params", in: send(func(r *rawSend) {
+			s := goodStep()
+			s.variables = strMapBytes("code", "code")
+			*r = withSteps(s, s)
+		})},
+		{name: "duplicate variables key", in: stepEdit(1, func(s *rawStep) { s.variables = strMapBytes("1", "a", "1", "b") }),
+			wantErr: ErrMalformed, field: "steps: [1]: variables: [1] key"},
+		{name: "duplicate fixed_text key across blocks", in: stepEdit(0, func(s *rawStep) {
+			s.fixedText = concat(long(1), str("k"), str("a"), long(1), str("k"), str("a"), long(0))
+		}), wantErr: ErrMalformed, field: "steps: [0]: fixed_text: [1] key"},
+		{name: "duplicate keys in a step and in params: the first wins", in: func() []byte {
+			s := goodStep()
+			s.fixedText = strMapBytes("k", "a", "x", "", "k", "b")
+			r := withSteps(goodStep(), s)
+			r.params = strMapBytes("p", "a", "p", "b")
+			return r.bytes()
+		}(), wantErr: ErrMalformed, field: "steps: [1]: fixed_text: [2] key"},
+		{name: "duplicate variables key, then truncated", in: func() []byte {
+			b := stepEdit(0, func(s *rawStep) { s.variables = strMapBytes("1", "a", "1", "b") })
+			return b[:len(b)-1]
+		}(), wantErr: ErrTruncated, field: "expires_at"},
+		{name: "duplicate variables key, then invalid UTF-8 in failure_codes", in: stepEdit(0, func(s *rawStep) {
+			s.variables, s.failureCodes = strMapBytes("1", "a", "1", "b"), strListBytes("ok", "\xff")
+		}), wantErr: ErrMalformed, field: "steps: [0]: failure_codes: [1]"},
+		{name: "variables count MaxInt32", in: stepEdit(1, func(s *rawStep) { s.variables = long(math.MaxInt32) }),
+			wantErr: ErrTruncated, field: "steps: [1]: variables"},
+		{name: "failure_codes count beyond the input", in: stepEdit(0, func(s *rawStep) { s.failureCodes = long(1 << 40) }),
+			wantErr: ErrTruncated, field: "steps: [0]: failure_codes"},
+		{name: "failure_codes count MinInt64", in: stepEdit(0, func(s *rawStep) { s.failureCodes = long(math.MinInt64) }),
+			wantErr: ErrMalformed, field: "steps: [0]: failure_codes"},
+		{name: "failure_codes negative size", in: stepEdit(1, func(s *rawStep) { s.failureCodes = concat(long(-1), long(-4), str("x"), long(0)) }),
+			wantErr: ErrMalformed, field: "steps: [1]: failure_codes"},
+		{name: "failure_codes item length beyond the input", in: stepEdit(0, func(s *rawStep) { s.failureCodes = concat(long(1), long(1<<20)) }),
+			wantErr: ErrTruncated, field: "steps: [0]: failure_codes: [0]"},
+		{name: "failure_codes item negative length", in: stepEdit(0, func(s *rawStep) { s.failureCodes = concat(long(2), str("a"), long(-1)) }),
+			wantErr: ErrMalformed, field: "steps: [0]: failure_codes: [1]"},
+		{name: "a version 2 step (no new fields)", in: send(func(r *rawSend) {
+			s := goodStep()
+			s.variables, s.fixedText, s.failureCodes = nil, nil, nil
+			*r = withSteps(s)
+		}), wantErr: ErrMalformed, field: "steps: [0]"}, // read on into params and metadata
 		{name: "one trailing byte", in: append(goodSend().bytes(), 0), wantErr: ErrTrailingBytes},
 		{name: "trailing record", in: append(goodSend().bytes(), goodSend().bytes()...), wantErr: ErrTrailingBytes},
 		{name: "empty input", in: nil, wantErr: ErrTruncated, field: "request_id"},
@@ -356,6 +471,29 @@ func TestFastDecodeTable(t *testing.T) {
 		{"params: [0]", func(r *rawSend) { r.params = strMapBytes("k", "\xff") }},
 		{"metadata: [1] key", func(r *rawSend) { r.metadata = strMapBytes("a", "1", "b\xc0\xaf", "2") }},
 		{"metadata: [1]", func(r *rawSend) { r.metadata = strMapBytes("a", "1", "b", "2\xff") }},
+		{"steps: [0]: variables: [0] key", func(r *rawSend) { s := goodStep(); s.variables = strMapBytes("\xff", "code"); *r = withSteps(s) }},
+		{"steps: [1]: variables: [1]", func(r *rawSend) {
+			s := goodStep()
+			s.variables = strMapBytes("1", "a", "2", "\xc3")
+			*r = withSteps(goodStep(), s)
+		}},
+		{"steps: [0]: fixed_text: [0] key", func(r *rawSend) { s := goodStep(); s.fixedText = strMapBytes("\xed\xa0\x80", "x"); *r = withSteps(s) }},
+		{"steps: [1]: fixed_text: [0]", func(r *rawSend) {
+			s := goodStep()
+			s.fixedText = strMapBytes("3", "ok\xffok")
+			*r = withSteps(goodStep(), s)
+		}},
+		{"steps: [0]: failure_codes: [0]", func(r *rawSend) { s := goodStep(); s.failureCodes = strListBytes("\xff"); *r = withSteps(s) }},
+		{"steps: [1]: failure_codes: [2]", func(r *rawSend) {
+			s := goodStep()
+			s.failureCodes = strListBytes("a", "b", "\xed\xa0\x80")
+			*r = withSteps(goodStep(), s)
+		}},
+		{"steps: [0]: failure_codes: [1]", func(r *rawSend) {
+			s := goodStep()
+			s.failureCodes = concat(long(1), str("a"), long(1), str("\xc3"), long(0)) // item numbered across blocks
+			*r = withSteps(s)
+		}},
 	} {
 		sendCases = append(sendCases, decodeCase{name: "invalid UTF-8 " + f.field, in: send(f.edit), wantErr: ErrMalformed, field: f.field})
 	}
@@ -495,7 +633,8 @@ func fastDecodeSamples(t testing.TB) [][]byte {
 	}
 	for _, v := range []SendRequest{fullSendRequest(), typicalSendRequest(), {}, {Steps: []Step{}}, {Kind: KindCancel, RequestID: "r"},
 		{RequestID: "r", Kind: KindSend, RequestedAt: firstInstant, ExpiresAt: ptr(lastInstant),
-			Steps: []Step{{DelaySeconds: math.MinInt32}, {DelaySeconds: math.MaxInt32, TemplateCategory: "x"}}}} {
+			Steps: []Step{{DelaySeconds: math.MinInt32}, {DelaySeconds: math.MaxInt32, TemplateCategory: "x"}}},
+		{Steps: []Step{{FailureCodes: []string{"", ""}}, {Variables: map[string]string{"": ""}}, {FixedText: map[string]string{"k": "v", "l": ""}}}}} {
 		add(cs.SendRequest.Encode(v))
 	}
 	for _, v := range []DeliveryReport{fullDeliveryReport(), {}, {ProviderMessageID: "p", ReportedAt: lastInstant},
@@ -549,6 +688,17 @@ func TestFastDecodeRoundTrip(t *testing.T) {
 			Params: map[string]string{"code": "0042"}, RequestedAt: t0},
 		{RequestID: "req-7", Kind: KindCancel, RequestedAt: t0.Add(time.Minute)},
 		{RequestID: "r", Steps: []Step{}, Metadata: map[string]string{"tenant": "acme"}, RequestedAt: lastInstant, ExpiresAt: ptr(firstInstant)},
+		// Steps mapping the template's placeholders, one falling back on
+		// listed failure codes only.
+		{RequestID: "req-8", Kind: KindSend, Recipient: "+4915112345678", Params: map[string]string{"code": "0042", "name": "Zoë"},
+			Steps: []Step{
+				{Channel: "whatsapp", From: "+14155550100", Template: "otp_wa", DelaySeconds: 30, SuccessOn: "delivered",
+					Variables: map[string]string{"1": "code", "2": "name"}, FixedText: map[string]string{"3": "ACME"},
+					FailureCodes: []string{"131026", "131047"}},
+				{Channel: "sms", From: "ACME", Template: "otp_sms", DelaySeconds: 120, SuccessOn: "delivered",
+					FixedText: map[string]string{"brand": "ACME"}},
+			},
+			RequestedAt: t0},
 	}
 	for i, v := range sends {
 		b, err := cs.SendRequest.Encode(v)
@@ -597,7 +747,7 @@ func TestFastDecodersAttached(t *testing.T) {
 	}
 	if cs.Step.fastDecode != nil || cs.ChannelSend.fastDecode != nil || cs.FlowEvent.fastDecode != nil ||
 		cs.FlowSummary.fastDecode != nil || cs.StepSummary.fastDecode != nil || cs.FlowDefinition.fastDecode != nil ||
-		cs.DeadLetter.fastDecode != nil {
+		cs.DeadLetter.fastDecode != nil || cs.Sender.fastDecode != nil || cs.Template.fastDecode != nil {
 		t.Fatal("a record without a fast decoder claims one")
 	}
 	c := cs.SendRequest
@@ -610,13 +760,18 @@ func TestFastDecodersAttached(t *testing.T) {
 			t.Fatalf("DecodeFrom(%q, current) = %+v, %v", fp, got, err)
 		}
 	}
-	old := previousSendRequest(t, typicalSendRequest())
-	if _, err := c.Decode(old); !errors.Is(err, ErrTruncated) {
-		t.Fatalf("Decode(version 1 bytes) err = %v, want ErrTruncated", err)
-	}
-	for _, fp := range []string{c.PreviousFingerprints()[0], ""} {
-		if got, err := c.DecodeFrom(fp, old); err != nil || !reflect.DeepEqual(got, typicalSendRequest()) {
-			t.Fatalf("DecodeFrom(%q, version 1) = %+v, %v", fp, got, err)
+	// Versions 2 and 1, newest first; typicalSendRequest has neither
+	// expires_at nor Step's new fields, so it reads back whole.
+	for i, fp := range c.PreviousFingerprints() {
+		version := 2 - i
+		old := previousSendRequest(t, typicalSendRequest(), version)
+		if _, err := c.Decode(old); err == nil {
+			t.Fatalf("Decode(version %d bytes) succeeded", version)
+		}
+		for _, route := range []string{fp, ""} {
+			if got, err := c.DecodeFrom(route, old); err != nil || !reflect.DeepEqual(got, typicalSendRequest()) {
+				t.Fatalf("DecodeFrom(%q, version %d) = %+v, %v", route, version, got, err)
+			}
 		}
 	}
 }
@@ -641,8 +796,10 @@ func TestFastDecodeLayoutGuard(t *testing.T) {
 	if layoutOf(cs.DeliveryReport.shape) != fastDecodeLayouts["DeliveryReport"] {
 		t.Fatal("DeliveryReport.avsc does not have its fast layout")
 	}
-	// The previous SendRequest schema (no expires_at), and another record's.
-	for _, shape := range []*node{cs.SendRequest.previous[0].shape, cs.DeliveryReport.shape} {
+	// The previous SendRequest schemas (version 2: Step without variables,
+	// fixed_text and failure_codes; version 1: no expires_at either), and
+	// another record's.
+	for _, shape := range []*node{cs.SendRequest.previous[0].shape, cs.SendRequest.previous[1].shape, cs.DeliveryReport.shape} {
 		if errs := guard(shape); len(errs) != 1 || !strings.Contains(errs[0].Error(), "SendRequest.avsc") {
 			t.Fatalf("a wrong layout is accepted: %v", errs)
 		}
@@ -732,6 +889,14 @@ func FuzzFastDecodeMatchesGoavro(f *testing.F) {
 	seeds[1].metadata = strMapBytes("k", "a", "k", "b")
 	seeds[2].steps = concat(padded(1, 4), padded(1, 10), goodStep().bytes(), padded(0, 10))
 	seeds[3].flowID, seeds[3].expiresAt = concat(union(1), str("")), union(0)
+	// Step's maps and array: a duplicate key in variables, fixed_text and
+	// failure_codes in sized blocks, invalid UTF-8 in a failure code.
+	dupStep, blockStep, badStep := goodStep(), goodStep(), bareStep()
+	dupStep.variables = strMapBytes("1", "a", "2", "b", "1", "c")
+	blockStep.fixedText = concat(long(-1), long(6), str("k"), str("v1"), long(1), str("l"), str("v2"), long(0))
+	blockStep.failureCodes = concat(long(-2), long(4), str("a"), str("b"), long(1), str("c"), long(0))
+	badStep.failureCodes = strListBytes("131026", "\xc3\x28")
+	seeds = append(seeds, withSteps(dupStep, goodStep()), withSteps(blockStep), withSteps(goodStep(), badStep))
 	for _, s := range seeds {
 		f.Add(s.bytes())
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,7 +41,9 @@ var (
 )
 
 func fullStep() Step {
-	return Step{Channel: "whatsapp", From: "+14155550100", Template: "otp_wa", TemplateCategory: "authentication", DelaySeconds: 30, SuccessOn: "read"}
+	return Step{Channel: "whatsapp", From: "+14155550100", Template: "otp_wa", TemplateCategory: "authentication", DelaySeconds: 30, SuccessOn: "read",
+		Variables: map[string]string{"1": "code", "2": "name"}, FixedText: map[string]string{"3": "ACME ✓"},
+		FailureCodes: []string{"131026", "131047", ""}}
 }
 
 func fullSendRequest() SendRequest {
@@ -50,7 +53,8 @@ func fullSendRequest() SendRequest {
 		Recipient: "+33612345678",
 		FlowID:    "otp-default",
 		Steps: []Step{fullStep(),
-			{Channel: "sms", From: "ACME", Template: "otp_sms", TemplateCategory: "text", DelaySeconds: 900, SuccessOn: "delivered"}},
+			{Channel: "sms", From: "ACME", Template: "otp_sms", TemplateCategory: "text", DelaySeconds: 900, SuccessOn: "delivered",
+				Variables: map[string]string{"code": "code"}, FailureCodes: []string{"UNDELIV"}}},
 		Params:      map[string]string{"code": "123456", "name": "Zoë ✓ 日本"},
 		Metadata:    map[string]string{"tenant": "acme", "campaign": "", "": "empty key"},
 		RequestedAt: t0,
@@ -66,7 +70,8 @@ func fullDeliveryReport() DeliveryReport {
 func fullChannelSend() ChannelSend {
 	return ChannelSend{AttemptID: "req-42/1", RequestID: "req-42", Step: 1, Channel: "sms", From: "ACME", To: "+33612345678",
 		Template: "otp_sms", TemplateCategory: "text", Params: map[string]string{"code": "123456"}, Reason: "timeout",
-		Deadline: t0.Add(930 * time.Second), SentAt: t0.Add(30 * time.Second)}
+		Deadline: t0.Add(930 * time.Second), SentAt: t0.Add(30 * time.Second),
+		TemplateParams: []string{"123456", "", "Zoë ✓ 日本", "123456"}, TemplateLanguage: "pt_BR", ProviderTemplateID: "1107161234567890123"}
 }
 
 func fullStepSummary() StepSummary {
@@ -90,7 +95,19 @@ func fullFlowEvent() FlowEvent {
 }
 
 func fullFlowDefinition() FlowDefinition {
-	return FlowDefinition{FlowID: "otp-default", Version: 7, Steps: fullSendRequest().Steps}
+	return FlowDefinition{FlowID: "otp-default", Version: 7, Steps: fullSendRequest().Steps,
+		Status: FlowDraft, ChangedBy: "alice@example.com", ChangedAt: ptr(t0.Add(-time.Hour))}
+}
+
+func fullSender() Sender {
+	return Sender{Channel: "sms", ID: "ACME", Label: "Acme support ✓", Status: SenderDisabled, Version: 3,
+		ChangedBy: "alice@example.com", ChangedAt: t0}
+}
+
+func fullTemplate() Template {
+	return Template{Channel: "whatsapp", Name: "otp_pt", Language: "pt_BR", Category: "authentication",
+		Body: "Seu código é {{1}}. Não o compartilhe.", Status: TemplatePending, ProviderTemplateID: "1107161234567890123",
+		Sender: "+14155550100", Version: 2, ChangedBy: "cli", ChangedAt: t0.Add(time.Minute)}
 }
 
 func fullDeadLetter() DeadLetter {
@@ -107,6 +124,9 @@ type sample interface {
 	decodeEqual(cs *Codecs, b []byte) error
 	// decode decodes b and discards the value.
 	decode(cs *Codecs, b []byte) error
+	// reencodeFrom reads b with DecodeFrom(fingerprint, b) and encodes the
+	// value with the current schema.
+	reencodeFrom(cs *Codecs, fingerprint string, b []byte) ([]byte, error)
 }
 
 type typed[T any] struct {
@@ -121,6 +141,14 @@ func (s typed[T]) encode(cs *Codecs) ([]byte, error) { return s.codec(cs).Encode
 func (s typed[T]) decode(cs *Codecs, b []byte) error {
 	_, err := s.codec(cs).Decode(b)
 	return err
+}
+
+func (s typed[T]) reencodeFrom(cs *Codecs, fingerprint string, b []byte) ([]byte, error) {
+	v, err := s.codec(cs).DecodeFrom(fingerprint, b)
+	if err != nil {
+		return nil, err
+	}
+	return s.codec(cs).Encode(v)
 }
 
 func (s typed[T]) decodeEqual(cs *Codecs, b []byte) error {
@@ -145,6 +173,8 @@ func samples() []sample {
 	stepSummary := func(cs *Codecs) *Codec[StepSummary] { return cs.StepSummary }
 	def := func(cs *Codecs) *Codec[FlowDefinition] { return cs.FlowDefinition }
 	dead := func(cs *Codecs) *Codec[DeadLetter] { return cs.DeadLetter }
+	sender := func(cs *Codecs) *Codec[Sender] { return cs.Sender }
+	template := func(cs *Codecs) *Codec[Template] { return cs.Template }
 
 	return []sample{
 		typed[SendRequest]{"SendRequest.full", sendReq, fullSendRequest()},
@@ -154,12 +184,14 @@ func samples() []sample {
 		typed[SendRequest]{"SendRequest.edge", sendReq, SendRequest{RequestID: "r", Kind: KindSend, RequestedAt: firstInstant, ExpiresAt: ptr(lastInstant)}},
 		typed[Step]{"Step.full", step, fullStep()},
 		typed[Step]{"Step.zero", step, Step{}},
-		typed[Step]{"Step.edge", step, Step{DelaySeconds: math.MinInt32, Channel: "x\x00y"}},
+		typed[Step]{"Step.edge", step, Step{DelaySeconds: math.MinInt32, Channel: "x\x00y",
+			Variables: map[string]string{"": ""}, FixedText: map[string]string{"1": ""}, FailureCodes: []string{""}}},
 		typed[DeliveryReport]{"DeliveryReport.full", dlr, fullDeliveryReport()},
 		typed[DeliveryReport]{"DeliveryReport.zero", dlr, DeliveryReport{}},
 		typed[ChannelSend]{"ChannelSend.full", send, fullChannelSend()},
 		typed[ChannelSend]{"ChannelSend.zero", send, ChannelSend{}},
-		typed[ChannelSend]{"ChannelSend.edge", send, ChannelSend{Step: math.MaxInt32, Deadline: lastInstant, SentAt: firstInstant}},
+		typed[ChannelSend]{"ChannelSend.edge", send, ChannelSend{Step: math.MaxInt32, Deadline: lastInstant, SentAt: firstInstant,
+			TemplateParams: []string{""}}},
 		typed[FlowEvent]{"FlowEvent.full", event, fullFlowEvent()},
 		typed[FlowEvent]{"FlowEvent.zero", event, FlowEvent{}},
 		typed[FlowEvent]{"FlowEvent.emptysummary", event, FlowEvent{Type: "FLOW_CLOSED", Step: ptr(int32(0)), Summary: &FlowSummary{}}},
@@ -169,10 +201,18 @@ func samples() []sample {
 		typed[StepSummary]{"StepSummary.zero", stepSummary, StepSummary{}},
 		typed[FlowDefinition]{"FlowDefinition.full", def, fullFlowDefinition()},
 		typed[FlowDefinition]{"FlowDefinition.zero", def, FlowDefinition{}},
-		typed[FlowDefinition]{"FlowDefinition.edge", def, FlowDefinition{FlowID: "f", Version: math.MinInt64}},
+		typed[FlowDefinition]{"FlowDefinition.edge", def, FlowDefinition{FlowID: "f", Version: math.MinInt64,
+			Status: FlowPublished, ChangedAt: ptr(firstInstant)}},
 		typed[DeadLetter]{"DeadLetter.full", dead, fullDeadLetter()},
 		typed[DeadLetter]{"DeadLetter.zero", dead, DeadLetter{}},
 		// Empty but non-nil key and value stay distinct from null.
 		typed[DeadLetter]{"DeadLetter.edge", dead, DeadLetter{Key: []byte{}, Value: []byte{}, Partition: -1, Offset: math.MaxInt64, FailedAt: lastInstant}},
+		typed[Sender]{"Sender.full", sender, fullSender()},
+		typed[Sender]{"Sender.zero", sender, Sender{}},
+		typed[Sender]{"Sender.edge", sender, Sender{Channel: "rcs", ID: "acme_agent@rbm.goog", Version: math.MaxInt64, ChangedAt: lastInstant}},
+		typed[Template]{"Template.full", template, fullTemplate()},
+		typed[Template]{"Template.zero", template, Template{}},
+		typed[Template]{"Template.edge", template, Template{Channel: "sms", Name: "n", Body: strings.Repeat("{{1}}", 1000),
+			Version: math.MinInt64, ChangedAt: firstInstant}},
 	}
 }

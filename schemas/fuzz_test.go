@@ -42,10 +42,11 @@ func FuzzDecodeFlowDefinition(f *testing.F) {
 		FlowDefinition{FlowID: "f", Version: -1, Steps: []Step{{}}})
 }
 
-// The processor reads only the three records above; the others are read by
-// whoever consumes its outputs (provider adapters, analytics, operators
-// replaying dead letters), with the same codecs. FlowEvent covers the nested
-// FlowSummary and StepSummary; SendRequest and FlowDefinition cover Step.
+// The processor reads the three records above and the catalog (Sender and
+// Template, below); the others are read by whoever consumes its outputs
+// (provider adapters, analytics, operators replaying dead letters), with the
+// same codecs. FlowEvent covers the nested FlowSummary and StepSummary;
+// SendRequest and FlowDefinition cover Step.
 
 func FuzzDecodeChannelSend(f *testing.F) {
 	cs := testCodecs(f)
@@ -61,6 +62,18 @@ func FuzzDecodeFlowEvent(f *testing.F) {
 func FuzzDecodeDeadLetter(f *testing.F) {
 	cs := testCodecs(f)
 	fuzzDecode(f, cs.DeadLetter, fullDeadLetter(), DeadLetter{}, DeadLetter{Key: []byte{}, Value: []byte{}})
+}
+
+// The catalog: every instance reads the senders and templates topics whole.
+
+func FuzzDecodeSender(f *testing.F) {
+	cs := testCodecs(f)
+	fuzzDecode(f, cs.Sender, fullSender(), Sender{})
+}
+
+func FuzzDecodeTemplate(f *testing.F) {
+	cs := testCodecs(f)
+	fuzzDecode(f, cs.Template, fullTemplate(), Template{}, Template{Channel: "rcs", Name: "n", ProviderTemplateID: "p", ChangedAt: lastInstant})
 }
 
 func fuzzDecode[T any](f *testing.F, c *Codec[T], seeds ...T) {
@@ -102,38 +115,54 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		"FuzzDecodeFlowEvent":      func(b []byte) error { _, err := cs.FlowEvent.Decode(b); return err },
 		"FuzzDecodeDeadLetter":     func(b []byte) error { _, err := cs.DeadLetter.Decode(b); return err },
 	}
+	decodeFrom := map[string]func([]byte) error{
+		"FuzzDecodeSendRequest":    func(b []byte) error { _, err := cs.SendRequest.DecodeFrom("", b); return err },
+		"FuzzDecodeFlowDefinition": func(b []byte) error { _, err := cs.FlowDefinition.DecodeFrom("", b); return err },
+		"FuzzDecodeChannelSend":    func(b []byte) error { _, err := cs.ChannelSend.DecodeFrom("", b); return err },
+		"FuzzDecodeFlowEvent":      func(b []byte) error { _, err := cs.FlowEvent.DecodeFrom("", b); return err },
+	}
 	want := map[string]error{
-		"FuzzDecodeSendRequest/invalid_utf8":                   ErrMalformed,
-		"FuzzDecodeSendRequest/params_count_huge":              ErrTruncated,
-		"FuzzDecodeSendRequest/params_two_blocks":              nil,
-		"FuzzDecodeSendRequest/steps_count_maxint32":           ErrTruncated,
-		"FuzzDecodeSendRequest/steps_negative_count_huge_size": ErrTruncated,
-		"FuzzDecodeSendRequest/truncated":                      ErrTruncated,
-		"FuzzDecodeDeliveryReport/empty_string_branch":         nil,
-		"FuzzDecodeDeliveryReport/non_minimal_varints":         nil,
-		"FuzzDecodeDeliveryReport/timestamp_last_valid":        nil,
-		"FuzzDecodeDeliveryReport/timestamp_max":               ErrMalformed,
-		"FuzzDecodeDeliveryReport/trailing_byte":               ErrTrailingBytes,
-		"FuzzDecodeDeliveryReport/union_branch_7":              ErrMalformed,
-		"FuzzDecodeFlowDefinition/delay_overflows_int32":       ErrMalformed,
-		"FuzzDecodeFlowDefinition/steps_count_huge":            ErrTruncated,
-		"FuzzDecodeFlowDefinition/steps_negative_count":        nil,
-		"FuzzDecodeFlowDefinition/version_min_int64":           nil,
-		"FuzzDecodeChannelSend/step_negative":                  nil,
-		"FuzzDecodeChannelSend/params_duplicate_key":           ErrMalformed,
-		"FuzzDecodeChannelSend/deadline_year_10000":            ErrMalformed,
-		"FuzzDecodeChannelSend/truncated":                      ErrTruncated,
-		"FuzzDecodeFlowEvent/summary_null":                     nil,
-		"FuzzDecodeFlowEvent/summary_branch_2":                 ErrMalformed,
-		"FuzzDecodeFlowEvent/summary_steps_count_huge":         ErrTruncated,
-		"FuzzDecodeFlowEvent/boolean_2":                        ErrMalformed,
-		"FuzzDecodeFlowEvent/deadline_forced_2":                ErrMalformed,
-		"FuzzDecodeFlowEvent/metadata_count_huge":              ErrTruncated,
-		"FuzzDecodeFlowEvent/schema_v1_record":                 ErrTruncated, // Decode is strict; DecodeFrom reads it
-		"FuzzDecodeDeadLetter/key_null_value_empty":            nil,
-		"FuzzDecodeDeadLetter/value_length_huge":               ErrTruncated,
-		"FuzzDecodeDeadLetter/error_invalid_utf8":              ErrMalformed,
-		"FuzzDecodeDeadLetter/partition_overflows_int32":       ErrMalformed,
+		"FuzzDecodeSendRequest/invalid_utf8":                     ErrMalformed,
+		"FuzzDecodeSendRequest/params_count_huge":                ErrTruncated,
+		"FuzzDecodeSendRequest/params_two_blocks":                nil,
+		"FuzzDecodeSendRequest/steps_count_maxint32":             ErrTruncated,
+		"FuzzDecodeSendRequest/steps_negative_count_huge_size":   ErrTruncated,
+		"FuzzDecodeSendRequest/truncated":                        ErrTruncated,
+		"FuzzDecodeSendRequest/step_variables_duplicate_key":     ErrMalformed,
+		"FuzzDecodeSendRequest/step_failure_codes_two_blocks":    nil,
+		"FuzzDecodeSendRequest/step_failure_codes_invalid_utf8":  ErrMalformed,
+		"FuzzDecodeSendRequest/schema_v2_record":                 ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeDeliveryReport/empty_string_branch":           nil,
+		"FuzzDecodeDeliveryReport/non_minimal_varints":           nil,
+		"FuzzDecodeDeliveryReport/timestamp_last_valid":          nil,
+		"FuzzDecodeDeliveryReport/timestamp_max":                 ErrMalformed,
+		"FuzzDecodeDeliveryReport/trailing_byte":                 ErrTrailingBytes,
+		"FuzzDecodeDeliveryReport/union_branch_7":                ErrMalformed,
+		"FuzzDecodeFlowDefinition/delay_overflows_int32":         ErrMalformed,
+		"FuzzDecodeFlowDefinition/steps_count_huge":              ErrTruncated,
+		"FuzzDecodeFlowDefinition/steps_negative_count":          nil,
+		"FuzzDecodeFlowDefinition/version_min_int64":             nil,
+		"FuzzDecodeFlowDefinition/schema_v1_record":              ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeFlowDefinition/changed_at_year_10000":         ErrMalformed,
+		"FuzzDecodeFlowDefinition/step_fixed_text_duplicate_key": ErrMalformed,
+		"FuzzDecodeChannelSend/step_negative":                    nil,
+		"FuzzDecodeChannelSend/params_duplicate_key":             ErrMalformed,
+		"FuzzDecodeChannelSend/deadline_year_10000":              ErrMalformed,
+		"FuzzDecodeChannelSend/truncated":                        ErrTruncated,
+		"FuzzDecodeChannelSend/schema_v1_record":                 ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeChannelSend/template_params_invalid_utf8":     ErrMalformed,
+		"FuzzDecodeChannelSend/template_params_two_blocks":       nil,
+		"FuzzDecodeFlowEvent/summary_null":                       nil,
+		"FuzzDecodeFlowEvent/summary_branch_2":                   ErrMalformed,
+		"FuzzDecodeFlowEvent/summary_steps_count_huge":           ErrTruncated,
+		"FuzzDecodeFlowEvent/boolean_2":                          ErrMalformed,
+		"FuzzDecodeFlowEvent/deadline_forced_2":                  ErrMalformed,
+		"FuzzDecodeFlowEvent/metadata_count_huge":                ErrTruncated,
+		"FuzzDecodeFlowEvent/schema_v1_record":                   ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeDeadLetter/key_null_value_empty":              nil,
+		"FuzzDecodeDeadLetter/value_length_huge":                 ErrTruncated,
+		"FuzzDecodeDeadLetter/error_invalid_utf8":                ErrMalformed,
+		"FuzzDecodeDeadLetter/partition_overflows_int32":         ErrMalformed,
 	}
 	// The decode targets' seeds only: FuzzFastEncodeMatchesGoavro's inputs
 	// are field values, and a kept one is a plain regression input.
@@ -168,6 +197,13 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		err = decoders[filepath.Base(filepath.Dir(file))]([]byte(b))
 		if (wantErr == nil) != (err == nil) || (wantErr != nil && !errors.Is(err, wantErr)) {
 			t.Errorf("%s: err = %v, want %v", key, err, wantErr)
+		}
+		// A record of an earlier schema version, which Decode refuses,
+		// reads with DecodeFrom (no fingerprint header: every version).
+		if strings.HasPrefix(filepath.Base(file), "schema_v") {
+			if err := decodeFrom[filepath.Base(filepath.Dir(file))]([]byte(b)); err != nil {
+				t.Errorf("%s: DecodeFrom: %v", key, err)
+			}
 		}
 	}
 }

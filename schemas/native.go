@@ -16,7 +16,14 @@ import (
 //   - optional array (SendRequest.steps): nil <-> null; an empty non-nil
 //     slice is an empty array and decodes back to an empty non-nil slice.
 //   - required array, map: nil and empty both encode as empty and decode to
-//     nil, so that round trips compare equal.
+//     nil, so that round trips compare equal (FlowDefinition.steps,
+//     FlowSummary.steps, Step.failure_codes, ChannelSend.template_params;
+//     every map).
+//   - a field the writer's schema lacks (a record read with an earlier
+//     version, see previous/) takes the schema's default: the Go zero value
+//     for null, {} and [], FlowPublished for FlowDefinition.status. goavro
+//     reading with the old schema alone leaves such a field out of the
+//     native map; fromNative fills it in.
 //   - optional bytes (DeadLetter): nil <-> null; empty non-nil <-> empty.
 //   - timestamps: time.Time <-> UTC milliseconds; decoded values are in UTC.
 
@@ -78,6 +85,15 @@ func stringMap(m map[string]string) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[k] = v
+	}
+	return out
+}
+
+// stringList is never nil: goavro refuses a nil array.
+func stringList(l []string) []any {
+	out := make([]any, len(l))
+	for i, v := range l {
+		out[i] = v
 	}
 	return out
 }
@@ -215,6 +231,31 @@ func (d *dec) strMap(field string) map[string]string {
 	return out
 }
 
+// strList reads a required array of strings: nil when empty, like strMap.
+func (d *dec) strList(field string) []string {
+	raw := d.list(field, d.m[field])
+	if len(raw) == 0 {
+		return nil
+	}
+	out := make([]string, len(raw))
+	for i, v := range raw {
+		s, ok := v.(string)
+		if !ok {
+			d.fail(fmt.Sprintf("%s[%d]", field, i), v, "string")
+			return nil
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// has reports whether the writer's schema had field: a record written with
+// an earlier version lacks the fields added since (see the mapping rules).
+func (d *dec) has(field string) bool {
+	_, ok := d.m[field]
+	return ok
+}
+
 // optBytes copies: goavro returns sub-slices of its input, and a decoded
 // value must not alias a Kafka record's buffer.
 func (d *dec) optBytes(field string) []byte {
@@ -269,6 +310,9 @@ func stepToNative(v Step) (map[string]any, error) {
 		"template_category": optString(v.TemplateCategory),
 		"delay_seconds":     v.DelaySeconds,
 		"success_on":        v.SuccessOn,
+		"variables":         stringMap(v.Variables),
+		"fixed_text":        stringMap(v.FixedText),
+		"failure_codes":     stringList(v.FailureCodes),
 	}, nil
 }
 
@@ -281,6 +325,16 @@ func stepFromNative(m map[string]any) (Step, error) {
 		TemplateCategory: d.optStr("template_category"),
 		DelaySeconds:     d.i32("delay_seconds"),
 		SuccessOn:        d.str("success_on"),
+	}
+	// Absent in a Step of SendRequest 1 and 2 and of FlowDefinition 1.
+	if d.has("variables") {
+		v.Variables = d.strMap("variables")
+	}
+	if d.has("fixed_text") {
+		v.FixedText = d.strMap("fixed_text")
+	}
+	if d.has("failure_codes") {
+		v.FailureCodes = d.strList("failure_codes")
 	}
 	return v, d.err
 }
@@ -365,18 +419,21 @@ func deliveryReportFromNative(m map[string]any) (DeliveryReport, error) {
 func channelSendToNative(v ChannelSend) (map[string]any, error) {
 	var e enc
 	return map[string]any{
-		"attempt_id":        v.AttemptID,
-		"request_id":        v.RequestID,
-		"step":              v.Step,
-		"channel":           v.Channel,
-		"from":              v.From,
-		"to":                v.To,
-		"template":          v.Template,
-		"template_category": optString(v.TemplateCategory),
-		"params":            stringMap(v.Params),
-		"reason":            v.Reason,
-		"deadline":          e.ts("deadline", v.Deadline),
-		"sent_at":           e.ts("sent_at", v.SentAt),
+		"attempt_id":           v.AttemptID,
+		"request_id":           v.RequestID,
+		"step":                 v.Step,
+		"channel":              v.Channel,
+		"from":                 v.From,
+		"to":                   v.To,
+		"template":             v.Template,
+		"template_category":    optString(v.TemplateCategory),
+		"params":               stringMap(v.Params),
+		"reason":               v.Reason,
+		"deadline":             e.ts("deadline", v.Deadline),
+		"sent_at":              e.ts("sent_at", v.SentAt),
+		"template_params":      stringList(v.TemplateParams),
+		"template_language":    optString(v.TemplateLanguage),
+		"provider_template_id": optString(v.ProviderTemplateID),
 	}, e.err
 }
 
@@ -395,6 +452,12 @@ func channelSendFromNative(m map[string]any) (ChannelSend, error) {
 		Reason:           d.str("reason"),
 		Deadline:         d.ts("deadline"),
 		SentAt:           d.ts("sent_at"),
+		// Null, or absent when the writer's schema was version 1.
+		TemplateLanguage:   d.optStr("template_language"),
+		ProviderTemplateID: d.optStr("provider_template_id"),
+	}
+	if d.has("template_params") { // absent in version 1
+		v.TemplateParams = d.strList("template_params")
 	}
 	return v, d.err
 }
@@ -544,12 +607,18 @@ func flowEventFromNative(m map[string]any) (FlowEvent, error) {
 
 // ---- FlowDefinition ----
 
+// Status is written as it is: "" stays "" on the wire (read as published,
+// like an empty success_on as delivered), so that a round trip keeps it.
 func flowDefinitionToNative(v FlowDefinition) (map[string]any, error) {
+	var e enc
 	return map[string]any{
-		"flow_id": v.FlowID,
-		"version": v.Version,
-		"steps":   stepsToNative(v.Steps),
-	}, nil
+		"flow_id":    v.FlowID,
+		"version":    v.Version,
+		"steps":      stepsToNative(v.Steps),
+		"status":     v.Status,
+		"changed_by": optString(v.ChangedBy),
+		"changed_at": e.optTS("changed_at", v.ChangedAt),
+	}, e.err
 }
 
 func flowDefinitionFromNative(m map[string]any) (FlowDefinition, error) {
@@ -557,9 +626,84 @@ func flowDefinitionFromNative(m map[string]any) (FlowDefinition, error) {
 	v := FlowDefinition{
 		FlowID:  d.str("flow_id"),
 		Version: d.i64("version"),
+		// Published: the schema's default, what Java and fastavro resolve a
+		// version 1 record to.
+		Status: FlowPublished,
+		// Null, or absent when the writer's schema was version 1.
+		ChangedBy: d.optStr("changed_by"),
+		ChangedAt: d.optTS("changed_at"),
+	}
+	if d.has("status") {
+		v.Status = d.str("status")
 	}
 	if raw := d.list("steps", m["steps"]); len(raw) > 0 {
 		v.Steps = records(&d, "steps", raw, stepFromNative)
+	}
+	return v, d.err
+}
+
+// ---- Sender ----
+
+func senderToNative(v Sender) (map[string]any, error) {
+	var e enc
+	return map[string]any{
+		"channel":    v.Channel,
+		"id":         v.ID,
+		"label":      v.Label,
+		"status":     v.Status,
+		"version":    v.Version,
+		"changed_by": v.ChangedBy,
+		"changed_at": e.ts("changed_at", v.ChangedAt),
+	}, e.err
+}
+
+func senderFromNative(m map[string]any) (Sender, error) {
+	d := dec{m: m}
+	v := Sender{
+		Channel:   d.str("channel"),
+		ID:        d.str("id"),
+		Label:     d.str("label"),
+		Status:    d.str("status"),
+		Version:   d.i64("version"),
+		ChangedBy: d.str("changed_by"),
+		ChangedAt: d.ts("changed_at"),
+	}
+	return v, d.err
+}
+
+// ---- Template ----
+
+func templateToNative(v Template) (map[string]any, error) {
+	var e enc
+	return map[string]any{
+		"channel":              v.Channel,
+		"name":                 v.Name,
+		"language":             v.Language,
+		"category":             v.Category,
+		"body":                 v.Body,
+		"status":               v.Status,
+		"provider_template_id": optString(v.ProviderTemplateID),
+		"sender":               optString(v.Sender),
+		"version":              v.Version,
+		"changed_by":           v.ChangedBy,
+		"changed_at":           e.ts("changed_at", v.ChangedAt),
+	}, e.err
+}
+
+func templateFromNative(m map[string]any) (Template, error) {
+	d := dec{m: m}
+	v := Template{
+		Channel:            d.str("channel"),
+		Name:               d.str("name"),
+		Language:           d.str("language"),
+		Category:           d.str("category"),
+		Body:               d.str("body"),
+		Status:             d.str("status"),
+		ProviderTemplateID: d.optStr("provider_template_id"),
+		Sender:             d.optStr("sender"),
+		Version:            d.i64("version"),
+		ChangedBy:          d.str("changed_by"),
+		ChangedAt:          d.ts("changed_at"),
 	}
 	return v, d.err
 }

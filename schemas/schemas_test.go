@@ -69,6 +69,38 @@ func TestNilAndEmpty(t *testing.T) {
 	if err != nil || send.Params != nil {
 		t.Errorf("empty params: got %#v, %v; want nil", send.Params, err)
 	}
+	// ... the same for the arrays and maps added since, which encode like
+	// nil ones.
+	nilSend, err := cs.ChannelSend.Encode(ChannelSend{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = cs.ChannelSend.Encode(ChannelSend{TemplateParams: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if send, err := cs.ChannelSend.Decode(c); err != nil || send.TemplateParams != nil || !bytes.Equal(c, nilSend) {
+		t.Errorf("empty template_params: got %#v, %v (bytes equal to nil's: %v); want nil", send.TemplateParams, err, bytes.Equal(c, nilSend))
+	}
+	emptyStep := Step{Variables: map[string]string{}, FixedText: map[string]string{}, FailureCodes: []string{}}
+	for _, st := range []Step{emptyStep, {}} {
+		b, err := cs.FlowDefinition.Encode(FlowDefinition{Steps: []Step{st}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		def, err := cs.FlowDefinition.Decode(b)
+		if err != nil || !reflect.DeepEqual(def.Steps, []Step{{}}) {
+			t.Errorf("empty step maps and failure_codes: got %#v, %v; want nil", def.Steps, err)
+		}
+	}
+	// An optional string of the new fields: "" is null.
+	b, err = cs.Template.Encode(Template{ProviderTemplateID: "", Sender: ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := concat(str(""), str(""), str(""), str(""), str(""), str(""), union(0), union(0), long(0), str(""), long(minTimestampMillis)); !bytes.Equal(b, want) {
+		t.Errorf("zero Template = % x, want % x", b, want)
+	}
 
 	// A non-null empty string written by another producer reads as "".
 	raw := concat(union(1), str(""), union(0), str("sms"), str("DELIVRD"), union(0), long(0))
@@ -244,6 +276,8 @@ func TestDecodeWrongSchema(t *testing.T) {
 	send := enc(cs.ChannelSend.Encode(fullChannelSend()))
 	event := enc(cs.FlowEvent.Encode(fullFlowEvent()))
 	def := enc(cs.FlowDefinition.Encode(fullFlowDefinition()))
+	sender := enc(cs.Sender.Encode(fullSender()))
+	template := enc(cs.Template.Encode(fullTemplate()))
 
 	checks := []struct {
 		name string
@@ -256,6 +290,10 @@ func TestDecodeWrongSchema(t *testing.T) {
 		{"SendRequest as FlowDefinition", func() error { _, err := cs.FlowDefinition.Decode(req); return err }()},
 		{"FlowDefinition as SendRequest", func() error { _, err := cs.SendRequest.Decode(def); return err }()},
 		{"ChannelSend as FlowEvent", func() error { _, err := cs.FlowEvent.Decode(send); return err }()},
+		{"Sender as Template", func() error { _, err := cs.Template.Decode(sender); return err }()},
+		{"Template as Sender", func() error { _, err := cs.Sender.Decode(template); return err }()},
+		{"Template as ChannelSend", func() error { _, err := cs.ChannelSend.Decode(template); return err }()},
+		{"Sender as FlowDefinition", func() error { _, err := cs.FlowDefinition.Decode(sender); return err }()},
 	}
 	for _, c := range checks {
 		if c.err == nil {
@@ -349,14 +387,18 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 
 var wantFields = map[string][]string{
 	"SendRequest":    {"request_id", "kind", "recipient", "flow_id", "steps", "params", "metadata", "requested_at", "expires_at"},
-	"Step":           {"channel", "from", "template", "template_category", "delay_seconds", "success_on"},
+	"Step":           {"channel", "from", "template", "template_category", "delay_seconds", "success_on", "variables", "fixed_text", "failure_codes"},
 	"DeliveryReport": {"attempt_id", "provider_message_id", "channel", "status", "error_code", "reported_at"},
-	"ChannelSend":    {"attempt_id", "request_id", "step", "channel", "from", "to", "template", "template_category", "params", "reason", "deadline", "sent_at"},
+	"ChannelSend": {"attempt_id", "request_id", "step", "channel", "from", "to", "template", "template_category", "params", "reason", "deadline", "sent_at",
+		"template_params", "template_language", "provider_template_id"},
 	"FlowEvent":      {"event_id", "request_id", "type", "step", "channel", "attempt_id", "reason", "outcome", "status", "status_kind", "late", "occurred_at", "summary", "metadata", "deadline_forced"},
 	"FlowSummary":    {"outcome", "delivered_step", "steps_used", "requested_at", "started_at", "closed_at", "time_to_outcome_ms", "multi_channel_delivery", "steps"},
 	"StepSummary":    {"step", "channel", "attempt_id", "reason", "sent_at", "last_status", "last_status_at", "succeeded"},
-	"FlowDefinition": {"flow_id", "version", "steps"},
+	"FlowDefinition": {"flow_id", "version", "steps", "status", "changed_by", "changed_at"},
 	"DeadLetter":     {"key", "value", "topic", "partition", "offset", "error", "failed_at"},
+	"Sender":         {"channel", "id", "label", "status", "version", "changed_by", "changed_at"},
+	"Template": {"channel", "name", "language", "category", "body", "status", "provider_template_id", "sender",
+		"version", "changed_by", "changed_at"},
 }
 
 func readSchemaJSON(t *testing.T, file string) map[string]any {

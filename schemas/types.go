@@ -38,6 +38,16 @@ type Step struct {
 	TemplateCategory string // "" when not given
 	DelaySeconds     int32
 	SuccessOn        string // "delivered" (default) or "read"
+	// Variables maps a template placeholder to the request param that
+	// fills it; FixedText to fixed text. A named placeholder in neither
+	// takes the param of its own name. nil and empty encode alike and
+	// decode to nil, as do steps written before the fields.
+	Variables map[string]string
+	FixedText map[string]string
+	// FailureCodes, when not empty, are the failure codes (error_code or
+	// raw status) that fall back; another failure closes the flow FAILED.
+	// nil and empty encode alike and decode to nil.
+	FailureCodes []string
 }
 
 // DeliveryReport is a provider's status report for one attempt. AttemptID is
@@ -66,6 +76,12 @@ type ChannelSend struct {
 	Reason           string // "initial", "failure", "timeout"
 	Deadline         time.Time
 	SentAt           time.Time
+	// TemplateParams are the template's placeholders filled in its order;
+	// empty when the catalog does not hold the template. Written in the
+	// slice's order; nil and empty encode alike and decode to nil.
+	TemplateParams     []string
+	TemplateLanguage   string // "" when not known
+	ProviderTemplateID string // "" when the template has none
 }
 
 // FlowEvent is one fact on the analytics stream.
@@ -122,7 +138,72 @@ type FlowDefinition struct {
 	FlowID  string
 	Version int64
 	Steps   []Step
+	// Status is FlowDraft or FlowPublished; "" reads as published (see
+	// IsPublished) and is written as "". A record written before the field
+	// decodes as FlowPublished, the schema's default.
+	Status    string
+	ChangedBy string     // "" when not recorded
+	ChangedAt *time.Time // nil when not recorded
 }
+
+// Flow definition statuses (FlowDefinition.Status).
+const (
+	FlowDraft     = "draft"
+	FlowPublished = "published"
+)
+
+// IsPublished reports whether requests may name the flow.
+func (d FlowDefinition) IsPublished() bool { return d.Status == "" || d.Status == FlowPublished }
+
+// Sender is a configured sender of a channel, on the compacted senders
+// topic keyed by its Key.
+type Sender struct {
+	Channel   string
+	ID        string
+	Label     string
+	Status    string // SenderActive or SenderDisabled
+	Version   int64
+	ChangedBy string
+	ChangedAt time.Time
+}
+
+// Sender statuses.
+const (
+	SenderActive   = "active"
+	SenderDisabled = "disabled"
+)
+
+// Key is the sender's Kafka key on the senders topic.
+func (s Sender) Key() string { return CatalogKey(s.Channel, s.ID) }
+
+// Template is a message template of a channel, on the compacted templates
+// topic keyed by its Key.
+type Template struct {
+	Channel            string
+	Name               string
+	Language           string
+	Category           string
+	Body               string
+	Status             string // TemplateApproved, TemplatePending or TemplateRejected
+	ProviderTemplateID string // "" when none
+	Sender             string // "" when approved for every sender of the channel
+	Version            int64
+	ChangedBy          string
+	ChangedAt          time.Time
+}
+
+// Template statuses.
+const (
+	TemplateApproved = "approved"
+	TemplatePending  = "pending"
+	TemplateRejected = "rejected"
+)
+
+// Key is the template's Kafka key on the templates topic.
+func (t Template) Key() string { return CatalogKey(t.Channel, t.Name) }
+
+// CatalogKey is the Kafka key of a catalog entry: "<channel>/<name>".
+func CatalogKey(channel, name string) string { return channel + "/" + name }
 
 // DeadLetter is a record that could not be decoded or validated.
 type DeadLetter struct {

@@ -8,8 +8,8 @@ import "github.com/twmb/franz-go/pkg/sr"
 // the value had that header; a value without it is returned as it is.
 //
 // Only the records whose plain encoding never starts with byte 0 can be
-// told apart this way: FlowEvent, ChannelSend, SendRequest and
-// FlowDefinition begin with a string that is never empty. A DeadLetter or a
+// told apart this way: FlowEvent, ChannelSend, SendRequest, FlowDefinition,
+// Sender and Template begin with a string that is never empty. A DeadLetter or a
 // DeliveryReport may start with byte 0 (a null first field): decode those
 // plainly first, and use this only when that fails.
 func ConfluentBody(value []byte) ([]byte, bool) {

@@ -22,6 +22,8 @@ type Names struct {
 	Events      string // analytics events (out, key = request_id)
 	DLQ         string // dead letters (out)
 	Flows       string // stored flow definitions (compacted, key = flow_id)
+	Senders     string // the catalog's senders (compacted, key = <channel>/<id>)
+	Templates   string // the catalog's templates (compacted, key = <channel>/<name>)
 	SendsPrefix string // send commands go to SendsPrefix + channel (out, key = attempt id)
 }
 
@@ -33,6 +35,8 @@ func DefaultNames() Names {
 		Events:      "fallback.events",
 		DLQ:         "fallback.dlq",
 		Flows:       "fallback.flows",
+		Senders:     "fallback.senders",
+		Templates:   "fallback.templates",
 		SendsPrefix: "fallback.sends.",
 	}
 }
@@ -50,14 +54,16 @@ func (n Names) WithPrefix(p string) Names {
 		Events:      p + n.Events,
 		DLQ:         p + n.DLQ,
 		Flows:       p + n.Flows,
+		Senders:     p + n.Senders,
+		Templates:   p + n.Templates,
 		SendsPrefix: p + n.SendsPrefix,
 	}
 }
 
-// All returns every topic name for the given channels: the five fixed
+// All returns every topic name for the given channels: the seven fixed
 // topics, then one sends topic per channel, in the order given.
 func (n Names) All(channels []string) []string {
-	all := []string{n.Requests, n.DLR, n.Events, n.DLQ, n.Flows}
+	all := []string{n.Requests, n.DLR, n.Events, n.DLQ, n.Flows, n.Senders, n.Templates}
 	for _, c := range channels {
 		all = append(all, n.Sends(c))
 	}
@@ -153,6 +159,9 @@ const (
 //     gets the same partition count as the others: the table is read whole
 //     by every instance, so partitions do not limit anything, and one
 //     partition per key keeps each definition's updates in order.
+//   - Senders and Templates, the catalog, are compacted for the same
+//     reason (key = <channel>/<id> or <channel>/<name>): every instance
+//     reads them whole into memory, and an entry must outlive any retention.
 //   - DLQ keeps records for DLQRetention and allows DLQMaxMessageBytes.
 //   - Requests and DLR take the broker's clock as the record time
 //     (message.timestamp.type=LogAppendTime). The processor's deadlines wait
@@ -169,6 +178,11 @@ func Specs(n Names, channels []string, partitions int32, replication int16) []Sp
 			"message.timestamp.type": kadm.StringPtr("LogAppendTime"),
 		}}
 	}
+	compacted := func(name string) Spec {
+		return Spec{Name: name, Partitions: partitions, Replication: replication, Configs: map[string]*string{
+			"cleanup.policy": kadm.StringPtr("compact"),
+		}}
+	}
 	specs := []Spec{
 		input(n.Requests),
 		input(n.DLR),
@@ -177,9 +191,9 @@ func Specs(n Names, channels []string, partitions int32, replication int16) []Sp
 			"retention.ms":      kadm.StringPtr(DLQRetention),
 			"max.message.bytes": kadm.StringPtr(DLQMaxMessageBytes),
 		}},
-		{Name: n.Flows, Partitions: partitions, Replication: replication, Configs: map[string]*string{
-			"cleanup.policy": kadm.StringPtr("compact"),
-		}},
+		compacted(n.Flows),
+		compacted(n.Senders),
+		compacted(n.Templates),
 	}
 	for _, c := range channels {
 		specs = append(specs, plain(n.Sends(c)))

@@ -20,7 +20,8 @@ var channels = []string{"sms", "whatsapp"}
 func TestDefaultNames(t *testing.T) {
 	n := DefaultNames()
 	want := Names{Requests: "fallback.requests", DLR: "fallback.dlr", Events: "fallback.events",
-		DLQ: "fallback.dlq", Flows: "fallback.flows", SendsPrefix: "fallback.sends."}
+		DLQ: "fallback.dlq", Flows: "fallback.flows", Senders: "fallback.senders", Templates: "fallback.templates",
+		SendsPrefix: "fallback.sends."}
 	if n != want {
 		t.Fatalf("DefaultNames() = %+v", n)
 	}
@@ -38,7 +39,8 @@ func TestDefaultNames(t *testing.T) {
 func TestWithPrefix(t *testing.T) {
 	n := DefaultNames().WithPrefix("t1.")
 	want := Names{Requests: "t1.fallback.requests", DLR: "t1.fallback.dlr", Events: "t1.fallback.events",
-		DLQ: "t1.fallback.dlq", Flows: "t1.fallback.flows", SendsPrefix: "t1.fallback.sends."}
+		DLQ: "t1.fallback.dlq", Flows: "t1.fallback.flows", Senders: "t1.fallback.senders",
+		Templates: "t1.fallback.templates", SendsPrefix: "t1.fallback.sends."}
 	if n != want {
 		t.Fatalf("WithPrefix = %+v", n)
 	}
@@ -53,7 +55,7 @@ func TestWithPrefix(t *testing.T) {
 func TestAll(t *testing.T) {
 	got := DefaultNames().All(channels)
 	want := []string{"fallback.requests", "fallback.dlr", "fallback.events", "fallback.dlq", "fallback.flows",
-		"fallback.sends.sms", "fallback.sends.whatsapp"}
+		"fallback.senders", "fallback.templates", "fallback.sends.sms", "fallback.sends.whatsapp"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("All = %v", got)
 	}
@@ -94,9 +96,9 @@ func TestSpecs(t *testing.T) {
 			t.Errorf("%s: partitions %d replication %d", s.Name, s.Partitions, s.Replication)
 		}
 		switch s.Name {
-		case n.Flows:
-			if v := s.Configs["cleanup.policy"]; v == nil || *v != "compact" {
-				t.Errorf("flows is not compacted: %v", s.Configs)
+		case n.Flows, n.Senders, n.Templates: // tables read whole: entries must outlive any retention
+			if v := s.Configs["cleanup.policy"]; v == nil || *v != "compact" || len(s.Configs) != 1 {
+				t.Errorf("%s is not compacted: %v", s.Name, s.Configs)
 			}
 		case n.DLQ:
 			if v := s.Configs["retention.ms"]; v == nil || *v != DLQRetention || DLQRetention != "2592000000" {

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -55,11 +56,20 @@ func (k StatusKind) Meets(successOn string) bool {
 type ChannelSpec struct {
 	Name string
 	// DefaultNext is the channel a step after this one uses when the request
-	// leaves it out (the seed's "the other channel").
+	// leaves it out (the seed's "the other channel"). Empty for a channel
+	// with no single other channel: a step after it must name its channel.
 	DefaultNext string
 	// TemplateCategories, when not empty, is the set of template categories
-	// the channel accepts (WhatsApp: text and authentication only).
+	// a fallback step on the channel may use (WhatsApp: text and
+	// authentication only).
 	TemplateCategories []string
+	// KnownCategories, when not empty, is every category a template of the
+	// channel may have in the catalog (WhatsApp: Meta's); empty: any.
+	KnownCategories []string
+	// SenderID is what a sender id of the channel looks like in the
+	// catalog, and SenderIDRule says it in words for error messages.
+	SenderID     *regexp.Regexp
+	SenderIDRule string
 	// HasReadReceipts tells whether success_on "read" can ever be met.
 	HasReadReceipts bool
 	// Statuses maps an upper-cased raw provider status to its kind. Statuses
@@ -82,22 +92,46 @@ func DefaultChannels() Channels {
 	}
 	return Channels{
 		"sms": {
-			Name:        "sms",
-			DefaultNext: "whatsapp",
-			Statuses:    sms,
+			Name:         "sms",
+			DefaultNext:  "whatsapp",
+			SenderID:     smsSenderID,
+			SenderIDRule: "an alphanumeric sender id (3 to 11 letters and digits) or a number (E.164, or 3 to 15 digits)",
+			Statuses:     sms,
 		},
 		"whatsapp": {
 			Name:               "whatsapp",
 			DefaultNext:        "sms",
 			TemplateCategories: []string{"text", "authentication"},
+			KnownCategories:    []string{"authentication", "marketing", "text", "utility"},
+			SenderID:           e164,
+			SenderIDRule:       "a WhatsApp Business number in E.164 (+ and 7 to 15 digits)",
 			HasReadReceipts:    true,
 			Statuses: map[string]StatusKind{
 				"DELIVERED": Delivered, "READ": Read, "FAILED": Failed,
 				"SENT": Intermediate, "ACCEPTED": Intermediate, "PENDING": Intermediate,
 			},
 		},
+		// RCS is here as data only: no code knows its name. It has two
+		// other channels, so no DefaultNext (docs/SPEC.md section 1).
+		"rcs": {
+			Name:            "rcs",
+			SenderID:        rcsAgentID,
+			SenderIDRule:    "an RCS agent id (3 to 128 letters, digits and _ . @ -)",
+			HasReadReceipts: true,
+			Statuses: map[string]StatusKind{
+				"DELIVERED": Delivered, "READ": Read, "FAILED": Failed, "REVOKED": Failed,
+				"SENT": Intermediate, "ACCEPTED": Intermediate, "PENDING": Intermediate, "QUEUED": Intermediate,
+			},
+		},
 	}
 }
+
+var (
+	// smsSenderID is an alphanumeric sender id (3 to 11 characters, the
+	// GSM limit) or a number: E.164, a long code or a short code.
+	smsSenderID = regexp.MustCompile(`^(?:[A-Za-z0-9]{3,11}|\+?[0-9]{3,15})$`)
+	rcsAgentID  = regexp.MustCompile(`^[A-Za-z0-9_.@-]{3,128}$`)
+)
 
 // Names lists the registered channels in a stable order.
 func (c Channels) Names() []string {

@@ -25,6 +25,10 @@ import (
 //	flow id, flow version                             if flagFlowRef
 //	steps: count, then per step channel, from, template, category,
 //	       delay seconds, success_on
+//	step extras: per step args (count, then per arg a kind byte,
+//	       0 param or 1 fixed text, and the string), language,
+//	       provider template id, failure codes (count, strings)
+//	                                                  if flagStepExtras
 //	requested at, started at - requested at, current step
 //	deadline - started at                             if flagDeadline
 //	attempts: count, then per attempt reason, sent at - started at,
@@ -78,7 +82,9 @@ import (
 // new format byte, not to an existing format.
 //
 // Additions keep older blobs readable: a new field goes behind a new flag
-// (bit 5 is free) or a new attempt bit.
+// or a new attempt bit. flagStepExtras (bit 5, the catalog's additions to a
+// step) was the last free flag bit: a further addition needs a new format
+// byte or an extension byte behind a flag.
 // A processor older than an addition refuses blobs that use it.
 
 const (
@@ -132,12 +138,12 @@ const (
 	flagDeadline
 	flagMetadata
 	flagTrace
-	_ // bit 5: free
+	flagStepExtras
 	flagFlowRef
 	flagCloseFields
 
 	flagsKnownV1 = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace
-	flagsKnown   = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace | flagFlowRef | flagCloseFields
+	flagsKnown   = flagClosed | flagLate | flagDeadline | flagMetadata | flagTrace | flagStepExtras | flagFlowRef | flagCloseFields
 )
 
 // Bits of an attempt's last byte.
@@ -229,6 +235,10 @@ func (s *State) appendBinary(b []byte) []byte {
 	if hasCloseFields {
 		flags |= flagCloseFields
 	}
+	hasStepExtras := slices.ContainsFunc(s.Steps, StepDef.hasExtras)
+	if hasStepExtras {
+		flags |= flagStepExtras
+	}
 	b = append(b, flags)
 	b = appendStr(b, s.Recipient)
 	b = appendStringMap(b, s.Params)
@@ -251,6 +261,11 @@ func (s *State) appendBinary(b []byte) []byte {
 		b = appendStr(b, st.TemplateCategory)
 		b = appendVarint(b, int64(st.DelaySeconds))
 		b = appendStr(b, st.SuccessOn)
+	}
+	if hasStepExtras {
+		for _, st := range s.Steps {
+			b = st.appendExtras(b)
+		}
 	}
 	b = appendVarint(b, s.RequestedAt)
 	b = appendVarint(b, s.StartedAt-s.RequestedAt)
@@ -556,6 +571,14 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 			st.SuccessOn = r.str()
 		}
 	}
+	if flags&flagStepExtras != 0 {
+		for i := range s.Steps {
+			r.stepExtras(&s.Steps[i])
+		}
+		if !slices.ContainsFunc(s.Steps, StepDef.hasExtras) {
+			r.err = errBlob // written only when not the default
+		}
+	}
 	s.RequestedAt = r.varint()
 	s.StartedAt = s.RequestedAt + r.varint()
 	s.Current = r.small()
@@ -628,4 +651,60 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 		return nil, r.err
 	}
 	return &s, nil
+}
+
+// hasExtras reports whether the step has any of the fields behind
+// flagStepExtras.
+func (s StepDef) hasExtras() bool {
+	return len(s.Args) > 0 || s.Language != "" || s.ProviderTemplateID != "" || len(s.FailureCodes) > 0
+}
+
+// Kinds of an arg in the step extras.
+const (
+	argParam = 0
+	argFixed = 1
+)
+
+func (s StepDef) appendExtras(b []byte) []byte {
+	b = appendUvarint(b, uint64(len(s.Args)))
+	for _, a := range s.Args {
+		if a.Fixed {
+			b = append(b, argFixed)
+			b = appendStr(b, a.Text)
+		} else {
+			b = append(b, argParam)
+			b = appendStr(b, a.Param)
+		}
+	}
+	b = appendStr(b, s.Language)
+	b = appendStr(b, s.ProviderTemplateID)
+	b = appendUvarint(b, uint64(len(s.FailureCodes)))
+	for _, c := range s.FailureCodes {
+		b = appendStr(b, c)
+	}
+	return b
+}
+
+// stepExtras reads what appendExtras wrote; nil slices when empty.
+func (r *blobReader) stepExtras(st *StepDef) {
+	if n := r.count(); n > 0 {
+		st.Args = make([]Arg, n)
+		for i := range st.Args {
+			switch r.byte() {
+			case argParam:
+				st.Args[i].Param = r.str()
+			case argFixed:
+				st.Args[i] = Arg{Text: r.str(), Fixed: true}
+			default:
+				r.err = errBlob
+			}
+		}
+	}
+	st.Language, st.ProviderTemplateID = r.str(), r.str()
+	if n := r.count(); n > 0 {
+		st.FailureCodes = make([]string, n)
+		for i := range st.FailureCodes {
+			st.FailureCodes[i] = r.str()
+		}
+	}
 }

@@ -49,7 +49,23 @@ func moreStates(t testing.TB) []*State {
 	st, _ = Apply(nil, in, t0)
 	out = append(out, st)
 	st, _ = Apply(st, Cancel{Pos: Position{Source: SourceRequests, Offset: 11}, RequestID: st.RequestID}, t0.Add(time.Second))
+	out = append(out, st)
+	// Steps checked against a catalog: args, language, provider id and
+	// failure codes, on the step not yet sent.
+	in = startInput(catalogSteps())
+	st, _ = Apply(nil, in, t0)
 	return append(out, st)
+}
+
+// catalogSteps are two steps as the catalog resolves them: each with its
+// template's args (a param, a fixed text), language and provider id, the
+// first with failure codes.
+func catalogSteps() []StepDef {
+	steps := twoSteps()
+	steps[0].Args, steps[0].Language, steps[0].FailureCodes = []Arg{{Param: "code"}}, "en", []string{"131026", "FAILED"}
+	steps[1].Args = []Arg{{Text: "ACME", Fixed: true}, {Param: "code"}, {Text: "", Fixed: true}}
+	steps[1].Language, steps[1].ProviderTemplateID = "en", "1107160000000012345"
+	return steps
 }
 
 func allStates(t testing.TB) []*State { return append(statesThroughAFlow(t), moreStates(t)...) }
@@ -125,6 +141,11 @@ func TestBinaryStateRoundTripsAnyState(t *testing.T) {
 			s.Attempts = []Attempt{{SentAt: -1 << 63, LastStatusAt: 1<<63 - 1, Succeeded: true}}
 		},
 		"status at only": func(s *State) { s.Attempts = []Attempt{{LastStatusAt: 1}, {Delivered: true}} },
+		"step extras":    func(s *State) { s.Steps = catalogSteps() },
+		"failure codes on the second step only": func(s *State) {
+			s.Steps = []StepDef{{Channel: "sms"}, {Channel: "rcs", FailureCodes: []string{"X"}}}
+		},
+		"an empty param name": func(s *State) { s.Steps = []StepDef{{Args: []Arg{{Param: ""}}}} },
 		"digits everywhere": func(s *State) {
 			s.Recipient = "+1"
 			s.Params = map[string]string{"1": "+", "+2": "0", "x": strings.Repeat("9", 64), "y": strings.Repeat("9", 65)}
@@ -368,6 +389,9 @@ func appendBinaryV1(s *State) []byte {
 // 0x02 one is smaller, and the 0x01 one names its flow.
 func TestV1StatesDecodeAsTheirV2Encoding(t *testing.T) {
 	for i, st := range allStates(t) {
+		if slices.ContainsFunc(st.Steps, StepDef.hasExtras) {
+			continue // 0x01 was fixed before steps had extras
+		}
 		v1 := appendBinaryV1(st)
 		old, err := Decode(st.RequestID, v1)
 		if err != nil {
@@ -671,6 +695,10 @@ func TestNonCanonicalBlobsRefused(t *testing.T) {
 	defaultClose := binary.AppendVarint([]byte{0x01}, -st.StartedAt) // "", closed at 0
 	defaultClose = binary.AppendVarint(defaultClose, NoStep)
 	withStatus := edit(func(s *State) { s.Attempts[0].LastStatusAt = 1 })
+	withExtras := edit(func(s *State) { s.Steps[1].FailureCodes = []string{"X"} })
+	// Per step: no args, language "", provider id "", no failure codes.
+	defaultExtras := bytes.Repeat([]byte{0x00, 0x01, 0x01, 0x00}, len(st.Steps))
+	withArg := edit(func(s *State) { s.Steps[1].Args = []Arg{{Param: "code"}} })
 
 	for _, c := range []struct {
 		name string
@@ -680,7 +708,8 @@ func TestNonCanonicalBlobsRefused(t *testing.T) {
 		{"close flag, default fields", splice(t, withClose, plain, flagCloseFields, defaultClose)},
 		{"status-at bit, zero time", bytes.Replace(withStatus, binary.AppendVarint([]byte{attemptStatusAt}, 1-st.Attempts[0].SentAt),
 			binary.AppendVarint([]byte{attemptStatusAt}, -st.Attempts[0].SentAt), 1)},
-		{"free flag bit 5", append([]byte{binaryFormat, plain[1] | 1<<5}, plain[2:]...)},
+		{"step extras flag, default fields", splice(t, withExtras, plain, flagStepExtras, defaultExtras)},
+		{"unknown arg kind", bytes.Replace(withArg, []byte{0x01, argParam, 0x33}, []byte{0x01, 0x02, 0x33}, 1)},
 		{"unknown attempt bit", bytes.Replace(plain, []byte{0x0f, 0x00, 0x01, 0x00}, []byte{0x0f, 0x00, 0x01, 0x08}, 1)},
 		{"recipient literal", bytes.Replace(plain, appendStr(nil, st.Recipient),
 			append([]byte{byte(len(st.Recipient) << 2)}, st.Recipient...), 1)},

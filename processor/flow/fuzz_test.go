@@ -101,14 +101,15 @@ func FuzzValidateSend(f *testing.F) {
 
 // knownField matches the field names a rejection may carry, optionally
 // prefixed by the stored flow it came from.
-var knownField = regexp.MustCompile(`^(flow .*: )?(request_id|kind|recipient|flow_id|steps|steps\[[0-7]\]\.(channel|delay_seconds|from|template|template_category|success_on)|(params|metadata)(\[.*\])?)$`)
+var knownField = regexp.MustCompile(`^(flow .*: )?(request_id|kind|recipient|flow_id|steps|steps\[[0-7]\]\.(channel|delay_seconds|from|template|template_category|success_on|failure_codes|(variables|fixed_text)(\[.*\])?)|(params|metadata)(\[.*\])?)$`)
 
 var knownCodes = map[string]bool{
 	RejectRequestID: true, RejectKind: true, RejectRecipientMissing: true, RejectRecipient: true,
 	RejectFlowAndSteps: true, RejectNoFlowNoSteps: true, RejectUnknownFlow: true, RejectTooFewSteps: true,
 	RejectTooManySteps: true, RejectUnknownChannel: true, RejectDelay: true, RejectCategory: true,
 	RejectFrom: true, RejectTemplate: true, RejectSuccessOn: true, RejectParams: true, RejectMetadata: true,
-	RejectTooLong: true,
+	RejectTooLong: true, RejectChannelAmbiguous: true, RejectVariables: true, RejectFailureCodes: true,
+	RejectParamMissing: true, RejectNotPublished: true,
 }
 
 func checkRejection(t *testing.T, rej *Rejection) {
@@ -448,6 +449,12 @@ func fuzzStart(r *fuzzBytes, id string, pos Position) Start {
 			if c%4 == 3 {
 				s.SuccessOn = SuccessOnRead
 			}
+		}
+		if c%8 >= 6 { // falls back on FAILED only: UNDELIV, expired close the flow
+			s.FailureCodes = []string{"FAILED"}
+		}
+		if c%16 >= 12 { // what a catalog resolves: args, language
+			s.Args, s.Language = []Arg{{Param: "code"}, {Text: "x", Fixed: true}}, "en"
 		}
 		steps[i] = s
 	}

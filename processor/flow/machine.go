@@ -32,6 +32,10 @@ const (
 	IgnoreUnknownRequest  = "unknown_request"
 )
 
+// CloseReasonFailureNotListed is FLOW_CLOSED's reason when a failure that
+// its step's failure_codes do not list closed the flow FAILED.
+const CloseReasonFailureNotListed = "failure_not_listed"
+
 // Source tells which input topic a Position is on.
 type Source byte
 
@@ -69,6 +73,9 @@ type Start struct {
 	FlowVersion int64
 	Steps       []StepDef
 	RequestedAt time.Time
+	// Warnings are what the catalog would refuse in this request, checked
+	// in warn mode (CatalogWarn): the flow starts all the same.
+	Warnings []*Rejection
 }
 
 // Report is a DLR resolved to a step of the flow.
@@ -269,9 +276,16 @@ func report(st *State, in Report, now time.Time) (*State, Output) {
 		a.Succeeded, a.Delivered = true, true
 		out.add(ns.closeDelivered(successOutcome(in.Kind), in.Step, now))
 	case in.Kind == Failed && in.Step == ns.Current:
-		if ns.IsLast(in.Step) {
+		switch {
+		case ns.IsLast(in.Step):
 			out.add(ns.closeUndelivered(OutcomeFailed, now))
-		} else {
+		case !step.fallsBackOn(in.ErrorCode, in.Status):
+			// A failure the step does not fall back on (an invalid number
+			// fails on every channel): no further paid send.
+			closed := ns.closeUndelivered(OutcomeFailed, now)
+			closed.Events[0].Reason = CloseReasonFailureNotListed
+			out.add(closed)
+		default:
 			out.add(ns.fallback(ReasonFailure, now))
 		}
 	}
@@ -384,6 +398,8 @@ func (s *State) send(k int, reason string, now time.Time) Output {
 			From: step.From, To: s.Recipient, Template: step.Template,
 			TemplateCategory: step.TemplateCategory, Params: s.Params, Reason: reason,
 			Deadline: time.UnixMilli(s.Deadline), SentAt: now,
+			TemplateParams: render(step.Args, s.Params), TemplateLanguage: step.Language,
+			ProviderTemplateID: step.ProviderTemplateID,
 		}},
 		Events: []schemas.FlowEvent{s.attemptSentEvent(k, reason, now)},
 	}
@@ -392,7 +408,9 @@ func (s *State) send(k int, reason string, now time.Time) Output {
 	// Redis holds per flow in flight. Steps may be shared with the input or
 	// an earlier state, so they are copied, not edited.
 	s.Steps = slices.Clone(s.Steps)
-	s.Steps[k].From, s.Steps[k].Template, s.Steps[k].TemplateCategory = "", "", ""
+	sent := &s.Steps[k]
+	sent.From, sent.Template, sent.TemplateCategory = "", "", ""
+	sent.Args, sent.Language, sent.ProviderTemplateID = nil, "", ""
 	return out
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,26 @@ type StepDef struct {
 	TemplateCategory string `json:"tc,omitempty"`
 	DelaySeconds     int32  `json:"d"`
 	SuccessOn        string `json:"so,omitempty"` // "" means delivered
+	// From the catalog, for the step's send only (cleared once it is sent,
+	// as From and Template are): the template's placeholders in its order
+	// with where each value comes from, its language and provider id.
+	// Empty when the catalog was not checked or does not know the template.
+	Args               []Arg  `json:"ar,omitempty"`
+	Language           string `json:"lg,omitempty"`
+	ProviderTemplateID string `json:"pt,omitempty"`
+	// FailureCodes (upper case), when not empty, are the failures that fall
+	// back from this step; another failure closes the flow FAILED.
+	FailureCodes []string `json:"fc,omitempty"`
+}
+
+// fallsBackOn reports whether a failure with this error code and raw
+// status moves the flow on from the step.
+func (s StepDef) fallsBackOn(errorCode, status string) bool {
+	if len(s.FailureCodes) == 0 {
+		return true
+	}
+	return slices.Contains(s.FailureCodes, strings.ToUpper(strings.TrimSpace(errorCode))) ||
+		slices.Contains(s.FailureCodes, strings.ToUpper(strings.TrimSpace(status)))
 }
 
 // Delay is the step's delay as a duration.

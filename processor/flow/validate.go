@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -102,6 +103,9 @@ type Validator struct {
 	// ClockSkewGrace is how far a producer's clock may run ahead of the
 	// processor's: a requested_at further in the future is refused.
 	ClockSkewGrace time.Duration
+	// Catalog, when not nil, is checked as CatalogMode says (catalog.go).
+	Catalog     Catalog
+	CatalogMode CatalogMode
 }
 
 // e164 is "+", a non-zero country digit, and 7 to 15 digits in all.
@@ -145,16 +149,23 @@ func (v Validator) ValidateSend(req schemas.SendRequest, defs Definitions) (Star
 		if !ok {
 			return Start{}, reject(RejectUnknownFlow, "flow_id", "no stored flow %q", clip(req.FlowID))
 		}
+		if !def.IsPublished() {
+			return Start{}, reject(RejectNotPublished, "flow_id", "flow %q version %d is a %s: publish it first (fallback flows publish)",
+				clip(req.FlowID), def.Version, clip(def.Status))
+		}
 		in.FlowID, in.FlowVersion, steps = def.FlowID, def.Version, def.Steps
 	}
-	resolved, r := v.ValidateSteps(steps)
+	resolved, warnings, r := v.validateSteps(steps)
+	if r == nil {
+		r = checkParams(resolved, steps, req.Params)
+	}
 	if r != nil {
 		if req.FlowID != "" {
 			r.Field = "flow " + clip(req.FlowID) + ": " + r.Field
 		}
 		return Start{}, r
 	}
-	in.Steps = resolved
+	in.Steps, in.Warnings = resolved, warnings
 	return in, nil
 }
 
@@ -257,47 +268,65 @@ func (v Validator) ValidateCancel(req schemas.SendRequest) *Rejection {
 // ValidateSteps checks the steps of a request or a stored definition and
 // applies the defaults: a missing channel on a step after the first is the
 // previous channel's "other" channel, a missing success_on is "delivered".
+// With a catalog in force (CatalogMode), each step's sender and template
+// are checked against it; in warn mode what it would refuse is not
+// reported here (ValidateSend puts it in Start.Warnings).
 func (v Validator) ValidateSteps(steps []schemas.Step) ([]StepDef, *Rejection) {
+	out, _, r := v.validateSteps(steps)
+	return out, r
+}
+
+// validateSteps is ValidateSteps, returning the catalog warnings too.
+func (v Validator) validateSteps(steps []schemas.Step) ([]StepDef, []*Rejection, *Rejection) {
 	if len(steps) < 2 {
-		return nil, reject(RejectTooFewSteps, "steps", "a fallback flow needs at least 2 steps, got %d", len(steps))
+		return nil, nil, reject(RejectTooFewSteps, "steps", "a fallback flow needs at least 2 steps, got %d", len(steps))
 	}
 	if len(steps) > v.Limits.MaxSteps {
-		return nil, reject(RejectTooManySteps, "steps", "at most %d steps, got %d", v.Limits.MaxSteps, len(steps))
+		return nil, nil, reject(RejectTooManySteps, "steps", "at most %d steps, got %d", v.Limits.MaxSteps, len(steps))
 	}
+	mode := v.catalogMode()
+	var warnings []*Rejection
 	out := make([]StepDef, len(steps))
 	for i, s := range steps {
 		field := func(name string) string { return fmt.Sprintf("steps[%d].%s", i, name) }
 		for _, f := range [...]struct{ name, value string }{{"channel", s.Channel}, {"from", s.From},
 			{"template", s.Template}, {"template_category", s.TemplateCategory}, {"success_on", s.SuccessOn}} {
 			if r := v.checkLength(field(f.name), f.value); r != nil {
-				return nil, r
+				return nil, nil, r
 			}
 		}
 		channel := strings.ToLower(strings.TrimSpace(s.Channel))
 		if channel == "" && i > 0 {
-			channel = v.Channels[out[i-1].Channel].DefaultNext
+			prev := out[i-1].Channel
+			if channel = v.Channels[prev].DefaultNext; channel == "" {
+				return nil, nil, reject(RejectChannelAmbiguous, field("channel"), "is required after a %s step: %s has no single other channel", prev, prev)
+			}
 		}
 		spec, ok := v.Channels[channel]
 		if !ok {
-			return nil, reject(RejectUnknownChannel, field("channel"), "%q is not one of %s", clip(s.Channel), strings.Join(v.Channels.Names(), ", "))
+			return nil, nil, reject(RejectUnknownChannel, field("channel"), "%q is not one of %s", clip(s.Channel), strings.Join(v.Channels.Names(), ", "))
 		}
 		if s.DelaySeconds < v.Limits.MinDelaySeconds || s.DelaySeconds > v.Limits.MaxDelaySeconds {
-			return nil, reject(RejectDelay, field("delay_seconds"), "%d is outside %d..%d", s.DelaySeconds, v.Limits.MinDelaySeconds, v.Limits.MaxDelaySeconds)
+			return nil, nil, reject(RejectDelay, field("delay_seconds"), "%d is outside %d..%d", s.DelaySeconds, v.Limits.MinDelaySeconds, v.Limits.MaxDelaySeconds)
 		}
 		if !printable(s.From) {
-			return nil, reject(RejectFrom, field("from"), "is required (a sender id or number, printable)")
+			return nil, nil, reject(RejectFrom, field("from"), "is required (a sender id or number, printable)")
 		}
 		if !printable(s.Template) {
-			return nil, reject(RejectTemplate, field("template"), "is required (an approved template id, printable)")
+			return nil, nil, reject(RejectTemplate, field("template"), "is required (an approved template id, printable)")
+		}
+		if r := v.checkMapping(i, s); r != nil {
+			return nil, nil, r
+		}
+		codes, r := v.checkFailureCodes(i, s.FailureCodes)
+		if r != nil {
+			return nil, nil, r
 		}
 		// ToLower can grow a string (each invalid byte becomes a 3-byte
 		// U+FFFD), so the kept form is what is bounded.
 		category := strings.ToLower(strings.TrimSpace(s.TemplateCategory))
 		if r := v.checkLength(field("template_category"), category); r != nil {
-			return nil, r
-		}
-		if len(spec.TemplateCategories) > 0 && !slices.Contains(spec.TemplateCategories, category) {
-			return nil, reject(RejectCategory, field("template_category"), "%s templates must be of category %s, got %q", channel, strings.Join(spec.TemplateCategories, " or "), clip(s.TemplateCategory))
+			return nil, nil, r
 		}
 		successOn := strings.ToLower(s.SuccessOn)
 		switch successOn {
@@ -305,15 +334,32 @@ func (v Validator) ValidateSteps(steps []schemas.Step) ([]StepDef, *Rejection) {
 			successOn = ""
 		case SuccessOnRead:
 			if !spec.HasReadReceipts {
-				return nil, reject(RejectSuccessOn, field("success_on"), "%s has no read receipts; use %q", channel, SuccessOnDelivered)
+				return nil, nil, reject(RejectSuccessOn, field("success_on"), "%s has no read receipts; use %q", channel, SuccessOnDelivered)
 			}
 		default:
-			return nil, reject(RejectSuccessOn, field("success_on"), "%q is not %q or %q", clip(s.SuccessOn), SuccessOnDelivered, SuccessOnRead)
+			return nil, nil, reject(RejectSuccessOn, field("success_on"), "%q is not %q or %q", clip(s.SuccessOn), SuccessOnDelivered, SuccessOnRead)
 		}
-		out[i] = StepDef{Channel: channel, From: s.From, Template: s.Template, TemplateCategory: category,
-			DelaySeconds: s.DelaySeconds, SuccessOn: successOn}
+		def := StepDef{Channel: channel, From: s.From, Template: s.Template, TemplateCategory: category,
+			DelaySeconds: s.DelaySeconds, SuccessOn: successOn, FailureCodes: codes}
+		if mode == CatalogEnforce || mode == CatalogWarn {
+			checked := def
+			switch r := v.checkCatalog(i, s, &checked); {
+			case r == nil:
+				def = checked
+			case mode == CatalogEnforce:
+				return nil, nil, r
+			default:
+				warnings = append(warnings, r)
+			}
+		}
+		// The category the catalog gave, or the step's own without one.
+		if len(spec.TemplateCategories) > 0 && !slices.Contains(spec.TemplateCategories, def.TemplateCategory) {
+			return nil, nil, reject(RejectCategory, field("template_category"), "%s templates must be of category %s, got %q", channel,
+				strings.Join(spec.TemplateCategories, " or "), clip(cmp.Or(def.TemplateCategory, s.TemplateCategory)))
+		}
+		out[i] = def
 	}
-	return out, nil
+	return out, warnings, nil
 }
 
 func (v Validator) checkRequestID(id string) *Rejection {

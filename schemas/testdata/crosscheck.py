@@ -24,8 +24,11 @@ Then, for every earlier version SCHEMA_DIR/previous/<Record>.<n>.avsc, it
 writes each decoded record of that Record with the earlier schema and reads
 it back with the earlier schema as writer and the current one as reader
 (Avro schema resolution, as a consumer with the new schema reading old
-records does): the fields the earlier version lacks must take their
-defaults, the others keep their values.
+records does): the fields the earlier version lacks, at any depth (e.g.
+Step's inside SendRequest.steps), must take their defaults, the others
+keep their values. It keeps the earlier version's bytes
+(<file>.prev.<Record>.<n>.bin) and fastavro's resolution of them
+(<file>.prev.<Record>.<n>.json) for Go to compare with its DecodeFrom.
 It exits 1 on the first broken schema, after printing what broke.
 
 Requires fastavro (pip install fastavro).
@@ -117,11 +120,11 @@ def check(schema_dir, work_dir):
                 f.write(out.getvalue())
             decoded.setdefault(what, (raw, parsed, []))[2].append((file, record))
             records += 1
-    resolved = check_previous(schema_dir, decoded)
+    resolved = check_previous(schema_dir, work_dir, decoded)
     print(f"fastavro: {len(manifest['schemas'])} schemas, {records} records ok, {resolved} resolved from earlier versions")
 
 
-def check_previous(schema_dir, decoded):
+def check_previous(schema_dir, work_dir, decoded):
     prev_dir = os.path.join(schema_dir, "previous")
     if not os.path.isdir(prev_dir):
         return 0
@@ -134,7 +137,6 @@ def check_previous(schema_dir, decoded):
         if what not in decoded:
             fail(f"previous/{name}: no current schema {what} with records")
         raw, parsed, samples = decoded[what]
-        old_fields = {f["name"] for f in old_raw["fields"]}
         for file, record in samples:
             out = io.BytesIO()
             schemaless_writer(out, old, record)
@@ -143,18 +145,55 @@ def check_previous(schema_dir, decoded):
                 got = schemaless_reader(out, old, parsed)
             except Exception as e:
                 fail(f"{what}: {file} written with previous/{name}: fastavro cannot resolve it: {e!r}")
-            want = {}
-            for f in raw["fields"]:
-                if f["name"] in old_fields:
-                    want[f["name"]] = record[f["name"]]
-                elif "default" in f:
-                    want[f["name"]] = f["default"]
-                else:
-                    fail(f"{what}: field {f['name']} is not in previous/{name} and has no default")
+            try:
+                want = expected_resolution(raw, old_raw, record)
+            except MissingDefault as e:
+                fail(f"{what}: field {e} is not in previous/{name} and has no default")
             if plain(got) != plain(want):
                 fail(f"{what}: {file} written with previous/{name} resolves to\n  {plain(got)}\nwant\n  {plain(want)}")
+            base = os.path.join(work_dir, f"{file}.prev.{name[: -len('.avsc')]}")
+            with open(base + ".bin", "wb") as f:
+                f.write(out.getvalue())
+            with open(base + ".json", "w", encoding="utf-8") as f:
+                json.dump(plain(got), f, ensure_ascii=False, sort_keys=True)
             resolved += 1
     return resolved
+
+
+class MissingDefault(Exception):
+    pass
+
+
+def expected_resolution(new, old, value):
+    """What value, written with the schema old, reads as with the schema new
+    (both raw JSON of the same record): the fields old lacks, in any nested
+    record, take new's defaults; the rest is value. Our schemas define each
+    named type inline, once, and every union is ["null", X]."""
+    if isinstance(new, list):
+        if value is None:
+            return None
+        return expected_resolution(new[1], old[1], value)
+    if not isinstance(new, dict):
+        return value
+    kind = new["type"]
+    if isinstance(kind, (dict, list)):
+        return expected_resolution(kind, old["type"], value)
+    if kind == "record":
+        old_fields = {f["name"]: f for f in old["fields"]}
+        out = {}
+        for f in new["fields"]:
+            if f["name"] in old_fields:
+                out[f["name"]] = expected_resolution(f["type"], old_fields[f["name"]]["type"], value[f["name"]])
+            elif "default" in f:
+                out[f["name"]] = f["default"]
+            else:
+                raise MissingDefault(f"{new['name']}.{f['name']}")
+        return out
+    if kind == "array":
+        return [expected_resolution(new["items"], old["items"], v) for v in value]
+    if kind == "map":
+        return {k: expected_resolution(new["values"], old["values"], v) for k, v in value.items()}
+    return value
 
 
 def fail(message):

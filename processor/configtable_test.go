@@ -16,16 +16,16 @@ import (
 	"github.com/fallbackd/fallback/schemas"
 )
 
-// TestFlowTableKeepsHighestVersion feeds records of the flows topic to the
+// TestConfigTableKeepsHighestVersion feeds records of the flows topic to the
 // table: it keeps the highest version per flow_id whatever the order they
 // come in, deletes by the key it stores under, and skips what it cannot
 // trust (an unreadable value, a flow_id that is not the key, no key).
-func TestFlowTableKeepsHighestVersion(t *testing.T) {
+func TestConfigTableKeepsHighestVersion(t *testing.T) {
 	codecs, err := schemas.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := NewFlowTable(nil, "fallback.flows", codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	table := NewConfigTable(nil, ConfigTopics{Flows: "fallback.flows"}, codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var offset int64
 	def := func(key, flowID string, version int64) *kgo.Record {
 		v, err := codecs.FlowDefinition.Encode(schemas.FlowDefinition{FlowID: flowID, Version: version,
@@ -97,11 +97,11 @@ func TestFlowTableKeepsHighestVersion(t *testing.T) {
 	}
 }
 
-// TestFlowTableRefreshReadsWhatWasStored: a definition stored just before
+// TestConfigTableRefreshReadsWhatWasStored: a definition stored just before
 // Refresh is in the table when Refresh returns, although the follower reads
 // the topic on its own schedule. Each round stores a new flow and looks it
 // up at once; without the wait most lookups miss.
-func TestFlowTableRefreshReadsWhatWasStored(t *testing.T) {
+func TestConfigTableRefreshReadsWhatWasStored(t *testing.T) {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "flows"))
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestFlowTableRefreshReadsWhatWasStored(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	table := NewFlowTable(reader, "flows", codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	table := NewConfigTable(reader, ConfigTopics{Flows: "flows"}, codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := table.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
