@@ -174,3 +174,66 @@ func TestConfigTableRefreshReadsWhatWasStored(t *testing.T) {
 		t.Fatalf("refresh with no follower: %v, want the deadline", err)
 	}
 }
+
+// TestConfigTableReadsTheCatalog: senders and templates are kept by their
+// key, the highest version of each; a record stored under another key than
+// its own is skipped; tombstones delete; Empty says whether the catalog
+// holds anything.
+func TestConfigTableReadsTheCatalog(t *testing.T) {
+	codecs, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := ConfigTopics{Flows: "f", Senders: "s", Templates: "t"}
+	table := NewConfigTable(nil, topics, codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if !table.Empty() {
+		t.Fatal("a new table is not empty")
+	}
+	var offset int64
+	feed := func(topic, key string, value []byte) {
+		offset++
+		r := &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Offset: offset}
+		table.apply(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: topic, Partitions: []kgo.FetchPartition{{Records: []*kgo.Record{r}}}}}}})
+	}
+	sender := func(id, status string, version int64) []byte {
+		v, err := codecs.Sender.Encode(schemas.Sender{Channel: "sms", ID: id, Status: status, Version: version, ChangedBy: "ada", ChangedAt: time.Unix(1, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	feed("s", "sms/ACME", sender("ACME", schemas.SenderActive, 2))
+	feed("s", "sms/ACME", sender("ACME", schemas.SenderDisabled, 1))  // older: ignored
+	feed("s", "sms/OTHER", sender("ACME", schemas.SenderDisabled, 3)) // names another key: skipped
+	if s, ok := table.Sender("sms", "ACME"); !ok || s.Status != schemas.SenderActive || s.Version != 2 {
+		t.Fatalf("sender %+v %v, want version 2, active", s, ok)
+	}
+	if _, ok := table.Sender("sms", "OTHER"); ok {
+		t.Fatal("a sender stored under another key was kept")
+	}
+	if table.Empty() {
+		t.Fatal("a table with a sender is empty")
+	}
+	tmpl, err := codecs.Template.Encode(schemas.Template{Channel: "whatsapp", Name: "otp", Body: "{{1}}", Status: schemas.TemplateApproved,
+		Version: 1, ChangedBy: "ada", ChangedAt: time.Unix(1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed("t", "whatsapp/otp", tmpl)
+	if got := table.Templates(); len(got) != 1 || got[0].Name != "otp" {
+		t.Fatalf("templates %+v", got)
+	}
+	if _, ok := table.Template("sms", "otp"); ok {
+		t.Fatal("a whatsapp template found on sms")
+	}
+	// A template record on the senders topic is not a sender.
+	feed("s", "whatsapp/otp", tmpl)
+	if _, ok := table.Sender("whatsapp", "otp"); ok {
+		t.Fatal("a template read as a sender")
+	}
+	feed("s", "sms/ACME", nil)
+	feed("t", "whatsapp/otp", nil)
+	if !table.Empty() || len(table.Senders()) != 0 {
+		t.Fatalf("after tombstones: senders %+v, templates %+v", table.Senders(), table.Templates())
+	}
+}

@@ -3,6 +3,8 @@ package processor
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +96,48 @@ func TestUnknownFlowRefreshesTheTable(t *testing.T) {
 	_, err := c.apply(ctx, []*kgo.Record{request("r4", "nope", t0().Add(10*time.Second))})
 	if err == nil || !strings.Contains(err.Error(), `"nope"`) || !strings.Contains(err.Error(), "kafka unreachable") {
 		t.Fatalf("refresh failing: apply returned %v, want an error naming the flow and the cause", err)
+	}
+}
+
+// TestCatalogWarnStartsTheFlow: with --catalog=warn a request the catalog
+// would refuse starts its flow (and is counted and logged); with enforce it
+// is rejected, after the table was read to its end.
+func TestCatalogWarnStartsTheFlow(t *testing.T) {
+	codecs, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog := NewConfigTable(nil, ConfigTopics{Senders: "s"}, codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	v, err := codecs.Sender.Encode(schemas.Sender{Channel: "sms", ID: "SOMEONE", Status: schemas.SenderActive, Version: 1, ChangedBy: "ada", ChangedAt: time.Unix(1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog.apply(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: "s", Partitions: []kgo.FetchPartition{{Records: []*kgo.Record{
+		{Topic: "s", Key: []byte("sms/SOMEONE"), Value: v}}}}}}}})
+
+	for _, mode := range []flow.CatalogMode{flow.CatalogWarn, flow.CatalogEnforce} {
+		c, names, store := redisConsumer(t)
+		table := &laggingTable{defs: map[string]schemas.FlowDefinition{}}
+		c.defs = table
+		c.validator.Catalog, c.validator.CatalogMode = catalog, mode
+		req := limitRequest("w1")
+		val, err := c.codecs.SendRequest.Encode(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := applyForEvents(t, c, store, &kgo.Record{Topic: names.Requests, Key: []byte("w1"), Value: val, Timestamp: t0()})
+		if len(evs) == 0 {
+			t.Fatalf("%s: no events", mode)
+		}
+		switch first := evs[0]; mode {
+		case flow.CatalogWarn:
+			if first.Type != flow.EventFlowStarted || table.refreshes != 0 {
+				t.Fatalf("warn: %s %s after %d refreshes, want the flow started without one", first.Type, first.Reason, table.refreshes)
+			}
+		default:
+			if first.Type != flow.EventRequestRejected || !strings.HasPrefix(first.Reason, flow.RejectSenderUnknown) || table.refreshes != 1 {
+				t.Fatalf("enforce: %s %s after %d refreshes, want sender_unknown after 1", first.Type, first.Reason, table.refreshes)
+			}
+		}
 	}
 }

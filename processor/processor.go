@@ -487,7 +487,7 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 	for name, run := range map[string]func(stop, work context.Context) error{
 		"consumer": p.consumer.run, "sweeper": p.sweeper.run, "recoverer": p.recoverer.run,
 		"config table": func(stop, _ context.Context) error { return p.table.Run(stop) },
-		"watermarks": func(stop, _ context.Context) error { return p.watermarks.Run(stop) },
+		"watermarks":   func(stop, _ context.Context) error { return p.watermarks.Run(stop) },
 	} {
 		wg.Add(1)
 		running[name] = true

@@ -34,7 +34,8 @@ func BenchmarkValidateSend(b *testing.B) {
 // BenchmarkValidateSendCatalog is BenchmarkValidateSend with the catalog
 // enforced (each step's sender and template looked up, the template's
 // placeholders resolved, the params checked), next to it in one run:
-//   go test -run XXX -bench 'ValidateSend' -benchmem ./processor/flow/
+//
+//	go test -run XXX -bench 'ValidateSend' -benchmem ./processor/flow/
 func BenchmarkValidateSendCatalog(b *testing.B) {
 	c := demoCatalog()
 	for _, s := range []schemas.Sender{{Channel: "whatsapp", ID: "+15550000001", Status: schemas.SenderActive}} {
