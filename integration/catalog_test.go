@@ -17,32 +17,27 @@ import (
 // auto: enforced once the catalog holds anything).
 
 func (h *harness) storeSender(s schemas.Sender) {
-	h.t.Helper()
 	s.Version, s.ChangedBy, s.ChangedAt = max(s.Version, 1), "it", t0
-	v, err := h.codecs.Sender.Encode(s)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.produce(h.names.Senders, s.Key(), v)
+	storeEntry(h, h.codecs.Sender, h.names.Senders, s.Key(), s)
 }
 
 func (h *harness) storeTemplate(tp schemas.Template) {
-	h.t.Helper()
 	tp.Version, tp.ChangedBy, tp.ChangedAt = max(tp.Version, 1), "it", t0
-	v, err := h.codecs.Template.Encode(tp)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.produce(h.names.Templates, tp.Key(), v)
+	storeEntry(h, h.codecs.Template, h.names.Templates, tp.Key(), tp)
 }
 
 func (h *harness) storeFlow(def schemas.FlowDefinition) {
+	storeEntry(h, h.codecs.FlowDefinition, h.names.Flows, def.FlowID, def)
+}
+
+// storeEntry writes v to a compacted configuration topic under key.
+func storeEntry[T any](h *harness, codec *schemas.Codec[T], topic, key string, v T) {
 	h.t.Helper()
-	v, err := h.codecs.FlowDefinition.Encode(def)
+	b, err := codec.Encode(v)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.produce(h.names.Flows, def.FlowID, v)
+	h.produce(topic, key, b)
 }
 
 // storeCatalog stores the senders and templates of catalogOTP's steps, and
