@@ -82,13 +82,23 @@ func TestHelpListsOnlyTheCommandsFlags(t *testing.T) {
 		want   []string
 		unwant []string
 	}{
-		{[]string{"run"}, []string{"brokers", "redis", "partitions", "claim-lease", "log-level", "print-config", "kafka-sasl-user", "redis-tls-ca"}, []string{"reveal", "flows"}},
+		{[]string{"run"}, []string{"brokers", "redis", "partitions", "claim-lease", "log-level", "print-config", "kafka-sasl-user", "redis-tls-ca", "catalog", "topic-senders", "topic-templates"}, []string{"reveal", "flows", "changed-by"}},
 		{[]string{"demo"}, []string{"flows", "speed", "json"}, []string{"brokers", "redis", "partitions", "log-level"}},
 		{[]string{"topics", "create"}, []string{"brokers", "partitions", "replication", "topic-dlr", "kafka-tls"}, []string{"redis", "claim-lease", "group", "log-level", "clock-speed", "create-topics"}},
 		{[]string{"send"}, []string{"brokers", "topic-requests", "file", "clock-speed"}, []string{"redis", "topic-dlr", "partitions", "claim-lease", "group"}},
 		{[]string{"flow"}, []string{"redis", "redis-prefix", "reveal", "redis-tls-ca"}, []string{"brokers", "kafka-tls", "partitions", "topic-requests", "claim-lease"}},
 		{[]string{"providers"}, []string{"brokers", "topic-dlr", "topic-sends-prefix", "clock-speed", "log-level"}, []string{"redis", "partitions", "claim-lease", "group"}},
 		{[]string{"load"}, []string{"brokers", "topic-requests", "topic-flows", "flows", "rate", "id-prefix"}, []string{"redis", "partitions", "claim-lease", "group", "log-level"}},
+		{[]string{"flows", "put"}, []string{"brokers", "topic-flows", "topic-senders", "topic-templates", "changed-by", "publish"}, []string{"redis", "catalog", "partitions", "log-level"}},
+		{[]string{"flows", "publish"}, []string{"brokers", "topic-flows", "topic-senders", "changed-by"}, []string{"redis", "publish", "catalog"}},
+		{[]string{"flows", "unpublish"}, []string{"brokers", "topic-flows", "changed-by"}, []string{"redis", "publish"}},
+		{[]string{"flows", "list"}, []string{"brokers", "topic-flows"}, []string{"changed-by", "publish", "topic-events", "topic-sends-prefix"}},
+		{[]string{"senders", "put"}, []string{"brokers", "topic-senders", "channel", "id", "label", "status", "changed-by"}, []string{"redis", "json", "topic-dlr", "topic-requests"}},
+		{[]string{"senders", "list"}, []string{"brokers", "topic-senders", "channel", "json"}, []string{"changed-by", "id", "status"}},
+		{[]string{"senders", "disable"}, []string{"brokers", "topic-senders", "channel", "changed-by"}, []string{"id", "status", "json"}},
+		{[]string{"templates", "put"}, []string{"brokers", "topic-templates", "changed-by"}, []string{"channel", "json", "params"}},
+		{[]string{"templates", "list"}, []string{"brokers", "topic-templates", "channel", "json"}, []string{"changed-by", "params"}},
+		{[]string{"templates", "preview"}, []string{"brokers", "topic-templates", "channel", "params", "param", "flow", "step"}, []string{"changed-by", "json"}},
 	} {
 		for _, h := range []string{"-h", "--help"} {
 			args := append(append([]string{}, tc.args...), h)
@@ -130,6 +140,13 @@ func TestExitCodes(t *testing.T) {
 		{nil, nil, 2, "Commands:"},
 		{[]string{"nope"}, nil, 2, `unknown command "nope"`},
 		{[]string{"topics"}, nil, 2, "the only subcommand is 'create'"},
+		{[]string{"senders", "-h"}, nil, 0, "usage: fallback senders put"},
+		{[]string{"templates", "--help"}, nil, 0, "usage: fallback templates put"},
+		{[]string{"flows", "-h"}, nil, 0, "fallback flows publish [flags] ID"},
+		{[]string{"senders"}, nil, 2, "senders: give disable, list or put"},
+		{[]string{"templates", "get"}, nil, 2, `templates: unknown subcommand "get": give list, preview or put`},
+		{[]string{"senders", "put", "--channel", "sms", "--id", "A", "--changed-by", "x", "--brokers", "127.0.0.1:1"}, nil, 1, "fallback: invalid sender: sender_invalid: id: "},
+		{[]string{"run", "--catalog", "strict"}, nil, 1, `--catalog (FALLBACK_CATALOG): catalog mode "strict" is not one of auto, off, warn, enforce`},
 		{[]string{"run", "--no-such-flag"}, nil, 2, "flag provided but not defined: -no-such-flag"},
 		{[]string{"flow", "--brokers", "x"}, nil, 2, "flag provided but not defined: -brokers"},
 		{[]string{"demo", "--flows", "many"}, nil, 2, "invalid value"},

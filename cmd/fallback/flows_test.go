@@ -45,12 +45,12 @@ func TestFlowsCommandEndToEnd(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	t.Setenv("FALLBACK_USER", "alice")
+	cli := cliRunner{ctx: ctx, brokers: brokers}
 	run := func(stdin string, args ...string) (string, error) {
 		t.Helper()
-		var out bytes.Buffer
-		full := append([]string{args[0], "--brokers", brokers}, args[1:]...)
-		err := flowsCommand(ctx, full, strings.NewReader(stdin), &out)
-		return out.String(), err
+		out, _, err := cli.run(flowsCommand, stdin, args...)
+		return out, err
 	}
 
 	dir := t.TempDir()
@@ -61,17 +61,19 @@ func TestFlowsCommandEndToEnd(t *testing.T) {
 	if err := os.WriteFile(file, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run("", "put", file); err != nil || out != "stored flow otp version 1 on fallback.flows\n" {
+	if out, err := run("", "put", file); err != nil || out != "stored flow otp version 1 (draft) on fallback.flows\n" {
 		t.Fatalf("put 1: %q, %v", out, err)
 	}
-	if out, err := run(good, "put", "-"); err != nil || out != "stored flow otp version 2 on fallback.flows\n" {
+	// Flags after the file are read too; --changed-by wins over FALLBACK_USER.
+	if out, err := run(good, "put", "-", "--changed-by", "bob"); err != nil || out != "stored flow otp version 2 (draft) on fallback.flows\n" {
 		t.Fatalf("put 2 (stdin): %q, %v", out, err)
 	}
 	got, err := run("", "get", "otp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"flow_id": "otp"`, `"version": 2`, `"template_category": "authentication"`, `"template": "otp_sms"`} {
+	for _, want := range []string{`"flow_id": "otp"`, `"version": 2`, `"template_category": "authentication"`, `"template": "otp_sms"`,
+		`"status": "draft"`, `"changed_by": "bob"`, `"changed_at": "20`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("get: no %s in\n%s", want, got)
 		}
@@ -81,7 +83,7 @@ func TestFlowsCommandEndToEnd(t *testing.T) {
 	if err != nil || version == nil || *version != 2 || def.FlowID != "otp" || len(def.Steps) != 2 {
 		t.Fatalf("get's output read back: %+v, %v, %v", def, version, err)
 	}
-	if out, err := run("", "list"); err != nil || strings.Join(strings.Fields(out), " ") != "otp 2 2 whatsapp,sms" {
+	if out, err := run("", "list"); err != nil || !strings.HasPrefix(strings.Join(strings.Fields(out), " "), "otp 2 draft 2 whatsapp,sms bob 20") {
 		t.Fatalf("list: %q, %v", out, err)
 	}
 
@@ -143,14 +145,52 @@ func TestFlowsCommandEndToEnd(t *testing.T) {
 	}
 	// A version above the current one is taken as given.
 	if out, err := run(strings.Replace(good, `"flow_id":"otp"`, `"flow_id":"otp","version":7`, 1), "put", "-"); err != nil ||
-		out != "stored flow otp version 7 on fallback.flows\n" {
+		out != "stored flow otp version 7 (draft) on fallback.flows\n" {
 		t.Fatalf("put version 7: %q, %v", out, err)
 	}
 
-	if out, err := run("", "delete", "otp"); err != nil || out != "deleted flow otp (was version 7) from fallback.flows\n" {
+	// publish, with an empty catalog: the steps only, and it says so.
+	out, stderr, err := cli.run(flowsCommand, "", "publish", "otp")
+	if err != nil || out != "published flow otp version 8 on fallback.flows\n" ||
+		!strings.Contains(stderr, "senders and templates were not checked: the catalog (fallback.senders, fallback.templates) is empty") {
+		t.Fatalf("publish: %q, %q, %v", out, stderr, err)
+	}
+	before = written()
+	if out, err := run("", "publish", "otp"); err != nil || out != "flow otp version 8 is already published; nothing written\n" {
+		t.Fatalf("publish again: %q, %v", out, err)
+	}
+	// put over a published flow writes a draft, and says what that does.
+	out, stderr, err = cli.run(flowsCommand, good, "put", "-")
+	if err != nil || out != "stored flow otp version 9 (draft) on fallback.flows\n" ||
+		!strings.Contains(stderr, "flow otp was published (version 8); until fallback flows publish otp, requests naming it are rejected flow_not_published") {
+		t.Fatalf("put over a published flow: %q, %q, %v", out, stderr, err)
+	}
+	if out, err := run("", "unpublish", "otp"); err != nil || out != "flow otp version 9 is already a draft; nothing written\n" {
+		t.Fatalf("unpublish a draft: %q, %v", out, err)
+	}
+	if after := written(); after != before+1 {
+		t.Fatalf("the flows topic's end moved from %d to %d, want one record (the put)", before, after)
+	}
+	if out, err := run("", "put", "--publish", file); err != nil || out != "stored flow otp version 10 (published) on fallback.flows\n" {
+		t.Fatalf("put --publish: %q, %v", out, err)
+	}
+	if out, err := run("", "unpublish", "otp"); err != nil ||
+		out != "unpublished flow otp: version 11 is a draft on fallback.flows; running flows finish, new requests naming it are rejected flow_not_published\n" {
+		t.Fatalf("unpublish: %q, %v", out, err)
+	}
+	if got, err := run("", "get", "otp"); err != nil || !strings.Contains(got, `"status": "draft"`) || !strings.Contains(got, `"version": 11`) {
+		t.Fatalf("get after unpublish: %s, %v", got, err)
+	}
+
+	if out, err := run("", "delete", "otp", "--changed-by", "carol"); err != nil || out != "deleted flow otp (was version 11) from fallback.flows\n" {
 		t.Fatalf("delete: %q, %v", out, err)
 	}
-	for _, args := range [][]string{{"get", "otp"}, {"delete", "otp"}, {"get", "never"}} {
+	// The tombstone says who deleted the flow.
+	if tomb := lastRecordOf(t, ctx, brokers, names.Flows, "otp", written()); tomb.Value != nil || headerValue(tomb, headerChangedBy) != "carol" ||
+		headerValue(tomb, headerChangedAt) == "" {
+		t.Fatalf("delete's record: value %q, headers %v", tomb.Value, tomb.Headers)
+	}
+	for _, args := range [][]string{{"get", "otp"}, {"delete", "otp"}, {"get", "never"}, {"publish", "never"}, {"unpublish", "never"}} {
 		if _, err := run("", args...); err == nil || !strings.Contains(err.Error(), "no stored flow") || exitCode(err, &bytes.Buffer{}) != 1 {
 			t.Errorf("%v after delete: %v", args, err)
 		}
@@ -160,7 +200,7 @@ func TestFlowsCommandEndToEnd(t *testing.T) {
 	}
 	// After a delete the flow starts again at version 1 (the processor's
 	// table forgets a deleted flow's version).
-	if out, err := run(good, "put", "-"); err != nil || out != "stored flow otp version 1 on fallback.flows\n" {
+	if out, err := run(good, "put", "-"); err != nil || out != "stored flow otp version 1 (draft) on fallback.flows\n" {
 		t.Fatalf("put after delete: %q, %v", out, err)
 	}
 }
@@ -176,10 +216,17 @@ func TestFlowsCommandLine(t *testing.T) {
 		{[]string{"nope"}, errUsage},
 		{[]string{"get"}, errUsage},
 		{[]string{"list", "extra"}, errUsage},
+		{[]string{"publish"}, errUsage},
+		{[]string{"unpublish", "a", "b"}, errUsage},
+		{[]string{"put", "--no-such-flag", "f.json"}, errUsage},
 		{[]string{"-h"}, errDone},
 		{[]string{"put", "-h"}, errDone},
+		{[]string{"publish", "-h"}, errDone},
+		{[]string{"unpublish", "--help"}, errDone},
+		{[]string{"delete", "otp", "-h"}, errDone},
 	} {
-		if err := flowsCommand(ctx, tc.args, strings.NewReader(""), &bytes.Buffer{}); err == nil || !errors.Is(err, tc.want) {
+		st := streams{in: strings.NewReader(""), out: &bytes.Buffer{}, err: &bytes.Buffer{}}
+		if err := flowsCommand(ctx, tc.args, st); err == nil || !errors.Is(err, tc.want) {
 			t.Errorf("%v: %v, want %v", tc.args, err, tc.want)
 		}
 	}

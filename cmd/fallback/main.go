@@ -23,9 +23,14 @@ Commands:
   topics create       create the topics
   send                publish one send or cancel request given as JSON
   flow REQUEST_ID     print a flow's story from Redis (steps, statuses, outcome)
-  flows put FILE|get ID|list|delete ID
-                      store, print, list or delete the stored flow definitions
-                      on fallback.flows (checked before they are written)
+  flows put FILE|publish ID|unpublish ID|get ID|list|delete ID
+                      store (as drafts), publish, unpublish, print, list or
+                      delete the stored flow definitions on fallback.flows
+  senders put|list|disable ID
+                      the catalog's senders on fallback.senders
+  templates put FILE|list|preview NAME
+                      the catalog's templates on fallback.templates; preview
+                      prints one filled with sample params
   providers           run the simulated SMS and WhatsApp provider adapters
   load                publish a load of send requests
   dlq list            print the dead letters on fallback.dlq (never their values)
@@ -117,6 +122,10 @@ func dispatch(ctx context.Context, args []string) error {
 		return flowCmd(ctx, rest)
 	case "flows":
 		return flowsCmd(ctx, rest)
+	case "senders":
+		return sendersCmd(ctx, rest)
+	case "templates":
+		return templatesCmd(ctx, rest)
 	case "providers":
 		return providersCmd(ctx, rest)
 	case "load":

@@ -178,6 +178,7 @@ func processorConfig(c *cliconfig.Common, brokers []string) processor.Config {
 		ProviderIndexTTL: c.ProviderIndexTTL(),
 		DeadlineGrace:    graceSetting(c.DeadlineGrace),
 		MaxDeadlineHold:  c.MaxDeadlineHold,
+		CatalogMode:      c.CatalogMode(),
 		ShutdownTimeout:  c.ShutdownTimeout,
 		Logger:           c.Logger(),
 	}

@@ -26,13 +26,22 @@ type requestJSON struct {
 	ExpiresAt *time.Time        `json:"expires_at"` // RFC 3339; optional
 }
 
+// stepJSON is the JSON form of a schemas.Step, in `fallback send`'s inline
+// steps and in `fallback flows`' definitions: the schema's field names, its
+// fields in the schema's order (it converts to schemas.Step). variables
+// maps a template placeholder to the request param that fills it,
+// fixed_text a placeholder to fixed text, failure_codes are the failures
+// that fall back (docs/flows-command.md).
 type stepJSON struct {
-	Channel          string `json:"channel"`
-	From             string `json:"from"`
-	Template         string `json:"template"`
-	TemplateCategory string `json:"template_category"`
-	DelaySeconds     int32  `json:"delay_seconds"`
-	SuccessOn        string `json:"success_on"`
+	Channel          string            `json:"channel"`
+	From             string            `json:"from"`
+	Template         string            `json:"template"`
+	TemplateCategory string            `json:"template_category"`
+	DelaySeconds     int32             `json:"delay_seconds"`
+	SuccessOn        string            `json:"success_on"`
+	Variables        map[string]string `json:"variables,omitempty"`
+	FixedText        map[string]string `json:"fixed_text,omitempty"`
+	FailureCodes     []string          `json:"failure_codes,omitempty"`
 }
 
 // sendCmd is `fallback send`: read one request, encode it, publish it.
@@ -110,6 +119,9 @@ Publishes one request, e.g.
    "steps":[{"channel":"whatsapp","from":"+4915100000000","template":"otp","template_category":"authentication","delay_seconds":30},
             {"from":"ACME","template":"otp_sms","delay_seconds":60}]}
   {"request_id":"r1","kind":"cancel"}
+A step may map its template's placeholders to params ("variables":
+{"1":"code"}), give one fixed text ("fixed_text": {"2":"ACME"}), and name
+the failure codes that fall back ("failure_codes": ["UNDELIV"]).
 requested_at is now; an optional "expires_at" (RFC 3339) bounds when the
 request may still start its flow. A request the processor would reject (at
 its default settings) is refused, naming the field, and not published.`)

@@ -53,6 +53,7 @@ type Common struct {
 	ShutdownTimeout time.Duration // `fallback run --shutdown-timeout` (registered by run)
 	LogLevel        string
 	LogFormat       string // text or json
+	Catalog         string // --catalog: auto, off, warn or enforce (CatalogMode)
 	ClockSpeed      float64
 	ClockEpoch      int64
 
@@ -92,11 +93,19 @@ const (
 	// GroupSchemaRegistry: --schema-registry, --schema-registry-user and
 	// --schema-registry-password-file.
 	GroupSchemaRegistry
+	// GroupCatalog: --catalog. Not in GroupAll: fallback-bench builds its
+	// processor's config itself and would ignore it.
+	GroupCatalog
+	// GroupConfigTopics: --topic-flows, --topic-senders and
+	// --topic-templates alone (GroupTopics includes them), for the
+	// commands that keep the flows and the catalog.
+	GroupConfigTopics
 
 	// GroupAll is every shared setting of the processor: fallback-bench.
 	GroupAll = GroupKafka | GroupRedis | GroupRequestsTopic | GroupTopics | GroupTopicCreation | GroupProcessor | GroupLog | GroupClock
-	// GroupRun is `fallback run`'s: GroupAll and the schema registry.
-	GroupRun = GroupAll | GroupSchemaRegistry
+	// GroupRun is `fallback run`'s: GroupAll, the schema registry and the
+	// catalog mode.
+	GroupRun = GroupAll | GroupSchemaRegistry | GroupCatalog
 )
 
 // LogLevels are the values --log-level takes.
@@ -141,7 +150,10 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	tp.StringVar(&c.Names.SendsPrefix, "topic-sends-prefix", d.SendsPrefix, "send commands go to this prefix + channel (env FALLBACK_TOPIC_SENDS_PREFIX)")
 	tp.StringVar(&c.Names.Events, "topic-events", d.Events, "analytics events topic (env FALLBACK_TOPIC_EVENTS)")
 	tp.StringVar(&c.Names.DLQ, "topic-dlq", d.DLQ, "dead-letter topic (env FALLBACK_TOPIC_DLQ)")
-	tp.StringVar(&c.Names.Flows, "topic-flows", d.Flows, "stored flow definitions, compacted (env FALLBACK_TOPIC_FLOWS)")
+	conf := on(GroupConfigTopics | GroupTopics)
+	conf.StringVar(&c.Names.Flows, "topic-flows", d.Flows, "stored flow definitions, compacted (env FALLBACK_TOPIC_FLOWS)")
+	conf.StringVar(&c.Names.Senders, "topic-senders", d.Senders, "the catalog's senders, compacted (env FALLBACK_TOPIC_SENDERS)")
+	conf.StringVar(&c.Names.Templates, "topic-templates", d.Templates, "the catalog's templates, compacted (env FALLBACK_TOPIC_TEMPLATES)")
 	create := on(GroupTopicCreation)
 	create.IntVar(&c.Partitions, "partitions", 12, "partitions of created topics, at least 1 (env FALLBACK_PARTITIONS)")
 	create.IntVar(&c.Replication, "replication", -1, "replication factor of created topics: at least 1, or -1 for the broker default (env FALLBACK_REPLICATION)")
@@ -154,6 +166,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	proc.DurationVar(&c.WaitTimeout, "redis-wait-timeout", statestore.DefaultWaitTimeout, fmt.Sprintf("the longest a state change waits for --redis-wait-replicas; a master whose replicas do not answer in time is then written to without waiting for %s, counted in fallback_redis_replica_shortfalls_total (env FALLBACK_REDIS_WAIT_TIMEOUT)", statestore.WaitPause))
 	proc.DurationVar(&c.ClaimLease, "claim-lease", 10*time.Second, "how long a claimed deadline or owed output waits before another instance retries it; above 0 (env FALLBACK_CLAIM_LEASE)")
 	on(GroupLog).StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
+	on(GroupCatalog).StringVar(&c.Catalog, "catalog", flow.CatalogAuto.String(), "whether each step's sender and template are checked against the catalog (--topic-senders, --topic-templates): auto enforces it once it holds a sender or a template and is off while it is empty; enforce rejects a request whose step the catalog does not allow; warn logs and counts what enforce would reject and rejects nothing; off checks nothing; empty is auto (docs/catalog-command.md) (env FALLBACK_CATALOG)")
 	on(GroupLog).StringVar(&c.LogFormat, "log-format", "text", "text or json: the format of the log lines on stderr (env FALLBACK_LOG_FORMAT)")
 	clk := on(GroupClock)
 	clk.Float64Var(&c.ClockSpeed, "clock-speed", 1, "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
@@ -236,6 +249,11 @@ func (c *Common) Check() error {
 			bad("--replication", "the replication factor is -1 (the broker's default) or at least 1, got %d", c.Replication)
 		}
 	}
+	if g&GroupCatalog != 0 && strings.TrimSpace(c.Catalog) != "" {
+		if _, err := flow.ParseCatalogMode(c.Catalog); err != nil {
+			bad("--catalog", "%v", err)
+		}
+	}
 	if g&GroupRedis != 0 && c.RedisPrefix == "" {
 		bad("--redis-prefix", "must not be empty")
 	}
@@ -258,7 +276,9 @@ func (c *Common) Check() error {
 		{GroupTopics, "--topic-sends-prefix", c.Names.SendsPrefix},
 		{GroupTopics, "--topic-events", c.Names.Events},
 		{GroupTopics, "--topic-dlq", c.Names.DLQ},
-		{GroupTopics, "--topic-flows", c.Names.Flows},
+		{GroupConfigTopics | GroupTopics, "--topic-flows", c.Names.Flows},
+		{GroupConfigTopics | GroupTopics, "--topic-senders", c.Names.Senders},
+		{GroupConfigTopics | GroupTopics, "--topic-templates", c.Names.Templates},
 	} {
 		if g&t.group != 0 && strings.TrimSpace(t.name) == "" {
 			bad(t.flag, "must not be empty")
@@ -317,6 +337,17 @@ func (c *Common) CheckRequestAge() error {
 			"raise --tombstone-retention to at least %s or lower --max-request-age", c.Tombstone, c.MaxRequestAge, c.DeadlineGrace, need)
 	}
 	return nil
+}
+
+// CatalogMode is --catalog; empty is auto, the default (so a compose file
+// can pass the variable through empty). Check refuses an unknown mode;
+// without Check it is auto.
+func (c *Common) CatalogMode() flow.CatalogMode {
+	m, err := flow.ParseCatalogMode(c.Catalog)
+	if err != nil {
+		return flow.CatalogAuto
+	}
+	return m
 }
 
 // Clock is the wall clock unless a test asked for a faster one.

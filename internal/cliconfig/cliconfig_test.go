@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fallbackd/fallback/internal/clients"
+	"github.com/fallbackd/fallback/processor/flow"
 )
 
 func TestSecurityFlagsFromEnv(t *testing.T) {
@@ -39,5 +40,44 @@ func TestSecurityFlagsFromEnv(t *testing.T) {
 	wantR := clients.Redis{TLSCA: "/rca.pem", TLSCert: "/rcert.pem", TLSKey: "/rkey.pem", PasswordFile: "/rpw"}
 	if c.Redis != wantR {
 		t.Errorf("redis settings %+v, want %+v", c.Redis, wantR)
+	}
+}
+
+// TestCatalogSetting: --catalog is run's alone (GroupCatalog, not in
+// GroupAll, which fallback-bench registers and would ignore it), empty is
+// auto, and Check refuses an unknown mode naming the flag and variable.
+func TestCatalogSetting(t *testing.T) {
+	var all Common
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	all.Register(fs)
+	if fs.Lookup("catalog") != nil || fs.Lookup("topic-senders") == nil || fs.Lookup("topic-templates") == nil {
+		t.Fatalf("GroupAll: --catalog %v, --topic-senders %v, --topic-templates %v",
+			fs.Lookup("catalog") != nil, fs.Lookup("topic-senders") != nil, fs.Lookup("topic-templates") != nil)
+	}
+	for _, tc := range []struct {
+		value string
+		want  flow.CatalogMode
+		err   string
+	}{
+		{"", flow.CatalogAuto, ""},
+		{"auto", flow.CatalogAuto, ""},
+		{"Warn", flow.CatalogWarn, ""},
+		{"enforce", flow.CatalogEnforce, ""},
+		{"off", flow.CatalogOff, ""},
+		{"on", flow.CatalogAuto, `--catalog (FALLBACK_CATALOG): catalog mode "on" is not one of auto, off, warn, enforce`},
+	} {
+		var c Common
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		c.RegisterGroups(fs, GroupCatalog)
+		if err := fs.Parse([]string{"--catalog", tc.value}); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Check()
+		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("%q: Check %v, want %q", tc.value, err, tc.err)
+		}
+		if got := c.CatalogMode(); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.value, got, tc.want)
+		}
 	}
 }
