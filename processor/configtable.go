@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,12 @@ import (
 // read. A record whose value names another key than its own is skipped:
 // stored under its key it would answer for an entry it is not, stored under
 // its name no tombstone could delete it.
+//
+// The flows' history topic (ConfigTopics.FlowHistory) is read only when
+// named: the processor does not read it, a writer that shows a flow's past
+// (the console) does. It holds every version of every flow ever written,
+// keyed <flow_id>/<version> (FlowHistoryKey); the table keeps each version
+// under its key (History), and a tombstone deletes that one version.
 type ConfigTable struct {
 	client *kgo.Client // a direct (group-less) consumer of the topics
 	admin  *kadm.Client
@@ -46,6 +53,9 @@ type ConfigTable struct {
 	flows     map[string]schemas.FlowDefinition
 	senders   map[string]schemas.Sender
 	templates map[string]schemas.Template
+	// history is every version of each flow read from the history topic,
+	// by flow_id then version; empty when the topic is not read.
+	history map[string]map[int64]schemas.FlowDefinition
 	// next is the offset after the last record read, per partition, and
 	// read is closed (and replaced) whenever it moves: Refresh waits on it.
 	next map[topicPartition]int64
@@ -56,14 +66,21 @@ type ConfigTable struct {
 }
 
 // ConfigTopics are the topics a ConfigTable reads; an empty name is not read.
+// FlowHistory is the flows' history (every version written); the processor
+// leaves it empty.
 type ConfigTopics struct {
 	Flows, Senders, Templates string
+	FlowHistory               string
 }
+
+// Names are the topics to read, in a fixed order: flows, senders,
+// templates, flow history.
+func (t ConfigTopics) Names() []string { return t.names() }
 
 // names are the topics to read, in a fixed order.
 func (t ConfigTopics) names() []string {
 	var out []string
-	for _, n := range []string{t.Flows, t.Senders, t.Templates} {
+	for _, n := range []string{t.Flows, t.Senders, t.Templates, t.FlowHistory} {
 		if n != "" {
 			out = append(out, n)
 		}
@@ -81,7 +98,7 @@ type topicPartition struct {
 func NewConfigTable(client *kgo.Client, topics ConfigTopics, codecs *schemas.Codecs, log *slog.Logger) *ConfigTable {
 	t := &ConfigTable{client: client, topics: topics, codecs: codecs, log: log,
 		flows: map[string]schemas.FlowDefinition{}, senders: map[string]schemas.Sender{},
-		templates: map[string]schemas.Template{}, next: map[topicPartition]int64{}, read: make(chan struct{})}
+		templates: map[string]schemas.Template{}, history: map[string]map[int64]schemas.FlowDefinition{}, next: map[topicPartition]int64{}, read: make(chan struct{})}
 	if client != nil {
 		t.admin = kadm.NewClient(client)
 	}
@@ -148,6 +165,46 @@ func (t *ConfigTable) Templates() []schemas.Template {
 	return sortedValues(t.templates)
 }
 
+// History returns every version of a flow read from the history topic,
+// oldest first (by version); nil when the topic is not read or holds none.
+// A deleted flow keeps its history: only a tombstone on the history topic
+// deletes a version.
+func (t *ConfigTable) History(flowID string) []schemas.FlowDefinition {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	versions := t.history[flowID]
+	if len(versions) == 0 {
+		return nil
+	}
+	out := make([]schemas.FlowDefinition, 0, len(versions))
+	for _, v := range slices.Sorted(maps.Keys(versions)) {
+		out = append(out, versions[v])
+	}
+	return out
+}
+
+// FlowHistoryKey is the key of a flow's version on the history topic:
+// <flow_id>/<version>. A flow_id may hold a /: the version is after the
+// last one.
+func FlowHistoryKey(flowID string, version int64) string {
+	return flowID + "/" + strconv.FormatInt(version, 10)
+}
+
+// parseFlowHistoryKey splits a FlowHistoryKey; ok is false when the key is
+// not one (no flow_id before the last /, or no version of at least 1, in
+// decimal, after it).
+func parseFlowHistoryKey(key string) (flowID string, version int64, ok bool) {
+	i := strings.LastIndexByte(key, '/')
+	if i < 1 {
+		return "", 0, false
+	}
+	v, err := strconv.ParseInt(key[i+1:], 10, 64)
+	if err != nil || v < 1 || key[i+1:] != strconv.FormatInt(v, 10) {
+		return "", 0, false
+	}
+	return key[:i], v, true
+}
+
 func sortedValues[T any](m map[string]T) []T {
 	keys := slices.Sorted(maps.Keys(m))
 	out := make([]T, len(keys))
@@ -200,7 +257,15 @@ func (t *ConfigTable) CatchUp(ctx context.Context) error {
 		})
 	}
 	t.mu.RLock()
-	t.log.Info("config table loaded", "flows", len(t.flows), "senders", len(t.senders), "templates", len(t.templates))
+	attrs := []any{"flows", len(t.flows), "senders", len(t.senders), "templates", len(t.templates)}
+	if t.topics.FlowHistory != "" {
+		n := 0
+		for _, versions := range t.history {
+			n += len(versions)
+		}
+		attrs = append(attrs, "flow_versions", n)
+	}
+	t.log.Info("config table loaded", attrs...)
 	t.mu.RUnlock()
 	return nil
 }
@@ -299,7 +364,66 @@ func (t *ConfigTable) applyRecord(r *kgo.Record) {
 		applyEntry(t, r, t.senders, "sender", t.codecs.Sender, func(s *schemas.Sender) (string, int64) { return s.Key(), s.Version })
 	case t.topics.Templates:
 		applyEntry(t, r, t.templates, "template", t.codecs.Template, func(tp *schemas.Template) (string, int64) { return tp.Key(), tp.Version })
+	case t.topics.FlowHistory:
+		t.applyHistory(r)
 	}
+}
+
+// applyHistory applies one record of the history topic: a version of a
+// flow under its FlowHistoryKey, or a tombstone deleting that version. A
+// value whose flow_id and version are not its key's is skipped, as on the
+// flows topic. t.mu must be held.
+func (t *ConfigTable) applyHistory(r *kgo.Record) {
+	key := string(r.Key)
+	id, version, ok := parseFlowHistoryKey(key)
+	if !ok {
+		t.log.Error("flow history record whose key is not <flow_id>/<version> skipped", "key", clipText(key, 128),
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
+		return
+	}
+	if r.Value == nil { // a tombstone deletes the one version
+		if versions := t.history[id]; versions != nil {
+			delete(versions, version)
+			if len(versions) == 0 {
+				delete(t.history, id)
+			}
+		}
+		return
+	}
+	d, err := decodeConfig(r, t.codecs.FlowDefinition)
+	if err != nil {
+		t.log.Error("unreadable flow history record skipped", "key", clipText(key, 128), "topic", r.Topic, "offset", r.Offset, "err", err)
+		return
+	}
+	if d.FlowID == "" {
+		d.FlowID = id
+	}
+	if d.FlowID != id || d.Version != version {
+		t.log.Error("flow history record stored under another key skipped", "key", clipText(key, 128),
+			"names", clipText(FlowHistoryKey(d.FlowID, d.Version), 128), "topic", r.Topic, "offset", r.Offset)
+		return
+	}
+	versions := t.history[id]
+	if versions == nil {
+		versions = map[int64]schemas.FlowDefinition{}
+		t.history[id] = versions
+	}
+	versions[version] = d // the same version again replaces it, as compaction does
+}
+
+// decodeConfig decodes a configuration record's value. Records written
+// with an earlier version of the schema are read with it: the fingerprint
+// header names it (or, without one, the versions are tried newest first).
+func decodeConfig[T any](r *kgo.Record, codec *schemas.Codec[T]) (T, error) {
+	v, err := codec.DecodeFrom(schemaFingerprint(r), r.Value)
+	if body, framed := schemas.ConfluentBody(r.Value); err != nil && framed {
+		// Written by a producer with a schema registry: the Confluent
+		// header, then the Avro body of some version of the schema.
+		if v, err = codec.DecodeFrom("", body); err != nil {
+			err = fmt.Errorf("as the Avro body after a Confluent header: %w", err)
+		}
+	}
+	return v, err
 }
 
 // applyEntry applies one record to the table of its topic. key returns the
@@ -316,17 +440,7 @@ func applyEntry[T any](t *ConfigTable, r *kgo.Record, table map[string]T, what s
 		delete(table, id)
 		return
 	}
-	// Records written with an earlier version of the schema are read with
-	// it: the fingerprint header names it (or, without one, the versions
-	// are tried newest first).
-	v, err := codec.DecodeFrom(schemaFingerprint(r), r.Value)
-	if body, framed := schemas.ConfluentBody(r.Value); err != nil && framed {
-		// Written by a producer with a schema registry: the Confluent
-		// header, then the Avro body of some version of the schema.
-		if v, err = codec.DecodeFrom("", body); err != nil {
-			err = fmt.Errorf("as the Avro body after a Confluent header: %w", err)
-		}
-	}
+	v, err := decodeConfig(r, codec)
 	if err != nil {
 		// Requests naming it are refused as unknown; the bad record stays
 		// visible in this log rather than stopping the table.

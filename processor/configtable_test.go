@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -235,5 +236,134 @@ func TestConfigTableReadsTheCatalog(t *testing.T) {
 	feed("t", "whatsapp/otp", nil)
 	if !table.Empty() || len(table.Senders()) != 0 {
 		t.Fatalf("after tombstones: senders %+v, templates %+v", table.Senders(), table.Templates())
+	}
+}
+
+// TestConfigTableKeepsFlowHistory: with the history topic named, the table
+// keeps every version of each flow under its <flow_id>/<version> key,
+// oldest first whatever the order they come in; a tombstone deletes one
+// version; a record whose key is not a version's, or whose value names
+// another, is skipped. A flow deleted on the flows topic keeps its
+// history. Without the topic named (the processor) nothing is kept.
+func TestConfigTableKeepsFlowHistory(t *testing.T) {
+	codecs, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	table := NewConfigTable(nil, ConfigTopics{Flows: "f", FlowHistory: "h"}, codecs, log)
+	processorTable := NewConfigTable(nil, ConfigTopics{Flows: "f"}, codecs, log)
+	var offset int64
+	feed := func(topic, key string, value []byte) {
+		offset++
+		r := &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Offset: offset}
+		for _, tb := range []*ConfigTable{table, processorTable} {
+			tb.apply(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: topic, Partitions: []kgo.FetchPartition{{Records: []*kgo.Record{r}}}}}}})
+		}
+	}
+	def := func(flowID string, version int64, title string) []byte {
+		v, err := codecs.FlowDefinition.Encode(schemas.FlowDefinition{FlowID: flowID, Version: version, Title: title,
+			Steps: []schemas.Step{{Channel: "sms", From: "ACME", Template: "t", DelaySeconds: 30}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	versions := func(id string) []int64 {
+		var out []int64
+		for _, d := range table.History(id) {
+			if d.FlowID != id {
+				t.Fatalf("history of %s holds %+v", id, d)
+			}
+			out = append(out, d.Version)
+		}
+		return out
+	}
+	expect := func(id string, want ...int64) {
+		t.Helper()
+		if got := versions(id); !slices.Equal(got, want) {
+			t.Fatalf("history of %s: versions %v, want %v", id, got, want)
+		}
+	}
+
+	feed("h", "otp/2", def("otp", 2, "two"))
+	feed("h", "otp/3", def("otp", 3, "three"))
+	feed("h", "otp/1", def("otp", 1, "one")) // an older one comes last: kept, in its place
+	expect("otp", 1, 2, 3)
+	if h := table.History("otp"); h[0].Title != "one" || h[2].Title != "three" {
+		t.Fatalf("history: %+v", h)
+	}
+	feed("h", "otp/2", def("otp", 2, "two again")) // the same version again replaces it
+	if h := table.History("otp"); len(h) != 3 || h[1].Title != "two again" {
+		t.Fatalf("history after a version written again: %+v", h)
+	}
+	// A flow_id with a slash: the version is after the last one.
+	feed("h", "team/otp/1", def("team/otp", 1, ""))
+	expect("team/otp", 1)
+	// A value without a flow_id takes the key's.
+	feed("h", "login/4", def("", 4, ""))
+	expect("login", 4)
+
+	// Skipped: a key that is not <flow_id>/<version>, a value naming
+	// another flow or version, no key, an unreadable value.
+	feed("h", "otp", def("otp", 9, ""))
+	feed("h", "otp/x", def("otp", 9, ""))
+	feed("h", "otp/09", def("otp", 9, ""))
+	feed("h", "otp/0", def("otp", 0, ""))
+	feed("h", "otp/8", def("otp", 9, ""))
+	feed("h", "other/9", def("otp", 9, ""))
+	feed("h", "", def("otp", 9, ""))
+	feed("h", "/9", def("", 9, ""))
+	feed("h", "otp/9", []byte{0xff, 0xff})
+	expect("otp", 1, 2, 3)
+	expect("other")
+	expect("")
+
+	// A tombstone deletes one version; the last one's deletes the flow's history.
+	feed("h", "otp/2", nil)
+	expect("otp", 1, 3)
+	feed("h", "login/4", nil)
+	expect("login")
+	feed("h", "never/1", nil) // nothing to delete
+
+	// The flows topic is its own: a delete there keeps the history, and
+	// its records are not history.
+	feed("f", "otp", def("otp", 3, "three"))
+	feed("f", "otp", nil)
+	expect("otp", 1, 3)
+	feed("f", "new", def("new", 1, ""))
+	expect("new")
+
+	// The processor's table (no history topic) keeps none.
+	if h := processorTable.History("otp"); h != nil {
+		t.Fatalf("a table without the history topic holds %+v", h)
+	}
+	if _, ok := processorTable.Lookup("new"); !ok {
+		t.Fatal("the processor's table lost a flow")
+	}
+	if got := (ConfigTopics{Flows: "f", Senders: "s", Templates: "t", FlowHistory: "h"}).Names(); !slices.Equal(got, []string{"f", "s", "t", "h"}) {
+		t.Fatalf("names %v", got)
+	}
+	if got := (ConfigTopics{Flows: "f"}).Names(); !slices.Equal(got, []string{"f"}) {
+		t.Fatalf("names %v", got)
+	}
+}
+
+// TestFlowHistoryKey: the key of a version, and back.
+func TestFlowHistoryKey(t *testing.T) {
+	for _, tc := range []struct {
+		id      string
+		version int64
+	}{{"otp", 1}, {"a/b", 12}, {"x/", 9223372036854775807}} {
+		key := FlowHistoryKey(tc.id, tc.version)
+		id, v, ok := parseFlowHistoryKey(key)
+		if !ok || id != tc.id || v != tc.version {
+			t.Errorf("%q %d: key %q read back as %q %d %v", tc.id, tc.version, key, id, v, ok)
+		}
+	}
+	for _, key := range []string{"otp", "otp/", "otp/-1", "otp/+1", "otp/1.0", "otp/99999999999999999999", "/3"} {
+		if _, _, ok := parseFlowHistoryKey(key); ok {
+			t.Errorf("%q read as a history key", key)
+		}
 	}
 }

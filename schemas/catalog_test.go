@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// The catalog records (Sender, Template) and FlowDefinition's status and
-// authorship fields. Round trips of the shared samples are in
+// The catalog records (Sender, Template) and FlowDefinition's status,
+// authorship and title fields. Round trips of the shared samples are in
 // TestRoundTrip; this file pins what is specific to them.
 
 func TestCatalogKeys(t *testing.T) {
@@ -109,14 +109,15 @@ func TestCatalogRejects(t *testing.T) {
 }
 
 // TestFlowDefinitionStatus: status is a plain string written as given ("" as
-// "", read as published), changed_by and changed_at optional.
+// "", read as published), changed_by, changed_at and title optional.
 func TestFlowDefinitionStatus(t *testing.T) {
 	c := testCodecs(t).FlowDefinition
 	for _, status := range []string{"", FlowPublished, FlowDraft, "archived"} {
 		v := FlowDefinition{FlowID: "f", Version: 1, Status: status}
 		b := mustEncode(t, c, v)
-		// flow_id, version, steps (empty), then status.
-		if want := concat(str("f"), long(1), long(0), str(status), union(0), union(0)); string(b) != string(want) {
+		// flow_id, version, steps (empty), then status; changed_by,
+		// changed_at and title null.
+		if want := concat(str("f"), long(1), long(0), str(status), union(0), union(0), union(0)); string(b) != string(want) {
 			t.Fatalf("status %q: % x, want % x", status, b, want)
 		}
 		got, err := c.Decode(b)
@@ -139,5 +140,36 @@ func TestFlowDefinitionStatus(t *testing.T) {
 	v.ChangedAt, v.ChangedBy = nil, "\xff"
 	if _, err := c.Encode(v); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("invalid UTF-8 changed_by: err = %v, want ErrMalformed", err)
+	}
+	v.ChangedBy, v.Title = "", "\xff"
+	if _, err := c.Encode(v); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("invalid UTF-8 title: err = %v, want ErrMalformed", err)
+	}
+}
+
+// TestFlowDefinitionTitle: title is a ["null", "string"] union after
+// changed_at, the last field; "" is null. Uniqueness is the writers' rule
+// (the console and the CLI), not the codec's: two definitions may carry the
+// same title here.
+func TestFlowDefinitionTitle(t *testing.T) {
+	c := testCodecs(t).FlowDefinition
+	untitled := mustEncode(t, c, FlowDefinition{FlowID: "f", Version: 1, Status: FlowDraft})
+	if want := concat(str("f"), long(1), long(0), str(FlowDraft), union(0), union(0), union(0)); string(untitled) != string(want) {
+		t.Fatalf("no title: % x, want % x", untitled, want)
+	}
+	for _, title := range []string{"One-time code ✓", " ", strings.Repeat("t", 200)} {
+		v := FlowDefinition{FlowID: "f", Version: 1, Status: FlowDraft, Title: title}
+		b := mustEncode(t, c, v)
+		if want := concat(untitled[:len(untitled)-1], union(1), str(title)); string(b) != string(want) {
+			t.Fatalf("title %q: % x, want % x", title, b, want)
+		}
+		if got, err := c.Decode(b); err != nil || !reflect.DeepEqual(got, v) {
+			t.Fatalf("title %q: got %+v, %v", title, got, err)
+		}
+	}
+	// A non-null empty title from another writer reads as no title.
+	b := concat(untitled[:len(untitled)-1], union(1), str(""))
+	if got, err := c.Decode(b); err != nil || got.Title != "" {
+		t.Fatalf("non-null empty title: got %+v, %v", got, err)
 	}
 }

@@ -172,7 +172,7 @@ type goavroNative interface {
 
 func (c *Codec[T]) goavro() goavroNative { return c.avro }
 
-var unionBranches = map[string]bool{branchString: true, branchInt: true, branchBytes: true,
+var unionBranches = map[string]bool{branchString: true, branchInt: true, branchLong: true, branchBytes: true,
 	branchArray: true, branchTimestamp: true, branchSummary: true}
 
 // plainNative turns goavro's native form into the JSON crosscheck.py writes:

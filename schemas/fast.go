@@ -85,7 +85,7 @@ var fastLayouts = map[string]string{
 		"multi_channel_delivery:boolean,steps:array(record(step:int,channel:string," +
 		"attempt_id:string,reason:string,sent_at:timestamp-millis,last_status:union(null,string)," +
 		"last_status_at:union(null,timestamp-millis),succeeded:boolean)))),metadata:map(string)," +
-		"deadline_forced:boolean)",
+		"deadline_forced:boolean,flow_id:union(null,string),flow_version:union(null,long))",
 	"ChannelSend": "record(attempt_id:string,request_id:string,step:int,channel:string,from:string," +
 		"to:string,template:string,template_category:union(null,string),params:map(string)," +
 		"reason:string,deadline:timestamp-millis,sent_at:timestamp-millis,template_params:array(string)," +
@@ -243,6 +243,17 @@ func (w *writer) optInt(p *int32) {
 	w.long(int64(*p))
 }
 
+// optLong appends a ["null", "long"] union: 0 is null (toNative's
+// optLong).
+func (w *writer) optLong(v int64) {
+	if v == 0 {
+		w.buf = append(w.buf, unionNull)
+		return
+	}
+	w.buf = append(w.buf, unionValue)
+	w.long(v)
+}
+
 // optBytes appends a ["null", "bytes"] union: nil is null, empty non-nil is
 // an empty value (toNative's optBytes).
 func (w *writer) optBytes(b []byte) {
@@ -395,7 +406,7 @@ func roomFlowEvent(v *FlowEvent) int {
 	room := roomStr(len(v.EventID)) + roomStr(len(v.RequestID)) + roomStr(len(v.Type)) +
 		roomByte + roomInt + roomStr(len(v.Channel)) + roomStr(len(v.AttemptID)) + roomStr(len(v.Reason)) +
 		roomStr(len(v.Outcome)) + roomStr(len(v.Status)) + roomStr(len(v.StatusKind)) + roomByte + roomLong +
-		roomByte + roomMap(v.Metadata) + roomByte
+		roomByte + roomMap(v.Metadata) + roomByte + roomStr(len(v.FlowID)) + roomByte + roomLong
 	if s := v.Summary; s != nil {
 		room += roomStr(len(s.Outcome)) + roomByte + 2*roomInt + 4*roomLong + roomByte + 2*roomLong
 		for i := range s.Steps {
@@ -434,6 +445,8 @@ func appendFlowEvent(dst []byte, v FlowEvent, maxBytes int) ([]byte, error) {
 	}
 	w.strMap("metadata", v.Metadata)
 	w.boolean(v.DeadlineForced)
+	w.optStr("flow_id", v.FlowID)
+	w.optLong(v.FlowVersion)
 	return w.finish(start, maxBytes)
 }
 

@@ -209,8 +209,10 @@ func TestGoavroMapOrder(t *testing.T) {
 	if len(fastOutputs) != 1 {
 		t.Fatalf("fast path wrote %d different encodings of one value", len(fastOutputs))
 	}
-	// metadata: count 4, a to d in order, end of map; deadline_forced false.
-	tail := concat(long(4), str("a"), str("1"), str("b"), str("2"), str("c"), str("3"), str("d"), str("4"), long(0), []byte{0})
+	// metadata: count 4, a to d in order, end of map; deadline_forced
+	// false; flow_id and flow_version null.
+	tail := concat(long(4), str("a"), str("1"), str("b"), str("2"), str("c"), str("3"), str("d"), str("4"), long(0), []byte{0},
+		union(0), union(0))
 	for f := range fastOutputs {
 		if !bytes.HasSuffix([]byte(f), tail) {
 			t.Fatalf("fast path's metadata is not sorted: % x", f)
@@ -253,9 +255,13 @@ func TestFastLayoutGuard(t *testing.T) {
 	if layoutOf(cs.ChannelSend.shape) != fastLayouts["ChannelSend"] || layoutOf(cs.DeadLetter.shape) != fastLayouts["DeadLetter"] {
 		t.Fatal("a real schema does not have its fast layout")
 	}
-	// The previous FlowEvent schema (no metadata, no deadline_forced), and
-	// another record's schema.
-	for _, shape := range []*node{cs.FlowEvent.previous[0].shape, cs.ChannelSend.shape} {
+	// The previous FlowEvent schemas (version 2: no flow_id, flow_version;
+	// version 1: no metadata, deadline_forced either), and another record's
+	// schema.
+	if len(cs.FlowEvent.previous) != 2 {
+		t.Fatalf("%d previous FlowEvent schemas, want 2", len(cs.FlowEvent.previous))
+	}
+	for _, shape := range []*node{cs.FlowEvent.previous[0].shape, cs.FlowEvent.previous[1].shape, cs.ChannelSend.shape} {
 		if errs := guard(shape, "FlowEvent"); len(errs) != 1 || !strings.Contains(errs[0].Error(), "FlowEvent.avsc") {
 			t.Fatalf("a wrong layout is accepted: %v", errs)
 		}
@@ -378,6 +384,23 @@ func TestFastEncodeTable(t *testing.T) {
 		{name: "step_summary optional timestamps", v: FlowEvent{Summary: &FlowSummary{Steps: []StepSummary{
 			{LastStatusAt: ptr(lastInstant)}, {LastStatusAt: ptr(firstInstant)}, {LastStatusAt: nil, LastStatus: "x"}}}}},
 
+		// flow_id and flow_version: "" and 0 are null.
+		{name: "flow_id and flow_version null", v: FlowEvent{Type: "FLOW_STARTED", FlowID: "", FlowVersion: 0}},
+		{name: "flow_id and flow_version set", v: FlowEvent{Type: "FLOW_STARTED", FlowID: "otp-default", FlowVersion: 1}},
+		{name: "flow_id without flow_version", v: FlowEvent{FlowID: "otp"}},
+		{name: "flow_version without flow_id", v: FlowEvent{FlowVersion: 2}},
+		{name: "flow_id unicode and long (2-byte length)", v: FlowEvent{FlowID: "Zoë ✓ 日本 🙂" + strings.Repeat("f", 100)}},
+		{name: "flow ref on a closed flow with summary and metadata", v: func() FlowEvent {
+			v := fullFlowEvent()
+			v.FlowID, v.FlowVersion = "f", math.MaxInt64
+			return v
+		}()},
+		{name: "invalid UTF-8 flow_id", v: FlowEvent{FlowID: bad, FlowVersion: 1}, wantErr: ErrMalformed, field: "flow_id"},
+		{name: "surrogate half flow_id", v: FlowEvent{FlowID: "\xed\xa0\x80"}, wantErr: ErrMalformed, field: "flow_id"},
+		{name: "invalid UTF-8 metadata and flow_id: the first wins", v: FlowEvent{Metadata: map[string]string{"k": bad}, FlowID: bad},
+			wantErr: ErrMalformed, field: "metadata"},
+		{name: "bad timestamp and invalid UTF-8 flow_id", v: FlowEvent{FlowID: bad, OccurredAt: far}, wantErr: ErrMalformed, field: "occurred_at"},
+
 		{name: "invalid UTF-8 event_id", v: FlowEvent{EventID: bad}, wantErr: ErrMalformed, field: "event_id"},
 		{name: "invalid UTF-8 optional channel", v: FlowEvent{Channel: bad}, wantErr: ErrMalformed, field: "channel"},
 		{name: "invalid UTF-8 status_kind", v: FlowEvent{StatusKind: "\xc3"}, wantErr: ErrMalformed, field: "status_kind"},
@@ -397,6 +420,11 @@ func TestFastEncodeTable(t *testing.T) {
 	for _, s := range varints {
 		flows = append(flows, flowCase{name: fmt.Sprintf("step %d", s), v: FlowEvent{Step: ptr(s),
 			Summary: &FlowSummary{DeliveredStep: ptr(s), StepsUsed: s, TimeToOutcomeMs: int64(s) << 32, Steps: []StepSummary{{Step: s}}}}})
+	}
+	// flow_version across the long's varint lengths, 1 to 10 bytes.
+	for _, n := range []int64{1, -1, 63, -64, 64, -65, 8191, 8192, 1 << 20, -1 << 27, 1 << 34, 1 << 41, 1 << 48, 1 << 55,
+		1 << 62, math.MaxInt32 + 1, math.MaxInt64, math.MinInt64} {
+		flows = append(flows, flowCase{name: fmt.Sprintf("flow_version %d", n), v: FlowEvent{FlowID: "f", FlowVersion: n}})
 	}
 	// The size limit: exactly MaxRecordBytes is accepted, one more byte is
 	// not; too large wins over invalid UTF-8 (validate runs after the size
@@ -420,6 +448,16 @@ func TestFastEncodeTable(t *testing.T) {
 			v.Summary.StartedAt = far
 			return v
 		}(), wantErr: ErrMalformed, field: "started_at"},
+	)
+	// The limit reached through flow_id, the last string.
+	bigFlowID := func(pad string) FlowEvent { v := fullFlowEvent(); v.FlowID = pad; return v }
+	p = padTo(t, cs.FlowEvent, MaxRecordBytes, bigFlowID)
+	flows = append(flows,
+		flowCase{name: "exactly MaxRecordBytes in flow_id", v: bigFlowID(strings.Repeat("x", p))},
+		flowCase{name: "MaxRecordBytes plus one in flow_id", v: bigFlowID(strings.Repeat("x", p+1)), wantErr: ErrTooLarge},
+		flowCase{name: "too large and invalid UTF-8 in flow_id", v: bigFlowID(strings.Repeat("x", p) + "\xff"), wantErr: ErrTooLarge},
+		flowCase{name: "invalid UTF-8 at exactly MaxRecordBytes in flow_id", v: bigFlowID(strings.Repeat("x", p-1) + "\xff"),
+			wantErr: ErrMalformed, field: "flow_id"},
 	)
 	for _, c := range flows {
 		t.Run("FlowEvent/"+c.name, func(t *testing.T) {
@@ -726,7 +764,18 @@ func (g *fuzzGen) flowEvent() FlowEvent {
 		}
 		v.Summary = &s
 	}
+	// Last, so that the seeds written before the fields keep their
+	// FlowEvent.
+	v.FlowID, v.FlowVersion = g.str(), g.version()
 	return v
+}
+
+// version is a flow_version: 0 (null) a third of the time.
+func (g *fuzzGen) version() int64 {
+	if g.next()%3 == 0 {
+		return 0
+	}
+	return g.i64()
 }
 
 func (g *fuzzGen) channelSend() ChannelSend {
@@ -760,13 +809,19 @@ func FuzzFastEncodeMatchesGoavro(f *testing.F) {
 		5, 3, 5, 2, 13, 1, 10, 11, 12, 7, 4, 4, 12, 60, 3, 2, 1})
 	// Extreme times everywhere.
 	f.Add("t", "u", "v", int64(253402300800000), int64(-62135596800000), bytes.Repeat([]byte{4, 5, 7, 9, 2, 1, 3}, 20))
-	// A zero FlowEvent (15 control bytes), then a ChannelSend with three
+	// A zero FlowEvent (17 control bytes), then a ChannelSend with three
 	// template_params, a language and a provider id; then the same with
 	// invalid UTF-8 in its third template param.
-	f.Add("a", "b", "c", int64(1), int64(2), append(make([]byte, 15),
+	f.Add("a", "b", "c", int64(1), int64(2), append(make([]byte, 17),
 		9, 17, 2, 9, 17, 25, 1, 2, 3, 9, 17, 25, 1, 9, 0, 2, 4, 9, 28, 1, 17, 25))
-	f.Add("a", "b", "c", int64(1), int64(2), append(make([]byte, 15),
+	f.Add("a", "b", "c", int64(1), int64(2), append(make([]byte, 17),
 		9, 17, 2, 9, 17, 25, 1, 2, 0, 9, 1, 1, 4, 12, 1, 44, 17, 25))
+	// A FLOW_STARTED naming stored flow "otp" version 7 (15 control bytes
+	// before flow_id, the third picking the type); then flow_id "\xff" and version MaxInt64; then a prefix of
+	// "ü€" cut inside a rune and version MinInt64.
+	f.Add("otp", "FLOW_STARTED", "x", int64(7), int64(0), []byte{0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2})
+	f.Add("otp", "b", "c", int64(7), int64(0), append(make([]byte, 15), 20, 1, 0))
+	f.Add("ü€", "b", "c", int64(7), int64(0), append(make([]byte, 15), 5, 4, 2, 1))
 	f.Fuzz(func(t *testing.T, a, b, c string, n1, n2 int64, ctl []byte) {
 		g := &fuzzGen{ctl: ctl, strs: []string{a, b, c}, nums: []int64{n1, n2, n1 ^ n2, -n1}}
 		ev := g.flowEvent()

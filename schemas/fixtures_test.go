@@ -91,12 +91,13 @@ func fullFlowEvent() FlowEvent {
 	return FlowEvent{EventID: "req-42/closed", RequestID: "req-42", Type: "FLOW_CLOSED", Step: ptr(int32(0)), Channel: "whatsapp",
 		AttemptID: "req-42/0", Reason: "success", Outcome: "DELIVERED", Status: "delivered", StatusKind: "success", Late: true,
 		OccurredAt: t0.Add(40 * time.Second), Summary: ptr(fullFlowSummary()),
-		Metadata: map[string]string{"tenant": "acme", "campaign": "", "": "empty key"}, DeadlineForced: true}
+		Metadata: map[string]string{"tenant": "acme", "campaign": "", "": "empty key"}, DeadlineForced: true,
+		FlowID: "otp-default", FlowVersion: 7}
 }
 
 func fullFlowDefinition() FlowDefinition {
 	return FlowDefinition{FlowID: "otp-default", Version: 7, Steps: fullSendRequest().Steps,
-		Status: FlowDraft, ChangedBy: "alice@example.com", ChangedAt: ptr(t0.Add(-time.Hour))}
+		Status: FlowDraft, ChangedBy: "alice@example.com", ChangedAt: ptr(t0.Add(-time.Hour)), Title: "One-time code ✓ (WhatsApp, then SMS)"}
 }
 
 func fullSender() Sender {
@@ -195,6 +196,8 @@ func samples() []sample {
 		typed[FlowEvent]{"FlowEvent.full", event, fullFlowEvent()},
 		typed[FlowEvent]{"FlowEvent.zero", event, FlowEvent{}},
 		typed[FlowEvent]{"FlowEvent.emptysummary", event, FlowEvent{Type: "FLOW_CLOSED", Step: ptr(int32(0)), Summary: &FlowSummary{}}},
+		typed[FlowEvent]{"FlowEvent.edge", event, FlowEvent{Type: "FLOW_STARTED", OccurredAt: lastInstant, FlowID: "f", FlowVersion: math.MaxInt64}},
+		typed[FlowEvent]{"FlowEvent.negativeversion", event, FlowEvent{Type: "MULTI_CHANNEL_DELIVERY", FlowVersion: math.MinInt64}},
 		typed[FlowSummary]{"FlowSummary.full", summary, fullFlowSummary()},
 		typed[FlowSummary]{"FlowSummary.zero", summary, FlowSummary{}},
 		typed[StepSummary]{"StepSummary.full", stepSummary, fullStepSummary()},
@@ -202,7 +205,7 @@ func samples() []sample {
 		typed[FlowDefinition]{"FlowDefinition.full", def, fullFlowDefinition()},
 		typed[FlowDefinition]{"FlowDefinition.zero", def, FlowDefinition{}},
 		typed[FlowDefinition]{"FlowDefinition.edge", def, FlowDefinition{FlowID: "f", Version: math.MinInt64,
-			Status: FlowPublished, ChangedAt: ptr(firstInstant)}},
+			Status: FlowPublished, ChangedAt: ptr(firstInstant), Title: "x\x00y"}},
 		typed[DeadLetter]{"DeadLetter.full", dead, fullDeadLetter()},
 		typed[DeadLetter]{"DeadLetter.zero", dead, DeadLetter{}},
 		// Empty but non-nil key and value stay distinct from null.

@@ -1,50 +1,71 @@
 package schemas
 
 import (
+	"bytes"
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 )
 
-// previousFlowEvent encodes v with the first FlowEvent schema, which had no
-// metadata and no deadline_forced.
-func previousFlowEvent(t *testing.T, v FlowEvent) []byte {
+// previousFlowEvent encodes v with FlowEvent schema version 1 (no
+// metadata, deadline_forced, flow_id, flow_version) or 2 (no flow_id,
+// flow_version).
+func previousFlowEvent(t *testing.T, v FlowEvent, version int) []byte {
 	t.Helper()
 	native, err := flowEventToNative(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return encodeWithPrevious(t, "FlowEvent.1.avsc", native, "metadata", "deadline_forced")
+	switch version {
+	case 1:
+		return encodeWithPrevious(t, "FlowEvent.1.avsc", native, "metadata", "deadline_forced", "flow_id", "flow_version")
+	case 2:
+		return encodeWithPrevious(t, "FlowEvent.2.avsc", native, "flow_id", "flow_version")
+	}
+	t.Fatalf("no FlowEvent version %d in previous/", version)
+	return nil
 }
 
-// TestPreviousFlowEventSchemaStillDecodes: adding metadata and
-// deadline_forced is a compatible change. Events written with the first
-// schema decode (no metadata, not forced) under its fingerprint or none.
-func TestPreviousFlowEventSchemaStillDecodes(t *testing.T) {
+// TestPreviousFlowEventSchemasStillDecode: metadata and deadline_forced
+// (version 2), flow_id and flow_version (version 3) are compatible changes.
+// Events written with versions 1 and 2 decode, the fields they lack at
+// their defaults (no metadata, not forced, no stored flow), under their
+// fingerprint, none, or an unknown one.
+func TestPreviousFlowEventSchemasStillDecode(t *testing.T) {
 	c := testCodecs(t).FlowEvent
-	fps := c.PreviousFingerprints()
-	if len(fps) != 1 || fps[0] == c.Fingerprint() {
-		t.Fatalf("previous fingerprints %v (current %s)", fps, c.Fingerprint())
+	fp1, fp2 := previousFingerprint(t, "FlowEvent.1.avsc"), previousFingerprint(t, "FlowEvent.2.avsc")
+	if fps := c.PreviousFingerprints(); !reflect.DeepEqual(fps, []string{fp2, fp1}) || fp1 == fp2 || fp2 == c.Fingerprint() {
+		t.Fatalf("previous fingerprints %v, want [%s %s] (newest first; current %s)", fps, fp2, fp1, c.Fingerprint())
 	}
-	for _, want := range []FlowEvent{fullFlowEvent(), {}, {Type: "FLOW_CLOSED", Summary: &FlowSummary{}}} {
-		want.Metadata, want.DeadlineForced = nil, false
-		old := previousFlowEvent(t, want)
-		for _, fp := range []string{fps[0], "", "0123456789abcdef"} {
-			got, err := c.DecodeFrom(fp, old)
-			if err != nil {
-				t.Fatalf("fingerprint %q: %v", fp, err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("fingerprint %q: got %+v, want %+v", fp, got, want)
-			}
-		}
+	for _, v := range []FlowEvent{fullFlowEvent(), {}, {Type: "FLOW_CLOSED", Summary: &FlowSummary{}},
+		{Type: "FLOW_STARTED", FlowID: "otp", FlowVersion: 1, Metadata: map[string]string{"k": "v"}}} {
+		want := v
+		want.FlowID, want.FlowVersion = "", 0
+		old := previousFlowEvent(t, v, 2)
+		checkPrevious(t, c, fp2, old, want, v)
+		// The fields were added at the end: the old record is the current
+		// one cut short, the current one the old one with bytes to spare.
 		if _, err := c.Decode(old); !errors.Is(err, ErrTruncated) {
-			t.Fatalf("Decode of an old event: err = %v, want ErrTruncated", err)
+			t.Fatalf("Decode of a version 2 event: err = %v, want ErrTruncated", err)
 		}
-	}
-	// A current event under the old fingerprint has bytes the old schema lacks.
-	if _, err := c.DecodeFrom(fps[0], mustEncode(t, c, fullFlowEvent())); !errors.Is(err, ErrTrailingBytes) {
-		t.Fatalf("new event under the old fingerprint: err = %v, want ErrTrailingBytes", err)
+		if _, err := c.DecodeFrom(fp2, mustEncode(t, c, v)); !errors.Is(err, ErrTrailingBytes) {
+			t.Fatalf("current event under the version 2 fingerprint: err = %v, want ErrTrailingBytes", err)
+		}
+		// Without a stored flow, a current event is the version 2 one and
+		// two null unions.
+		if v.FlowID == "" && v.FlowVersion == 0 && len(v.Metadata) < 2 {
+			if cur := mustEncode(t, c, v); !bytes.Equal(cur, concat(old, union(0), union(0))) {
+				t.Fatalf("version 3 % x, want version 2 % x and two nulls", cur, old)
+			}
+		}
+
+		want.Metadata, want.DeadlineForced = nil, false
+		old = previousFlowEvent(t, v, 1)
+		checkPrevious(t, c, fp1, old, want, v)
+		if _, err := c.Decode(old); !errors.Is(err, ErrTruncated) {
+			t.Fatalf("Decode of a version 1 event: err = %v, want ErrTruncated", err)
+		}
 	}
 }
 
@@ -53,8 +74,9 @@ func TestPreviousFlowEventSchemaStillDecodes(t *testing.T) {
 func TestFlowEventNewFields(t *testing.T) {
 	c := testCodecs(t).FlowEvent
 	zero := mustEncode(t, c, FlowEvent{})
-	if n := len(zero); zero[n-2] != 0 || zero[n-1] != 0 {
-		t.Fatalf("unset metadata and deadline_forced are not an empty map and false: % x", zero)
+	// metadata empty, deadline_forced false, flow_id and flow_version null.
+	if n := len(zero); !bytes.Equal(zero[n-4:], []byte{0, 0, 0, 0}) {
+		t.Fatalf("unset metadata, deadline_forced, flow_id, flow_version are not an empty map, false, null, null: % x", zero)
 	}
 	empty := mustEncode(t, c, FlowEvent{Metadata: map[string]string{}})
 	if string(empty) != string(zero) {
@@ -69,5 +91,53 @@ func TestFlowEventNewFields(t *testing.T) {
 	bad.Metadata = map[string]string{"k": "\xff"}
 	if _, err := c.Encode(bad); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("invalid UTF-8 metadata: err = %v, want ErrMalformed", err)
+	}
+}
+
+// TestFlowEventFlowRef: flow_id and flow_version are ["null", "string"] and
+// ["null", "long"] unions after deadline_forced, the last fields; "" and 0
+// are null (versions start at 1), and a non-null 0 from another writer
+// reads as 0.
+func TestFlowEventFlowRef(t *testing.T) {
+	c := testCodecs(t).FlowEvent
+	base := FlowEvent{EventID: "e", RequestID: "r", Type: "FLOW_STARTED"}
+	none := mustEncode(t, c, base)
+	head := none[:len(none)-2]
+	cases := []struct {
+		id      string
+		version int64
+		tail    []byte
+	}{
+		{"", 0, concat(union(0), union(0))},
+		{"otp", 1, concat(union(1), str("otp"), union(1), long(1))},
+		{"otp", 0, concat(union(1), str("otp"), union(0))},
+		{"", 3, concat(union(0), union(1), long(3))},
+		{"Zoë ✓", math.MaxInt64, concat(union(1), str("Zoë ✓"), union(1), long(math.MaxInt64))},
+		{"f", -1, concat(union(1), str("f"), union(1), long(-1))},
+		{"f", math.MinInt64, concat(union(1), str("f"), union(1), long(math.MinInt64))},
+	}
+	for _, tc := range cases {
+		v := base
+		v.FlowID, v.FlowVersion = tc.id, tc.version
+		b := mustEncode(t, c, v)
+		if want := concat(head, tc.tail); !bytes.Equal(b, want) {
+			t.Fatalf("flow %q version %d: % x, want % x", tc.id, tc.version, b, want)
+		}
+		if got, err := c.Decode(b); err != nil || !reflect.DeepEqual(got, v) {
+			t.Fatalf("flow %q version %d: got %+v, %v", tc.id, tc.version, got, err)
+		}
+	}
+	// Non-null "" and 0 written by another producer read as unset.
+	got, err := c.Decode(concat(head, union(1), str(""), union(1), long(0)))
+	if err != nil || !reflect.DeepEqual(got, base) {
+		t.Fatalf("non-null empty flow_id and zero flow_version: got %+v, %v", got, err)
+	}
+	bad := base
+	bad.FlowID = "ot\xffp"
+	if _, err := c.Encode(bad); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("invalid UTF-8 flow_id: err = %v, want ErrMalformed", err)
+	}
+	if _, err := c.Decode(concat(head, union(0), union(2))); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("flow_version branch 2: err = %v, want ErrMalformed", err)
 	}
 }

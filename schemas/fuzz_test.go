@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -39,7 +40,7 @@ func FuzzDecodeDeliveryReport(f *testing.F) {
 func FuzzDecodeFlowDefinition(f *testing.F) {
 	cs := testCodecs(f)
 	fuzzDecode(f, cs.FlowDefinition, fullFlowDefinition(), FlowDefinition{},
-		FlowDefinition{FlowID: "f", Version: -1, Steps: []Step{{}}})
+		FlowDefinition{FlowID: "f", Version: -1, Steps: []Step{{}}, Title: "\x00"})
 }
 
 // The processor reads the three records above and the catalog (Sender and
@@ -56,7 +57,8 @@ func FuzzDecodeChannelSend(f *testing.F) {
 func FuzzDecodeFlowEvent(f *testing.F) {
 	cs := testCodecs(f)
 	fuzzDecode(f, cs.FlowEvent, fullFlowEvent(), FlowEvent{},
-		FlowEvent{EventID: "e", Type: "FLOW_CLOSED", Summary: &FlowSummary{Steps: []StepSummary{{}, fullStepSummary()}}})
+		FlowEvent{EventID: "e", Type: "FLOW_CLOSED", Summary: &FlowSummary{Steps: []StepSummary{{}, fullStepSummary()}}},
+		FlowEvent{EventID: "e", Type: "FLOW_STARTED", FlowID: "otp", FlowVersion: math.MinInt64})
 }
 
 func FuzzDecodeDeadLetter(f *testing.F) {
@@ -159,6 +161,11 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		"FuzzDecodeFlowEvent/deadline_forced_2":                  ErrMalformed,
 		"FuzzDecodeFlowEvent/metadata_count_huge":                ErrTruncated,
 		"FuzzDecodeFlowEvent/schema_v1_record":                   ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeFlowEvent/schema_v2_record":                   ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeFlowEvent/flow_ref_set":                       nil,
+		"FuzzDecodeFlowEvent/flow_version_zero_not_null":         nil, // reads as 0, written back as null
+		"FuzzDecodeFlowEvent/flow_version_branch_2":              ErrMalformed,
+		"FuzzDecodeFlowEvent/flow_id_invalid_utf8":               ErrMalformed,
 		"FuzzDecodeDeadLetter/key_null_value_empty":              nil,
 		"FuzzDecodeDeadLetter/value_length_huge":                 ErrTruncated,
 		"FuzzDecodeDeadLetter/error_invalid_utf8":                ErrMalformed,

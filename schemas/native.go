@@ -13,6 +13,9 @@ import (
 //   - optional string: "" <-> null; a non-null "" read from another writer
 //     also decodes to "".
 //   - optional int / timestamp: nil pointer <-> null.
+//   - optional long FlowEvent.flow_version: 0 <-> null (versions start at
+//     1, see FlowEvent); a non-null 0 read from another writer also
+//     decodes to 0.
 //   - optional array (SendRequest.steps): nil <-> null; an empty non-nil
 //     slice is an empty array and decodes back to an empty non-nil slice.
 //   - required array, map: nil and empty both encode as empty and decode to
@@ -31,6 +34,7 @@ import (
 const (
 	branchString    = "string"
 	branchInt       = "int"
+	branchLong      = "long"
 	branchBytes     = "bytes"
 	branchArray     = "array"
 	branchTimestamp = "long.timestamp-millis"
@@ -72,6 +76,14 @@ func optInt(p *int32) any {
 		return nil
 	}
 	return map[string]any{branchInt: *p}
+}
+
+// optLong maps 0 to null (FlowEvent.flow_version: versions start at 1).
+func optLong(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return map[string]any{branchLong: v}
 }
 
 func optBytes(b []byte) any {
@@ -176,6 +188,19 @@ func (d *dec) i64(field string) int64 {
 	n, ok := d.m[field].(int64)
 	if !ok {
 		d.fail(field, d.m[field], "int64")
+	}
+	return n
+}
+
+// optI64 reads a ["null", "long"] union: 0 for null (see optLong).
+func (d *dec) optI64(field string) int64 {
+	v := d.union(field, branchLong)
+	if v == nil {
+		return 0
+	}
+	n, ok := v.(int64)
+	if !ok {
+		d.fail(field, v, "int64")
 	}
 	return n
 }
@@ -556,6 +581,8 @@ func flowEventToNative(v FlowEvent) (map[string]any, error) {
 		"summary":         nil,
 		"metadata":        stringMap(v.Metadata),
 		"deadline_forced": v.DeadlineForced,
+		"flow_id":         optString(v.FlowID),
+		"flow_version":    optLong(v.FlowVersion),
 	}
 	if v.Summary != nil {
 		s, err := flowSummaryToNative(*v.Summary)
@@ -582,6 +609,9 @@ func flowEventFromNative(m map[string]any) (FlowEvent, error) {
 		StatusKind: d.optStr("status_kind"),
 		Late:       d.boolean("late"),
 		OccurredAt: d.ts("occurred_at"),
+		// Null, or absent when the writer's schema was version 1 or 2.
+		FlowID:      d.optStr("flow_id"),
+		FlowVersion: d.optI64("flow_version"),
 	}
 	// Absent when the writer's schema was version 1 (see previous/).
 	if _, ok := m["metadata"]; ok {
@@ -618,6 +648,7 @@ func flowDefinitionToNative(v FlowDefinition) (map[string]any, error) {
 		"status":     v.Status,
 		"changed_by": optString(v.ChangedBy),
 		"changed_at": e.optTS("changed_at", v.ChangedAt),
+		"title":      optString(v.Title),
 	}, e.err
 }
 
@@ -632,6 +663,7 @@ func flowDefinitionFromNative(m map[string]any) (FlowDefinition, error) {
 		// Null, or absent when the writer's schema was version 1.
 		ChangedBy: d.optStr("changed_by"),
 		ChangedAt: d.optTS("changed_at"),
+		Title:     d.optStr("title"),
 	}
 	if d.has("status") {
 		v.Status = d.str("status")

@@ -3,7 +3,9 @@
 //
 // Optional Avro fields (null|string) map to the empty string in Go: an empty
 // string is written as null and null is read as "". Optional ints and
-// timestamps use pointers because zero is a meaningful value for them.
+// timestamps use pointers because zero is a meaningful value for them; the
+// one exception, FlowEvent.FlowVersion, is a version, and versions start at
+// 1, so 0 is null there.
 package schemas
 
 import "time"
@@ -105,6 +107,14 @@ type FlowEvent struct {
 	// DeadlineForced: the deadline behind this event fired although some
 	// input partition had not been read past it (held for the longest hold).
 	DeadlineForced bool
+	// FlowID and FlowVersion are the stored flow the request named and the
+	// version the flow started with, on FLOW_STARTED, FLOW_CLOSED and
+	// MULTI_CHANNEL_DELIVERY; "" and 0 (null) for inline steps and on other
+	// events. FlowVersion is not a pointer: versions start at 1, so 0 is
+	// never one and is written as null (a non-null 0 from another writer
+	// also reads as 0).
+	FlowID      string
+	FlowVersion int64
 }
 
 // FlowSummary is the whole story of a flow, carried by FLOW_CLOSED.
@@ -144,6 +154,10 @@ type FlowDefinition struct {
 	Status    string
 	ChangedBy string     // "" when not recorded
 	ChangedAt *time.Time // nil when not recorded
+	// Title is a name for people, shown by the console; unique among
+	// stored flows, case-insensitive (the console and the CLI enforce it,
+	// not the codec). "" (null): the console shows the FlowID.
+	Title string
 }
 
 // Flow definition statuses (FlowDefinition.Status).

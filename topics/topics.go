@@ -24,6 +24,7 @@ type Names struct {
 	Flows       string // stored flow definitions (compacted, key = flow_id)
 	Senders     string // the catalog's senders (compacted, key = <channel>/<id>)
 	Templates   string // the catalog's templates (compacted, key = <channel>/<name>)
+	FlowHistory string // every version of every stored flow (compacted, key = <flow_id>/<version>)
 	SendsPrefix string // send commands go to SendsPrefix + channel (out, key = attempt id)
 }
 
@@ -37,6 +38,7 @@ func DefaultNames() Names {
 		Flows:       "fallback.flows",
 		Senders:     "fallback.senders",
 		Templates:   "fallback.templates",
+		FlowHistory: "fallback.flows.history",
 		SendsPrefix: "fallback.sends.",
 	}
 }
@@ -56,14 +58,15 @@ func (n Names) WithPrefix(p string) Names {
 		Flows:       p + n.Flows,
 		Senders:     p + n.Senders,
 		Templates:   p + n.Templates,
+		FlowHistory: p + n.FlowHistory,
 		SendsPrefix: p + n.SendsPrefix,
 	}
 }
 
-// All returns every topic name for the given channels: the seven fixed
+// All returns every topic name for the given channels: the eight fixed
 // topics, then one sends topic per channel, in the order given.
 func (n Names) All(channels []string) []string {
-	all := []string{n.Requests, n.DLR, n.Events, n.DLQ, n.Flows, n.Senders, n.Templates}
+	all := []string{n.Requests, n.DLR, n.Events, n.DLQ, n.Flows, n.Senders, n.Templates, n.FlowHistory}
 	for _, c := range channels {
 		all = append(all, n.Sends(c))
 	}
@@ -162,6 +165,20 @@ const (
 //   - Senders and Templates, the catalog, are compacted for the same
 //     reason (key = <channel>/<id> or <channel>/<name>): every instance
 //     reads them whole into memory, and an entry must outlive any retention.
+//   - FlowHistory is compacted too, but keyed <flow_id>/<version>: every
+//     version of every flow ever written stays (compaction keeps the last
+//     record per key, and each version has its own key), so the console can
+//     show a flow's history and diffs after compaction has dropped the old
+//     versions from Flows. The cost is that it only grows: one record per
+//     flow change, kept forever, unless a tombstone deletes a version
+//     (deleting a flow from Flows leaves its history). Flow changes are
+//     rare and definitions small, so this stays small next to the inputs.
+//     Delete cleanup with a retention would bound it but lose the history
+//     of flows that have not changed for that long. The processor does not
+//     read it (a request names a flow in Flows); the tools that write a
+//     flow to Flows write the same record here, under its version's key.
+//     A flow's versions land on any partition: the version in the key
+//     orders them.
 //   - DLQ keeps records for DLQRetention and allows DLQMaxMessageBytes.
 //   - Requests and DLR take the broker's clock as the record time
 //     (message.timestamp.type=LogAppendTime). The processor's deadlines wait
@@ -194,6 +211,7 @@ func Specs(n Names, channels []string, partitions int32, replication int16) []Sp
 		compacted(n.Flows),
 		compacted(n.Senders),
 		compacted(n.Templates),
+		compacted(n.FlowHistory),
 	}
 	for _, c := range channels {
 		specs = append(specs, plain(n.Sends(c)))

@@ -21,7 +21,7 @@ func TestDefaultNames(t *testing.T) {
 	n := DefaultNames()
 	want := Names{Requests: "fallback.requests", DLR: "fallback.dlr", Events: "fallback.events",
 		DLQ: "fallback.dlq", Flows: "fallback.flows", Senders: "fallback.senders", Templates: "fallback.templates",
-		SendsPrefix: "fallback.sends."}
+		FlowHistory: "fallback.flows.history", SendsPrefix: "fallback.sends."}
 	if n != want {
 		t.Fatalf("DefaultNames() = %+v", n)
 	}
@@ -40,7 +40,7 @@ func TestWithPrefix(t *testing.T) {
 	n := DefaultNames().WithPrefix("t1.")
 	want := Names{Requests: "t1.fallback.requests", DLR: "t1.fallback.dlr", Events: "t1.fallback.events",
 		DLQ: "t1.fallback.dlq", Flows: "t1.fallback.flows", Senders: "t1.fallback.senders",
-		Templates: "t1.fallback.templates", SendsPrefix: "t1.fallback.sends."}
+		Templates: "t1.fallback.templates", FlowHistory: "t1.fallback.flows.history", SendsPrefix: "t1.fallback.sends."}
 	if n != want {
 		t.Fatalf("WithPrefix = %+v", n)
 	}
@@ -55,7 +55,7 @@ func TestWithPrefix(t *testing.T) {
 func TestAll(t *testing.T) {
 	got := DefaultNames().All(channels)
 	want := []string{"fallback.requests", "fallback.dlr", "fallback.events", "fallback.dlq", "fallback.flows",
-		"fallback.senders", "fallback.templates", "fallback.sends.sms", "fallback.sends.whatsapp"}
+		"fallback.senders", "fallback.templates", "fallback.flows.history", "fallback.sends.sms", "fallback.sends.whatsapp"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("All = %v", got)
 	}
@@ -74,6 +74,8 @@ func TestValidate(t *testing.T) {
 		{"dot", func() Names { n := ok; n.Events = ".."; return n }(), channels, "invalid"},
 		{"too long", func() Names { n := ok; n.Flows = strings.Repeat("f", 250); return n }(), channels, "249"},
 		{"shared topic", func() Names { n := ok; n.DLQ = n.Events; return n }(), channels, "two roles"},
+		{"history is the flows topic", func() Names { n := ok; n.FlowHistory = n.Flows; return n }(), channels, "two roles"},
+		{"empty history", func() Names { n := ok; n.FlowHistory = ""; return n }(), channels, "invalid"},
 		{"channel collides", func() Names { n := ok; n.SendsPrefix = "fallback."; return n }(), []string{"dlr"}, "two roles"},
 		{"empty prefix", func() Names { n := ok; n.SendsPrefix = ""; return n }(), channels, "prefix"},
 		{"bad channel", ok, []string{"sms/eu"}, "character"},
@@ -96,7 +98,7 @@ func TestSpecs(t *testing.T) {
 			t.Errorf("%s: partitions %d replication %d", s.Name, s.Partitions, s.Replication)
 		}
 		switch s.Name {
-		case n.Flows, n.Senders, n.Templates: // tables read whole: entries must outlive any retention
+		case n.Flows, n.Senders, n.Templates, n.FlowHistory: // entries (history: every version) must outlive any retention
 			if v := s.Configs["cleanup.policy"]; v == nil || *v != "compact" || len(s.Configs) != 1 {
 				t.Errorf("%s is not compacted: %v", s.Name, s.Configs)
 			}
@@ -178,7 +180,7 @@ func TestCreateIsIdempotent(t *testing.T) {
 		}
 	}
 
-	configs, err := adm.DescribeTopicConfigs(ctx, n.Flows, n.DLQ, n.Requests)
+	configs, err := adm.DescribeTopicConfigs(ctx, n.Flows, n.FlowHistory, n.DLQ, n.Requests)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +198,9 @@ func TestCreateIsIdempotent(t *testing.T) {
 	}
 	if got := value(n.Flows, "cleanup.policy"); got != "compact" {
 		t.Errorf("flows cleanup.policy = %q, want compact", got)
+	}
+	if got := value(n.FlowHistory, "cleanup.policy"); got != "compact" {
+		t.Errorf("flows history cleanup.policy = %q, want compact", got)
 	}
 	if got := value(n.Requests, "cleanup.policy"); got == "compact" {
 		t.Errorf("requests is compacted")

@@ -8,7 +8,10 @@ import (
 
 // One constructor per kind of event the machine emits, so each event's
 // fields are decided in one place. Events carry no EventID: the processor
-// derives stable ids from the version the state store assigns.
+// derives stable ids from the version the state store assigns. FLOW_STARTED,
+// FLOW_CLOSED and MULTI_CHANNEL_DELIVERY name the stored flow the request
+// named and the version it started with (State.FlowID, FlowVersion; empty
+// for inline steps); the other events do not.
 
 func duplicateEvent(st *State, requestID string, now time.Time) schemas.FlowEvent {
 	reason := "flow_active"
@@ -20,7 +23,8 @@ func duplicateEvent(st *State, requestID string, now time.Time) schemas.FlowEven
 }
 
 func (s *State) startedEvent(now time.Time) schemas.FlowEvent {
-	return schemas.FlowEvent{RequestID: s.RequestID, Type: EventFlowStarted, OccurredAt: now, Metadata: s.Metadata}
+	return schemas.FlowEvent{RequestID: s.RequestID, Type: EventFlowStarted, OccurredAt: now, Metadata: s.Metadata,
+		FlowID: s.FlowID, FlowVersion: s.FlowVersion}
 }
 
 // stepEvent is an event about step k of the flow.
@@ -38,7 +42,9 @@ func (s *State) fallbackEvent(from int, reason string, now time.Time) schemas.Fl
 }
 
 // dlrEvent is an event about a DLR for one of the flow's steps (or, when
-// the step is out of range, for none of them).
+// the step is out of range, for none of them). MULTI_CHANNEL_DELIVERY also
+// names the stored flow, as FLOW_STARTED and FLOW_CLOSED do: it may come
+// after the close, and the tombstone keeps the flow's id and version.
 func (s *State) dlrEvent(typ string, in Report, reason string, now time.Time) schemas.FlowEvent {
 	ev := schemas.FlowEvent{
 		RequestID: s.RequestID, Type: typ, Step: step32(in.Step), Reason: reason,
@@ -47,6 +53,9 @@ func (s *State) dlrEvent(typ string, in Report, reason string, now time.Time) sc
 	if in.Step >= 0 && in.Step < len(s.Steps) {
 		ev.Channel = s.Steps[in.Step].Channel
 		ev.AttemptID = AttemptID(s.RequestID, in.Step)
+	}
+	if typ == EventMultiChannelDelivery {
+		ev.FlowID, ev.FlowVersion = s.FlowID, s.FlowVersion
 	}
 	return ev
 }
@@ -84,6 +93,7 @@ func (s *State) closedEvent(now time.Time) schemas.FlowEvent {
 	ev := schemas.FlowEvent{
 		RequestID: s.RequestID, Type: EventFlowClosed, Outcome: s.Outcome, Late: s.Late,
 		OccurredAt: now, Summary: s.summary(), Metadata: s.Metadata,
+		FlowID: s.FlowID, FlowVersion: s.FlowVersion,
 	}
 	if s.DeliveredStep != NoStep {
 		ev.Step = step32(s.DeliveredStep)
