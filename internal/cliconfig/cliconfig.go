@@ -154,6 +154,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	conf.StringVar(&c.Names.Flows, "topic-flows", d.Flows, "stored flow definitions, compacted (env FALLBACK_TOPIC_FLOWS)")
 	conf.StringVar(&c.Names.Senders, "topic-senders", d.Senders, "the catalog's senders, compacted (env FALLBACK_TOPIC_SENDERS)")
 	conf.StringVar(&c.Names.Templates, "topic-templates", d.Templates, "the catalog's templates, compacted (env FALLBACK_TOPIC_TEMPLATES)")
+	conf.StringVar(&c.Names.FlowHistory, "topic-flows-history", d.FlowHistory, "every version of every stored flow, compacted, key <flow_id>/<version>; written by fallback flows and the console, not read by the processor (env FALLBACK_TOPIC_FLOWS_HISTORY)")
 	create := on(GroupTopicCreation)
 	create.IntVar(&c.Partitions, "partitions", 12, "partitions of created topics, at least 1 (env FALLBACK_PARTITIONS)")
 	create.IntVar(&c.Replication, "replication", -1, "replication factor of created topics: at least 1, or -1 for the broker default (env FALLBACK_REPLICATION)")
@@ -279,6 +280,7 @@ func (c *Common) Check() error {
 		{GroupConfigTopics | GroupTopics, "--topic-flows", c.Names.Flows},
 		{GroupConfigTopics | GroupTopics, "--topic-senders", c.Names.Senders},
 		{GroupConfigTopics | GroupTopics, "--topic-templates", c.Names.Templates},
+		{GroupConfigTopics | GroupTopics, "--topic-flows-history", c.Names.FlowHistory},
 	} {
 		if g&t.group != 0 && strings.TrimSpace(t.name) == "" {
 			bad(t.flag, "must not be empty")
