@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,8 +18,8 @@ import (
 	"time"
 
 	"github.com/fallbackd/fallback/client"
+	"github.com/fallbackd/fallback/configstore"
 	"github.com/fallbackd/fallback/internal/cliconfig"
-	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 )
@@ -82,35 +83,37 @@ func sendersCommand(ctx context.Context, args []string, st streams) error {
 		if *channel == "" || *id == "" {
 			return usageError("usage: fallback senders put --channel CHANNEL --id ID [flags]")
 		}
-		s := schemas.Sender{Channel: *channel, ID: *id, Label: *label, Status: *status, ChangedBy: line.changedBy, ChangedAt: now()}
+		s := schemas.Sender{Channel: *channel, ID: *id, Label: *label, Status: *status, ChangedBy: line.changedBy}
 		// Checked before connecting: a sender the processor's rules refuse
 		// is never written.
 		if r := v.ValidateSender(s); r != nil {
 			return fmt.Errorf("invalid sender: %w", r)
 		}
-		stored, err := readStoredConfig(ctx, c, processor.ConfigTopics{Senders: topic}, st.err)
+		store, err := openStore(ctx, c, configstore.ReadSenders, v, st.err)
 		if err != nil {
 			return err
 		}
-		defer stored.close()
-		cur, exists := stored.table.Sender(s.Channel, s.ID)
-		if exists && !line.isSet("label") {
+		defer store.Close()
+		if cur, exists := store.Sender(s.Channel, s.ID); exists && !line.isSet("label") {
 			s.Label = cur.Label
 		}
-		s.Version = cur.Version + 1 // 1 for a new sender
-		if err := putEntry(ctx, stored, topic, s.Key(), stored.codecs.Sender, s); err != nil {
-			return fmt.Errorf("store %s sender %s: %w", s.Channel, s.ID, err)
+		stored, err := store.PutSender(ctx, s, line.changedBy) // the next version
+		if inv := (*configstore.InvalidError)(nil); errors.As(err, &inv) {
+			return fmt.Errorf("invalid sender: %w", inv.Err)
 		}
-		fmt.Fprintf(st.out, "stored %s sender %s version %d on %s\n", s.Channel, s.ID, s.Version, topic)
-		return nil
-	case "list":
-		stored, err := readStoredConfig(ctx, c, processor.ConfigTopics{Senders: topic}, st.err)
 		if err != nil {
 			return err
 		}
-		defer stored.close()
+		fmt.Fprintf(st.out, "stored %s sender %s version %d on %s\n", stored.Channel, stored.ID, stored.Version, topic)
+		return nil
+	case "list":
+		store, err := openStore(ctx, c, configstore.ReadSenders, v, st.err)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
 		var senders []schemas.Sender
-		for _, s := range stored.table.Senders() {
+		for _, s := range store.Senders() {
 			if *channel == "" || s.Channel == *channel {
 				senders = append(senders, s)
 			}
@@ -129,12 +132,12 @@ func sendersCommand(ctx context.Context, args []string, st streams) error {
 		}
 		return tw.Flush()
 	default: // disable
-		stored, err := readStoredConfig(ctx, c, processor.ConfigTopics{Senders: topic}, st.err)
+		store, err := openStore(ctx, c, configstore.ReadSenders, v, st.err)
 		if err != nil {
 			return err
 		}
-		defer stored.close()
-		cur, err := findEntry(stored.table.Senders(), "sender", line.args[0], *channel, topic, "fallback senders list",
+		defer store.Close()
+		cur, err := findEntry(store.Senders(), "sender", line.args[0], *channel, topic, "fallback senders list",
 			func(s schemas.Sender) (string, string) { return s.Channel, s.ID })
 		if err != nil {
 			return err
@@ -144,14 +147,18 @@ func sendersCommand(ctx context.Context, args []string, st streams) error {
 			return nil
 		}
 		s := cur
-		s.Status, s.Version, s.ChangedBy, s.ChangedAt = schemas.SenderDisabled, cur.Version+1, line.changedBy, now()
-		if r := v.ValidateSender(s); r != nil {
-			return fmt.Errorf("invalid sender: %w", r)
+		s.Status, s.Version = schemas.SenderDisabled, 0 // the next version
+		stored, err := store.PutSender(ctx, s, line.changedBy)
+		inv, failed := (*configstore.InvalidError)(nil), (*configstore.WriteError)(nil)
+		switch {
+		case errors.As(err, &inv):
+			return fmt.Errorf("invalid sender: %w", inv.Err)
+		case errors.As(err, &failed):
+			return fmt.Errorf("disable %s sender %s: %w", s.Channel, s.ID, failed.Err)
+		case err != nil:
+			return err
 		}
-		if err := putEntry(ctx, stored, topic, s.Key(), stored.codecs.Sender, s); err != nil {
-			return fmt.Errorf("disable %s sender %s: %w", s.Channel, s.ID, err)
-		}
-		fmt.Fprintf(st.out, "disabled %s sender %s: version %d on %s\n", s.Channel, s.ID, s.Version, topic)
+		fmt.Fprintf(st.out, "disabled %s sender %s: version %d on %s\n", stored.Channel, stored.ID, stored.Version, topic)
 		return nil
 	}
 }
@@ -245,38 +252,37 @@ func templatesCommand(ctx context.Context, args []string, st streams) error {
 		if err != nil {
 			return err
 		}
-		t.ChangedBy, t.ChangedAt = line.changedBy, now()
+		// Checked before connecting: a template the processor's rules
+		// refuse is never written.
+		t.ChangedBy = line.changedBy
 		if r := v.ValidateTemplate(t); r != nil {
 			return fmt.Errorf("invalid template: %w", r)
 		}
-		stored, err := readStoredConfig(ctx, c, processor.ConfigTopics{Templates: topic}, st.err)
+		store, err := openStore(ctx, c, configstore.ReadTemplates, v, st.err)
 		if err != nil {
 			return err
 		}
-		defer stored.close()
-		cur, exists := stored.table.Template(t.Channel, t.Name)
-		switch {
-		case version == nil:
-			t.Version = cur.Version + 1 // 1 for a new template
-		case exists && *version <= cur.Version:
-			return fmt.Errorf("%s template %q: version %d is not greater than the current version %d; leave version out to write %d",
-				t.Channel, t.Name, *version, cur.Version, cur.Version+1)
-		default:
+		defer store.Close()
+		if version != nil {
 			t.Version = *version
 		}
-		if err := putEntry(ctx, stored, topic, t.Key(), stored.codecs.Template, t); err != nil {
-			return fmt.Errorf("store %s template %s: %w", t.Channel, t.Name, err)
+		stored, err := store.PutTemplate(ctx, t, line.changedBy)
+		if inv := (*configstore.InvalidError)(nil); errors.As(err, &inv) {
+			return fmt.Errorf("invalid template: %w", inv.Err)
 		}
-		fmt.Fprintf(st.out, "stored %s template %s version %d on %s\n", t.Channel, t.Name, t.Version, topic)
-		return nil
-	case "list":
-		stored, err := readStoredConfig(ctx, c, processor.ConfigTopics{Templates: topic}, st.err)
 		if err != nil {
 			return err
 		}
-		defer stored.close()
+		fmt.Fprintf(st.out, "stored %s template %s version %d on %s\n", stored.Channel, stored.Name, stored.Version, topic)
+		return nil
+	case "list":
+		store, err := openStore(ctx, c, configstore.ReadTemplates, v, st.err)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
 		var templates []schemas.Template
-		for _, t := range stored.table.Templates() {
+		for _, t := range store.Templates() {
 			if *channel == "" || t.Channel == *channel {
 				templates = append(templates, t)
 			}
@@ -306,12 +312,12 @@ func templatesCommand(ctx context.Context, args []string, st streams) error {
 		if len(line.args) != 1 || line.isSet("step") {
 			return usageError("usage: fallback " + spec.synopsis)
 		}
-		stored, err := readStoredConfig(ctx, c, processor.ConfigTopics{Templates: topic}, st.err)
+		store, err := openStore(ctx, c, configstore.ReadTemplates, v, st.err)
 		if err != nil {
 			return err
 		}
-		defer stored.close()
-		t, err := findEntry(stored.table.Templates(), "template", line.args[0], *channel, topic, "fallback templates list",
+		defer store.Close()
+		t, err := findEntry(store.Templates(), "template", line.args[0], *channel, topic, "fallback templates list",
 			func(t schemas.Template) (string, string) { return t.Channel, t.Name })
 		if err != nil {
 			return err
@@ -333,25 +339,25 @@ func templatesCommand(ctx context.Context, args []string, st streams) error {
 // enforced (so each placeholder's param or fixed text is the processor's),
 // then the sample params applied.
 func previewFlowStep(ctx context.Context, c *cliconfig.Common, v flow.Validator, id string, step int, params map[string]string, st streams) error {
-	stored, err := readStoredConfig(ctx, c, allConfigTopics(c), st.err)
+	store, err := openStore(ctx, c, configstore.ReadFlows|configstore.ReadCatalog, v, st.err)
 	if err != nil {
 		return err
 	}
-	defer stored.close()
-	d, ok := stored.table.Lookup(id)
+	defer store.Close()
+	d, ok := store.Lookup(id)
 	if !ok {
 		return unknownFlow(id, c.Names.Flows)
 	}
 	if step >= len(d.Steps) {
 		return fmt.Errorf("flow %s version %d has steps 0 to %d, not %d", id, d.Version, len(d.Steps)-1, step)
 	}
-	v.Catalog, v.CatalogMode = stored.table, flow.CatalogEnforce
+	v.Catalog, v.CatalogMode = store, flow.CatalogEnforce
 	resolved, r := v.ValidateSteps(d.Steps)
 	if r != nil {
 		return fmt.Errorf("flow %s version %d cannot be previewed, the catalog refuses it: %w", id, d.Version, r)
 	}
 	s := resolved[step]
-	t, _ := stored.table.Template(s.Channel, s.Template) // the enforced check found it
+	t, _ := store.Template(s.Channel, s.Template) // the enforced check found it
 	placeholders, err := flow.Placeholders(t.Body)
 	if err != nil {
 		return fmt.Errorf("%s template %s: %w", t.Channel, t.Name, err)
@@ -650,10 +656,6 @@ func writeJSON(w io.Writer, v any) error {
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
 }
-
-// now is a change's changed_at: UTC, to the millisecond the schema keeps,
-// so what is printed after a write is what is read back.
-func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
 // when is a changed_at for the list commands: "-" when not recorded.
 func when(t time.Time) string {

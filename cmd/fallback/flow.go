@@ -7,12 +7,13 @@ import (
 	"os"
 
 	"github.com/fallbackd/fallback/internal/cliconfig"
-	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/internal/flowstory"
 )
 
 // flowCmd is `fallback flow REQUEST_ID`: it tells a flow's story from its
-// state in Redis (flowstory.go), the recipient masked unless --reveal and
-// the params' and metadata's values hidden unless --show-params.
+// state in Redis (package internal/flowstory, which the console renders
+// too), the recipient masked unless --reveal and the params' and
+// metadata's values hidden unless --show-params.
 func flowCmd(ctx context.Context, args []string) error {
 	return flowCommand(ctx, args, os.Stdout)
 }
@@ -20,7 +21,7 @@ func flowCmd(ctx context.Context, args []string) error {
 // flowCommand is flowCmd writing to stdout, for the tests.
 func flowCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("flow", "flow [flags] REQUEST_ID", cliconfig.GroupRedis)
-	var opt storyOptions
+	var opt flowstory.Options
 	fs.BoolVar(&opt.Reveal, "reveal", false, "print the recipient unmasked")
 	fs.BoolVar(&opt.ShowParams, "show-params", false, "print the values of the template params and of the metadata (hidden by default: a param is often an OTP code)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the story (fields: docs/flow-command.md)")
@@ -30,26 +31,17 @@ func flowCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return fmt.Errorf("usage: fallback flow [flags] REQUEST_ID")
 	}
-	id := fs.Arg(0)
 	rc, store, err := redisStore(c)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	snaps, err := store.Load(ctx, []string{id})
+	story, err := flowstory.Load(ctx, store, fs.Arg(0), opt)
 	if err != nil {
 		return err
 	}
-	if !snaps[0].Exists {
-		return fmt.Errorf("no flow %q in Redis (never started, or closed longer ago than the tombstone retention)", id)
-	}
-	st, err := flow.Decode(id, snaps[0].State)
-	if err != nil {
-		return err
-	}
-	story := newFlowStory(st, snaps[0].Version, opt)
 	if *asJSON {
-		return story.writeJSON(stdout)
+		return story.WriteJSON(stdout)
 	}
-	return story.writeText(stdout)
+	return story.WriteText(stdout)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/fallbackd/fallback/client"
+	"github.com/fallbackd/fallback/configstore"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
@@ -186,8 +187,8 @@ func TestFlowsCommandEndToEnd(t *testing.T) {
 		t.Fatalf("delete: %q, %v", out, err)
 	}
 	// The tombstone says who deleted the flow.
-	if tomb := lastRecordOf(t, ctx, brokers, names.Flows, "otp", written()); tomb.Value != nil || headerValue(tomb, headerChangedBy) != "carol" ||
-		headerValue(tomb, headerChangedAt) == "" {
+	if tomb := lastRecordOf(t, ctx, brokers, names.Flows, "otp", written()); tomb.Value != nil || headerValue(tomb, configstore.HeaderChangedBy) != "carol" ||
+		headerValue(tomb, configstore.HeaderChangedAt) == "" {
 		t.Fatalf("delete's record: value %q, headers %v", tomb.Value, tomb.Headers)
 	}
 	for _, args := range [][]string{{"get", "otp"}, {"delete", "otp"}, {"get", "never"}, {"publish", "never"}, {"unpublish", "never"}} {
@@ -228,6 +229,98 @@ func TestFlowsCommandLine(t *testing.T) {
 		st := streams{in: strings.NewReader(""), out: &bytes.Buffer{}, err: &bytes.Buffer{}}
 		if err := flowsCommand(ctx, tc.args, st); err == nil || !errors.Is(err, tc.want) {
 			t.Errorf("%v: %v, want %v", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestFlowsTitleAndHistory: put takes a title, get and list print it; a
+// title another flow has is refused naming that flow, nothing written;
+// every write of a flow also goes to the history topic under
+// <flow_id>/<version>.
+func TestFlowsTitleAndHistory(t *testing.T) {
+	brokers, _, adm, ctx := kafkaWithTopics(t, 1)
+	names := topics.DefaultNames()
+	t.Setenv("FALLBACK_USER", "alice")
+	cli := cliRunner{ctx: ctx, brokers: brokers}
+	run := func(stdin string, args ...string) (string, error) {
+		t.Helper()
+		out, _, err := cli.run(flowsCommand, stdin, args...)
+		return out, err
+	}
+	written := func(topic string) int64 {
+		t.Helper()
+		for { // a topic just created may not be in the admin client's metadata yet
+			ends, err := adm.ListEndOffsets(ctx, topic)
+			if err == nil {
+				err = ends.Error()
+			}
+			if err == nil {
+				var n int64
+				ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+				return n
+			}
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	def := func(id, title string) string {
+		return `{"flow_id":"` + id + `","title":"` + title + `","steps":[
+		  {"channel":"whatsapp","from":"+4915100000000","template":"otp","template_category":"authentication","delay_seconds":30},
+		  {"from":"ACME","template":"otp_sms","delay_seconds":60}]}`
+	}
+	if out, err := run(def("otp", " Login code "), "put", "-"); err != nil || out != "stored flow otp version 1 (draft) on fallback.flows\n" {
+		t.Fatalf("put: %q, %v", out, err)
+	}
+	if out, err := run("", "publish", "otp"); err != nil || out != "published flow otp version 2 on fallback.flows\n" {
+		t.Fatalf("publish: %q, %v", out, err)
+	}
+	got, err := run("", "get", "otp")
+	if err != nil || !strings.Contains(got, `"title": "Login code",`) {
+		t.Fatalf("get: %s, %v", got, err)
+	}
+	if d, _, err := readFlowDefinition("-", strings.NewReader(got)); err != nil || d.Title != "Login code" {
+		t.Fatalf("get's output read back: %+v, %v", d, err)
+	}
+	before := written(names.Flows)
+	_, err = run(def("signup", "LOGIN CODE"), "put", "-")
+	if want := `invalid flow definition: title_taken: title: "LOGIN CODE" is the title of flow "otp"`; err == nil || err.Error() != want ||
+		exitCode(err, &bytes.Buffer{}) != 1 {
+		t.Fatalf("put a taken title: %v, want %s", err, want)
+	}
+	if after := written(names.Flows); after != before {
+		t.Fatalf("a refused title moved the flows topic from %d to %d", before, after)
+	}
+	if out, err := run(def("signup", "Sign-up code"), "put", "-"); err != nil || !strings.HasPrefix(out, "stored flow signup version 1") {
+		t.Fatalf("put signup: %q, %v", out, err)
+	}
+	out, err := run("", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], "  Login code") || !strings.HasPrefix(lines[0], "otp ") ||
+		!strings.HasSuffix(lines[1], "  Sign-up code") {
+		t.Fatalf("list:\n%s", out)
+	}
+
+	// The history: otp/1 (draft), otp/2 (published), signup/1.
+	if n := written(names.FlowHistory); n != 3 {
+		t.Fatalf("%d records on the history topic, want 3", n)
+	}
+	codecs, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key, status string
+		version     int64
+	}{{"otp/1", schemas.FlowDraft, 1}, {"otp/2", schemas.FlowPublished, 2}, {"signup/1", schemas.FlowDraft, 1}} {
+		r := lastRecordOf(t, ctx, brokers, names.FlowHistory, tc.key, 3)
+		d, err := codecs.FlowDefinition.Decode(r.Value)
+		if err != nil || d.Version != tc.version || d.Status != tc.status || d.ChangedBy != "alice" || d.ChangedAt == nil {
+			t.Errorf("history %s: %+v, %v", tc.key, d, err)
 		}
 	}
 }

@@ -1,7 +1,19 @@
-package main
+// Package flowstory tells one flow's story: its state in Redis
+// (flow.State, whose field names are the blob's and whose times are epoch
+// milliseconds) with readable names and RFC 3339 times, the personal data
+// masked or hidden. It is what `fallback flow REQUEST_ID` prints, as text or
+// JSON, and what the console renders as HTML: one Story, so the masking is
+// decided once (New) and every rendering inherits it. New is pure (no
+// Redis, no clock); Load reads the state and builds the Story.
+//
+// The JSON field names are a documented interface (docs/flow-command.md):
+// rename none, add new ones only.
+package flowstory
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -12,20 +24,51 @@ import (
 
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/statestore"
 )
 
-// The story of a flow is what `fallback flow` prints: the stored state
-// (flow.State, whose field names are the blob's and whose times are epoch
-// milliseconds) told with readable names and RFC 3339 times, the personal
-// data masked or hidden. newFlowStory is the one place where the state
-// becomes output, so the masking is decided there once and both renderings
-// (text and --json) inherit it. It is pure: no Redis, no clock.
-//
-// The JSON field names are a documented interface (docs/flow-command.md):
-// rename none, add new ones only.
+// StateStore is what Load reads a flow's state from: *statestore.Store.
+type StateStore interface {
+	Load(ctx context.Context, requestIDs []string) ([]statestore.Snapshot, error)
+}
 
-// storyOptions are the command's disclosure flags.
-type storyOptions struct {
+// ErrNotFound is what Load returns (errors.Is) for a flow the store does
+// not hold: never started, or closed longer ago than the tombstone
+// retention.
+var ErrNotFound = errors.New("flowstory: no such flow")
+
+// notFoundError says which flow, in the words `fallback flow` always used.
+type notFoundError struct{ requestID string }
+
+func (e notFoundError) Error() string {
+	return fmt.Sprintf("no flow %q in Redis (never started, or closed longer ago than the tombstone retention)", e.requestID)
+}
+
+func (e notFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// Load reads the flow of requestID from the store and tells its story under
+// opt. A flow the store does not hold is an error that is ErrNotFound.
+func Load(ctx context.Context, store StateStore, requestID string, opt Options) (Story, error) {
+	snaps, err := store.Load(ctx, []string{requestID})
+	if err != nil {
+		return Story{}, err
+	}
+	if len(snaps) != 1 {
+		return Story{}, fmt.Errorf("flowstory: load %q: the store returned %d states for one request id", requestID, len(snaps))
+	}
+	if !snaps[0].Exists {
+		return Story{}, notFoundError{requestID}
+	}
+	st, err := flow.Decode(requestID, snaps[0].State)
+	if err != nil {
+		return Story{}, err
+	}
+	return New(st, snaps[0].Version, opt), nil
+}
+
+// Options say what personal data a story discloses; the zero value
+// discloses none.
+type Options struct {
 	// Reveal prints the recipient unmasked (--reveal).
 	Reveal bool
 	// ShowParams prints the values of the params and of the metadata
@@ -35,10 +78,13 @@ type storyOptions struct {
 	ShowParams bool
 }
 
-// flowStory is the --json object; the text rendering prints the same.
-// Every field is always present: null says "does not apply" (no outcome
-// while active, no recipient in a tombstone, hidden values).
-type flowStory struct {
+// Story is one flow's story: the object `fallback flow --json` prints
+// (docs/flow-command.md), which WriteText tells for a person and the
+// console renders as HTML. Every field is always present: null (a nil
+// pointer, map or slice) says "does not apply" (no outcome while active, no
+// recipient in a tombstone, hidden values). Times are RFC 3339 in UTC with
+// milliseconds.
+type Story struct {
 	RequestID    string  `json:"request_id"`
 	StoreVersion int64   `json:"store_version"`
 	FlowID       *string `json:"flow_id"`
@@ -46,7 +92,7 @@ type flowStory struct {
 	RequestedAt  string  `json:"requested_at"`
 	StartedAt    string  `json:"started_at"`
 
-	State     string `json:"state"` // storyActive or storyClosed
+	State     string `json:"state"` // Active or Closed
 	Tombstone bool   `json:"tombstone"`
 
 	Recipient       *string           `json:"recipient"`
@@ -67,12 +113,12 @@ type flowStory struct {
 	TimeToOutcomeMs      *int64  `json:"time_to_outcome_ms"`
 	MultiChannelDelivery bool    `json:"multi_channel_delivery"`
 
-	Steps  []storyStep  `json:"steps"`
-	Inputs []storyInput `json:"inputs"`
+	Steps  []Step  `json:"steps"`
+	Inputs []Input `json:"inputs"`
 }
 
-// storyStep is one step of the flow, sent or not.
-type storyStep struct {
+// Step is one step of the flow, sent or not.
+type Step struct {
 	Step         int     `json:"step"`
 	Channel      string  `json:"channel"`
 	DelaySeconds int32   `json:"delay_seconds"`
@@ -87,42 +133,42 @@ type storyStep struct {
 	Succeeded    bool    `json:"succeeded"`
 }
 
-// storyInput is the last Kafka offset the flow applied from one input
+// Input is the last Kafka offset the flow applied from one input
 // partition: what tells whether a given request, cancel or DLR record
 // reached this flow.
-type storyInput struct {
+type Input struct {
 	Source    string `json:"source"` // "requests" or "dlrs"
 	Partition *int   `json:"partition"`
 	Offset    int64  `json:"offset"`
 }
 
-// Values of flowStory.State.
+// Values of Story.State.
 const (
-	storyActive = "active"
-	storyClosed = "closed"
+	Active = "active"
+	Closed = "closed"
 )
 
-// storyTime is a stored unix-ms time as RFC 3339 in UTC, always with its
+// formatTime is a stored unix-ms time as RFC 3339 in UTC, always with its
 // milliseconds: the state keeps them, and a fixed width keeps the story's
 // times aligned.
-func storyTime(ms int64) string {
+func formatTime(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
 func ptr[T any](v T) *T { return &v }
 
-// newFlowStory tells st, read at store version storeVersion, under opt.
-func newFlowStory(st *flow.State, storeVersion int64, opt storyOptions) flowStory {
-	s := flowStory{
+// New tells st, read at store version storeVersion, under opt.
+func New(st *flow.State, storeVersion int64, opt Options) Story {
+	s := Story{
 		RequestID:    st.RequestID,
 		StoreVersion: storeVersion,
-		RequestedAt:  storyTime(st.RequestedAt),
-		StartedAt:    storyTime(st.StartedAt),
-		State:        storyActive,
+		RequestedAt:  formatTime(st.RequestedAt),
+		StartedAt:    formatTime(st.StartedAt),
+		State:        Active,
 		CurrentStep:  st.Current,
 		Late:         st.Late,
-		Steps:        []storyStep{},
-		Inputs:       []storyInput{},
+		Steps:        []Step{},
+		Inputs:       []Input{},
 	}
 	if st.FlowID != "" || st.FlowVersion != 0 { // else the request carried its steps inline
 		s.FlowID, s.FlowVersion = ptr(st.FlowID), ptr(st.FlowVersion)
@@ -152,18 +198,18 @@ func newFlowStory(st *flow.State, storeVersion int64, opt storyOptions) flowStor
 		s.TraceState = ptr(st.TraceState)
 	}
 	if st.Closed {
-		s.State = storyClosed
-		s.Outcome, s.ClosedAt = ptr(st.Outcome), ptr(storyTime(st.ClosedAt))
+		s.State = Closed
+		s.Outcome, s.ClosedAt = ptr(st.Outcome), ptr(formatTime(st.ClosedAt))
 		s.TimeToOutcomeMs = ptr(st.ClosedAt - st.RequestedAt) // as the FLOW_CLOSED summary's
 		if st.DeliveredStep != flow.NoStep {
 			s.DeliveredStep = ptr(st.DeliveredStep)
 		}
 	} else if !st.DeadlineTime().IsZero() {
-		s.NextDeadline = ptr(storyTime(st.Deadline))
+		s.NextDeadline = ptr(formatTime(st.Deadline))
 	}
 	delivered := 0
 	for k, def := range st.Steps {
-		step := storyStep{Step: k, Channel: def.Channel, DelaySeconds: def.DelaySeconds, SuccessOn: def.SuccessOn}
+		step := Step{Step: k, Channel: def.Channel, DelaySeconds: def.DelaySeconds, SuccessOn: def.SuccessOn}
 		if step.SuccessOn == "" {
 			step.SuccessOn = flow.SuccessOnDelivered // the stored default
 		}
@@ -171,12 +217,12 @@ func newFlowStory(st *flow.State, storeVersion int64, opt storyOptions) flowStor
 			a := st.Attempts[k]
 			step.Sent = true
 			step.AttemptID = ptr(flow.AttemptID(st.RequestID, k))
-			step.Reason, step.SentAt = ptr(a.Reason), ptr(storyTime(a.SentAt))
+			step.Reason, step.SentAt = ptr(a.Reason), ptr(formatTime(a.SentAt))
 			if a.LastStatus != "" {
 				step.LastStatus = ptr(a.LastStatus)
 			}
 			if a.LastStatusAt != 0 {
-				step.LastStatusAt = ptr(storyTime(a.LastStatusAt))
+				step.LastStatusAt = ptr(formatTime(a.LastStatusAt))
 			}
 			// As flow.Attempt.delivered: states written before Delivered
 			// existed have only Succeeded.
@@ -191,16 +237,16 @@ func newFlowStory(st *flow.State, storeVersion int64, opt storyOptions) flowStor
 	// close counts too.
 	s.MultiChannelDelivery = delivered > 1
 	for _, key := range sortedKeys(st.Applied) {
-		s.Inputs = append(s.Inputs, storyInputOf(key, st.Applied[key]))
+		s.Inputs = append(s.Inputs, inputOf(key, st.Applied[key]))
 	}
 	return s
 }
 
-// storyInputOf reads a flow.State.Applied key: the source's letter ('r'
+// inputOf reads a flow.State.Applied key: the source's letter ('r'
 // requests, 'd' DLRs) then the partition. A key it does not know is shown
 // whole, without a partition.
-func storyInputOf(key string, offset int64) storyInput {
-	in := storyInput{Source: key, Offset: offset}
+func inputOf(key string, offset int64) Input {
+	in := Input{Source: key, Offset: offset}
 	if len(key) < 2 {
 		return in
 	}
@@ -238,8 +284,8 @@ func nonNilMap(m map[string]string) map[string]string {
 	return m
 }
 
-// writeJSON writes the story as one indented JSON object.
-func (s flowStory) writeJSON(w io.Writer) error {
+// WriteJSON writes the story as one indented JSON object.
+func (s Story) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false) // a status with < or & stays readable; control characters are still escaped
@@ -249,8 +295,8 @@ func (s flowStory) writeJSON(w io.Writer) error {
 	return nil
 }
 
-// writeText writes the story for a person: the flow, then each step.
-func (s flowStory) writeText(w io.Writer) error {
+// WriteText writes the story for a person: the flow, then each step.
+func (s Story) WriteText(w io.Writer) error {
 	var b strings.Builder
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(&b, "%-10s %s\n", label, fmt.Sprintf(format, args...))
@@ -294,7 +340,7 @@ func (s flowStory) writeText(w io.Writer) error {
 		line("trace", "%s", trace)
 	}
 
-	if s.State == storyActive {
+	if s.State == Active {
 		cur := s.Steps[s.CurrentStep]
 		line("state", "active: waiting on step %d (%s)", cur.Step, shown(cur.Channel))
 		if s.NextDeadline != nil {
@@ -344,7 +390,7 @@ func (s flowStory) writeText(w io.Writer) error {
 }
 
 // writeStepText writes one step: what it is, then what happened to it.
-func writeStepText(b *strings.Builder, st storyStep) {
+func writeStepText(b *strings.Builder, st Step) {
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(b, "  %-8s %s\n", label, fmt.Sprintf(format, args...))
 	}
@@ -354,7 +400,7 @@ func writeStepText(b *strings.Builder, st storyStep) {
 		return
 	}
 	line("attempt", "%s", shown(*st.AttemptID))
-	line("sent", "%s (%s)", *st.SentAt, reasonText(*st.Reason, st.Step))
+	line("sent", "%s (%s)", *st.SentAt, ReasonText(*st.Reason, st.Step))
 	status := "no final status (intermediate ones are not stored)"
 	if st.LastStatus != nil {
 		status = shown(*st.LastStatus)
@@ -371,8 +417,11 @@ func writeStepText(b *strings.Builder, st storyStep) {
 	}
 }
 
-// reasonText says why step k was sent.
-func reasonText(reason string, k int) string {
+// ReasonText says why step k was sent, as the text form says it: "initial",
+// "failure: step 0 failed", "timeout: step 0's delay ran out" (a reason it
+// does not know is shown as it is, quoted if it holds a non-printable
+// character).
+func ReasonText(reason string, k int) string {
 	switch reason {
 	case flow.ReasonInitial:
 		return "initial"
