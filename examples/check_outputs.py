@@ -15,7 +15,10 @@ Standard library only. It checks that:
     (DELIVERED, READ), with fallbacks = steps - 1;
   - with --fallback, every line agrees with the processor's own state of the
     flow in Redis, read with `fallback flow --json` (outcome, delivering step
-    and its channel, steps sent, fallbacks, time to outcome, late).
+    and its channel, steps sent, fallbacks, time to outcome, late), and the
+    flow ran the stored flow its request named (PUBLISHED ... flow_id=), or
+    none;
+  - with --flow-id, some requests named that stored flow.
 Every mismatch is printed (FAILED: ...), then it exits 1; 0 when all hold.
 """
 
@@ -104,8 +107,9 @@ def check_line(rid, f, outcomes):
         fail("%s: %s fallbacks for %s steps sent" % (rid, f["fallbacks"], f["steps"]))
 
 
-def check_state(rid, f, args):
-    """The line against `fallback flow --json` (docs/flow-command.md)."""
+def check_state(rid, f, args, flow_id):
+    """The line against `fallback flow --json` (docs/flow-command.md);
+    flow_id is the stored flow the request named, None for inline steps."""
     cmd = [args.fallback, "flow", "--json", "--redis", args.redis, "--redis-prefix", args.redis_prefix, rid]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
@@ -128,6 +132,8 @@ def check_state(rid, f, args):
     diff = ["%s=%s (Redis: %s)" % (k, f[k], "-" if v is None else v) for k, v in want.items() if unescape(f[k]) != v]
     if diff:
         fail("%s: the CLOSED line and the processor's state in Redis differ: %s" % (rid, ", ".join(diff)))
+    if st.get("flow_id") != flow_id:
+        fail("%s: the request named stored flow %s, the processor ran %s" % (rid, flow_id, st.get("flow_id")))
 
 
 def main():
@@ -139,20 +145,30 @@ def main():
     ap.add_argument("--fallback", help="the fallback binary, to compare each line with the flow's state in Redis")
     ap.add_argument("--redis", help="the processor's --redis")
     ap.add_argument("--redis-prefix", default="fb", help="the processor's --redis-prefix")
+    ap.add_argument("--flow-id", help="a stored flow some of the published requests must have named")
     args = ap.parse_args()
 
     py = read_lines(args.python)
     published = []
+    flow_of = {}  # request id -> the stored flow it named, None for inline steps
     for line in py:
-        m = re.match(r"^PUBLISHED request_id=(%s) " % VALUE, line)
+        m = re.match(r"^PUBLISHED request_id=(%s) .*?(?: flow_id=(%s))?$" % (VALUE, VALUE), line)
         if m:
             published.append(unescape(m.group(1)))
+            flow_of[published[-1]] = unescape(m.group(2)) if m.group(2) else None
     if len(published) != args.count:
         fail("the Python example published %d request(s), not %d" % (len(published), args.count))
     dups = [i for i, n in collections.Counter(published).items() if n > 1]
     if dups:
         fail("request ids published more than once: %s" % " ".join(dups))
     published = set(published)
+    if args.flow_id is not None:
+        named = sum(1 for f in flow_of.values() if f == args.flow_id)
+        if named == 0:
+            fail("no published request named the stored flow %s" % args.flow_id)
+        else:
+            print("check_outputs: %d of %d requests named the stored flow %s" % (named, len(published), args.flow_id),
+                  file=sys.stderr)
 
     py_closed = closed_lines("python", py, published)
     java_closed = closed_lines("java", read_lines(args.java), published)
@@ -171,7 +187,7 @@ def main():
         f = fields(line)
         check_line(rid, f, outcomes)
         if args.fallback:
-            check_state(rid, f, args)
+            check_state(rid, f, args, flow_of.get(rid))
 
     # The simulated providers deliver most sends: a run where none was
     # delivered means they could not read the sends (or publish DLRs), and

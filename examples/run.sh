@@ -10,10 +10,12 @@
 #      (mvn -q -B package) and the Python virtualenv (pip install -r
 #      requirements.txt), the last two in the background;
 #   2. start `fallback run` and `fallback providers` on topics, a consumer
-#      group and a Redis key prefix unique to this run, and wait until the
-#      processor's /readyz says ready;
-#   3. the Python example publishes N send requests and waits until every
-#      one has closed, printing a CLOSED line per flow;
+#      group and a Redis key prefix unique to this run, wait until the
+#      processor's /readyz says ready, and store a published flow
+#      (`fallback flows put --publish`) on the run's flows topic;
+#   3. the Python example publishes N send requests, every third naming the
+#      stored flow (--flow-id) and the others carrying their steps, and waits
+#      until every one has closed, printing a CLOSED line per flow;
 #   4. the Java example reads the same events topic from its start and
 #      prints a CLOSED line per flow of the published request ids;
 #   5. examples/check_outputs.py checks: N distinct ids published; each
@@ -23,7 +25,9 @@
 #      a line names a channel and a delivered step exactly when its outcome
 #      is a success; and each line agrees with the processor's own state of
 #      the flow in Redis (`fallback flow --json`: outcome, delivering step
-#      and its channel, steps sent, fallbacks, time to outcome, late).
+#      and its channel, steps sent, fallbacks, time to outcome, late, and
+#      the stored flow the request named, if any); some requests named the
+#      stored flow.
 # The processes it started are stopped on exit, also on failure; a failure
 # prints the end of the logs, then what failed (the last line).
 # Needs: go (unless FALLBACK_EXAMPLES_BIN), python3 with venv, java 17, mvn.
@@ -72,12 +76,19 @@ T_DLR="$RUN_ID.dlr"
 T_EVENTS="$RUN_ID.events"
 T_FLOWS="$RUN_ID.flows"
 T_DLQ="$RUN_ID.dlq"
+T_SENDERS="$RUN_ID.senders"
+T_TEMPLATES="$RUN_ID.templates"
 T_SENDS="$RUN_ID.sends."
 GROUP="$RUN_ID"
 PREFIX="${FALLBACK_EXAMPLES_PREFIX:-$RUN_ID ü=%}"
 REDIS_PREFIX="fbex-$RUN_ID"
+# The catalog topics are the run's too, and stay empty: the processor's
+# catalog mode (auto) then checks no sender or template, as before there was
+# a catalog, whatever catalog the default topics of this Kafka may hold.
 TOPIC_FLAGS=(--topic-requests "$T_REQUESTS" --topic-dlr "$T_DLR" --topic-events "$T_EVENTS"
-  --topic-flows "$T_FLOWS" --topic-dlq "$T_DLQ" --topic-sends-prefix "$T_SENDS")
+  --topic-flows "$T_FLOWS" --topic-dlq "$T_DLQ" --topic-senders "$T_SENDERS" --topic-templates "$T_TEMPLATES"
+  --topic-sends-prefix "$T_SENDS")
+FLOW_ID="examples-otp"
 
 WORK="$(mktemp -d /tmp/fallback-examples.XXXXXX)"
 PIDS=()     # processor, providers
@@ -109,7 +120,7 @@ cleanup() {
   done
   if [[ $rc -ne 0 ]]; then
     local f
-    for f in processor.log providers.log registry.log mvn.log pip.log python.err java.err; do
+    for f in processor.log providers.log flows.log registry.log mvn.log pip.log python.err java.err; do
       if [[ -s "$WORK/$f" ]]; then
         echo "--- last lines of $WORK/$f" >&2
         tail -n 25 "$WORK/$f" >&2
@@ -207,6 +218,18 @@ log "processor ready (group $GROUP, topics $RUN_ID.*, http 127.0.0.1:$HTTP_PORT)
 PIDS+=("$!")
 log "providers started"
 
+# The stored flow the Python example names in every third request: the same
+# two steps as its inline ones, published so that requests may name it.
+cat >"$WORK/flow.json" <<EOF
+{"flow_id": "$FLOW_ID", "steps": [
+  {"channel": "whatsapp", "from": "+4915100000000", "template": "otp", "template_category": "authentication", "delay_seconds": $DELAY},
+  {"channel": "sms", "from": "ACME", "template": "otp_sms", "delay_seconds": $DELAY}]}
+EOF
+"$FB" flows put --publish --changed-by examples/run.sh --brokers "$FALLBACK_BROKERS" \
+  --topic-flows "$T_FLOWS" --topic-senders "$T_SENDERS" --topic-templates "$T_TEMPLATES" "$WORK/flow.json" \
+  >"$WORK/flows.log" 2>&1 || fail "fallback flows put --publish $WORK/flow.json (log below)"
+log "$(tail -n 1 "$WORK/flows.log")"
+
 # ---------------------------------------------------------------- 3 Python
 wait "$PIP_PID" || fail "python: pip install -r examples/python/requirements.txt (log below)"
 EX_PYTHON="$(cat "$WORK/python-bin")"
@@ -214,7 +237,7 @@ log "python ready: $EX_PYTHON"
 t=$SECONDS
 "$EX_PYTHON" "$EXAMPLES/python/fallback_example.py" --brokers "$FALLBACK_BROKERS" \
   --topic-requests "$T_REQUESTS" --topic-events "$T_EVENTS" --prefix "$PREFIX" --count "$FLOWS" \
-  --delay-seconds "$DELAY" --whatsapp-success-on alternate --timeout "$TIMEOUT" "${REGISTRY_FLAGS[@]}" \
+  --delay-seconds "$DELAY" --whatsapp-success-on alternate --flow-id "$FLOW_ID" --timeout "$TIMEOUT" "${REGISTRY_FLAGS[@]}" \
   >"$WORK/python.out" 2>"$WORK/python.err" \
   || fail "the Python example exited $? (its stderr below)"
 log "python: published $FLOWS, all closed in $((SECONDS - t))s"
@@ -235,7 +258,7 @@ log "java: read ${#IDS[@]} closed flows in $((SECONDS - t))s"
 # ---------------------------------------------------------------- 5 checks
 log "checking the outputs (examples/check_outputs.py)"
 "$PYTHON" "$EXAMPLES/check_outputs.py" --python "$WORK/python.out" --java "$WORK/java.out" --count "$FLOWS" \
-  --schemas "$ROOT/schemas" --fallback "$FB" --redis "$FALLBACK_REDIS_URL" --redis-prefix "$REDIS_PREFIX" \
+  --schemas "$ROOT/schemas" --fallback "$FB" --redis "$FALLBACK_REDIS_URL" --redis-prefix "$REDIS_PREFIX" --flow-id "$FLOW_ID" \
   || fail "the examples' outputs do not check out (FAILED lines above)"
 echo "--- the CLOSED lines (Python's, sorted; Java's are the same)"
 grep '^CLOSED ' "$WORK/python.out" | sort

@@ -11,6 +11,7 @@ import (
 	"github.com/fallbackd/fallback/internal/bench"
 	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/internal/simulator"
+	"github.com/fallbackd/fallback/processor/flow"
 )
 
 // options are the command's flags.
@@ -34,6 +35,8 @@ type options struct {
 	cpuProfile           string
 	keep, verbose        bool
 	mixText, thenMixText string
+	catalogText          string
+	catalog              flow.CatalogMode // off or enforce
 }
 
 // parse reads and checks the flags.
@@ -73,6 +76,9 @@ and CPU per flow, the machine's ceilings and asynq (BENCHMARKS.md). Without
 	fs.IntVar(&o.memSample, "memory-sample", 20_000, "with --pending 0: flows parked (then removed) to measure Redis bytes per in-flight flow")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured run (not the ceilings or the peer) to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's topics and Redis keys (in-process runs delete them)")
+	fs.StringVar(&o.catalogText, "catalog", "off", "off: no catalog, the processor takes every step on faith (its mode off); "+
+		"enforce: store a catalog of the senders and templates the requests use before the run, and run the processor with --catalog enforce "+
+		"(with --external, start it so; the catalog goes to its catalog topics)")
 	fs.BoolVar(&o.verbose, "v", false, "show the processor's log")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,6 +95,12 @@ and CPU per flow, the machine's ceilings and asynq (BENCHMARKS.md). Without
 	}
 	if o.thenMix, err = simulator.ParseMix(o.thenMixText); err != nil {
 		return nil, err
+	}
+	switch o.catalog, err = flow.ParseCatalogMode(o.catalogText); {
+	case err != nil:
+		return nil, fmt.Errorf("bench: --catalog: %w", err)
+	case o.catalog != flow.CatalogOff && o.catalog != flow.CatalogEnforce:
+		return nil, fmt.Errorf("bench: --catalog must be off or enforce, not %s", o.catalog)
 	}
 	if o.delay2 == 0 {
 		o.delay2 = o.delay
@@ -109,9 +121,16 @@ and CPU per flow, the machine's ceilings and asynq (BENCHMARKS.md). Without
 
 // config is the run's bench.Config as far as the flags alone set it.
 func (o *options) config(runID string, progress io.Writer) bench.Config {
-	return bench.Config{Flows: o.flows, Pending: o.pending, Mix: o.mix, ThenMix: o.thenMix,
+	cfg := bench.Config{Flows: o.flows, Pending: o.pending, Mix: o.mix, ThenMix: o.thenMix,
 		Delays: []time.Duration{o.delay, o.delay2}, Rate: o.rate, RunID: runID, Timeout: o.timeout,
 		MemorySample: o.memSample, Limits: o.limits, LimitFlows: min(o.limitFlows, o.flows), Progress: progress}
+	if o.catalog == flow.CatalogEnforce {
+		// The demo's catalog holds the senders and templates of the
+		// bench's requests (bench's otpRequest), and a few more.
+		cat := simulator.DemoCatalog("fallback-bench", time.Now())
+		cfg.Catalog = &cat
+	}
+	return cfg
 }
 
 func (o *options) logger(stderr io.Writer) *slog.Logger {

@@ -65,6 +65,7 @@ func TestBenchJSONAddsUp(t *testing.T) {
 			Requests      int            `json:"requests"`
 			FirstSends    int            `json:"first_sends"`
 			FallbackSends int            `json:"fallback_sends"`
+			CatalogSends  int            `json:"sends_from_catalog"`
 			DLRsPublished int            `json:"dlrs_published"`
 			DLRsProcessed int            `json:"dlrs_processed"`
 			DeadlineFires int            `json:"deadline_fires"`
@@ -98,6 +99,8 @@ func TestBenchJSONAddsUp(t *testing.T) {
 		t.Errorf("flows do not add up: %+v", c)
 	case c.DoubleClosed != 0 || c.Rejected != 0:
 		t.Errorf("closed twice or rejected: %+v", c)
+	case c.CatalogSends != 0:
+		t.Errorf("%d sends carry a catalog's template language without --catalog enforce", c.CatalogSends)
 	case c.DLRsPublished != c.DLRsProcessed || c.DLRsPublished < flows:
 		t.Errorf("DLRs do not add up: %+v", c)
 	case c.FallbackSends != c.Fallbacks["failure"]+c.Fallbacks["timeout"] || c.FallbackSends == 0:
@@ -146,5 +149,47 @@ func TestBenchJSONAddsUp(t *testing.T) {
 	}
 	if sh.MaxDiffPP == nil {
 		t.Errorf("no max_diff_pp: %s", stdout.String())
+	}
+}
+
+// TestBenchCatalogEnforce runs the bench with --catalog enforce: the
+// catalog is stored before the run, the processor checks every step
+// against it, and every request passes (none rejected, every flow closed).
+func TestBenchCatalogEnforce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench end to end (about 5 s); skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := benchMain(ctx, []string{"--flows", "100", "--speed", "10", "--limit=false", "--json", "--catalog", "enforce"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	var r struct {
+		Catalog string `json:"catalog"`
+		Counts  struct {
+			FlowsClosed   int `json:"flows_closed"`
+			Rejected      int `json:"rejected"`
+			FirstSends    int `json:"first_sends"`
+			FallbackSends int `json:"fallback_sends"`
+			CatalogSends  int `json:"sends_from_catalog"`
+		} `json:"counts"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	c := r.Counts
+	if r.Catalog != "enforce" || c.FlowsClosed != 100 || c.Rejected != 0 {
+		t.Fatalf("catalog %q, %d flows closed, %d rejected; want enforce, 100, 0", r.Catalog, c.FlowsClosed, c.Rejected)
+	}
+	if c.CatalogSends != c.FirstSends+c.FallbackSends {
+		t.Fatalf("%d of %d sends carry the catalog's template language", c.CatalogSends, c.FirstSends+c.FallbackSends)
+	}
+	if !strings.Contains(stderr.String(), "catalog: 7 senders") {
+		t.Fatalf("the progress does not say the catalog was stored:\n%s", stderr.String())
+	}
+	if err := benchMain(ctx, []string{"--catalog", "warn"}, &stdout, &stderr); err == nil {
+		t.Fatal("--catalog warn accepted")
 	}
 }

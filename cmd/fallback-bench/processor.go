@@ -12,6 +12,7 @@ import (
 
 	"github.com/fallbackd/fallback/internal/bench"
 	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/flow"
 )
 
 // startProcessor starts the processor (in-process or as a child process),
@@ -103,6 +104,13 @@ func (r *benchRun) spawnProcessor(runCtx context.Context, start func(func() erro
 	if c.WaitReplicas != 0 {
 		cmd.Args = append(cmd.Args, "--redis-wait-replicas", strconv.Itoa(c.WaitReplicas), "--redis-wait-timeout", c.WaitTimeout.String())
 	}
+	if r.catalog == flow.CatalogEnforce {
+		// Only with enforce, as above: with off a build from before the
+		// catalog runs too. The child then runs in its default mode, auto,
+		// on its default catalog topics, which checks nothing unless
+		// someone stored a catalog there.
+		cmd.Args = append(cmd.Args, "--catalog", r.catalog.String(), "--topic-senders", n.Senders, "--topic-templates", n.Templates)
+	}
 	cmd.Stdout, cmd.Stderr = r.stderr, r.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
@@ -146,7 +154,8 @@ func (r *benchRun) inProcessProcessor(runCtx context.Context, start func(func() 
 	}
 	pcfg := processor.Config{Brokers: r.brokers, KafkaOpts: r.kafkaOpts, Group: c.Group, Topics: c.Names, CreateTopics: true,
 		Partitions: int32(c.Partitions), Replication: int16(c.Replication), Clock: r.clock, ClaimLease: r.lease,
-		MaxPollRecords: r.maxPoll, ProviderIndexTTL: c.ProviderIndexTTL(), DeadlineGrace: c.DeadlineGrace, MaxDeadlineHold: c.MaxDeadlineHold, Logger: r.logger(r.stderr)}
+		MaxPollRecords: r.maxPoll, ProviderIndexTTL: c.ProviderIndexTTL(), DeadlineGrace: c.DeadlineGrace, MaxDeadlineHold: c.MaxDeadlineHold,
+		CatalogMode: r.catalog, Logger: r.logger(r.stderr)}
 	proc, err := processor.New(pcfg, procStore)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,6 +22,7 @@ import (
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -134,11 +136,20 @@ func (b *demoBackends) close() {
 
 // runDemo runs the processor, the simulated providers and the load until
 // every published flow has closed, printing progress, and returns the tally.
+// Before the load it stores the demo catalog and the published flow some
+// requests name, and says what they hold.
 func runDemo(ctx context.Context, o *demoOptions, b *demoBackends, progress io.Writer, log *slog.Logger) (simulator.Summary, simulator.Published, error) {
 	// The lease is clock time; scaled with the clock it stays 10 s of wall
-	// time, so a slow batch is not mistaken for a dead instance.
+	// time, so a slow batch is not mistaken for a dead instance. The
+	// catalog is enforced rather than left to auto: it is stored after the
+	// processor started, and in auto mode a request read before the config
+	// table has it would skip the checks (the table is still empty),
+	// letting through the requests only the catalog refuses. In enforce
+	// mode a refused request first makes the table read its topics to their
+	// end, and the catalog is stored before any request.
 	proc, err := processor.New(processor.Config{Brokers: b.brokers, Topics: b.names, CreateTopics: true,
-		Clock: b.clock, ClaimLease: time.Duration(float64(10*time.Second) * o.speed), Logger: log}, b.store)
+		CatalogMode: flow.CatalogEnforce,
+		Clock:       b.clock, ClaimLease: time.Duration(float64(10*time.Second) * o.speed), Logger: log}, b.store)
 	if err != nil {
 		return simulator.Summary{}, simulator.Published{}, err
 	}
@@ -155,8 +166,14 @@ func runDemo(ctx context.Context, o *demoOptions, b *demoBackends, progress io.W
 	providers := &simulator.Providers{Brokers: b.brokers, Topics: b.names, Channels: flow.DefaultChannels().Names(),
 		Mixes: simulator.DefaultMixes(), Clock: b.clock, Log: log}
 	go providers.Run(runCtx)
+	catalog := simulator.DemoCatalog("demo", b.clock.Now())
 	load := &simulator.Load{Brokers: b.brokers, Topics: b.names, Clock: b.clock, Flows: o.flows,
-		Invalid: 0.02, Cancel: 0.03, Rate: o.rate, IDPrefix: "demo-"}
+		Invalid: 0.02, Cancel: 0.03, Rate: o.rate, IDPrefix: "demo-", Catalog: &catalog}
+	stored, err := load.Store(runCtx)
+	if err != nil {
+		return simulator.Summary{}, simulator.Published{}, err
+	}
+	printStored(progress, catalog, stored, b.names)
 	loaded := make(chan loadResult, 1)
 	go func() { pub, err := load.Run(runCtx); loaded <- loadResult{pub, err} }()
 
@@ -167,6 +184,17 @@ func runDemo(ctx context.Context, o *demoOptions, b *demoBackends, progress io.W
 	stopAll()
 	<-procDone
 	return sum, pub, nil
+}
+
+// printStored says what the load's requests name: the catalog (enforced)
+// and the stored flow.
+func printStored(w io.Writer, c simulator.Catalog, def schemas.FlowDefinition, names topics.Names) {
+	steps := make([]string, len(def.Steps))
+	for i, s := range def.Steps {
+		steps[i] = fmt.Sprintf("%s %s %ds", s.Channel, s.Template, s.DelaySeconds)
+	}
+	fmt.Fprintf(w, "catalog: %s, enforced\n", c.Summary(names))
+	fmt.Fprintf(w, "flow %s version %d %s on %s: %s\n", def.FlowID, def.Version, def.Status, names.Flows, strings.Join(steps, ", then "))
 }
 
 type loadResult struct {
@@ -229,8 +257,8 @@ func checkSummary(s simulator.Summary, pub simulator.Published) error {
 }
 
 func printProgress(w io.Writer, s simulator.Summary, want int, clockTime time.Duration) {
-	fmt.Fprintf(w, "[clock +%6s] closed %d/%d  %s  fallbacks %s  discarded %s  rejected %d\n",
-		clockTime.Round(time.Second), s.Flows, want, counts(s.Outcomes), counts(s.Fallbacks), counts(s.DLRsDiscarded), s.Rejected)
+	fmt.Fprintf(w, "[clock +%6s] closed %d/%d  %s  sent %s  fallbacks %s  discarded %s  rejected %d\n",
+		clockTime.Round(time.Second), s.Flows, want, counts(s.Outcomes), counts(s.Attempts), counts(s.Fallbacks), counts(s.DLRsDiscarded), s.Rejected)
 }
 
 func counts(m map[string]int) string {
@@ -252,6 +280,17 @@ func counts(m map[string]int) string {
 	return out
 }
 
+// demoTopics are the topics the simulated parts use: the inputs, the
+// events, the configuration (flows and the catalog) and every channel's
+// sends.
+func demoTopics(names topics.Names) []string {
+	want := []string{names.Requests, names.DLR, names.Events, names.Flows, names.Senders, names.Templates}
+	for _, c := range flow.DefaultChannels().Names() {
+		want = append(want, names.Sends(c))
+	}
+	return want
+}
+
 // waitForTopics returns once the processor has created the topics the
 // simulated parts use, so none of them starts on a missing topic.
 func waitForTopics(ctx context.Context, brokers []string, names topics.Names) error {
@@ -261,7 +300,7 @@ func waitForTopics(ctx context.Context, brokers []string, names topics.Names) er
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	want := []string{names.Requests, names.DLR, names.Events, names.Flows, names.Sends("sms"), names.Sends("whatsapp")}
+	want := demoTopics(names)
 	for {
 		listed, err := adm.ListTopics(ctx, want...)
 		if err == nil {

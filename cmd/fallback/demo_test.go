@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fallbackd/fallback/internal/simulator"
+	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/topics"
 )
 
 // TestDemoSummaryAddsUp runs the demo end to end on the embedded Kafka and
@@ -35,10 +39,35 @@ func TestDemoSummaryAddsUp(t *testing.T) {
 	if s.Flows != 150 || total != 150 || s.DoubleClosed != 0 {
 		t.Fatalf("summary does not add up: %+v", s)
 	}
-	if s.Rejected != 3 { // 2 invalid requests per 100 valid ones
+	if s.Rejected != 3 { // 2 invalid requests per 100 valid ones: the first three kinds, none of them the catalog's
 		t.Fatalf("rejected = %d, want 3", s.Rejected)
 	}
 	if s.Fallbacks["timeout"]+s.Fallbacks["failure"] == 0 || s.Outcomes["CANCELLED"] == 0 {
 		t.Fatalf("the demo's mix exercised no fallback or no cancel: %+v", s)
+	}
+	for _, ch := range flow.DefaultChannels().Names() {
+		if s.Attempts[ch] == 0 {
+			t.Fatalf("no attempt was sent on %s: %+v", ch, s.Attempts)
+		}
+	}
+	// The progress (on stderr with --json) says what the catalog and the
+	// stored flow hold before the load starts.
+	for _, want := range []string{"catalog: 7 senders (1 disabled), 6 templates (1 pending) on fallback.senders / fallback.templates",
+		"flow otp-wa-then-sms version 1 published on fallback.flows"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Fatalf("the progress does not say %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// The demo waits for every topic its simulated parts read or write: the
+// catalog's and every channel's sends among them.
+func TestDemoTopics(t *testing.T) {
+	got := demoTopics(topics.DefaultNames())
+	for _, want := range []string{"fallback.requests", "fallback.dlr", "fallback.events", "fallback.flows", "fallback.senders",
+		"fallback.templates", "fallback.sends.rcs", "fallback.sends.sms", "fallback.sends.whatsapp"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("demo topics %v lack %s", got, want)
+		}
 	}
 }

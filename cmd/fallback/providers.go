@@ -8,7 +8,7 @@ import (
 	"github.com/fallbackd/fallback/processor/flow"
 )
 
-// providersCmd is `fallback providers`: the simulated SMS and WhatsApp
+// providersCmd is `fallback providers`: the simulated SMS, WhatsApp and RCS
 // provider adapters, answering send commands with delivery reports.
 func providersCmd(ctx context.Context, args []string) error {
 	fs, c := newFlags("providers", "providers [flags]", cliconfig.GroupKafka|cliconfig.GroupTopics|cliconfig.GroupClock|cliconfig.GroupLog)

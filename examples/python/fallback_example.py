@@ -8,7 +8,9 @@ A platform-side example of the fallbackd.v1 wire contract
      client does (client.RequestRecord): key = request_id, value = plain Avro
      binary of schemas/SendRequest.avsc, headers fallback.schema (the
      record's full name) and fallback.schema.fp (the CRC-64-AVRO fingerprint
-     of its Parsing Canonical Form, 16 lowercase hex digits);
+     of its Parsing Canonical Form, 16 lowercase hex digits). Each request
+     carries its steps, or, with --flow-id, every third one names a flow
+     stored on the flows topic instead (fallback flows put --publish);
   2. reads the events topic (schemas/FlowEvent.avsc, the writer's schema
      picked by the fallback.schema.fp header, so records written with an
      earlier version in schemas/previous/ still decode) and prints, for every
@@ -220,6 +222,9 @@ def parse_args(argv):
     p.add_argument("--whatsapp-success-on", choices=("delivered", "read", "alternate"), default="delivered",
                    help="the WhatsApp step's success condition: delivered (default), read, or alternate "
                         "(read for odd-numbered requests, delivered for even ones)")
+    p.add_argument("--flow-id", default=None,
+                   help="a published flow stored on the flows topic (fallback flows put --publish): every third request "
+                        "(the 3rd, 6th, ...) names it instead of carrying its steps; default: every request carries its steps")
     p.add_argument("--schema-registry", default=None,
                    help="a Confluent Schema Registry URL: read the events with confluent-kafka's AvroDeserializer, "
                         "which takes only the Confluent wire format (fallback run --schema-registry); "
@@ -240,20 +245,27 @@ def parse_args(argv):
     return args
 
 
-def send_request(request_id, recipient, delay, success_on):
+def send_request(request_id, recipient, delay, success_on, flow_id=None):
+    """A send request: with flow_id, naming that stored flow (its steps are
+    the flow's, so delay and success_on do not apply); else with its steps.
+    The fields the steps leave out (variables, fixed_text, failure_codes)
+    take their schema defaults."""
     now = datetime.datetime.now(datetime.timezone.utc)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # timestamp-millis
-    return {
-        "request_id": request_id,
-        "kind": "send",
-        "recipient": recipient,
-        "flow_id": None,
-        "steps": [
+    steps = None
+    if flow_id is None:
+        steps = [
             {"channel": "whatsapp", "from": "+4915100000000", "template": "otp",
              "template_category": "authentication", "delay_seconds": delay, "success_on": success_on},
             {"channel": "sms", "from": "ACME", "template": "otp_sms",
              "template_category": None, "delay_seconds": delay, "success_on": "delivered"},
-        ],
+        ]
+    return {
+        "request_id": request_id,
+        "kind": "send",
+        "recipient": recipient,
+        "flow_id": flow_id,
+        "steps": steps,
         "params": {"code": "%06d" % secrets.randbelow(10**6)},
         "metadata": {"source": "examples/python"},
         "requested_at": now,
@@ -316,11 +328,13 @@ def publish(args, send_req, ids):
         success_on = args.whatsapp_success_on
         if success_on == "alternate":
             success_on = "read" if i % 2 else "delivered"
-        req = send_request(rid, args.recipient, args.delay_seconds, success_on)
+        flow_id = args.flow_id if args.flow_id and i % 3 == 0 else None
+        req = send_request(rid, args.recipient, args.delay_seconds, success_on, flow_id)
         p.produce(args.topic_requests, key=rid.encode("utf-8"), value=send_req.encode(req), headers=headers,
                   on_delivery=on_delivery)
         p.poll(0)
-        print("PUBLISHED request_id=%s recipient=%s" % (esc(rid), esc(mask_phone(args.recipient))), flush=True)
+        print("PUBLISHED request_id=%s recipient=%s flow_id=%s" % (esc(rid), esc(mask_phone(args.recipient)), esc(flow_id)),
+              flush=True)
     left = p.flush(30)
     if left or errors:
         raise SetupError("not published: %s" % ("; ".join(errors) or "%d records still queued" % left))

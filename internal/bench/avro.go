@@ -109,6 +109,23 @@ func (r *reader) skipMap() {
 	}
 }
 
+// skipStrings skips an array of strings.
+func (r *reader) skipStrings() {
+	for {
+		n := r.long()
+		if r.err != nil || n == 0 {
+			return
+		}
+		if n < 0 { // block with a byte size
+			n = -n
+			r.long()
+		}
+		for range n {
+			r.bytes()
+		}
+	}
+}
+
 func (r *reader) boolean() bool {
 	if r.err != nil || len(r.b) == 0 {
 		r.err = errScan
@@ -125,7 +142,8 @@ type sendInfo struct {
 	step                 int64
 	channel              []byte
 	reason               []byte
-	deadline, sentAt     int64 // unix ms, processor clock
+	deadline, sentAt     int64  // unix ms, processor clock
+	templateLanguage     []byte // nil unless the processor's catalog knew the template
 }
 
 func scanSend(b []byte) (sendInfo, error) {
@@ -143,6 +161,9 @@ func scanSend(b []byte) (sendInfo, error) {
 	s.reason = r.bytes()
 	s.deadline = r.long()
 	s.sentAt = r.long()
+	r.skipStrings() // template_params
+	s.templateLanguage = r.optBytes()
+	r.optBytes() // provider_template_id
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errScan
 	}
@@ -204,17 +225,21 @@ func (avroCodec) DecodeSend(b []byte) (schemas.ChannelSend, error) {
 		return schemas.ChannelSend{}, err
 	}
 	return schemas.ChannelSend{AttemptID: string(s.attemptID), RequestID: string(s.requestID), Step: int32(s.step),
-		Channel: intern(s.channel), Reason: intern(s.reason), Deadline: time.UnixMilli(s.deadline), SentAt: time.UnixMilli(s.sentAt)}, nil
+		Channel: intern(s.channel), Reason: intern(s.reason), Deadline: time.UnixMilli(s.deadline), SentAt: time.UnixMilli(s.sentAt),
+		TemplateLanguage: intern(s.templateLanguage)}, nil
 }
 
 func (avroCodec) AppendReport(b []byte, r schemas.DeliveryReport) ([]byte, error) {
 	return appendReport(b, r), nil
 }
 
-// intern returns the bench's channel names and send reasons without
-// allocating.
+// intern returns the bench's channel names, send reasons and template
+// language without allocating.
 func intern(b []byte) string {
-	for _, s := range [...]string{"whatsapp", "sms", "initial", "failure", "timeout"} {
+	if b == nil {
+		return ""
+	}
+	for _, s := range [...]string{"whatsapp", "sms", "rcs", "initial", "failure", "timeout", "en"} {
 		if string(b) == s {
 			return s
 		}
@@ -226,6 +251,7 @@ func intern(b []byte) string {
 type stepSpec struct {
 	channel, from, template, category string
 	delaySeconds                      int32
+	variables                         [][2]string // template placeholder -> request param
 }
 
 // appendRequest writes a SendRequest with inline steps.
@@ -243,6 +269,9 @@ func appendRequest(b []byte, requestID, recipient string, steps []stepSpec, para
 		b = appendOptString(b, s.category)
 		b = appendLong(b, int64(s.delaySeconds))
 		b = appendString(b, "delivered")
+		b = appendMap(b, s.variables)
+		b = appendMap(b, nil) // fixed_text
+		b = append(b, 0)      // failure_codes: an empty array
 	}
 	b = append(b, 0) // end of array
 	b = appendMap(b, params)

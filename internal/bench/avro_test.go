@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -38,29 +39,42 @@ func TestAvroLayouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.RequestID != req.RequestID || got.Kind != "send" || got.Recipient != req.Recipient || len(got.Steps) != 2 ||
-		got.Steps[1] != (schemas.Step{Channel: "sms", From: "ACME", Template: "otp_sms_v1", DelaySeconds: 60, SuccessOn: "delivered"}) ||
+	wantSteps := []schemas.Step{
+		{Channel: "whatsapp", From: "+15550000001", Template: "otp_auth_v2", TemplateCategory: "authentication", DelaySeconds: 5,
+			SuccessOn: "delivered", Variables: map[string]string{"1": "code"}},
+		{Channel: "sms", From: "ACME", Template: "otp_sms_v1", DelaySeconds: 60, SuccessOn: "delivered"},
+	}
+	if got.RequestID != req.RequestID || got.Kind != "send" || got.Recipient != req.Recipient || !reflect.DeepEqual(got.Steps, wantSteps) ||
 		got.Params["code"] != "000007" || !got.RequestedAt.Equal(at) || got.ExpiresAt != nil {
 		t.Fatalf("request: %+v", got)
 	}
 
-	send := schemas.ChannelSend{AttemptID: "run-m7/1", RequestID: "run-m7", Step: 1, Channel: "sms", From: "ACME",
-		To: "+4915000000007", Template: "otp_sms_v1", Params: map[string]string{"code": "000007"}, Reason: "timeout",
-		Deadline: at.Add(time.Minute), SentAt: at}
-	b, err := codecs.ChannelSend.Encode(send)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := scanSend(b)
-	if err != nil || string(s.attemptID) != send.AttemptID || string(s.requestID) != "run-m7" || s.step != 1 ||
-		string(s.channel) != "sms" || string(s.reason) != "timeout" || s.deadline != at.Add(time.Minute).UnixMilli() || s.sentAt != at.UnixMilli() {
-		t.Fatalf("send: %+v %v", s, err)
-	}
-	// What the simulated providers read through the bench's codec.
-	cs, err := avroCodec{}.DecodeSend(b)
-	if err != nil || cs.AttemptID != send.AttemptID || cs.RequestID != send.RequestID || cs.Step != send.Step || cs.Channel != send.Channel ||
-		cs.Reason != send.Reason || !cs.Deadline.Equal(send.Deadline) || !cs.SentAt.Equal(send.SentAt) {
-		t.Fatalf("send through the codec: %+v %v", cs, err)
+	for _, send := range []schemas.ChannelSend{
+		{AttemptID: "run-m7/1", RequestID: "run-m7", Step: 1, Channel: "sms", From: "ACME",
+			To: "+4915000000007", Template: "otp_sms_v1", Params: map[string]string{"code": "000007"}, Reason: "timeout",
+			Deadline: at.Add(time.Minute), SentAt: at},
+		// As a processor enforcing the catalog sends it: the template's
+		// params rendered, its language and provider id.
+		{AttemptID: "run-m7/1", RequestID: "run-m7", Step: 1, Channel: "sms", From: "ACME",
+			To: "+4915000000007", Template: "otp_sms_v1", TemplateCategory: "authentication", Params: map[string]string{"code": "000007"},
+			Reason: "timeout", Deadline: at.Add(time.Minute), SentAt: at,
+			TemplateParams: []string{"000007"}, TemplateLanguage: "en", ProviderTemplateID: "1107161234567890123"},
+	} {
+		b, err := codecs.ChannelSend.Encode(send)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := scanSend(b)
+		if err != nil || string(s.attemptID) != send.AttemptID || string(s.requestID) != "run-m7" || s.step != 1 ||
+			string(s.channel) != "sms" || string(s.reason) != "timeout" || s.deadline != at.Add(time.Minute).UnixMilli() || s.sentAt != at.UnixMilli() {
+			t.Fatalf("send: %+v %v", s, err)
+		}
+		// What the simulated providers read through the bench's codec.
+		cs, err := avroCodec{}.DecodeSend(b)
+		if err != nil || cs.AttemptID != send.AttemptID || cs.RequestID != send.RequestID || cs.Step != send.Step || cs.Channel != send.Channel ||
+			cs.Reason != send.Reason || !cs.Deadline.Equal(send.Deadline) || !cs.SentAt.Equal(send.SentAt) {
+			t.Fatalf("send through the codec: %+v %v", cs, err)
+		}
 	}
 
 	step := int32(1)

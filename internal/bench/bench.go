@@ -24,6 +24,8 @@ import (
 
 	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor/clock"
+	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -43,6 +45,11 @@ type Config struct {
 	OwnPrefix bool
 	// Clock is the processor's clock; the providers schedule DLRs on it.
 	Clock *clock.Scaled
+	// Catalog, when set, is stored on the catalog topics before the run,
+	// for a processor that enforces it (fallback-bench --catalog enforce):
+	// the senders and templates of the bench's requests. Nil: no catalog
+	// is stored, and the processor is to take steps on faith.
+	Catalog *simulator.Catalog
 
 	Flows   int
 	Pending int             // flows parked on a ParkDelay deadline before the run
@@ -97,6 +104,7 @@ type Result struct {
 	DelaysS    []int    `json:"delays_s"`
 	Mix        string   `json:"mix"`
 	ThenMix    string   `json:"then_mix"`
+	Catalog    string   `json:"catalog"` // enforce: the run stored a catalog the processor checks each step against; off: none
 	Rate       float64  `json:"rate"`
 	WallS      float64  `json:"wall_s"`
 	Notes      []string `json:"notes"`
@@ -160,6 +168,9 @@ type Counts struct {
 	Requests      int   `json:"requests"`
 	FirstSends    int64 `json:"first_sends"`
 	FallbackSends int64 `json:"fallback_sends"`
+	// CatalogSends are the sends that carry their template's language from
+	// the processor's catalog: all of them when it enforces one, else 0.
+	CatalogSends  int64 `json:"sends_from_catalog"`
 	DLRsPublished int64 `json:"dlrs_published"`
 	DLRsProcessed int64 `json:"dlrs_processed"`
 	DeadlineFires int64 `json:"deadline_fires"`
@@ -244,11 +255,25 @@ func newResult(cfg Config) (*Result, error) {
 		return nil, errors.New("bench: need at least 1 flow and 2 steps")
 	}
 	res := &Result{Flows: cfg.Flows, Pending: cfg.Pending, Backend: cfg.Backend, Processor: cfg.Processor,
-		ClockSpeed: cfg.Clock.Speed, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate, Notes: []string{}}
+		ClockSpeed: cfg.Clock.Speed, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate, Notes: []string{},
+		Catalog: flow.CatalogOff.String()}
+	if cfg.Catalog != nil {
+		res.Catalog = flow.CatalogEnforce.String()
+	}
 	for _, d := range cfg.Delays {
 		res.DelaysS = append(res.DelaysS, int(d/time.Second))
 	}
 	return res, nil
+}
+
+// validator checks requests as the processor does: against the run's
+// catalog when it has one.
+func (c *Config) validator() flow.Validator {
+	v := flow.Validator{Channels: flow.DefaultChannels(), Limits: flow.DefaultLimits(), CatalogMode: flow.CatalogOff}
+	if c.Catalog != nil {
+		v.Catalog, v.CatalogMode = *c.Catalog, flow.CatalogEnforce
+	}
+	return v
 }
 
 // connection is where the measured run reads from: the send and events
@@ -272,9 +297,19 @@ func connect(ctx context.Context, cfg Config) (*connection, error) {
 	}
 	c := &connection{admin: admCl}
 	adm := kadm.NewClient(admCl)
-	sendTopics := []string{cfg.Topics.Sends("whatsapp"), cfg.Topics.Sends("sms")}
+	var sendTopics []string
+	for _, ch := range flow.DefaultChannels().Names() {
+		sendTopics = append(sendTopics, cfg.Topics.Sends(ch))
+	}
+	want := append([]string{cfg.Topics.Requests, cfg.Topics.DLR, cfg.Topics.Events}, sendTopics...)
+	if cfg.Catalog != nil {
+		want = append(want, cfg.Topics.Senders, cfg.Topics.Templates)
+	}
 	eventStart, err := func() (map[string]map[int32]kgo.Offset, error) {
-		if err := waitTopics(ctx, adm, append([]string{cfg.Topics.Requests, cfg.Topics.DLR, cfg.Topics.Events}, sendTopics...)); err != nil {
+		if err := waitTopics(ctx, adm, want); err != nil {
+			return nil, err
+		}
+		if err := storeCatalog(ctx, cfg, admCl); err != nil {
 			return nil, err
 		}
 		if c.sendStart, err = endOffsets(ctx, adm, sendTopics...); err != nil {
@@ -292,6 +327,25 @@ func connect(ctx context.Context, cfg Config) (*connection, error) {
 	return c, nil
 }
 
+// storeCatalog writes the run's catalog, if any, before any request: a
+// processor that enforces it and reads a request before its config table
+// has the catalog reads the catalog topics to their end first, so no
+// request is refused for want of it.
+func storeCatalog(ctx context.Context, cfg Config, cl *kgo.Client) error {
+	if cfg.Catalog == nil {
+		return nil
+	}
+	codecs, err := schemas.New()
+	if err != nil {
+		return err
+	}
+	if err := simulator.StoreCatalog(ctx, cl, codecs, cfg.Topics, *cfg.Catalog); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	cfg.printf("catalog: %s\n", cfg.Catalog.Summary(cfg.Topics))
+	return nil
+}
+
 // parkedFlows are the flows parked in Redis before the run.
 type parkedFlows struct {
 	park *parker
@@ -303,7 +357,7 @@ type parkedFlows struct {
 // flows that is removed at once. Either way it measures Redis bytes per
 // in-flight flow on a real Redis.
 func parkFlows(ctx context.Context, cfg Config, res *Result) (*parkedFlows, error) {
-	p := &parkedFlows{park: &parker{store: cfg.Store, rdb: cfg.Redis, clock: cfg.Clock}}
+	p := &parkedFlows{park: &parker{store: cfg.Store, rdb: cfg.Redis, clock: cfg.Clock, validator: cfg.validator()}}
 	if cfg.Pending > 0 {
 		p.ids = p.park.ids(cfg.RunID+"-p", cfg.Pending)
 	} else if _, real := readInfo(ctx, cfg.Redis); real && cfg.MemorySample > 0 {
@@ -545,6 +599,7 @@ func reportRun(cfg Config, m *measuredRun, res *Result) error {
 	c := &res.Counts
 	c.Requests = cfg.Flows
 	c.FirstSends, c.FallbackSends = t.firstSends.Load(), t.laterSends.Load()
+	c.CatalogSends = t.catalogSends.Load()
 	c.DLRsPublished, c.DLRsProcessed = m.dlrs.Published, t.dlrEvents.Load()
 	c.DeadlineFires, c.FlowsClosed = fires, t.closed.Load()
 	c.DoubleClosed, c.Rejected = int(t.doubleClosed.Load()), int(t.rejected.Load())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/statestore"
@@ -19,6 +20,11 @@ const ParkDelay = 900 * time.Second
 
 // otpRequest is the typical OTP request the bench sends: a WhatsApp
 // authentication template, then SMS, a six-digit code as the only param.
+// The senders and templates are the demo catalog's (simulator.DemoCatalog),
+// which the bench stores with --catalog enforce; the WhatsApp step maps its
+// template's {{1}} to the code, so that the sends carry the rendered
+// template params. The requests are the same with the catalog off, so the
+// two runs differ by the catalog's checks alone.
 func otpRequest(id string, i int, delays []time.Duration, requestedAt time.Time) schemas.SendRequest {
 	req := schemas.SendRequest{
 		RequestID: id, Kind: schemas.KindSend,
@@ -27,20 +33,27 @@ func otpRequest(id string, i int, delays []time.Duration, requestedAt time.Time)
 		RequestedAt: requestedAt,
 	}
 	for k, d := range delays {
-		s := schemas.Step{Channel: "sms", From: "ACME", Template: "otp_sms_v1", DelaySeconds: int32(d / time.Second)}
+		s := schemas.Step{Channel: "sms", From: simulator.SMSSender, Template: simulator.SMSOTPTemplate, DelaySeconds: int32(d / time.Second)}
 		if k%2 == 0 {
-			s = schemas.Step{Channel: "whatsapp", From: "+15550000001", Template: "otp_auth_v2",
-				TemplateCategory: "authentication", DelaySeconds: int32(d / time.Second)}
+			s = schemas.Step{Channel: "whatsapp", From: simulator.WhatsAppSender, Template: simulator.WhatsAppOTPTemplate,
+				TemplateCategory: "authentication", DelaySeconds: int32(d / time.Second), Variables: otpVariables}
 		}
 		req.Steps = append(req.Steps, s)
 	}
 	return req
 }
 
+// otpVariables fill the WhatsApp template's {{1}} with the code. Shared by
+// every request: nothing writes to it.
+var otpVariables = map[string]string{"1": "code"}
+
 func stepSpecs(req schemas.SendRequest) []stepSpec {
 	out := make([]stepSpec, len(req.Steps))
 	for i, s := range req.Steps {
 		out[i] = stepSpec{channel: s.Channel, from: s.From, template: s.Template, category: s.TemplateCategory, delaySeconds: s.DelaySeconds}
+		for k, v := range s.Variables {
+			out[i].variables = append(out[i].variables, [2]string{k, v})
+		}
 	}
 	return out
 }
@@ -56,6 +69,10 @@ type parker struct {
 	store *statestore.Store
 	rdb   redis.UniversalClient
 	clock interface{ Now() time.Time }
+	// validator checks the parked requests as the processor would, against
+	// the run's catalog when it has one, so a parked flow's state is the
+	// size the processor's would be.
+	validator flow.Validator
 }
 
 func (p *parker) ids(prefix string, n int) []string {
@@ -68,7 +85,7 @@ func (p *parker) ids(prefix string, n int) []string {
 
 // park writes the flows; it returns once all are in Redis.
 func (p *parker) park(ctx context.Context, ids []string, delay time.Duration) error {
-	v := flow.Validator{Channels: flow.DefaultChannels(), Limits: flow.DefaultLimits()}
+	v := p.validator
 	const batch, workers = 1000, 2
 	errs := make(chan error, workers)
 	var wg sync.WaitGroup

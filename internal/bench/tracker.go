@@ -40,6 +40,7 @@ type tracker struct {
 	closeTimes []int64  // Kafka timestamps of the closes, wall ms, in arrival order
 
 	firstSends, laterSends           atomic.Int64
+	catalogSends                     atomic.Int64 // sends with the catalog's template language
 	dlrEvents                        atomic.Int64
 	closed, doubleClosed, rejected   atomic.Int64
 	repeatedCloses                   atomic.Int64 // a close seen again under its own event id
@@ -147,6 +148,9 @@ func (t *tracker) sawSend(s schemas.ChannelSend, f simulator.Fate, wall time.Tim
 	t.fate[k][i] = uint8(f) + 1
 	r := reasonCode(s.Reason)
 	t.reason[k][i] = r
+	if s.TemplateLanguage != "" {
+		t.catalogSends.Add(1)
+	}
 	if k == 0 {
 		t.firstSends.Add(1)
 		storeMax(&t.lastFirstSend, wall.UnixMilli())

@@ -28,6 +28,14 @@ type Load struct {
 	Cancel    float64 // share of valid requests cancelled right after
 	Rate      float64 // valid requests per wall second; 0 publishes as fast as Kafka takes them
 	IDPrefix  string  // request ids are IDPrefix + n
+	// Catalog, when set, is stored with the flow (Store), and the invalid
+	// requests include some that only a catalog refuses (a disabled
+	// sender, a pending template). Leave it nil against a processor whose
+	// catalog is not this one: in catalog mode auto, storing it turns the
+	// checks on for every request.
+	Catalog *Catalog
+
+	stored bool
 }
 
 // Published counts what the load sent.
@@ -36,22 +44,76 @@ type Published struct {
 }
 
 // OTPSteps is the typical flow: WhatsApp authentication template for 30 s,
-// then SMS for 60 s.
+// then SMS for 60 s. The WhatsApp template's {{1}} is the request's code
+// (positional placeholders name no param, so the step maps it); the SMS
+// template's {{code}} takes the param of its name.
 func OTPSteps() []schemas.Step {
 	return []schemas.Step{
-		{Channel: "whatsapp", From: "+15550000001", Template: "otp_auth_v2", TemplateCategory: "authentication", DelaySeconds: 30},
-		{Channel: "sms", From: "ACME", Template: "otp_sms_v1", DelaySeconds: 60},
+		{Channel: "whatsapp", From: WhatsAppSender, Template: WhatsAppOTPTemplate, TemplateCategory: "authentication", DelaySeconds: 30,
+			Variables: map[string]string{"1": "code"}},
+		{Channel: "sms", From: SMSSender, Template: SMSOTPTemplate, DelaySeconds: 60},
 	}
 }
 
-// StoreFlow publishes a flow definition to the compacted flows topic.
+// ThreeChannelSteps is WhatsApp, then RCS, then SMS. RCS has no single
+// other channel, so the steps after it name theirs.
+func ThreeChannelSteps() []schemas.Step {
+	return []schemas.Step{
+		{Channel: "whatsapp", From: WhatsAppSender, Template: WhatsAppOTPTemplate, TemplateCategory: "authentication", DelaySeconds: 20,
+			Variables: map[string]string{"1": "code"}},
+		{Channel: "rcs", From: RCSSender, Template: RCSOTPTemplate, DelaySeconds: 20},
+		{Channel: "sms", From: SMSSender, Template: SMSOTPTemplate, DelaySeconds: 60},
+	}
+}
+
+// StoredFlow is the definition the load stores under StoredFlowID:
+// OTPSteps, published, version 1.
+func StoredFlow(changedBy string, changedAt time.Time) schemas.FlowDefinition {
+	at := changedAt.Truncate(time.Millisecond)
+	return schemas.FlowDefinition{FlowID: StoredFlowID, Version: 1, Steps: OTPSteps(), Status: schemas.FlowPublished,
+		ChangedBy: changedBy, ChangedAt: &at}
+}
+
+// StoreFlow publishes a flow definition to the compacted flows topic, with
+// the schema headers.
 func StoreFlow(ctx context.Context, cl *kgo.Client, codecs *schemas.Codecs, topic string, def schemas.FlowDefinition) error {
 	v, err := codecs.FlowDefinition.Encode(def)
 	if err != nil {
 		return fmt.Errorf("store flow %s: %w", def.FlowID, err)
 	}
-	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(def.FlowID), Value: v}).FirstErr()
+	rec := &kgo.Record{Topic: topic, Key: []byte(def.FlowID), Value: v,
+		Headers: schemaHeaders(codecs.FlowDefinition.Name(), codecs.FlowDefinition.Fingerprint())}
+	return cl.ProduceSync(ctx, rec).FirstErr()
 }
+
+// Store writes what the requests name before any is published: the
+// catalog (when set), then the stored flow (StoredFlow), which it returns.
+// Run calls it unless it was called already.
+func (l *Load) Store(ctx context.Context) (schemas.FlowDefinition, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(l.Brokers...)}, l.KafkaOpts...)...)
+	if err != nil {
+		return schemas.FlowDefinition{}, fmt.Errorf("load: kafka client: %w", err)
+	}
+	defer cl.Close()
+	codecs, err := schemas.New()
+	if err != nil {
+		return schemas.FlowDefinition{}, err
+	}
+	if l.Catalog != nil {
+		if err := StoreCatalog(ctx, cl, codecs, l.Topics, *l.Catalog); err != nil {
+			return schemas.FlowDefinition{}, fmt.Errorf("load: %w", err)
+		}
+	}
+	def := StoredFlow(loadAuthor, l.Clock.Now())
+	if err := StoreFlow(ctx, cl, codecs, l.Topics.Flows, def); err != nil {
+		return schemas.FlowDefinition{}, fmt.Errorf("load: %w", err)
+	}
+	l.stored = true
+	return def, nil
+}
+
+// loadAuthor is the changed_by of what the load stores.
+const loadAuthor = "demo"
 
 // Run publishes the load and returns what it published.
 func (l *Load) Run(ctx context.Context) (Published, error) {
@@ -65,8 +127,10 @@ func (l *Load) Run(ctx context.Context) (Published, error) {
 	if err != nil {
 		return pub, err
 	}
-	if err := StoreFlow(ctx, cl, codecs, l.Topics.Flows, schemas.FlowDefinition{FlowID: StoredFlowID, Version: 1, Steps: OTPSteps()}); err != nil {
-		return pub, err
+	if !l.stored {
+		if _, err := l.Store(ctx); err != nil {
+			return pub, err
+		}
 	}
 
 	var mu sync.Mutex
@@ -130,7 +194,7 @@ func (l *Load) request(i int) schemas.SendRequest {
 		Metadata:    map[string]string{"campaign": "demo"},
 		RequestedAt: l.Clock.Now(),
 	}
-	switch i % 4 {
+	switch i % 5 {
 	case 0:
 		req.FlowID = StoredFlowID
 	case 1:
@@ -140,27 +204,39 @@ func (l *Load) request(i int) schemas.SendRequest {
 		req.Steps[0].SuccessOn = "read"
 	case 3: // SMS first, and let the second channel default to WhatsApp
 		req.Steps = []schemas.Step{
-			{Channel: "sms", From: "ACME", Template: "otp_sms_v1", DelaySeconds: 20},
-			{From: "+15550000001", Template: "otp_auth_v2", TemplateCategory: "authentication", DelaySeconds: 45},
+			{Channel: "sms", From: SMSSender, Template: SMSOTPTemplate, DelaySeconds: 20},
+			{From: WhatsAppSender, Template: WhatsAppOTPTemplate, TemplateCategory: "authentication", DelaySeconds: 45,
+				Variables: map[string]string{"1": "code"}},
 		}
+	case 4:
+		req.Steps = ThreeChannelSteps()
 	}
 	return req
 }
 
-// invalid returns one of the requests the processor must reject.
+// invalid returns one of the requests the processor must reject: the
+// steps' own rules, then, with a catalog, what only the catalog refuses.
 func (l *Load) invalid(n int) schemas.SendRequest {
 	req := l.request(0)
 	req.RequestID = fmt.Sprintf("%sinvalid-%d", l.IDPrefix, n)
 	req.FlowID, req.Steps = "", OTPSteps()
-	switch n % 4 {
-	case 0:
-		req.Steps = req.Steps[:1]
-	case 1:
-		req.Steps[1].DelaySeconds = 3
-	case 2:
-		req.Steps[0].TemplateCategory = "marketing"
-	case 3:
-		req.Recipient = "0800-FALLBACK"
+	spoil := []func(*schemas.SendRequest){
+		func(r *schemas.SendRequest) { r.Steps = r.Steps[:1] },       // too_few_steps
+		func(r *schemas.SendRequest) { r.Steps[1].DelaySeconds = 3 }, // delay_out_of_range
+		func(r *schemas.SendRequest) { // template_category: a WhatsApp fallback step may not market
+			r.Steps[0].TemplateCategory = "marketing"
+			if l.Catalog != nil {
+				r.Steps[0].Template = marketingWhatsAppTemplate
+			}
+		},
+		func(r *schemas.SendRequest) { r.Recipient = "0800-FALLBACK" }, // not E.164
 	}
+	if l.Catalog != nil {
+		spoil = append(spoil,
+			func(r *schemas.SendRequest) { r.Steps[1].From = disabledSMSSender },           // sender_disabled
+			func(r *schemas.SendRequest) { r.Steps[0].Template = pendingWhatsAppTemplate }, // template_not_approved
+		)
+	}
+	spoil[n%len(spoil)](&req)
 	return req
 }

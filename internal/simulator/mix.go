@@ -19,10 +19,13 @@ type Mix struct {
 }
 
 // DefaultMixes is a plausible day: WhatsApp misses more people (no app, no
-// data) but reports reads; SMS mostly arrives.
+// data) but reports reads; RCS misses more still (a phone, or a carrier,
+// without RCS fails at once) and reports reads too; SMS mostly arrives.
+// Every channel of flow.DefaultChannels has a mix.
 func DefaultMixes() map[string]Mix {
 	return map[string]Mix{
 		"whatsapp": {Read: 0.25, Failed: 0.15, Silent: 0.10, Late: 0.05},
+		"rcs":      {Read: 0.20, Failed: 0.25, Silent: 0.08, Late: 0.03},
 		"sms":      {Failed: 0.08, Silent: 0.05, Late: 0.03},
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/processor/clock"
+	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -24,7 +25,8 @@ import (
 // Providers consumes the send topics and publishes DLRs the way real
 // adapters would: an intermediate status first, at 2% of the step's delay
 // (carrying both the attempt id and the provider's own message id), then a
-// final status by the attempt's fate (Mix.FateOf), one in ten deliveries
+// final status by the attempt's fate (Mix.FateOf) in the raw statuses of
+// the channel's provider (SMS, WhatsApp, RCS), one in ten deliveries
 // carrying only the provider's id, so the processor resolves it through its
 // index. Every report is keyed by its attempt id, so one attempt's reports
 // stay in order on one partition. A repeated attempt id is not answered
@@ -33,7 +35,7 @@ type Providers struct {
 	Brokers   []string
 	KafkaOpts []kgo.Opt
 	Topics    topics.Names
-	Channels  []string
+	Channels  []string // whose send topics to read; nil: flow.DefaultChannels
 	// Mixes are the answers by channel. StepMixes, when set, are the
 	// answers by step instead (the bench's --mix and --then-mix): step k
 	// ends by StepMixes[min(k, len-1)].
@@ -171,8 +173,12 @@ func (p *Providers) clients() (consume, produce *kgo.Client, err error) {
 		if p.Group == "" {
 			p.Group = "fallback-providers"
 		}
-		sendTopics := make([]string, len(p.Channels))
-		for i, c := range p.Channels {
+		channels := p.Channels
+		if channels == nil {
+			channels = flow.DefaultChannels().Names()
+		}
+		sendTopics := make([]string, len(channels))
+		for i, c := range channels {
 			sendTopics[i] = p.Topics.Sends(c)
 		}
 		from = []kgo.Opt{kgo.ConsumerGroup(p.Group), kgo.ConsumeTopics(sendTopics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
@@ -223,36 +229,58 @@ func (p *Providers) plan(out []schemas.DeliveryReport, s schemas.ChannelSend, fa
 	}
 	delay := s.Deadline.Sub(sentAt)
 	at := func(frac float64) time.Time { return sentAt.Add(time.Duration(frac * float64(delay))) }
-	status := func(sms, wa string) string {
-		if s.Channel == "sms" {
-			return sms
-		}
-		return wa
-	}
-	add := func(at time.Time, st string, withAttempt bool, code string) {
-		r := schemas.DeliveryReport{ProviderMessageID: pmid, Channel: s.Channel, Status: st, ErrorCode: code, ReportedAt: at}
+	st := providerStatuses(s.Channel)
+	add := func(at time.Time, status string, withAttempt bool, code string) {
+		r := schemas.DeliveryReport{ProviderMessageID: pmid, Channel: s.Channel, Status: status, ErrorCode: code, ReportedAt: at}
 		if withAttempt {
 			r.AttemptID = s.AttemptID
 		}
 		out = append(out, r)
 	}
-	add(at(0.02), status("ENROUTE", "sent"), true, "")
+	add(at(0.02), st.sent, true, "")
 	// One in ten final statuses names only the provider's id, drawn apart
 	// from the fate.
 	withAttempt := spread(fnv64a(h, "#")) < 0.9
 	switch fate {
 	case FateDelivered:
-		add(at(0.25), status("DELIVRD", "delivered"), withAttempt, "")
+		add(at(0.25), st.delivered, withAttempt, "")
 	case FateRead:
-		add(at(0.2), status("DELIVRD", "delivered"), withAttempt, "")
-		add(at(0.5), "read", false, "")
+		add(at(0.2), st.delivered, withAttempt, "")
+		if st.read != "" {
+			add(at(0.5), st.read, false, "")
+		}
 	case FateFailed:
-		add(at(0.3), status("UNDELIV", "failed"), true, "131026")
+		add(at(0.3), st.failed, true, st.failureCode)
 	case FateSilent:
 	case FateLate:
-		add(at(1.5), status("DELIVRD", "delivered"), false, "")
+		add(at(1.5), st.delivered, false, "")
 	}
 	return out
+}
+
+// rawStatuses are the raw statuses a channel's provider reports, as
+// flow.DefaultChannels normalises them.
+type rawStatuses struct {
+	sent, delivered, read, failed string // read: "" without read receipts
+	failureCode                   string // the error code a failure carries
+}
+
+// providerStatuses are the raw statuses of a channel's provider: an SMS
+// aggregator's DLR statuses, Meta's WhatsApp webhook statuses, Google RBM's
+// (upper case) for RCS, and RBM's for any other channel, which a channel
+// added to flow.DefaultChannels is most likely to understand.
+func providerStatuses(channel string) rawStatuses {
+	switch channel {
+	case "sms":
+		// No read receipts: a read fate is a delivery alone. 001: the
+		// SMPP DLR's err field for an undeliverable message.
+		return rawStatuses{sent: "ENROUTE", delivered: "DELIVRD", failed: "UNDELIV", failureCode: "001"}
+	case "whatsapp":
+		// 131026: Meta's "message undeliverable" (no WhatsApp on the number).
+		return rawStatuses{sent: "sent", delivered: "delivered", read: "read", failed: "failed", failureCode: "131026"}
+	}
+	// NOT_FOUND: RBM's answer for a phone that cannot get RCS.
+	return rawStatuses{sent: "SENT", delivered: "DELIVERED", read: "READ", failed: "FAILED", failureCode: "NOT_FOUND"}
 }
 
 // scheduler emits records at their time on the clock.

@@ -17,6 +17,8 @@ type Summary struct {
 	Flows int `json:"flows"`
 	Closes
 	DLRsDiscarded map[string]int `json:"dlrs_discarded"`
+	// Attempts counts the attempts sent (ATTEMPT_SENT), by channel.
+	Attempts map[string]int `json:"attempts"`
 	// MultiChannel counts flows that delivered on more than one channel.
 	MultiChannel int `json:"multi_channel_deliveries"`
 	// RepeatedEvents counts events seen again with the same id (a replay
@@ -59,7 +61,18 @@ func NewTally() *Tally {
 			Fallbacks: map[string]int{flow.ReasonFailure: 0, flow.ReasonTimeout: 0},
 		},
 		DLRsDiscarded: map[string]int{},
+		Attempts:      attemptsByChannel(),
 	}}
+}
+
+// attemptsByChannel is a zero count for every channel, so a channel no
+// attempt went to shows as 0, not as missing.
+func attemptsByChannel() map[string]int {
+	m := map[string]int{}
+	for _, c := range flow.DefaultChannels().Names() {
+		m[c] = 0
+	}
+	return m
 }
 
 // NewDetailedTally is a tally that also keeps, per flow, its closing event
@@ -99,6 +112,8 @@ func (t *Tally) Add(ev schemas.FlowEvent) {
 		if t.detailed && ev.Step != nil {
 			t.fallbacks[flow.AttemptID(ev.RequestID, int(*ev.Step))]++
 		}
+	case flow.EventAttemptSent:
+		t.s.Attempts[ev.Channel]++
 	case flow.EventDLRDiscarded:
 		t.s.DLRsDiscarded[ev.Reason]++
 	case flow.EventRequestRejected:
@@ -164,6 +179,7 @@ func (t *Tally) Summary() Summary {
 	defer t.mu.Unlock()
 	s := t.s
 	s.Outcomes, s.Fallbacks, s.DLRsDiscarded = copyMap(t.s.Outcomes), copyMap(t.s.Fallbacks), copyMap(t.s.DLRsDiscarded)
+	s.Attempts = copyMap(t.s.Attempts)
 	return s
 }
 
