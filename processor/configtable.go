@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,9 +13,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/schemas"
+	"github.com/fallbackd/fallback/topics"
 )
 
 // ConfigTable is the configuration topics kept as in-memory tables: the
@@ -220,6 +223,29 @@ func (t *ConfigTable) endOffsets(ctx context.Context) (map[topicPartition]int64,
 	ends, err := t.admin.ListEndOffsets(ctx, names...)
 	if err != nil {
 		return nil, fmt.Errorf("list end offsets of %s: %w", strings.Join(names, ", "), err)
+	}
+	// A catalog or history topic that does not exist is an empty one: a
+	// deployment that does not create topics (--create-topics=false) and
+	// has no catalog keeps working as before the catalog. The flows topic
+	// must exist, as it always had to; and a topic that exists but is not
+	// served yet is an error to retry, not an empty table.
+	absent := map[string]bool{}
+	for topic, ps := range ends {
+		for _, o := range ps {
+			if errors.Is(o.Err, kerr.UnknownTopicOrPartition) && topic != t.topics.Flows {
+				absent[topic] = true
+			}
+		}
+	}
+	if len(absent) > 0 {
+		missing, err := topics.Missing(ctx, t.admin, slices.Sorted(maps.Keys(absent)))
+		if err != nil {
+			return nil, err
+		}
+		for _, topic := range missing {
+			t.log.Warn("config table: topic does not exist; read as empty", "topic", topic)
+			delete(ends, topic)
+		}
 	}
 	if err := ends.Error(); err != nil {
 		return nil, fmt.Errorf("end offsets of %s: %w", strings.Join(names, ", "), err)

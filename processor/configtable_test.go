@@ -367,3 +367,42 @@ func TestFlowHistoryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigTableWithoutCatalogTopics: a deployment without the catalog's
+// topics (not created, --create-topics=false) starts with an empty
+// catalog; without the flows topic it does not start, as before.
+func TestConfigTableWithoutCatalogTopics(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "flows"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	codecs, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		topics ConfigTopics
+		ok     bool
+	}{
+		{ConfigTopics{Flows: "flows", Senders: "no-senders", Templates: "no-templates", FlowHistory: "no-history"}, true},
+		{ConfigTopics{Flows: "no-flows", Senders: "no-senders"}, false},
+	} {
+		reader, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics(c.topics.names()...),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		table := NewConfigTable(reader, c.topics, codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		err = table.CatchUp(ctx)
+		reader.Close()
+		if c.ok && (err != nil || !table.Empty()) {
+			t.Fatalf("%+v: %v, empty %v; want an empty catalog", c.topics, err, table.Empty())
+		}
+		if !c.ok && err == nil {
+			t.Fatalf("%+v: started without its flows topic", c.topics)
+		}
+	}
+}

@@ -117,7 +117,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		dlrs:             counter("fallback.dlrs", "DLRs applied to a flow (DLR_RECEIVED), by normalised status kind"),
 		dlrsDiscarded:    counter("fallback.dlrs.discarded", "DLRs discarded (DLR_DISCARDED), by reason"),
 		rejections:       counter("fallback.requests.rejected", "requests rejected (REQUEST_REJECTED), by reason"),
-		catalogWarnings:  counter("fallback.catalog.warnings", "what the catalog would have refused in requests started anyway (--catalog=warn), by reason"),
+		catalogWarnings:  zeroed("fallback.catalog.warnings", "what the catalog would have refused in requests started anyway (--catalog=warn), by reason"),
 		deadlineLateness: seconds("fallback.deadline.lateness", "time from a step's deadline to the sweeper firing it", latencyBuckets),
 		timeToOutcome:    seconds("fallback.flow.time_to_outcome", "time from request to outcome of closed flows (FLOW_CLOSED summary), by outcome", latencyBuckets),
 		batchSize:        batch,
