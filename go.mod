@@ -30,6 +30,7 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.47.0 // aggregates the processor's OTel API metrics for /metrics (internal/observe)
 	go.opentelemetry.io/otel/trace v1.47.0 // the trace API the processor records its spans through (processor/tracing.go)
 	go.yaml.in/yaml/v3 v3.0.5 // --config files (internal/cliconfig): the maintained gopkg.in/yaml.v3, already in the module graph
+	golang.org/x/crypto v0.59.0 // bcrypt: the console's users file (console/users.go)
 	k8s.io/api v0.37.2 // tests only (deploy/k8s_test.go): the Kubernetes API types the manifests of deploy/k8s are decoded into
 	k8s.io/apimachinery v0.37.2 // tests only (deploy/k8s_test.go): the API server's strict YAML decoder, label selectors, name validation; released with k8s.io/api
 	sigs.k8s.io/yaml v1.6.0 // tests only (deploy/k8s_test.go): YAML to JSON as Kubernetes does it, to skip comment-only documents
@@ -43,6 +44,8 @@ require (
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/chromedp/cdproto v0.160.1 // indirect
+	github.com/chromedp/chromedp v0.23.1 // indirect
 	github.com/containerd/errdefs v1.0.0 // indirect
 	github.com/containerd/errdefs/pkg v0.3.0 // indirect
 	github.com/containerd/log v0.1.0 // indirect
@@ -54,6 +57,7 @@ require (
 	github.com/ebitengine/purego v0.10.1 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.1 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-ole/go-ole v1.3.0 // indirect
@@ -107,11 +111,10 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.5 // indirect
 	go.yaml.in/yaml/v4 v4.0.0-rc.4 // indirect
-	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
