@@ -153,6 +153,12 @@ func TestEditorPreview(t *testing.T) {
 	if !strings.Contains(page, `<p class="message">Your ACME code is 123456</p>`) {
 		t.Errorf("sms preview (a named placeholder takes its own param)")
 	}
+	// The SMS step's one template is chosen: the hint says what the list
+	// holds, not that there is nothing to choose.
+	if hint := regexp.MustCompile(`(?s)<p class="hint" id="steps-1-template-hint">(.*?)</p>`).FindStringSubmatch(page); hint == nil ||
+		!strings.HasPrefix(text(hint[1]), "The approved templates of this channel") {
+		t.Errorf("sms template hint %q", hint)
+	}
 	// Fixed text, and a positional placeholder left unmapped.
 	form.Set("steps[0].map[0].kind", "fixed")
 	form.Set("steps[0].map[0].value", "000000")

@@ -52,6 +52,10 @@ type stepView struct {
 
 	Template        string
 	TemplateOptions []option
+	// FromUsable and TemplateUsable count the real choices among the
+	// options (which may also hold a placeholder or the step's own
+	// unusable choice): none says where to add one.
+	FromUsable, TemplateUsable int
 	TemplateFree    bool // the catalog is empty: a text input
 	// Category is asked only for a template the catalog does not hold, on
 	// a channel that allows only some categories (WhatsApp).
@@ -130,6 +134,7 @@ func (s *Server) stepView(i int, sf stepForm, samples map[string]string, errs ma
 	for _, snd := range s.sendersOf(sf.Channel) {
 		sv.FromOptions = append(sv.FromOptions, option{Value: snd.ID, Label: senderLabel(snd), Selected: snd.ID == sf.From})
 	}
+	sv.FromUsable = len(sv.FromOptions)
 	// With an empty catalog nothing checks senders and templates (auto
 	// mode is off): they are typed in.
 	catalogEmpty := s.store.Empty()
@@ -144,6 +149,7 @@ func (s *Server) stepView(i int, sf stepForm, samples map[string]string, errs ma
 	for _, t := range s.templatesOf(sf.Channel, sf.From) {
 		sv.TemplateOptions = append(sv.TemplateOptions, option{Value: t.Name, Label: templateLabel(t), Selected: t.Name == sf.Template})
 	}
+	sv.TemplateUsable = len(sv.TemplateOptions)
 	sv.TemplateFree = catalogEmpty
 	if !sv.TemplateFree {
 		sv.TemplateOptions = keepChosen(sv.TemplateOptions, sf.Template, "not usable on "+sf.Channel)

@@ -16,7 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fallbackd/fallback/client"
+	"github.com/fallbackd/fallback/console"
 	"github.com/fallbackd/fallback/internal/cliconfig"
+	"github.com/fallbackd/fallback/internal/consolewire"
 	"github.com/fallbackd/fallback/internal/embedded"
 	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor"
@@ -40,6 +43,10 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The console outlives the flows with --stay, and stops with the demo
+	// otherwise.
+	consoleCtx, stopConsole := context.WithCancel(ctx)
+	defer stopConsole()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	progress := stdout
@@ -54,11 +61,26 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer b.close()
 	fmt.Fprintf(progress, "embedded Kafka on %s, embedded Redis on %s, clock x%g\n", b.brokers[0], b.redisAddr, o.speed)
-	sum, pub, err := runDemo(ctx, o, b, progress, log)
+	sum, pub, consoleDone, err := runDemo(ctx, consoleCtx, o, b, progress, log)
 	if err != nil {
+		if consoleDone != nil {
+			stopConsole()
+			<-consoleDone
+		}
 		return err
 	}
-	return reportDemo(sum, pub, o.asJSON, stdout)
+	if err := reportDemo(sum, pub, o.asJSON, stdout); err != nil {
+		return err
+	}
+	if consoleDone != nil {
+		if o.stay {
+			fmt.Fprintln(progress, "the console stays up (--stay); Ctrl-C stops it")
+		} else {
+			stopConsole()
+		}
+		<-consoleDone
+	}
+	return nil
 }
 
 // demoOptions are the demo's flags.
@@ -69,6 +91,10 @@ type demoOptions struct {
 	asJSON  bool
 	timeout time.Duration
 	verbose bool
+	// consoleAddr is where the web console listens ("" for none); stay
+	// keeps it up after the flows closed.
+	consoleAddr string
+	stay        bool
 }
 
 func parseDemo(args []string, stderr io.Writer) (*demoOptions, error) {
@@ -82,12 +108,19 @@ func parseDemo(args []string, stderr io.Writer) (*demoOptions, error) {
 	fs.BoolVar(&o.asJSON, "json", false, "end with one JSON summary line on standard output")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long (wall time)")
 	fs.BoolVar(&o.verbose, "v", false, "show the processor's log")
+	fs.StringVar(&o.consoleAddr, "console", "127.0.0.1:8080", "serve the web console here, without users (a loopback address); empty for none")
+	fs.BoolVar(&o.stay, "stay", false, "keep the console up after the flows closed, until interrupted")
 	cliconfig.RegisterConfig(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if o.flows < 1 || o.speed <= 0 {
 		return nil, fmt.Errorf("demo: --flows must be at least 1 and --speed above 0")
+	}
+	if o.consoleAddr != "" {
+		if err := console.CheckListenAddr(o.consoleAddr, true); err != nil {
+			return nil, fmt.Errorf("demo: --console: %w", err)
+		}
 	}
 	return o, nil
 }
@@ -138,7 +171,11 @@ func (b *demoBackends) close() {
 // every published flow has closed, printing progress, and returns the tally.
 // Before the load it stores the demo catalog and the published flow some
 // requests name, and says what they hold.
-func runDemo(ctx context.Context, o *demoOptions, b *demoBackends, progress io.Writer, log *slog.Logger) (simulator.Summary, simulator.Published, error) {
+//
+// With --console it also starts the web console on the same Kafka and
+// Redis, running until consoleCtx ends; consoleDone is closed when it has
+// stopped (nil without a console).
+func runDemo(ctx, consoleCtx context.Context, o *demoOptions, b *demoBackends, progress io.Writer, log *slog.Logger) (sum simulator.Summary, pub simulator.Published, consoleDone <-chan struct{}, err error) {
 	// The lease is clock time; scaled with the clock it stays 10 s of wall
 	// time, so a slow batch is not mistaken for a dead instance. The
 	// catalog is enforced rather than left to auto: it is stored after the
@@ -151,7 +188,7 @@ func runDemo(ctx context.Context, o *demoOptions, b *demoBackends, progress io.W
 		CatalogMode: flow.CatalogEnforce,
 		Clock:       b.clock, ClaimLease: time.Duration(float64(10*time.Second) * o.speed), Logger: log}, b.store)
 	if err != nil {
-		return simulator.Summary{}, simulator.Published{}, err
+		return simulator.Summary{}, simulator.Published{}, nil, err
 	}
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
@@ -160,7 +197,7 @@ func runDemo(ctx context.Context, o *demoOptions, b *demoBackends, progress io.W
 
 	tally := simulator.NewTally()
 	if err := waitForTopics(runCtx, b.brokers, b.names); err != nil {
-		return simulator.Summary{}, simulator.Published{}, err
+		return simulator.Summary{}, simulator.Published{}, nil, err
 	}
 	go tally.Follow(runCtx, b.brokers, nil, b.names.Events)
 	providers := &simulator.Providers{Brokers: b.brokers, Topics: b.names, Channels: flow.DefaultChannels().Names(),
@@ -171,19 +208,44 @@ func runDemo(ctx context.Context, o *demoOptions, b *demoBackends, progress io.W
 		Invalid: 0.02, Cancel: 0.03, Rate: o.rate, IDPrefix: "demo-", Catalog: &catalog}
 	stored, err := load.Store(runCtx)
 	if err != nil {
-		return simulator.Summary{}, simulator.Published{}, err
+		return simulator.Summary{}, simulator.Published{}, nil, err
 	}
 	printStored(progress, catalog, stored, b.names)
+	if o.consoleAddr != "" {
+		consoleDone = startDemoConsole(consoleCtx, o.consoleAddr, b, progress, log)
+	}
 	loaded := make(chan loadResult, 1)
 	go func() { pub, err := load.Run(runCtx); loaded <- loadResult{pub, err} }()
 
-	sum, pub, err := waitClosed(ctx, o.flows, b.clock, tally, loaded, procDone, progress)
+	sum, pub, err = waitClosed(ctx, o.flows, b.clock, tally, loaded, procDone, progress)
 	if err != nil {
-		return sum, pub, err
+		return sum, pub, consoleDone, err
 	}
 	stopAll()
 	<-procDone
-	return sum, pub, nil
+	return sum, pub, consoleDone, nil
+}
+
+// startDemoConsole serves the web console without users on addr until ctx
+// ends, its clock the demo's (the outcome windows end at the demo's now).
+// A console that cannot start is reported and the demo goes on without it.
+func startDemoConsole(ctx context.Context, addr string, b *demoBackends, progress io.Writer, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	app, err := consolewire.Open(ctx, consolewire.Options{Brokers: b.brokers, Names: b.names, States: b.store,
+		Validator: client.DefaultValidator(), InsecureLocal: true, Logger: log, Now: b.clock.Now})
+	if err != nil {
+		fmt.Fprintf(progress, "console: %v (the demo goes on without it)\n", err)
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		defer app.Close()
+		if err := serveConsole(ctx, app, consoleSettings{addr: addr, insecureLocal: true}, log, progress); err != nil {
+			fmt.Fprintf(progress, "%v (the demo goes on without it)\n", err)
+		}
+	}()
+	return done
 }
 
 // printStored says what the load's requests name: the catalog (enforced)

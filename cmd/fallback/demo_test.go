@@ -24,7 +24,7 @@ func TestDemoSummaryAddsUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	err := demo(ctx, []string{"--flows", "150", "--speed", "20", "--rate", "200", "--json"}, &stdout, &stderr)
+	err := demo(ctx, []string{"--flows", "150", "--speed", "20", "--rate", "200", "--json", "--console", "127.0.0.1:0"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, stderr.String())
 	}
@@ -53,7 +53,7 @@ func TestDemoSummaryAddsUp(t *testing.T) {
 	// The progress (on stderr with --json) says what the catalog and the
 	// stored flow hold before the load starts.
 	for _, want := range []string{"catalog: 7 senders (1 disabled), 6 templates (1 pending) on fallback.senders / fallback.templates",
-		"flow otp-wa-then-sms version 1 published on fallback.flows"} {
+		"flow otp-wa-then-sms version 1 published on fallback.flows", "console on http://127.0.0.1:"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Fatalf("the progress does not say %q:\n%s", want, stderr.String())
 		}

@@ -54,16 +54,16 @@ func configurationTables(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
 	fs, _, _, _ := runFlags()
-	shared := map[string]bool{}
+	shared := map[string]string{} // name: usage
 	b.WriteString("| flag | env | default | meaning |\n|---|---|---|---|\n")
 	fs.VisitAll(func(f *flag.Flag) {
-		shared[f.Name] = true
+		shared[f.Name] = f.Usage
 		env, def, meaning := flagRow(t, f)
 		fmt.Fprintf(&b, "| `--%s` | %s | %s | %s |\n", f.Name, env, def, meaning)
 	})
 	b.WriteString("\nThe other commands take the shared settings they use (`fallback COMMAND -h`) and these of their own:\n\n")
 	b.WriteString("| command | flag | default | meaning |\n|---|---|---|---|\n")
-	for _, args := range [][]string{{"demo"}, {"topics", "create"}, {"send"}, {"flow"}, {"providers"}, {"load"}} {
+	for _, args := range [][]string{{"demo"}, {"topics", "create"}, {"send"}, {"flow"}, {"providers"}, {"load"}, {"console"}} {
 		var seen *flag.FlagSet
 		sawFlags = func(fs *flag.FlagSet) { seen = fs; fs.SetOutput(io.Discard) }
 		err := dispatch(context.Background(), append(append([]string{}, args...), "-h"))
@@ -72,8 +72,8 @@ func configurationTables(t *testing.T) string {
 			t.Fatalf("%v -h: %v", args, err)
 		}
 		seen.VisitAll(func(f *flag.Flag) {
-			if shared[f.Name] {
-				return
+			if usage, ok := shared[f.Name]; ok && usage == f.Usage {
+				return // a shared setting; one of the same name but its own meaning is listed
 			}
 			env, def, meaning := flagRow(t, f)
 			if env != "" {

@@ -31,7 +31,11 @@ Commands:
   templates put FILE|list|preview NAME
                       the catalog's templates on fallback.templates; preview
                       prints one filled with sample params
-  providers           run the simulated SMS and WhatsApp provider adapters
+  console             the web console: build, preview, publish and watch flows,
+                      the catalog, flow lookup, outcomes (docs/console.md)
+  console hash-password
+                      print the bcrypt hash of a password read from stdin
+  providers           run the simulated SMS, WhatsApp and RCS provider adapters
   load                publish a load of send requests
   dlq list            print the dead letters on fallback.dlq (never their values)
   dlq redrive         re-publish dead letters to their source topic, once each
@@ -126,6 +130,8 @@ func dispatch(ctx context.Context, args []string) error {
 		return sendersCmd(ctx, rest)
 	case "templates":
 		return templatesCmd(ctx, rest)
+	case "console":
+		return consoleCmd(ctx, rest)
 	case "providers":
 		return providersCmd(ctx, rest)
 	case "load":

@@ -46,7 +46,7 @@ func FallbackBars(c Counts) []Bar {
 	return []Bar{
 		{"fallback on a failure", c.FallbacksOnFailure, colorFailed},
 		{"fallback on a timeout", c.FallbacksOnTimeout, colorExpired},
-		{"paid duplicates (two channels delivered)", c.PaidDuplicates, colorDuplicate},
+		{"paid duplicates", c.PaidDuplicates, colorDuplicate},
 	}
 }
 
