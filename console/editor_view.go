@@ -56,7 +56,7 @@ type stepView struct {
 	// options (which may also hold a placeholder or the step's own
 	// unusable choice): none says where to add one.
 	FromUsable, TemplateUsable int
-	TemplateFree    bool // the catalog is empty: a text input
+	TemplateFree               bool // the catalog is empty: a text input
 	// Category is asked only for a template the catalog does not hold, on
 	// a channel that allows only some categories (WhatsApp).
 	AskCategory     bool

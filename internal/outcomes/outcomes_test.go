@@ -34,7 +34,7 @@ func TestAggregatorCounts(t *testing.T) {
 		closed("otp", flow.OutcomeExpired, now.Add(-30*time.Minute), 20*time.Minute, -1, flow.ReasonTimeout),
 		closed("", flow.OutcomeCancelled, now.Add(-time.Minute), time.Second, -1), // inline steps
 		{Type: flow.EventMultiChannelDelivery, FlowID: "otp", OccurredAt: now.Add(-time.Minute)},
-		{Type: flow.EventAttemptSent, FlowID: "otp", OccurredAt: now},                        // not counted
+		{Type: flow.EventAttemptSent, FlowID: "otp", OccurredAt: now},                      // not counted
 		{Type: flow.EventFlowStarted, FlowID: "otp", OccurredAt: now.Add(-25 * time.Hour)}, // past retention
 	} {
 		a.Add(ev)
