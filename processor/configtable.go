@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -52,10 +53,12 @@ type ConfigTable struct {
 	codecs *schemas.Codecs
 	log    *slog.Logger
 
-	mu        sync.RWMutex
-	flows     map[string]schemas.FlowDefinition
-	senders   map[string]schemas.Sender
-	templates map[string]schemas.Template
+	mu    sync.RWMutex
+	flows map[string]schemas.FlowDefinition
+	// sortedFlows is Flows' answer, nil since the flows last changed.
+	sortedFlows atomic.Pointer[[]schemas.FlowDefinition]
+	senders     map[string]schemas.Sender
+	templates   map[string]schemas.Template
 	// history is every version of each flow read from the history topic,
 	// by flow_id then version; empty when the topic is not read.
 	history map[string]map[int64]schemas.FlowDefinition
@@ -147,11 +150,21 @@ func (t *ConfigTable) Len() int {
 	return len(t.flows)
 }
 
-// Flows returns the stored flow definitions, sorted by flow_id.
+// Flows returns the stored flow definitions, sorted by flow_id, in a
+// slice of the caller's own. The sorted list is kept until the flows
+// change: the console lists 10,000 flows on every page, and sorting them
+// each time took most of the page's time.
 func (t *ConfigTable) Flows() []schemas.FlowDefinition {
+	if sorted := t.sortedFlows.Load(); sorted != nil {
+		return slices.Clone(*sorted)
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return sortedValues(t.flows)
+	sorted := sortedValues(t.flows)
+	// Stored under the read lock: a change (under the write lock) cannot
+	// come between the sort and the store and leave a stale list behind.
+	t.sortedFlows.Store(&sorted)
+	return slices.Clone(sorted)
 }
 
 // Senders returns the catalog's senders, sorted by channel and id.
@@ -380,6 +393,7 @@ func (t *ConfigTable) apply(fetches kgo.Fetches) {
 func (t *ConfigTable) applyRecord(r *kgo.Record) {
 	switch r.Topic {
 	case t.topics.Flows:
+		t.sortedFlows.Store(nil)
 		applyEntry(t, r, t.flows, "flow definition", t.codecs.FlowDefinition, func(d *schemas.FlowDefinition) (string, int64) {
 			if d.FlowID == "" { // a value that does not name its flow takes the key's
 				d.FlowID = string(r.Key)

@@ -406,3 +406,40 @@ func TestConfigTableWithoutCatalogTopics(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigTableFlowsFollowChanges: the sorted list Flows keeps is
+// dropped on every change, and a caller editing its copy changes nothing.
+func TestConfigTableFlowsFollowChanges(t *testing.T) {
+	codecs, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := NewConfigTable(nil, ConfigTopics{Flows: "f"}, codecs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var offset int64
+	put := func(id string, version int64) {
+		v, err := codecs.FlowDefinition.Encode(schemas.FlowDefinition{FlowID: id, Version: version,
+			Steps: []schemas.Step{{Channel: "sms", From: "ACME", Template: "t", DelaySeconds: 30}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		offset++
+		r := &kgo.Record{Topic: "f", Key: []byte(id), Value: v, Offset: offset}
+		table.apply(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: "f", Partitions: []kgo.FetchPartition{{Records: []*kgo.Record{r}}}}}}})
+	}
+	ids := func() (out []string) {
+		for _, d := range table.Flows() {
+			out = append(out, fmt.Sprintf("%s@%d", d.FlowID, d.Version))
+		}
+		return out
+	}
+	put("b", 1)
+	put("a", 1)
+	if got := fmt.Sprint(ids()); got != "[a@1 b@1]" {
+		t.Fatalf("flows %s", got)
+	}
+	table.Flows()[0].FlowID = "edited"
+	put("b", 2)
+	if got := fmt.Sprint(ids()); got != "[a@1 b@2]" {
+		t.Fatalf("after b's version 2 and an edit of a copy: %s", got)
+	}
+}
