@@ -10,6 +10,7 @@ import (
 
 	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/internal/embedded"
+	"github.com/fallbackd/fallback/internal/flowstory/storytest"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/statestore"
 )
@@ -69,7 +70,7 @@ func TestFlowCommandEndToEnd(t *testing.T) {
 		}
 	}
 
-	st := storyStarted(t)
+	st := storytest.Started(t)
 	write(st)
 	text := run("r1")
 	for _, want := range []string{
@@ -83,22 +84,22 @@ func TestFlowCommandEndToEnd(t *testing.T) {
 			t.Errorf("active: text lacks %q:\n%s", want, text)
 		}
 	}
-	noSecrets("active", text, storyRecipient, storyOTP, storyTenant)
+	noSecrets("active", text, storytest.Recipient, storytest.OTP, storytest.Tenant)
 
 	var story map[string]any
 	out := run("--json", "--show-params", "r1")
 	if err := json.Unmarshal([]byte(out), &story); err != nil {
 		t.Fatalf("--json: %v\n%s", err, out)
 	}
-	if story["state"] != "active" || story["store_version"] != 1.0 || !jsonEqual(story["params"], map[string]string{"code": storyOTP, "lang": "de"}) {
+	if story["state"] != "active" || story["store_version"] != 1.0 || !jsonEqual(story["params"], map[string]string{"code": storytest.OTP, "lang": "de"}) {
 		t.Errorf("--json --show-params: state %v, store_version %v, params %v", story["state"], story["store_version"], story["params"])
 	}
-	noSecrets("--json --show-params", out, storyRecipient)
-	if out := run("--reveal", "r1"); !strings.Contains(out, "recipient  "+storyRecipient+"\n") {
+	noSecrets("--json --show-params", out, storytest.Recipient)
+	if out := run("--reveal", "r1"); !strings.Contains(out, "recipient  "+storytest.Recipient+"\n") {
 		t.Errorf("--reveal: the number is not shown:\n%s", out)
 	}
 
-	st = storyApply(t, st, storyDLR(0, "failed", flow.Failed, 17, 2*time.Second), 2100*time.Millisecond)
+	st = storytest.Apply(t, st, storytest.DLR(0, "failed", flow.Failed, 17, 2*time.Second), 2100*time.Millisecond)
 	write(st)
 	text = run("r1")
 	for _, want := range []string{"(store version 2)", "state      active: waiting on step 1 (sms)",
@@ -108,7 +109,7 @@ func TestFlowCommandEndToEnd(t *testing.T) {
 		}
 	}
 
-	st = storyApply(t, st, storyDLR(1, "DELIVRD", flow.Delivered, 18, 5*time.Second), 5300*time.Millisecond)
+	st = storytest.Apply(t, st, storytest.DLR(1, "DELIVRD", flow.Delivered, 18, 5*time.Second), 5300*time.Millisecond)
 	write(st)
 	out = run("--json", "--show-params", "--reveal", "r1")
 	story = nil
@@ -138,4 +139,10 @@ func TestFlowCommandEndToEnd(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1, nothing, the error", args, code, stdout, stderr)
 		}
 	}
+}
+
+func jsonEqual(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
 }

@@ -13,62 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fallbackd/fallback/internal/flowstory/storytest"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/statestore"
 )
-
-// The person's number, an OTP code and a metadata value: none of them may
-// come out unless asked for.
-const (
-	storyRecipient = "+4915112345678"
-	storyOTP       = "482913"
-	storyTenant    = "acme-tenant-7"
-)
-
-var storyT0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-
-// storySteps is WhatsApp for 30 s, then SMS for 60 s.
-func storySteps() []flow.StepDef {
-	return []flow.StepDef{
-		{Channel: "whatsapp", From: "+4915100000000", Template: "otp_wa", TemplateCategory: "authentication", DelaySeconds: 30},
-		{Channel: "sms", From: "ACME", Template: "otp_sms", DelaySeconds: 60},
-	}
-}
-
-// storyStarted is a flow of the stored definition otp v3 that the
-// processor started 120 ms after its request, as Redis holds it.
-func storyStarted(t *testing.T) *flow.State {
-	t.Helper()
-	st, out := flow.Apply(nil, flow.Start{
-		Pos:       flow.Position{Source: flow.SourceRequests, Partition: 3, Offset: 41},
-		RequestID: "r1", Recipient: storyRecipient,
-		Params:      map[string]string{"code": storyOTP, "lang": "de"},
-		Metadata:    map[string]string{"tenant": storyTenant},
-		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-		FlowID:      "otp", FlowVersion: 3, Steps: storySteps(), RequestedAt: storyT0,
-	}, storyT0.Add(120*time.Millisecond))
-	if !out.Changed {
-		t.Fatal("start did not create a flow")
-	}
-	return st
-}
-
-// storyApply applies in at t0+after, failing the test if nothing changed.
-func storyApply(t *testing.T, st *flow.State, in flow.Input, after time.Duration) *flow.State {
-	t.Helper()
-	next, out := flow.Apply(st, in, storyT0.Add(after))
-	if !out.Changed {
-		t.Fatalf("%T changed nothing", in)
-	}
-	return next
-}
-
-// storyDLR is a report for step k of r1, read at DLR partition 0 offset off.
-func storyDLR(k int, status string, kind flow.StatusKind, off int64, at time.Duration) flow.Report {
-	return flow.Report{Pos: flow.Position{Source: flow.SourceDLR, Partition: 0, Offset: off},
-		RequestID: "r1", AttemptID: flow.AttemptID("r1", k), Step: k, Status: status, Kind: kind,
-		ReportedAt: storyT0.Add(at)}
-}
 
 // stored is st as `fallback flow` reads it: encoded and decoded again.
 func stored(t *testing.T, st *flow.State) *flow.State {
@@ -125,7 +73,7 @@ func sortedFieldNames(m map[string]any) []string { return slices.Sorted(maps.Key
 // the values the state holds, and no rendering shows the recipient's
 // number or a param's or metadata's value unless asked to.
 func TestFlowStory(t *testing.T) {
-	waWaitingRead := storySteps()
+	waWaitingRead := storytest.Steps()
 	waWaitingRead[0].SuccessOn = flow.SuccessOnRead
 	for _, tc := range []struct {
 		name  string
@@ -136,7 +84,7 @@ func TestFlowStory(t *testing.T) {
 	}{
 		{
 			name:  "active on step 0",
-			state: storyStarted,
+			state: func(t *testing.T) *flow.State { return storytest.Started(t) },
 			text: []string{
 				"request    r1 (store version 7)",
 				"flow       otp version 3",
@@ -179,8 +127,8 @@ func TestFlowStory(t *testing.T) {
 		{
 			name: "fell back on failure, then delivered",
 			state: func(t *testing.T) *flow.State {
-				st := storyApply(t, storyStarted(t), storyDLR(0, "failed", flow.Failed, 17, 2*time.Second), 2100*time.Millisecond)
-				return storyApply(t, st, storyDLR(1, "DELIVRD", flow.Delivered, 18, 5*time.Second), 5300*time.Millisecond)
+				st := storytest.Apply(t, storytest.Started(t), storytest.DLR(0, "failed", flow.Failed, 17, 2*time.Second), 2100*time.Millisecond)
+				return storytest.Apply(t, st, storytest.DLR(1, "DELIVRD", flow.Delivered, 18, 5*time.Second), 5300*time.Millisecond)
 			},
 			text: []string{
 				"recipient  dropped (tombstone)",
@@ -217,8 +165,8 @@ func TestFlowStory(t *testing.T) {
 		{
 			name: "expired",
 			state: func(t *testing.T) *flow.State {
-				st := storyApply(t, storyStarted(t), flow.DeadlineElapsed{Step: 0}, 30120*time.Millisecond)
-				return storyApply(t, st, flow.DeadlineElapsed{Step: 1}, 90120*time.Millisecond)
+				st := storytest.Apply(t, storytest.Started(t), flow.DeadlineElapsed{Step: 0}, 30120*time.Millisecond)
+				return storytest.Apply(t, st, flow.DeadlineElapsed{Step: 1}, 90120*time.Millisecond)
 			},
 			text: []string{
 				"state      closed (tombstone)",
@@ -235,7 +183,7 @@ func TestFlowStory(t *testing.T) {
 		{
 			name: "cancelled",
 			state: func(t *testing.T) *flow.State {
-				return storyApply(t, storyStarted(t), flow.Cancel{
+				return storytest.Apply(t, storytest.Started(t), flow.Cancel{
 					Pos: flow.Position{Source: flow.SourceRequests, Partition: 3, Offset: 44}, RequestID: "r1"}, 3*time.Second)
 			},
 			text: []string{
@@ -254,9 +202,9 @@ func TestFlowStory(t *testing.T) {
 			// The tombstone still learns of a delivery after the close.
 			name: "tombstone with a late delivery and two channels",
 			state: func(t *testing.T) *flow.State {
-				st := storyApply(t, storyStarted(t), flow.DeadlineElapsed{Step: 0}, 30120*time.Millisecond)
-				st = storyApply(t, st, storyDLR(1, "DELIVRD", flow.Delivered, 20, 31*time.Second), 31*time.Second)
-				return storyApply(t, st, storyDLR(0, "delivered", flow.Delivered, 21, 40*time.Second), 40*time.Second)
+				st := storytest.Apply(t, storytest.Started(t), flow.DeadlineElapsed{Step: 0}, 30120*time.Millisecond)
+				st = storytest.Apply(t, st, storytest.DLR(1, "DELIVRD", flow.Delivered, 20, 31*time.Second), 31*time.Second)
+				return storytest.Apply(t, st, storytest.DLR(0, "delivered", flow.Delivered, 21, 40*time.Second), 40*time.Second)
 			},
 			text: []string{
 				"state      closed (tombstone)",
@@ -273,8 +221,8 @@ func TestFlowStory(t *testing.T) {
 			// A late success for an earlier step closes the flow late.
 			name: "late success of step 0 while step 1 is out",
 			state: func(t *testing.T) *flow.State {
-				st := storyApply(t, storyStarted(t), flow.DeadlineElapsed{Step: 0}, 30120*time.Millisecond)
-				return storyApply(t, st, storyDLR(0, "delivered", flow.Delivered, 20, 33*time.Second), 33*time.Second)
+				st := storytest.Apply(t, storytest.Started(t), flow.DeadlineElapsed{Step: 0}, 30120*time.Millisecond)
+				return storytest.Apply(t, st, storytest.DLR(0, "delivered", flow.Delivered, 20, 33*time.Second), 33*time.Second)
 			},
 			text:  []string{"delivered  by step 0 (whatsapp), late (after a later step was sent)"},
 			json:  map[string]any{"delivered_step": 0.0, "late": true, "current_step": 1.0},
@@ -283,9 +231,9 @@ func TestFlowStory(t *testing.T) {
 		{
 			name: "active, WhatsApp delivered but waiting for read",
 			state: func(t *testing.T) *flow.State {
-				st, _ := flow.Apply(nil, flow.Start{RequestID: "r1", Recipient: storyRecipient,
-					Params: map[string]string{"code": storyOTP}, Steps: waWaitingRead, RequestedAt: storyT0}, storyT0)
-				return storyApply(t, st, storyDLR(0, "delivered", flow.Delivered, 5, time.Second), time.Second)
+				st, _ := flow.Apply(nil, flow.Start{RequestID: "r1", Recipient: storytest.Recipient,
+					Params: map[string]string{"code": storytest.OTP}, Steps: waWaitingRead, RequestedAt: storytest.T0}, storytest.T0)
+				return storytest.Apply(t, st, storytest.DLR(0, "delivered", flow.Delivered, 5, time.Second), time.Second)
 			},
 			text: []string{
 				"flow       steps given in the request",
@@ -302,11 +250,11 @@ func TestFlowStory(t *testing.T) {
 			// but the number is still there, and still masked.
 			name: "closed, personal data kept",
 			state: func(t *testing.T) *flow.State {
-				b, err := json.Marshal(flow.State{RequestID: "r1", Recipient: storyRecipient,
-					Params: map[string]string{"code": storyOTP}, Steps: storySteps(),
-					RequestedAt: storyT0.UnixMilli(), StartedAt: storyT0.UnixMilli(),
-					Attempts: []flow.Attempt{{Reason: flow.ReasonInitial, SentAt: storyT0.UnixMilli()}},
-					Closed:   true, Outcome: flow.OutcomeCancelled, ClosedAt: storyT0.Add(time.Second).UnixMilli(),
+				b, err := json.Marshal(flow.State{RequestID: "r1", Recipient: storytest.Recipient,
+					Params: map[string]string{"code": storytest.OTP}, Steps: storytest.Steps(),
+					RequestedAt: storytest.T0.UnixMilli(), StartedAt: storytest.T0.UnixMilli(),
+					Attempts: []flow.Attempt{{Reason: flow.ReasonInitial, SentAt: storytest.T0.UnixMilli()}},
+					Closed:   true, Outcome: flow.OutcomeCancelled, ClosedAt: storytest.T0.Add(time.Second).UnixMilli(),
 					DeliveredStep: flow.NoStep})
 				if err != nil {
 					t.Fatal(err)
@@ -341,7 +289,7 @@ func TestFlowStory(t *testing.T) {
 				}
 				rest = rest[i+len(want):]
 			}
-			for _, secret := range []string{storyRecipient, storyOTP, storyTenant} {
+			for _, secret := range []string{storytest.Recipient, storytest.OTP, storytest.Tenant} {
 				if strings.Contains(text, secret) || strings.Contains(raw, secret) {
 					t.Errorf("%q printed without --reveal or --show-params", secret)
 				}
@@ -392,16 +340,16 @@ func jsonEqual(a, b any) bool {
 // that: --show-params the params' and metadata's values, --reveal the
 // number.
 func TestFlowStoryShowParamsAndReveal(t *testing.T) {
-	st := stored(t, storyStarted(t))
+	st := stored(t, storytest.Started(t))
 	for _, tc := range []struct {
 		opt          Options
 		shown, never []string
 	}{
-		{Options{}, []string{"+49*********78"}, []string{storyRecipient, storyOTP, storyTenant}},
+		{Options{}, []string{"+49*********78"}, []string{storytest.Recipient, storytest.OTP, storytest.Tenant}},
 		{Options{ShowParams: true},
 			[]string{`params     2: code="482913" lang="de"`, `metadata   1: tenant="acme-tenant-7"`, "+49*********78"},
-			[]string{storyRecipient}},
-		{Options{Reveal: true}, []string{"recipient  +4915112345678\n"}, []string{storyOTP, storyTenant}},
+			[]string{storytest.Recipient}},
+		{Options{Reveal: true}, []string{"recipient  +4915112345678\n"}, []string{storytest.OTP, storytest.Tenant}},
 	} {
 		story := New(st, 1, tc.opt)
 		text := storyText(t, story)
@@ -419,8 +367,8 @@ func TestFlowStoryShowParamsAndReveal(t *testing.T) {
 		wantParams := map[string]any(nil)
 		wantMeta := map[string]any(nil)
 		if tc.opt.ShowParams {
-			wantParams = map[string]any{"code": storyOTP, "lang": "de"}
-			wantMeta = map[string]any{"tenant": storyTenant}
+			wantParams = map[string]any{"code": storytest.OTP, "lang": "de"}
+			wantMeta = map[string]any{"tenant": storytest.Tenant}
 		}
 		if !jsonEqual(m["params"], wantParams) || !jsonEqual(m["metadata"], wantMeta) {
 			t.Errorf("%+v: JSON params = %v, metadata = %v; want %v, %v", tc.opt, m["params"], m["metadata"], wantParams, wantMeta)
@@ -438,8 +386,8 @@ func TestFlowStoryShowParamsAndReveal(t *testing.T) {
 // with an escape sequence in it is printed quoted, not sent raw to the
 // terminal.
 func TestFlowStoryQuotesControlCharacters(t *testing.T) {
-	st := storyStarted(t)
-	st = storyApply(t, st, storyDLR(0, "fail\x1b[2Jed", flow.Failed, 9, time.Second), time.Second)
+	st := storytest.Started(t)
+	st = storytest.Apply(t, st, storytest.DLR(0, "fail\x1b[2Jed", flow.Failed, 9, time.Second), time.Second)
 	st.Params = map[string]string{"code": "\x1b]0;pwned\x07"}
 	text := storyText(t, New(stored(t, st), 1, Options{ShowParams: true}))
 	if strings.ContainsRune(text, '\x1b') || strings.ContainsRune(text, '\x07') {
@@ -504,7 +452,7 @@ func (f fakeStore) Load(_ context.Context, ids []string) ([]statestore.Snapshot,
 // command's message; a store's error or an undecodable state is returned.
 func TestLoad(t *testing.T) {
 	ctx := context.Background()
-	st := storyStarted(t)
+	st := storytest.Started(t)
 	b, err := st.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -517,7 +465,7 @@ func TestLoad(t *testing.T) {
 	if want := New(stored(t, st), 4, Options{ShowParams: true}); !jsonEqual(got, want) {
 		t.Fatalf("Load: %+v\nwant %+v", got, want)
 	}
-	if got.StoreVersion != 4 || got.Params["code"] != storyOTP || !got.RecipientMasked {
+	if got.StoreVersion != 4 || got.Params["code"] != storytest.OTP || !got.RecipientMasked {
 		t.Fatalf("Load: %+v", got)
 	}
 	_, err = Load(ctx, store, "nope", Options{})
