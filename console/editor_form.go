@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -110,10 +111,10 @@ func (s *Server) formFromDefinition(d schemas.FlowDefinition) flowForm {
 		}
 		sf := stepForm{Channel: ch, ChannelDefault: def, From: st.From, Template: st.Template, TemplateCategory: st.TemplateCategory,
 			Delay: strconv.Itoa(int(st.DelaySeconds)), SuccessOn: st.SuccessOn, FailureCodes: strings.Join(st.FailureCodes, ", ")}
-		for _, k := range sortedKeys(st.Variables) {
+		for _, k := range slices.Sorted(maps.Keys(st.Variables)) {
 			sf.Mapping = append(sf.Mapping, mappingRow{Placeholder: k, Value: st.Variables[k]})
 		}
-		for _, k := range sortedKeys(st.FixedText) {
+		for _, k := range slices.Sorted(maps.Keys(st.FixedText)) {
 			sf.Mapping = append(sf.Mapping, mappingRow{Placeholder: k, Fixed: true, Value: st.FixedText[k]})
 		}
 		f.Steps = append(f.Steps, sf)
@@ -216,13 +217,4 @@ func sampleParams(text string) map[string]string {
 		}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -65,7 +66,7 @@ func (f *fakeStore) Flows() []schemas.FlowDefinition {
 	defer f.mu.Unlock()
 	// As processor.ConfigTable: sorted by id, a fresh slice each call.
 	out := make([]schemas.FlowDefinition, 0, len(f.history))
-	for _, id := range sortedKeys(f.history) {
+	for _, id := range slices.Sorted(maps.Keys(f.history)) {
 		if d, ok := f.current(id); ok {
 			out = append(out, d)
 		}
@@ -459,7 +460,7 @@ func editorForm(id, title string, steps []schemas.Step) url.Values {
 		v.Set(p+"success_on", cmp.Or(s.SuccessOn, "delivered"))
 		v.Set(p+"failure_codes", strings.Join(s.FailureCodes, ","))
 		j := 0
-		for _, k := range sortedKeys(s.Variables) {
+		for _, k := range slices.Sorted(maps.Keys(s.Variables)) {
 			v.Set(fmt.Sprintf("%smap[%d].placeholder", p, j), k)
 			v.Set(fmt.Sprintf("%smap[%d].kind", p, j), "param")
 			v.Set(fmt.Sprintf("%smap[%d].value", p, j), s.Variables[k])

@@ -3,6 +3,7 @@ package console
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -144,7 +145,7 @@ func mapText(m map[string]string) string {
 		return "-"
 	}
 	parts := make([]string, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("{{%s}} = %q", k, m[k]))
 	}
 	return strings.Join(parts, ", ")

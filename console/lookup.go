@@ -2,7 +2,9 @@ package console
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,7 +124,7 @@ func shownMap(tombstone bool, count *int, values map[string]string, admin bool) 
 		return nil, fmt.Sprintf("%d (values hidden: only an admin sees them)", *count)
 	}
 	var out []keyValue
-	for _, k := range sortedKeys(values) {
+	for _, k := range slices.Sorted(maps.Keys(values)) {
 		out = append(out, keyValue{Key: k, Value: values[k]})
 	}
 	return out, fmt.Sprintf("%d", *count)
