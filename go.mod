@@ -4,6 +4,8 @@ go 1.26.8
 
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0
+	github.com/chromedp/cdproto v0.160.1 // tests only (integration/console_browser_test.go): the DevTools protocol types chromedp speaks; the version chromedp v0.23.1 asks for
+	github.com/chromedp/chromedp v0.23.1 // tests only (integration/console_browser_test.go): drives headless Chromium through the console's pages
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/hibiken/asynq v0.26.0
 	github.com/linkedin/goavro/v2 v2.15.0
@@ -44,8 +46,6 @@ require (
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/chromedp/cdproto v0.160.1 // indirect
-	github.com/chromedp/chromedp v0.23.1 // indirect
 	github.com/containerd/errdefs v1.0.0 // indirect
 	github.com/containerd/errdefs/pkg v0.3.0 // indirect
 	github.com/containerd/log v0.1.0 // indirect

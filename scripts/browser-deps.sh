@@ -2,8 +2,8 @@
 # scripts/browser-deps.sh: what the console's browser tests need, installed
 # if missing, and where it is on stdout:
 #
-#   FALLBACK_TEST_CHROMIUM=/usr/bin/chromium
-#   FALLBACK_TEST_AXE_JS=<cache>/axe-core-4.14.1/axe.min.js
+#   export FALLBACK_TEST_CHROMIUM=/usr/bin/chromium
+#   export FALLBACK_TEST_AXE_JS=<cache>/axe-core-4.14.1/axe.min.js
 #
 # - Chromium: Debian's `chromium` package (apt-get; about 20 s the first
 #   time). The tests drive it headless with chromedp.
@@ -39,5 +39,5 @@ if [[ ! -s "$axe_dir/axe.min.js" ]]; then
   rm -rf "$tmp"
 fi
 
-echo "FALLBACK_TEST_CHROMIUM=$chromium_bin"
-echo "FALLBACK_TEST_AXE_JS=$axe_dir/axe.min.js"
+echo "export FALLBACK_TEST_CHROMIUM=$chromium_bin"
+echo "export FALLBACK_TEST_AXE_JS=$axe_dir/axe.min.js"
