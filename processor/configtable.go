@@ -77,6 +77,11 @@ type ConfigTable struct {
 type ConfigTopics struct {
 	Flows, Senders, Templates string
 	FlowHistory               string
+	// MissingIsEmpty reads a senders, templates or history topic that does
+	// not exist as an empty one: the processor of a deployment without a
+	// catalog (topics not created) keeps working. The writers (the CLI,
+	// the console) leave it false: they are told to create the topics.
+	MissingIsEmpty bool
 }
 
 // Names are the topics to read, in a fixed order: flows, senders,
@@ -237,15 +242,16 @@ func (t *ConfigTable) endOffsets(ctx context.Context) (map[topicPartition]int64,
 	if err != nil {
 		return nil, fmt.Errorf("list end offsets of %s: %w", strings.Join(names, ", "), err)
 	}
-	// A catalog or history topic that does not exist is an empty one: a
-	// deployment that does not create topics (--create-topics=false) and
-	// has no catalog keeps working as before the catalog. The flows topic
-	// must exist, as it always had to; and a topic that exists but is not
-	// served yet is an error to retry, not an empty table.
+	// With MissingIsEmpty, a catalog or history topic that does not exist
+	// is an empty one: a deployment that does not create topics
+	// (--create-topics=false) and has no catalog keeps working as before
+	// the catalog. The flows topic must exist, as it always had to; and a
+	// topic that exists but is not served yet is an error to retry, not an
+	// empty table.
 	absent := map[string]bool{}
 	for topic, ps := range ends {
 		for _, o := range ps {
-			if errors.Is(o.Err, kerr.UnknownTopicOrPartition) && topic != t.topics.Flows {
+			if t.topics.MissingIsEmpty && errors.Is(o.Err, kerr.UnknownTopicOrPartition) && topic != t.topics.Flows {
 				absent[topic] = true
 			}
 		}

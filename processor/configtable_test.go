@@ -387,8 +387,9 @@ func TestConfigTableWithoutCatalogTopics(t *testing.T) {
 		topics ConfigTopics
 		ok     bool
 	}{
-		{ConfigTopics{Flows: "flows", Senders: "no-senders", Templates: "no-templates", FlowHistory: "no-history"}, true},
-		{ConfigTopics{Flows: "no-flows", Senders: "no-senders"}, false},
+		{ConfigTopics{Flows: "flows", Senders: "no-senders", Templates: "no-templates", FlowHistory: "no-history", MissingIsEmpty: true}, true},
+		{ConfigTopics{Flows: "flows", Senders: "no-senders"}, false}, // the writers' table: missing is an error
+		{ConfigTopics{Flows: "no-flows", Senders: "no-senders", MissingIsEmpty: true}, false},
 	} {
 		reader, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics(c.topics.names()...),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

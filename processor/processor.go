@@ -301,7 +301,8 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		consumerClient.Close()
 		return nil, fmt.Errorf("processor: kafka producer: %w", err)
 	}
-	configTopics := ConfigTopics{Flows: cfg.Topics.Flows, Senders: cfg.Topics.Senders, Templates: cfg.Topics.Templates}
+	configTopics := ConfigTopics{Flows: cfg.Topics.Flows, Senders: cfg.Topics.Senders, Templates: cfg.Topics.Templates,
+		MissingIsEmpty: true}
 	tableClient, err := kgo.NewClient(append(base("config-table"),
 		kgo.ConsumeTopics(configTopics.names()...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
