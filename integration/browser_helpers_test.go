@@ -23,7 +23,7 @@ import (
 
 	"github.com/fallbackd/fallback/client"
 	"github.com/fallbackd/fallback/console"
-	"github.com/fallbackd/fallback/internal/consolewire"
+	"github.com/fallbackd/fallback/console/consolewire"
 	"github.com/fallbackd/fallback/schemas"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/fallbackd/fallback/client"
 	"github.com/fallbackd/fallback/console"
 	"github.com/fallbackd/fallback/internal/cliconfig"
-	"github.com/fallbackd/fallback/internal/consolewire"
+	"github.com/fallbackd/fallback/console/consolewire"
 )
 
 // `fallback console`: the web console for the people who configure

@@ -27,7 +27,7 @@ import (
 // no network); the ingest rate is decoding an event as the console's
 // consumer does and counting it.
 //
-//	go test -run XXX -bench . -benchmem ./internal/consolewire/
+//	go test -run XXX -bench . -benchmem ./console/consolewire/
 
 var benchNow = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 
