@@ -15,8 +15,8 @@ import (
 
 	"github.com/fallbackd/fallback/client"
 	"github.com/fallbackd/fallback/console"
-	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/console/consolewire"
+	"github.com/fallbackd/fallback/internal/cliconfig"
 )
 
 // `fallback console`: the web console for the people who configure

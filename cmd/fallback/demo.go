@@ -18,8 +18,8 @@ import (
 
 	"github.com/fallbackd/fallback/client"
 	"github.com/fallbackd/fallback/console"
-	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/console/consolewire"
+	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/internal/embedded"
 	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor"
