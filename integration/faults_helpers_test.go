@@ -141,7 +141,8 @@ type faultWorld struct {
 	requestIDs []string // the valid requests the load publishes
 	published  simulator.Published
 
-	truth *truth // the inputs and events, to judge outcomes by (faults_truth_test.go)
+	truth     *truth               // the inputs and events, to judge outcomes by (faults_truth_test.go)
+	providers *simulator.Providers // the simulated providers answering the sends
 }
 
 func newFaultWorld(t *testing.T, cfg faultConfig) *faultWorld {
@@ -236,6 +237,7 @@ func newFaultWorld(t *testing.T, cfg faultConfig) *faultWorld {
 	}()
 	providers := &simulator.Providers{Brokers: suite.brokers, KafkaOpts: readerOpts, Topics: w.names, Channels: channels,
 		Mixes: cfg.Mixes, Group: w.id + "-providers", Clock: w.clock, Log: quiet}
+	w.providers = providers
 	go func() {
 		if err := providers.Run(ctx); err != nil && ctx.Err() == nil {
 			t.Errorf("providers: %v", err)
@@ -352,12 +354,22 @@ func (w *faultWorld) env(extra ...string) []string {
 		"FALLBACK_CLAIM_LEASE="+w.lease.String(),
 		"FALLBACK_CLOCK_SPEED="+strconv.Itoa(faultSpeed),
 		"FALLBACK_CLOCK_EPOCH="+strconv.FormatInt(w.epoch.UnixMilli(), 10),
-		"FALLBACK_LOG_LEVEL=info",
+		"FALLBACK_LOG_LEVEL="+faultLogLevel(),
 		// Several instances share this host: each serves its endpoints on a
 		// port of its own.
 		"FALLBACK_HTTP_ADDR=127.0.0.1:0",
 	)
 	return append(env, extra...)
+}
+
+// faultLogLevel is the children's log level: debug with
+// FALLBACK_FAULT_EXPLAIN set, so that a wrong outcome can be traced to the
+// watermark that let its deadline fire (faults_explain_test.go).
+func faultLogLevel() string {
+	if os.Getenv("FALLBACK_FAULT_EXPLAIN") != "" {
+		return "debug"
+	}
+	return "info"
 }
 
 // child is one `fallback run` process.
@@ -708,6 +720,9 @@ func (w *faultWorld) finish(test string, extra map[string]any) faultResult {
 	r.ForcedFlows, r.ForcedWrong, r.ForcedEvents, r.wrong, r.ambiguous = oc.Forced, oc.ForcedWrong, w.truth.forcedEvents(), oc.Wrong, oc.Ambiguous
 	if len(oc.Wrong) > 0 { // whether or not the test asserts them, say which
 		t.Logf("%d flows closed otherwise than their story says: %s", len(oc.Wrong), firstFew(oc.Wrong))
+	}
+	if len(oc.Overtaken) > 0 {
+		t.Logf("what let their deadlines fire:\n  %s", strings.Join(w.explainOvertaken(oc.Overtaken), "\n  "))
 	}
 	if n, err := w.store.PendingOutbox(w.ctx); err == nil {
 		r.OwedLeft = n

@@ -44,6 +44,7 @@ type publishedDLR struct {
 	kind      flow.StatusKind
 	at        time.Time // the broker's append time, on the flows' clock
 	partition int32
+	offset    int64
 }
 
 // truth follows the inputs (requests, DLRs) and the events of one world.
@@ -128,7 +129,7 @@ func (tr *truth) addDLR(r *kgo.Record, rep schemas.DeliveryReport) {
 	}
 	kind, _ := tr.channels.Normalise(rep.Channel, rep.Status)
 	d := publishedDLR{attempt: attempt, step: step, channel: rep.Channel, status: rep.Status, kind: kind,
-		at: tr.clock.FromWall(r.Timestamp), partition: r.Partition}
+		at: tr.clock.FromWall(r.Timestamp), partition: r.Partition, offset: r.Offset}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	tr.dlrs[id] = append(tr.dlrs[id], d)
@@ -304,6 +305,17 @@ type outcomeCheck struct {
 	Forced      int      // flows with a deadline_forced FALLBACK_TRIGGERED or FLOW_CLOSED
 	ForcedWrong int      // flows whose outcome differs from the story after a forced deadline (the bound's price; not wrong)
 	Unjudged    int      // closed flows whose request or deadline is unknown
+	// Overtaken are the flows closed otherwise although a DLR that decided
+	// them came in time: each with that DLR and the deadline it beat, for
+	// explainOvertaken.
+	Overtaken []overtaken
+}
+
+// overtaken is a flow whose in-time decisive DLR lost to its deadline.
+type overtaken struct {
+	requestID string
+	dlr       publishedDLR
+	deadline  time.Time
 }
 
 // check judges every closed flow of ids. sent tells whether an attempt was
@@ -371,13 +383,16 @@ func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline fu
 		case e.outcome == flow.OutcomeDelivered || e.outcome == flow.OutcomeRead:
 			if closed.Outcome != e.outcome {
 				where := ""
+				var decided publishedDLR
 				for _, d := range dlrs {
 					if d.step == e.lastStep && d.at.Equal(e.at) {
-						where = fmt.Sprintf(" (its DLR %s on partition %d", d.status, d.partition)
+						decided = d
+						where = fmt.Sprintf(" (its DLR %s at offset %d of partition %d", d.status, d.offset, d.partition)
 					}
 				}
 				if due, ok := deadline(flow.AttemptID(id, e.lastStep)); ok && where != "" {
 					where += ", the step's deadline " + due.Format("15:04:05.000")
+					c.Overtaken = append(c.Overtaken, overtaken{requestID: id, dlr: decided, deadline: due})
 				}
 				if where != "" {
 					where += ")"

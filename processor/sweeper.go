@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,6 +181,14 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 			forced++
 		}
 		works = append(works, &flowWork{requestID: snap.RequestID, snap: snap, state: st, sweep: true, inputs: []input{{in: in}}})
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) { // what let these deadlines fire
+		ids := make([]string, len(works))
+		for i, w := range works {
+			ids[i] = w.requestID
+		}
+		s.log.Debug("deadlines fired", "cutoff", cutoff.UnixMilli(), "now", now.UnixMilli(), "low_watermark", low.UnixMilli(),
+			"low_partition", lowAt.String(), "request_ids", strings.Join(ids, " "))
 	}
 	if forced > 0 {
 		s.metrics.deadlinesForced.Add(ctx, int64(forced))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,6 +126,13 @@ func (w *Watermarks) checkCaughtUp(ctx context.Context) error {
 		return fmt.Errorf("fetch committed offsets of group %q: %w", w.group, err)
 	}
 	var starts kadm.ListedOffsets // listed only when some partition has no commit yet
+	// At debug level each check names the partitions it moved and the end
+	// offset their committed offset reached: when a deadline fires, the
+	// log says which watermark let it, and from what.
+	var trace []string
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		trace = []string{}
+	}
 	marks := map[statestore.PartitionRef]time.Time{}
 	var parts []statestore.PartitionRef
 	var backlog int64
@@ -152,6 +160,9 @@ func (w *Watermarks) checkCaughtUp(ctx context.Context) error {
 			}
 			if pos >= end.Offset {
 				marks[ref] = t0
+				if trace != nil {
+					trace = append(trace, fmt.Sprintf("%s:%d", ref.String(), end.Offset))
+				}
 			} else if topic == w.dlrTopic && pos >= 0 && w.isAssigned(ref) {
 				backlog += end.Offset - pos
 			}
@@ -165,6 +176,9 @@ func (w *Watermarks) checkCaughtUp(ctx context.Context) error {
 	})
 	if err := w.store.AdvanceWatermarks(ctx, marks); err != nil {
 		return err
+	}
+	if len(trace) > 0 {
+		w.log.Debug("watermarks caught up", "at", t0.UnixMilli(), "partitions", strings.Join(trace, " "))
 	}
 	w.mu.Lock()
 	w.partitions, w.dlrBacklog, w.lag = parts, backlog, lag
@@ -191,11 +205,21 @@ func (w *Watermarks) Applied(ctx context.Context, records []*kgo.Record) error {
 		return nil
 	}
 	marks := map[statestore.PartitionRef]time.Time{}
+	last := map[statestore.PartitionRef]int64{}
 	for _, r := range records { // in offset order within each partition
-		marks[statestore.PartitionRef{Topic: r.Topic, Partition: r.Partition}] = wc.FromWall(r.Timestamp)
+		ref := statestore.PartitionRef{Topic: r.Topic, Partition: r.Partition}
+		marks[ref], last[ref] = wc.FromWall(r.Timestamp), r.Offset
 	}
 	if err := w.store.AdvanceWatermarks(ctx, marks); err != nil {
 		return err
+	}
+	if w.log.Enabled(ctx, slog.LevelDebug) { // which record moved each watermark
+		trace := make([]string, 0, len(marks))
+		for ref, m := range marks {
+			trace = append(trace, fmt.Sprintf("%s:%d@%d", ref.String(), last[ref], m.UnixMilli()))
+		}
+		sort.Strings(trace)
+		w.log.Debug("watermarks applied", "partitions", strings.Join(trace, " "))
 	}
 	w.mu.Lock()
 	w.noteLocked(marks)

@@ -47,7 +47,10 @@ type PartitionRef struct {
 	Partition int32
 }
 
-func (p PartitionRef) field() string { return p.Topic + "/" + strconv.Itoa(int(p.Partition)) }
+func (p PartitionRef) field() string { return p.String() }
+
+// String is "topic/partition", as the watermarks hash names it.
+func (p PartitionRef) String() string { return p.Topic + "/" + strconv.Itoa(int(p.Partition)) }
 
 func (s *Store) watermarkKey() string { return s.cfg.Prefix + "{wm}:watermarks" }
 

@@ -56,6 +56,30 @@ type Providers struct {
 	Log    *slog.Logger // nil: no log
 
 	pending, published, produceErrs, undecodable atomic.Int64
+	slowUntil                                    atomic.Int64 // wall time, unix ns: no DLR is produced before it (Slow)
+}
+
+// Slow holds every DLR due from now on until d of wall time has passed, as
+// a provider adapter that stalls and then catches up would: the held DLRs
+// then go out at once, appended late, with the broker's time of that
+// moment. It may be called while Run runs.
+func (p *Providers) Slow(d time.Duration) {
+	p.slowUntil.Store(time.Now().Add(d).UnixNano())
+}
+
+// waitSlow blocks while a Slow lasts.
+func (p *Providers) waitSlow(ctx context.Context) {
+	for {
+		d := time.Until(time.Unix(0, p.slowUntil.Load()))
+		if d <= 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
 }
 
 // Codec is how the providers read sends and write DLRs. The default is the
@@ -124,7 +148,10 @@ func (p *Providers) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sched.run(ctx, func(r *kgo.Record) { p.produce(ctx, produce, r) })
+		sched.run(ctx, func(r *kgo.Record) {
+			p.waitSlow(ctx)
+			p.produce(ctx, produce, r)
+		})
 	}()
 	defer wg.Wait()
 
