@@ -87,14 +87,25 @@ import (
 // byte or an extension byte behind a flag.
 // A processor older than an addition refuses blobs that use it.
 
+//
+// Format binaryFormatHeld (0x03) is 0x02 followed by the held inputs
+// (State.Held), for the rare flow that has any: count (at least 1), then
+// per input a kind byte (0 report, 1 cancel), its position (source byte
+// 'r' or 'd', partition, offset), published at - started at, and for a
+// report step, attempt id, channel, status, kind, error code and reported
+// at (unix ms, 0 for none). Encode writes 0x02 when there are none, so
+// every other blob is unchanged and readable by a processor that does not
+// know 0x03.
+
 const (
-	binaryFormat   = 0x02 // what Encode writes
-	binaryFormatV1 = 0x01 // read, no longer written
+	binaryFormat     = 0x02 // what Encode writes, without held inputs
+	binaryFormatHeld = 0x03 // what Encode writes with held inputs
+	binaryFormatV1   = 0x01 // read, no longer written
 )
 
 // isBinary reports whether b is one of the binary forms (else JSON).
 func isBinary(b []byte) bool {
-	return len(b) > 0 && (b[0] == binaryFormat || b[0] == binaryFormatV1)
+	return len(b) > 0 && (b[0] == binaryFormat || b[0] == binaryFormatHeld || b[0] == binaryFormatV1)
 }
 
 var wellKnown = []string{
@@ -209,7 +220,11 @@ func appendStr(b []byte, s string) []byte {
 
 // appendBinary appends the binary encoding of s (format binaryFormat).
 func (s *State) appendBinary(b []byte) []byte {
-	b = append(b, binaryFormat)
+	if len(s.Held) > 0 {
+		b = append(b, binaryFormatHeld)
+	} else {
+		b = append(b, binaryFormat)
+	}
 	var flags byte
 	if s.Closed {
 		flags |= flagClosed
@@ -308,7 +323,77 @@ func (s *State) appendBinary(b []byte) []byte {
 		b = appendStr(b, k)
 		b = appendVarint(b, s.Applied[k])
 	}
+	if len(s.Held) > 0 {
+		b = appendUvarint(b, uint64(len(s.Held)))
+		for _, h := range s.Held {
+			b = h.appendBinary(b, s.StartedAt)
+		}
+	}
 	return b
+}
+
+// Kinds of a held input.
+const (
+	heldReport = 0
+	heldCancel = 1
+)
+
+func (h HeldInput) appendBinary(b []byte, startedAt int64) []byte {
+	if h.Cancel {
+		b = append(b, heldCancel)
+	} else {
+		b = append(b, heldReport)
+	}
+	b = append(b, byte(h.Pos.Source))
+	b = appendVarint(b, int64(h.Pos.Partition))
+	b = appendVarint(b, h.Pos.Offset)
+	b = appendVarint(b, h.PublishedAt-startedAt)
+	if h.Cancel {
+		return b
+	}
+	b = appendVarint(b, int64(h.Step))
+	b = appendStr(b, h.AttemptID)
+	b = appendStr(b, h.Channel)
+	b = appendStr(b, h.Status)
+	b = appendVarint(b, int64(h.Kind))
+	b = appendStr(b, h.ErrorCode)
+	return appendVarint(b, h.ReportedAt)
+}
+
+// held reads what HeldInput.appendBinary wrote.
+func (r *blobReader) held(startedAt int64) HeldInput {
+	var h HeldInput
+	switch r.byte() {
+	case heldReport:
+	case heldCancel:
+		h.Cancel = true
+	default:
+		r.err = errBlob
+	}
+	switch src := Source(r.byte()); src {
+	case SourceRequests, SourceDLR:
+		h.Pos.Source = src
+	default:
+		r.err = errBlob
+	}
+	h.Pos.Partition = int32(r.small())
+	h.Pos.Offset = r.varint()
+	h.PublishedAt = startedAt + r.varint()
+	if h.Pos.Offset < 0 {
+		r.err = errBlob
+	}
+	if h.Cancel {
+		return h
+	}
+	h.Step = r.small()
+	h.AttemptID, h.Channel, h.Status = r.str(), r.str(), r.str()
+	h.Kind = StatusKind(r.small())
+	if h.Kind < Intermediate || h.Kind > Failed {
+		r.err = errBlob
+	}
+	h.ErrorCode = r.str()
+	h.ReportedAt = r.varint()
+	return h
 }
 
 func appendStringMap(b []byte, m map[string]string) []byte {
@@ -643,6 +728,16 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 		}
 		prev = k
 		s.Applied[k] = r.varint()
+	}
+	if b[0] == binaryFormatHeld {
+		n := r.count()
+		if n == 0 {
+			r.err = errBlob // written only when there are held inputs
+		}
+		s.Held = make([]HeldInput, n)
+		for i := range s.Held {
+			s.Held[i] = r.held(s.StartedAt)
+		}
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%w: %d trailing bytes", errBlob, len(r.b))

@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"bytes"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -26,26 +28,33 @@ func TestHeldDeadlineCountsTheNextDelayFromTheActualSend(t *testing.T) {
 // TestInputPublishedAfterTheDeadlineFindsItFired: a DLR or cancel
 // published after the step's deadline, but read while the deadline was
 // still held (the processor lagged), leads to the outcome its publication
-// order gives: the fallback by timeout first, then the input.
+// order gives: the fallback by timeout first, then the input. It waits in
+// the flow until the deadline fires (the sweeper knows when every input
+// published before the deadline was applied), then applies.
 func TestInputPublishedAfterTheDeadlineFindsItFired(t *testing.T) {
 	active := started(t, twoSteps())
 	due := active.DeadlineTime()
 	readAt := due.Add(time.Minute) // read a minute late
+	fire := func(t *testing.T, held *State) (*State, Output) {
+		t.Helper()
+		return Apply(held, DeadlineElapsed{Step: 0}, readAt.Add(time.Second))
+	}
 
 	failure := dlr(0, "failed", Failed)
 	failure.PublishedAt = due.Add(2 * time.Second)
-	st, out := Apply(active, failure, readAt)
+	held := expectHeld(t, active, failure, readAt)
+	st, out := fire(t, held)
 	expectEvents(t, out, EventFallbackTriggered, EventAttemptSent, EventDLRReceived)
-	if s := expectSend(t, out, 1, "sms", ReasonTimeout); !s.SentAt.Equal(readAt) {
-		t.Fatalf("SMS sent at %v, want %v", s.SentAt, readAt)
+	if s := expectSend(t, out, 1, "sms", ReasonTimeout); !s.SentAt.Equal(readAt.Add(time.Second)) {
+		t.Fatalf("SMS sent at %v, want %v", s.SentAt, readAt.Add(time.Second))
 	}
-	if st.Attempts[0].LastStatus != "failed" || st.Current != 1 {
-		t.Fatalf("after the late failure: step %d, step 0 status %q", st.Current, st.Attempts[0].LastStatus)
+	if st.Attempts[0].LastStatus != "failed" || st.Current != 1 || len(st.Held) != 0 {
+		t.Fatalf("after the late failure: step %d, step 0 status %q, %d held", st.Current, st.Attempts[0].LastStatus, len(st.Held))
 	}
 
 	success := dlr(0, "delivered", Delivered)
 	success.PublishedAt = due.Add(time.Second)
-	st, out = Apply(active, success, readAt)
+	st, out = fire(t, expectHeld(t, active, success, readAt))
 	expectSend(t, out, 1, "sms", ReasonTimeout)
 	expectClosed(t, st, OutcomeDelivered)
 	if !st.Late || st.DeliveredStep != 0 {
@@ -53,7 +62,7 @@ func TestInputPublishedAfterTheDeadlineFindsItFired(t *testing.T) {
 	}
 
 	cancelled := Cancel{Pos: Position{SourceRequests, 0, 99}, RequestID: "r1", PublishedAt: due.Add(time.Second)}
-	st, out = Apply(active, cancelled, readAt)
+	st, out = fire(t, expectHeld(t, active, cancelled, readAt))
 	expectSend(t, out, 1, "sms", ReasonTimeout)
 	expectClosed(t, st, OutcomeCancelled)
 
@@ -64,4 +73,135 @@ func TestInputPublishedAfterTheDeadlineFindsItFired(t *testing.T) {
 	expectSend(t, out, 1, "sms", ReasonFailure)
 	_, out = Apply(active, dlr(0, "failed", Failed), readAt)
 	expectSend(t, out, 1, "sms", ReasonFailure)
+}
+
+// TestHeldInputYieldsToAnInTimeInputReadLater is the wrong outcome the
+// Kafka restart loop found (issue 19): a flow on its last step, a late
+// delivery of its first step published before that step's deadline on one
+// DLR partition, and the last step's own delivery published after the
+// deadline on another. The processor read the second first, and fired the
+// deadline on it: EXPIRED, where the publication order says DELIVERED. Held
+// instead, it waits; the in-time delivery read next closes the flow, and
+// the held one then applies to the closed flow: a delivery on a second
+// channel.
+func TestHeldInputYieldsToAnInTimeInputReadLater(t *testing.T) {
+	active := started(t, twoSteps())
+	fired, _ := Apply(active, DeadlineElapsed{Step: 0}, active.DeadlineTime())
+	due := fired.DeadlineTime() // the SMS step's, the last
+	readAt := due.Add(30 * time.Second)
+
+	lastStep := dlr(1, "DELIVRD", Delivered)
+	lastStep.Pos = Position{SourceDLR, 3, 49}
+	lastStep.PublishedAt = due.Add(5 * time.Second)
+	held := expectHeld(t, fired, lastStep, readAt)
+
+	firstStep := dlr(0, "delivered", Delivered)
+	firstStep.Pos = Position{SourceDLR, 1, 40}
+	firstStep.PublishedAt = due.Add(-20 * time.Second) // in time, on a partition read later
+	st, out := Apply(held, firstStep, readAt.Add(time.Second))
+	expectClosed(t, st, OutcomeDelivered)
+	if st.DeliveredStep != 0 || !st.Late || len(st.Held) != 0 {
+		t.Fatalf("delivered step %d, late %v, %d still held", st.DeliveredStep, st.Late, len(st.Held))
+	}
+	expectEvents(t, out, EventDLRReceived, EventFlowClosed, EventDLRDiscarded, EventMultiChannelDelivery)
+	if len(out.Sends) != 0 {
+		t.Fatalf("%d sends after the flow closed", len(out.Sends))
+	}
+	if got := st.Applied["d3"]; got != 49 {
+		t.Fatalf("applied offset of DLR partition 3 = %d, want the held record's 49", got)
+	}
+	// The sweeper's claim, stale now, changes nothing.
+	if _, out := Apply(st, DeadlineElapsed{Step: 1}, readAt.Add(2*time.Second)); out.Changed || len(out.Events) > 0 {
+		t.Fatalf("a stale deadline after the close: %+v", out)
+	}
+	// Kafka delivers the held record again: recognised, nothing happens.
+	if _, out := Apply(held, lastStep, readAt.Add(3*time.Second)); out.Changed || len(out.Events) > 0 {
+		t.Fatalf("the held record redelivered: %+v", out)
+	}
+}
+
+// TestHeldInputsSurviveTheCodec: a state with held inputs is written as
+// format 0x03 and reads back the same; without them it stays 0x02.
+func TestHeldInputsSurviveTheCodec(t *testing.T) {
+	active := started(t, twoSteps())
+	due := active.DeadlineTime()
+	failure := dlr(0, "failed", Failed)
+	failure.ErrorCode, failure.ReportedAt = "131026", due.Add(time.Second)
+	failure.PublishedAt = due.Add(2 * time.Second)
+	cancelled := Cancel{Pos: Position{SourceRequests, 2, 7}, RequestID: "r1", PublishedAt: due.Add(3 * time.Second)}
+	held := expectHeld(t, active, failure, due.Add(time.Minute))
+	held = expectHeld(t, held, cancelled, due.Add(time.Minute))
+	blob, err := held.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blob[0] != binaryFormatHeld {
+		t.Fatalf("format %#x, want %#x", blob[0], binaryFormatHeld)
+	}
+	back, err := Decode("r1", blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Held, held.Held) {
+		t.Fatalf("held inputs changed in the codec:\n got %+v\nwant %+v", back.Held, held.Held)
+	}
+	again, _ := back.Encode()
+	if !bytes.Equal(again, blob) {
+		t.Fatal("a decoded 0x03 blob encodes to other bytes")
+	}
+	plain, _ := active.Encode()
+	if plain[0] != binaryFormat {
+		t.Fatalf("without held inputs: format %#x, want %#x", plain[0], binaryFormat)
+	}
+	// A 0x03 blob must hold at least one input.
+	empty := append([]byte{binaryFormatHeld}, plain[1:]...)
+	if _, err := Decode("r1", append(empty, 0)); err == nil {
+		t.Fatal("a 0x03 blob with no held input decoded")
+	}
+}
+
+// expectHeld applies a late input and checks it was held: no output but
+// the state write, the deadline and step unchanged, the input kept.
+func expectHeld(t *testing.T, st *State, in Input, now time.Time) *State {
+	t.Helper()
+	ns, out := Apply(st, in, now)
+	if !out.Changed || len(out.Sends) > 0 || len(out.Events) > 0 {
+		t.Fatalf("a late input was not simply held: %+v", out)
+	}
+	if ns.Current != st.Current || ns.Deadline != st.Deadline || len(ns.Held) != len(st.Held)+1 {
+		t.Fatalf("held: step %d deadline %d with %d held, from step %d deadline %d with %d", ns.Current, ns.Deadline,
+			len(ns.Held), st.Current, st.Deadline, len(st.Held))
+	}
+	return ns
+}
+
+// TestInputPublishedAfterTheDeadlineOnAClockBehind: an instance whose clock
+// runs behind the brokers' by more than the grace reads a DLR or cancel
+// published after the deadline while its own clock still reads before it.
+// The input's publication time decides, not that clock: it is held, and
+// when the deadline fires the fallback by timeout comes first, as on any
+// other instance.
+func TestInputPublishedAfterTheDeadlineOnAClockBehind(t *testing.T) {
+	active := started(t, twoSteps())
+	due := active.DeadlineTime()
+	readAt := due.Add(-time.Second) // the reader's clock is 2 s behind: the DLR came 1 s past due
+
+	success := dlr(0, "delivered", Delivered)
+	success.PublishedAt = due.Add(time.Second)
+	held := expectHeld(t, active, success, readAt)
+	// The sweeper's own deadline still waits for the clock.
+	if st, out := Apply(held, DeadlineElapsed{Step: 0}, readAt); out.Changed || st.Current != 0 {
+		t.Fatalf("a deadline elapsed before it was due: changed %v, step %d", out.Changed, st.Current)
+	}
+	st, out := Apply(held, DeadlineElapsed{Step: 0}, due)
+	expectSend(t, out, 1, "sms", ReasonTimeout)
+	expectClosed(t, st, OutcomeDelivered)
+	if !st.Late || st.DeliveredStep != 0 {
+		t.Fatalf("late success of step 0: late %v, delivered step %d", st.Late, st.DeliveredStep)
+	}
+
+	cancelled := Cancel{Pos: Position{SourceRequests, 0, 99}, RequestID: "r1", PublishedAt: due.Add(time.Second)}
+	st, out = Apply(expectHeld(t, active, cancelled, readAt), DeadlineElapsed{Step: 0}, due)
+	expectSend(t, out, 1, "sms", ReasonTimeout)
+	expectClosed(t, st, OutcomeCancelled)
 }

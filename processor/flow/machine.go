@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strconv"
@@ -157,19 +158,70 @@ func (o *Output) add(other Output) {
 // before the deadline fires; it must still lead to the same outcome (a
 // fallback by timeout, then the late DLR), never to a different one (a
 // fallback by failure, or no fallback at all).
+//
+// Such an input is held in the flow (State.Held) rather than firing the
+// deadline itself: the deadline may fire only once every input published
+// before it was applied, and an input in hand says nothing of the other
+// partitions. An in-time DLR there (a late delivery of an earlier step,
+// say) must still win; only the sweeper, which reads the watermarks of
+// every input partition, knows when none can be left. Held inputs apply,
+// in publication order, as soon as the flow changes step or closes: when
+// the sweeper fires the deadline, or when an in-time input decides first.
 func Apply(st *State, in Input, now time.Time) (*State, Output) {
 	if st != nil && st.alreadyApplied(in.position()) {
 		return st, Output{} // Kafka redelivered a record this flow already took
 	}
-	if at := publishedAt(in); st != nil && !st.Closed && !at.IsZero() && st.Deadline < at.UnixMilli() {
-		fired, out := deadline(st, DeadlineElapsed{Step: st.Current}, now)
-		if out.Changed {
-			next, more := apply(fired, in, now)
-			out.add(more)
-			return next, out
-		}
+	return applyInOrder(st, in, now)
+}
+
+// applyInOrder is Apply without the redelivery check (a held input's
+// position is already marked applied).
+func applyInOrder(st *State, in Input, now time.Time) (*State, Output) {
+	if publishedAfterDeadline(st, in) {
+		// A clock running behind the brokers' by more than the grace can
+		// still read before the deadline (docs/event-time-deadlines.md#clock-skew).
+		ns := st.clone()
+		ns.markApplied(in.position())
+		ns.Held = append(ns.Held, heldInput(in))
+		return ns, Output{Changed: true}
 	}
-	return apply(st, in, now)
+	next, out := apply(st, in, now)
+	return release(st, next, out, now)
+}
+
+// publishedAfterDeadline reports whether in is a cancel, or a DLR that can
+// decide something, published after the open flow's current deadline.
+func publishedAfterDeadline(st *State, in Input) bool {
+	at := publishedAt(in)
+	if st == nil || st.Closed || at.IsZero() || st.Deadline >= at.UnixMilli() {
+		return false
+	}
+	if r, ok := in.(Report); ok {
+		// An intermediate status decides nothing: it applies now, in any
+		// order. A report of no known attempt is discarded now.
+		return r.Kind != Intermediate && r.Step >= 0 && r.Step < len(st.Attempts)
+	}
+	return true
+}
+
+// release applies the inputs held in st once it moved on from before (a
+// new step, a new deadline, or closed), in publication order; each is held
+// again if it was published after the new deadline too.
+func release(before, st *State, out Output, now time.Time) (*State, Output) {
+	if st == nil || len(st.Held) == 0 || before == nil ||
+		!st.Closed && st.Current == before.Current && st.Deadline == before.Deadline {
+		return st, out
+	}
+	held := slices.Clone(st.Held)
+	slices.SortStableFunc(held, func(a, b HeldInput) int { return cmp.Compare(a.PublishedAt, b.PublishedAt) })
+	st.Held = nil // st is the transition's own copy: it changed
+	for _, h := range held {
+		var more Output
+		st, more = applyInOrder(st, h.input(st.RequestID), now)
+		out.add(more)
+	}
+	out.Changed = true
+	return st, out
 }
 
 func apply(st *State, in Input, now time.Time) (*State, Output) {
@@ -198,7 +250,11 @@ func (s *State) markApplied(p Position) {
 	if p.Source == SourceNone {
 		return
 	}
-	s.Applied[p.key()] = p.Offset
+	// Never backwards: a held input applies after later records of its
+	// partition did.
+	if last, ok := s.Applied[p.key()]; !ok || p.Offset > last {
+		s.Applied[p.key()] = p.Offset
+	}
 }
 
 func start(st *State, in Start, now time.Time) (*State, Output) {
@@ -364,6 +420,13 @@ func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
 	if st == nil || st.Closed || st.Current != in.Step || st.Deadline > now.UnixMilli() {
 		return st, Output{}
 	}
+	return elapse(st, in.Forced, now)
+}
+
+// elapse runs out the open flow's current step: the next step goes out by
+// timeout, or the last one closes the flow EXPIRED. forced marks its
+// events deadline_forced.
+func elapse(st *State, forced bool, now time.Time) (*State, Output) {
 	ns := st.clone()
 	var out Output
 	if ns.IsLast(ns.Current) {
@@ -372,7 +435,7 @@ func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
 		out = ns.fallback(ReasonTimeout, now)
 	}
 	for i := range out.Events {
-		out.Events[i].DeadlineForced = in.Forced
+		out.Events[i].DeadlineForced = forced
 	}
 	return ns, out
 }

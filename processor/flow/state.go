@@ -117,10 +117,62 @@ type State struct {
 	// delivers again after a crash is recognised and not applied twice.
 	Applied map[string]int64 `json:"in,omitempty"`
 
+	// Held are the DLRs and cancels published after the current step's
+	// deadline that were read before that deadline fired: in provider time
+	// the deadline came first, and it may fire only once every input
+	// published before it was applied (the sweeper's watermark rule), so
+	// they wait here and apply, in publication order, right after it fires
+	// (or after any other change of step or close). Only in the binary
+	// form (format 0x03), never in JSON.
+	Held []HeldInput `json:"-"`
+
 	// noted are the intermediate statuses reported since the state was
 	// loaded (step -> raw status): they are not stored, so this is what
 	// tells a repeat within one batch from a new status.
 	noted map[int]string
+}
+
+// HeldInput is a Report or a Cancel kept in State.Held.
+type HeldInput struct {
+	Cancel      bool // a cancel; else a report, with the fields below
+	Pos         Position
+	PublishedAt int64 // unix ms, as Report.PublishedAt
+	Step        int
+	AttemptID   string
+	Channel     string
+	Status      string
+	Kind        StatusKind
+	ErrorCode   string
+	ReportedAt  int64 // unix ms; 0 when the report had none
+}
+
+// heldInput keeps in (a Report or a Cancel) for State.Held.
+func heldInput(in Input) HeldInput {
+	switch in := in.(type) {
+	case Report:
+		h := HeldInput{Pos: in.Pos, PublishedAt: in.PublishedAt.UnixMilli(), Step: in.Step, AttemptID: in.AttemptID,
+			Channel: in.Channel, Status: in.Status, Kind: in.Kind, ErrorCode: in.ErrorCode}
+		if !in.ReportedAt.IsZero() {
+			h.ReportedAt = in.ReportedAt.UnixMilli()
+		}
+		return h
+	case Cancel:
+		return HeldInput{Cancel: true, Pos: in.Pos, PublishedAt: in.PublishedAt.UnixMilli()}
+	}
+	panic(fmt.Sprintf("flow: cannot hold a %T", in))
+}
+
+// input is the held input again, for the flow requestID.
+func (h HeldInput) input(requestID string) Input {
+	if h.Cancel {
+		return Cancel{Pos: h.Pos, RequestID: requestID, PublishedAt: time.UnixMilli(h.PublishedAt)}
+	}
+	r := Report{Pos: h.Pos, RequestID: requestID, AttemptID: h.AttemptID, Channel: h.Channel, Step: h.Step,
+		Status: h.Status, Kind: h.Kind, ErrorCode: h.ErrorCode, PublishedAt: time.UnixMilli(h.PublishedAt)}
+	if h.ReportedAt != 0 {
+		r.ReportedAt = time.UnixMilli(h.ReportedAt)
+	}
+	return r
 }
 
 // NoStep is DeliveredStep when no step delivered.
@@ -219,6 +271,7 @@ func (s *State) check() error {
 func (s *State) clone() *State {
 	c := *s
 	c.Attempts = append([]Attempt(nil), s.Attempts...)
+	c.Held = slices.Clone(s.Held)
 	c.Applied = make(map[string]int64, len(s.Applied)+1)
 	for k, v := range s.Applied {
 		c.Applied[k] = v
