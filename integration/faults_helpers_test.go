@@ -615,14 +615,20 @@ type faultResult struct {
 	RetryWarnings     int            `json:"retry_warnings"`
 	DurationS         float64        `json:"duration_s"`
 	// Judged against what the providers published and when (faults_truth_test.go).
-	WrongOutcomes    int `json:"wrong_outcomes"`
-	SecondSends      int `json:"second_sends"`
-	AmbiguousFlows   int `json:"ambiguous_flows"`
-	LateSuccesses    int `json:"late_successes"`
-	ForcedFlows      int `json:"forced_flows"`
-	ForcedWrong      int `json:"forced_wrong"`
-	ForcedEvents     int `json:"forced_events"`
-	wrong, ambiguous []string
+	WrongOutcomes  int `json:"wrong_outcomes"`
+	SecondSends    int `json:"second_sends"`
+	AmbiguousFlows int `json:"ambiguous_flows"`
+	LateSuccesses  int `json:"late_successes"`
+	ForcedFlows    int `json:"forced_flows"`
+	ForcedWrong    int `json:"forced_wrong"`
+	ForcedEvents   int `json:"forced_events"`
+	// DLRs the simulated providers failed to publish (an error after kgo's
+	// retries): the story of such a flow lacks them.
+	DLRProduceErrors int64 `json:"dlr_produce_errors"`
+	// DLRs naming only a provider id that no earlier DLR paired with its
+	// attempt: the judge leaves them out of the story.
+	UnattributableDLRs int `json:"unattributable_dlrs"`
+	wrong, ambiguous   []string
 }
 
 // finish waits for every accepted request to close (or for the longest flow
@@ -724,6 +730,10 @@ func (w *faultWorld) finish(test string, extra map[string]any) faultResult {
 	if len(oc.Overtaken) > 0 {
 		t.Logf("what let their deadlines fire:\n  %s", strings.Join(w.explainOvertaken(oc.Overtaken), "\n  "))
 	}
+	r.DLRProduceErrors = w.providers.Counts().ProduceErrs
+	w.truth.mu.Lock()
+	r.UnattributableDLRs = w.truth.unattributable
+	w.truth.mu.Unlock()
 	if n, err := w.store.PendingOutbox(w.ctx); err == nil {
 		r.OwedLeft = n
 	}

@@ -504,7 +504,7 @@ func TestFaultKafkaRestartLoop(t *testing.T) {
 		t.Skip("a long loop run by hand: set FALLBACK_FAULT_RESTARTS=graceful=N,kill=M (docs/reliability.md)")
 	}
 	svc := realServices(t)
-	const restartsPerWorld = 10
+	const restartsPerWorld = 25
 	for _, part := range strings.Split(spec, ",") {
 		mode, n, ok := strings.Cut(part, "=")
 		total, err := strconv.Atoi(n)

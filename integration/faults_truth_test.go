@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,12 @@ type publishedDLR struct {
 	at        time.Time // the broker's append time, on the flows' clock
 	partition int32
 	offset    int64
+	// unattributable: it names only the provider's message id, and no
+	// report before it on its partition paired that id with the attempt
+	// (the provider's first report was never published, e.g. its produce
+	// failed). No processor can tell whose it is: it is discarded as an
+	// unknown attempt, and the story leaves it out.
+	unattributable bool
 }
 
 // truth follows the inputs (requests, DLRs) and the events of one world.
@@ -52,21 +59,25 @@ type truth struct {
 	clock    wallMapper
 	channels flow.Channels
 
-	mu        sync.Mutex
-	steps     map[string][]schemas.Step // request id -> its steps
-	cancelled map[string]bool
-	dlrs      map[string][]publishedDLR // request id -> its DLRs, in append order per partition
-	seen      map[string]bool           // event ids
-	fallbacks map[string]schemas.FlowEvent
-	closed    map[string]schemas.FlowEvent // the first FLOW_CLOSED of each flow
-	forced    int                          // distinct events with deadline_forced
-	next      map[string]map[int32]int64   // topic -> partition -> next offset to read
+	mu             sync.Mutex
+	steps          map[string][]schemas.Step // request id -> its steps
+	cancelled      map[string]bool
+	dlrs           map[string][]publishedDLR // request id -> its DLRs, in append order per partition
+	seen           map[string]bool           // event ids
+	fallbacks      map[string]schemas.FlowEvent
+	closed         map[string]schemas.FlowEvent // the first FLOW_CLOSED of each flow
+	forced         int                          // distinct events with deadline_forced
+	next           map[string]map[int32]int64   // topic -> partition -> next offset to read
+	history        map[string][]eventNote       // request id -> its events, compact, to tell a wrong flow's story
+	paired         map[string]bool              // provider message ids a DLR paired with their attempt id
+	unattributable int                          // DLRs no processor could attribute
 }
 
 func newTruth(clock wallMapper) *truth {
 	return &truth{clock: clock, channels: flow.DefaultChannels(), steps: map[string][]schemas.Step{},
 		cancelled: map[string]bool{}, dlrs: map[string][]publishedDLR{}, seen: map[string]bool{},
-		fallbacks: map[string]schemas.FlowEvent{}, closed: map[string]schemas.FlowEvent{}, next: map[string]map[int32]int64{}}
+		fallbacks: map[string]schemas.FlowEvent{}, closed: map[string]schemas.FlowEvent{}, next: map[string]map[int32]int64{},
+		paired: map[string]bool{}, history: map[string][]eventNote{}}
 }
 
 // follow reads the requests, DLR and events topics from their start until
@@ -132,7 +143,38 @@ func (tr *truth) addDLR(r *kgo.Record, rep schemas.DeliveryReport) {
 		at: tr.clock.FromWall(r.Timestamp), partition: r.Partition, offset: r.Offset}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
+	switch {
+	case rep.AttemptID != "" && rep.ProviderMessageID != "":
+		tr.paired[rep.ProviderMessageID] = true
+	case rep.AttemptID == "" && !tr.paired[rep.ProviderMessageID]:
+		d.unattributable = true
+		tr.unattributable++
+	}
 	tr.dlrs[id] = append(tr.dlrs[id], d)
+}
+
+// eventNote is what the story of a wrong flow shows of one event.
+type eventNote struct {
+	typ, reason, status string
+	step                int32
+	at                  time.Time
+	forced              bool
+}
+
+func (n eventNote) String() string {
+	s := n.at.Format("15:04:05.000") + " " + n.typ
+	if n.step >= 0 {
+		s += " step " + strconv.Itoa(int(n.step))
+	}
+	for _, v := range []string{n.status, n.reason} {
+		if v != "" {
+			s += " " + v
+		}
+	}
+	if n.forced {
+		s += " forced"
+	}
+	return s
 }
 
 func (tr *truth) addEvent(ev schemas.FlowEvent) {
@@ -142,6 +184,13 @@ func (tr *truth) addEvent(ev schemas.FlowEvent) {
 		return
 	}
 	tr.seen[ev.EventID] = true
+	if ev.RequestID != "" {
+		note := eventNote{typ: ev.Type, reason: ev.Reason, status: ev.Status, step: -1, at: ev.OccurredAt, forced: ev.DeadlineForced}
+		if ev.Step != nil {
+			note.step = *ev.Step
+		}
+		tr.history[ev.RequestID] = append(tr.history[ev.RequestID], note)
+	}
 	if ev.DeadlineForced {
 		tr.forced++
 	}
@@ -171,6 +220,40 @@ func (tr *truth) readTo(ends kadm.ListedOffsets, topic string) bool {
 		}
 	}
 	return true
+}
+
+// story is a flow's events and DLRs in time order, for a wrong outcome's
+// message; deadline gives each step's send deadline.
+func (tr *truth) story(requestID string, deadline func(attempt string) (time.Time, bool)) string {
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var lines []line
+	tr.mu.Lock()
+	for _, n := range tr.history[requestID] {
+		text := n.String()
+		if n.typ == flow.EventAttemptSent && n.step >= 0 {
+			if d, ok := deadline(flow.AttemptID(requestID, int(n.step))); ok {
+				text += " (deadline " + d.Format("15:04:05.000") + ")"
+			}
+		}
+		lines = append(lines, line{n.at, text})
+	}
+	for _, d := range tr.dlrs[requestID] {
+		text := fmt.Sprintf("%s DLR step %d %s (partition %d offset %d)", d.at.Format("15:04:05.000"), d.step, d.status, d.partition, d.offset)
+		if d.unattributable {
+			text += " unattributable"
+		}
+		lines = append(lines, line{d.at, text})
+	}
+	tr.mu.Unlock()
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].at.Before(lines[j].at) })
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l.text
+	}
+	return strings.Join(out, " | ")
 }
 
 // forcedEvents is how many distinct events said deadline_forced.
@@ -234,7 +317,7 @@ func expect(steps []schemas.Step, dlrs []publishedDLR, deadline func(step int) (
 	used := make([]bool, len(dlrs))
 	var reasons []string
 	decisive := func(d publishedDLR) bool {
-		if d.step > cur || d.step >= n {
+		if d.step > cur || d.step >= n || d.unattributable {
 			return false
 		}
 		return d.kind.Meets(steps[d.step].SuccessOn) || (d.kind == flow.Failed && d.step == cur)
@@ -385,9 +468,9 @@ func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline fu
 				where := ""
 				var decided publishedDLR
 				for _, d := range dlrs {
-					if d.step == e.lastStep && d.at.Equal(e.at) {
+					if d.at.Equal(e.at) && d.kind.Meets(steps[d.step].SuccessOn) {
 						decided = d
-						where = fmt.Sprintf(" (its DLR %s at offset %d of partition %d", d.status, d.offset, d.partition)
+						where = fmt.Sprintf(" (its DLR %s of step %d at offset %d of partition %d", d.status, d.step, d.offset, d.partition)
 					}
 				}
 				if due, ok := deadline(flow.AttemptID(id, e.lastStep)); ok && where != "" {
@@ -404,6 +487,13 @@ func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline fu
 				if sent(flow.AttemptID(id, k)) {
 					secondSends++
 					wrong = append(wrong, fmt.Sprintf("step %d sent after step %d delivered in time", k, e.lastStep))
+				}
+			}
+			if secondSends > 0 && closed.Outcome == e.outcome {
+				for _, d := range dlrs {
+					if due, ok := deadline(flow.AttemptID(id, e.lastStep)); ok && d.at.Equal(e.at) && d.kind.Meets(steps[d.step].SuccessOn) {
+						c.Overtaken = append(c.Overtaken, overtaken{requestID: id, dlr: d, deadline: due})
+					}
 				}
 			}
 		default:
@@ -428,7 +518,7 @@ func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline fu
 			continue
 		}
 		c.SecondSends += secondSends
-		c.Wrong = append(c.Wrong, id+": "+strings.Join(wrong, "; "))
+		c.Wrong = append(c.Wrong, id+": "+strings.Join(wrong, "; ")+" [story: "+tr.story(id, deadline)+"]")
 	}
 	return c
 }

@@ -748,6 +748,7 @@ func FuzzDecodeStateBinary(f *testing.F) {
 		b, _ := hex.DecodeString(h)
 		f.Add(b)
 	}
+	f.Add(heldStateBlob(f)) // format 0x03
 	f.Fuzz(func(t *testing.T, in []byte) {
 		st, err := Decode("r1", in)
 		if err != nil {
@@ -757,7 +758,7 @@ func FuzzDecodeStateBinary(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded state %+v does not encode: %v", st, err)
 		}
-		if in[0] == binaryFormat && !bytes.Equal(enc, in) {
+		if (in[0] == binaryFormat || in[0] == binaryFormatHeld) && !bytes.Equal(enc, in) {
 			t.Fatalf("accepted %x re-encodes to %x", in, enc)
 		}
 		back, err := Decode("r1", enc)
@@ -786,4 +787,21 @@ func TestDecodeRefusesTooManySteps(t *testing.T) {
 			t.Fatalf("%d steps: err %v", n, err)
 		}
 	}
+}
+
+// heldStateBlob is a flow holding a late DLR and a late cancel (format 0x03).
+func heldStateBlob(tb testing.TB) []byte {
+	active, _ := Apply(nil, Start{Pos: Position{SourceRequests, 0, 1}, RequestID: "r1", Recipient: "+4915112345678",
+		Steps: []StepDef{{Channel: "whatsapp", DelaySeconds: 30, SuccessOn: "delivered"}, {Channel: "sms", DelaySeconds: 60, SuccessOn: "delivered"}}},
+		time.UnixMilli(1_800_000_000_000))
+	due := active.DeadlineTime()
+	late := Report{Pos: Position{SourceDLR, 2, 40}, RequestID: "r1", AttemptID: "r1/0", Channel: "whatsapp", Step: 0,
+		Status: "failed", Kind: Failed, ErrorCode: "131026", ReportedAt: due.Add(time.Second), PublishedAt: due.Add(2 * time.Second)}
+	held, _ := Apply(active, late, due.Add(time.Minute))
+	held, _ = Apply(held, Cancel{Pos: Position{SourceRequests, 1, 9}, RequestID: "r1", PublishedAt: due.Add(3 * time.Second)}, due.Add(time.Minute))
+	b, err := held.Encode()
+	if err != nil || len(held.Held) != 2 {
+		tb.Fatalf("held state: %d held, %v", len(held.Held), err)
+	}
+	return b
 }
