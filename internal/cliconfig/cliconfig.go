@@ -1,7 +1,7 @@
 // Package cliconfig is the setup prologue the fallback commands share: the
 // settings of every command that talks to Kafka or Redis (brokers, Redis URL
-// and key prefix, group, topics, TLS, SASL and passwords, clock speed and
-// epoch, log level ...), their flags and FALLBACK_* variables with the
+// and key prefix, group, topics, TLS, SASL and passwords, clock speed,
+// epoch and offset, log level ...), their flags and FALLBACK_* variables with the
 // documented defaults (docs/configuration.md), and the clients, store, clock
 // and logger made from them. cmd/fallback and cmd/fallback-bench both
 // register it on their flag sets; package clients turns the connection
@@ -56,6 +56,7 @@ type Common struct {
 	Catalog         string // --catalog: auto, off, warn or enforce (CatalogMode)
 	ClockSpeed      float64
 	ClockEpoch      int64
+	ClockOffset     time.Duration // --clock-offset: testing only, a host whose clock is off
 
 	groups  Group   // registered (RegisterGroups), for Check
 	envErrs []error // FALLBACK_* variables that did not parse
@@ -88,7 +89,7 @@ const (
 	GroupProcessor
 	// GroupLog: --log-level and --log-format.
 	GroupLog
-	// GroupClock: --clock-speed and --clock-epoch.
+	// GroupClock: --clock-speed, --clock-epoch and --clock-offset.
 	GroupClock
 	// GroupSchemaRegistry: --schema-registry, --schema-registry-user and
 	// --schema-registry-password-file.
@@ -172,6 +173,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	clk := on(GroupClock)
 	clk.Float64Var(&c.ClockSpeed, "clock-speed", 1, "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
 	clk.Int64Var(&c.ClockEpoch, "clock-epoch", 0, "testing only: unix ms at which the sped-up clock equals wall time (env FALLBACK_CLOCK_EPOCH)")
+	clk.DurationVar(&c.ClockOffset, "clock-offset", 0, "testing only: this process's clock reads the true time plus this (negative: behind), as on a host whose clock is off; in flow time, as --deadline-grace is (with --clock-speed 10, 2s is a host 200ms off); record timestamps, from the brokers' clocks, are not shifted; at most 1h either way (docs/event-time-deadlines.md#clock-skew) (env FALLBACK_CLOCK_OFFSET)")
 	c.registerSecurity(kafka, red)
 	reg := on(GroupSchemaRegistry)
 	reg.StringVar(&c.Registry.URLs, "schema-registry", "", "Confluent Schema Registry URLs, comma-separated: register the schemas at start, write outputs in the Confluent wire format, read inputs in either format (docs/schema-registry.md); empty: plain Avro (env FALLBACK_SCHEMA_REGISTRY)")
@@ -309,6 +311,9 @@ func (c *Common) Check() error {
 		} else if c.ClockSpeed != 1 && c.ClockEpoch == 0 {
 			bad("--clock-epoch", "--clock-speed %g needs the unix ms at which the sped-up clock equals wall time", c.ClockSpeed)
 		}
+		if c.ClockOffset > MaxClockOffset || c.ClockOffset < -MaxClockOffset {
+			bad("--clock-offset", "must be within %s either way, got %s", MaxClockOffset, c.ClockOffset)
+		}
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
@@ -352,15 +357,27 @@ func (c *Common) CatalogMode() flow.CatalogMode {
 	return m
 }
 
-// Clock is the wall clock unless a test asked for a faster one.
+// MaxClockOffset bounds --clock-offset: it simulates a host's clock off by
+// a few seconds, not a clock set to another day.
+const MaxClockOffset = time.Hour
+
+// Clock is the wall clock unless a test asked for a faster one
+// (--clock-speed) or one that is off (--clock-offset, clock.Skewed).
 func (c *Common) Clock() (clock.Clock, error) {
-	if c.ClockSpeed == 1 {
-		return clock.Real{}, nil
+	var base clock.Wall = clock.Real{}
+	if c.ClockSpeed != 1 {
+		if c.ClockSpeed <= 0 || c.ClockEpoch <= 0 {
+			return nil, fmt.Errorf("--clock-speed needs a positive speed and --clock-epoch (unix ms)")
+		}
+		base = clock.NewScaledAt(time.UnixMilli(c.ClockEpoch), c.ClockSpeed)
 	}
-	if c.ClockSpeed <= 0 || c.ClockEpoch <= 0 {
-		return nil, fmt.Errorf("--clock-speed needs a positive speed and --clock-epoch (unix ms)")
+	if c.ClockOffset == 0 {
+		return base, nil
 	}
-	return clock.NewScaledAt(time.UnixMilli(c.ClockEpoch), c.ClockSpeed), nil
+	if c.ClockOffset > MaxClockOffset || c.ClockOffset < -MaxClockOffset {
+		return nil, fmt.Errorf("--clock-offset %s is more than %s either way", c.ClockOffset, MaxClockOffset)
+	}
+	return clock.NewSkewed(base, c.ClockOffset), nil
 }
 
 // BrokerList is --brokers split at commas; at least one.

@@ -1,6 +1,7 @@
 // Package clock is the processor's time source: the wall clock, or one that
 // runs faster (the demo and the fault tests), so 5..900 s delays can play
-// out in seconds. Test-only clocks live in internal/clocktest.
+// out in seconds, or one that is off by a fixed offset (the clock-skew
+// tests). Test-only clocks live in internal/clocktest.
 package clock
 
 import (
@@ -56,3 +57,35 @@ func (c *Scaled) FromWall(t time.Time) time.Time {
 func (c *Scaled) At(t time.Time) <-chan time.Time {
 	return time.After(time.Duration(float64(t.Sub(c.Now())) / c.Speed))
 }
+
+// Wall is a clock that can tell a wall time (a broker's record timestamp)
+// on its own scale: Real and Scaled.
+type Wall interface {
+	Clock
+	FromWall(t time.Time) time.Time
+}
+
+// Skewed reads Base's time plus Offset: the clock of a host that is off by
+// Offset (positive: ahead), for the clock-skew tests (--clock-offset). The
+// offset is on Base's scale, flow time: with Base sped up ten times, an
+// Offset of 2 s is what a host 200 ms off would read.
+//
+// FromWall is Base's, not shifted: it maps a record's timestamp, which
+// comes from a broker's clock, and a host cannot correct for a skew it does
+// not know of. So a skewed instance compares the brokers' true times with
+// deadlines and watermarks set on its own wrong clock, as a real one would.
+type Skewed struct {
+	Base   Wall
+	Offset time.Duration
+}
+
+// NewSkewed returns base off by offset.
+func NewSkewed(base Wall, offset time.Duration) *Skewed { return &Skewed{Base: base, Offset: offset} }
+
+func (c *Skewed) Now() time.Time { return c.Base.Now().Add(c.Offset) }
+
+// At fires when this clock reads t: when Base reads t less the offset.
+func (c *Skewed) At(t time.Time) <-chan time.Time { return c.Base.At(t.Add(-c.Offset)) }
+
+// FromWall is Base's mapping, without the offset (see Skewed).
+func (c *Skewed) FromWall(t time.Time) time.Time { return c.Base.FromWall(t) }
