@@ -6,7 +6,9 @@
 #   scripts/services-down.sh --cluster [--kill] [--purge] [kafka] [redis] [kafka-N] [redis-PORT]
 #
 # With no service named, both are stopped ("redis" includes the secure test
-# redis that services-up.sh starts next to the plain one). Idempotent: a service that is not
+# redis that services-up.sh starts next to the plain one), and so is every
+# node of services-up.sh --cluster that the state dir holds (below): nothing
+# the state dir records is left running. Idempotent: a service that is not
 # running is skipped.
 #   (default)  graceful: SIGTERM, wait for a clean shutdown (Kafka flushes and
 #              closes its logs, Redis fsyncs its AOF), SIGKILL after a timeout.
@@ -14,18 +16,21 @@
 #              is kept (Kafka recovers its logs; Redis keeps what its AOF had,
 #              at most about one second is lost with appendfsync everysec).
 #   --purge    also delete the service's data (Kafka's log dir and cluster id,
-#              the Redis dirs), so the next services-up starts empty. The
-#              resolved classpath, the built probe, the test certificates and
-#              passwords (certs/, secure/) are kept.
+#              the Redis dirs; with no service named, the cluster's too), so
+#              the next services-up starts empty. The resolved classpath, the
+#              built probe, the test certificates and passwords (certs/,
+#              secure/) are kept.
 #
 # A restart that keeps data, e.g. for a fault test:
 #   scripts/services-down.sh kafka && scripts/services-up.sh kafka
 #   scripts/services-down.sh --kill redis && scripts/services-up.sh redis
 #
-# --cluster stops the nodes of services-up.sh --cluster instead (found by
+# --cluster stops only the nodes of services-up.sh --cluster (found by
 # their pid files in $FALLBACK_SERVICES_DIR/cluster/): kafka-N or redis-PORT
 # one node, kafka or redis all of that kind, nothing named all of them, side
-# by side. --kill and the stop timeout as above. --purge deletes the data
+# by side. Without --cluster, "kafka" or "redis" named stops only the single
+# node's, so a fault test restarting it leaves a cluster running next to it
+# alone; nothing named stops both kinds. --kill and the stop timeout as above. --purge deletes the data
 # of the nodes of the kinds selected (a whole kind only: a lone node's wiped
 # data would not rejoin); cluster/bin/ and mvn.log are kept. E.g.
 #   kill -KILL "$(cat "$FALLBACK_SERVICES_DIR/cluster/kafka-2.pid")"
@@ -67,7 +72,10 @@ if [[ -n "$PURGE" && ${#CLUSTER_NODES[@]} -gt 0 ]]; then
   echo "services-down: --purge wipes the whole cluster (or all its kafka or redis nodes): name no single node" >&2
   exit 2
 fi
-if [[ -z "$WANT_KAFKA$WANT_REDIS" && ${#CLUSTER_NODES[@]} -eq 0 ]]; then WANT_KAFKA=1; WANT_REDIS=1; fi
+# ALL: nothing named, so everything the state dir holds (without --cluster,
+# the cluster's nodes after the single node's).
+ALL=""
+if [[ -z "$WANT_KAFKA$WANT_REDIS" && ${#CLUSTER_NODES[@]} -eq 0 ]]; then WANT_KAFKA=1; WANT_REDIS=1; ALL=1; fi
 
 log() { printf '[services-down %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -222,7 +230,10 @@ wait_signalled() {
   done
 }
 
-if [[ -n "$CLUSTER" ]]; then
+# cluster_down: stop (and with --purge wipe) the cluster nodes selected by
+# CLUSTER_NODES, WANT_KAFKA and WANT_REDIS.
+cluster_down() {
+  local nodes f n
   nodes=("${CLUSTER_NODES[@]}")
   if [[ -n "$WANT_KAFKA" ]]; then
     for f in "$CSTATE"/kafka-[0-9]*.pid; do [[ -f "$f" ]] && nodes+=("$(basename "$f" .pid)"); done
@@ -244,6 +255,10 @@ if [[ -n "$CLUSTER" ]]; then
     fi
     rm -f "$CSTATE/env"
   fi
+}
+
+if [[ -n "$CLUSTER" ]]; then
+  cluster_down
   exit 0
 fi
 
@@ -264,4 +279,10 @@ if [[ -n "$WANT_REDIS" ]]; then
     log "redis: deleting $STATE/redis and $STATE/redis-secure"
     rm -rf "$STATE/redis" "$STATE/redis-secure"
   fi
+fi
+# Nothing named: the cluster's nodes too, when services-up.sh --cluster ran
+# in this state dir (a newcomer stops with no arguments whatever it started).
+if [[ -n "$ALL" && -d "$CSTATE" ]]; then
+  log "cluster: $CSTATE exists (services-up.sh --cluster): stopping its nodes too"
+  cluster_down
 fi
