@@ -77,7 +77,8 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	// A counter with no attributes is served at 0 from the start: a rare
 	// event (a forced deadline, a replay) then shows as 0 on a dashboard
 	// rather than as no data, and a scrape can tell "none" from "missing".
-	// Counters with attributes appear with their first value.
+	// Counters with attributes get a series at 0 for each value they can
+	// take (zeroKnown).
 	zeroed := func(name, desc string) metric.Int64Counter {
 		c := counter(name, desc)
 		c.Add(context.Background(), 0)
@@ -117,7 +118,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		dlrs:             counter("fallback.dlrs", "DLRs applied to a flow (DLR_RECEIVED), by normalised status kind"),
 		dlrsDiscarded:    counter("fallback.dlrs.discarded", "DLRs discarded (DLR_DISCARDED), by reason"),
 		rejections:       counter("fallback.requests.rejected", "requests rejected (REQUEST_REJECTED), by reason"),
-		catalogWarnings:  zeroed("fallback.catalog.warnings", "what the catalog would have refused in requests started anyway (--catalog=warn), by reason"),
+		catalogWarnings:  counter("fallback.catalog.warnings", "what the catalog would have refused in requests started anyway (--catalog=warn), by reason"),
 		deadlineLateness: seconds("fallback.deadline.lateness", "time from a step's deadline to the sweeper firing it", latencyBuckets),
 		timeToOutcome:    seconds("fallback.flow.time_to_outcome", "time from request to outcome of closed flows (FLOW_CLOSED summary), by outcome", latencyBuckets),
 		batchSize:        batch,
@@ -129,6 +130,44 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		watermarkLag:     wmLag,
 		consumerLag:      gauge("fallback.consumer.lag", "records of each input partition not yet committed by the consumer group, by topic and partition"),
 		replicaShortfall: shortfalls,
+	}
+}
+
+// zeroKnown serves, for each counter with attributes, a series at 0 for
+// every value (or combination) it can take that is known before anything
+// happens: the rejection codes, the catalog's warning codes, the discard
+// and fallback reasons, the status kinds, each channel with each send
+// reason, and the outcome and delivering channel pairs. Prometheus's
+// instrumentation practice: a healthy system's panel shows 0, not "no
+// data", and rate() sees a series' first increment. Nothing that can
+// carry an open-ended value (a topic, a partition) is zeroed here.
+func (m *metrics) zeroKnown(channels flow.Channels) {
+	ctx := context.Background()
+	zero := func(c metric.Int64Counter, attrs ...attribute.KeyValue) {
+		c.Add(ctx, 0, metric.WithAttributes(attrs...))
+	}
+	for _, code := range flow.RequestRejectionCodes() {
+		zero(m.rejections, attribute.String("reason", code))
+	}
+	for _, code := range flow.CatalogWarningCodes() {
+		zero(m.catalogWarnings, attribute.String("reason", code))
+	}
+	for _, reason := range flow.DiscardReasons() {
+		zero(m.dlrsDiscarded, attribute.String("reason", reason))
+	}
+	for _, reason := range flow.FallbackReasons() {
+		zero(m.fallbacks, attribute.String("reason", reason))
+	}
+	for _, kind := range flow.StatusKinds() {
+		zero(m.dlrs, attribute.String("status_kind", kind))
+	}
+	for _, ch := range channels.Names() {
+		for _, reason := range flow.SendReasons() {
+			zero(m.sends, attribute.String("channel", ch), attribute.String("reason", reason))
+		}
+	}
+	for _, c := range channels.Closes() {
+		zero(m.flowsClosed, attribute.String("outcome", c[0]), attribute.String("channel", c[1]))
 	}
 }
 
@@ -183,7 +222,7 @@ func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
 	case flow.EventFallbackTriggered:
 		m.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", ev.Reason)))
 	case flow.EventFlowClosed:
-		outcome, channel := ev.Outcome, "none"
+		outcome, channel := ev.Outcome, flow.NoChannel
 		if s := ev.Summary; s != nil {
 			if outcome == "" {
 				outcome = s.Outcome

@@ -2,13 +2,9 @@ package flow
 
 import (
 	"encoding/json"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io/fs"
-	"os"
+	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -80,47 +76,10 @@ func fieldDocs(t *testing.T, file, record, field string) []string {
 }
 
 // stringConsts returns the string constants of this package's source files
-// whose names start with prefix.
+// whose names start with prefix (constsByName, labels_test.go).
 func stringConsts(t *testing.T, prefix string) []string {
 	t.Helper()
-	fset := token.NewFileSet()
-	files, err := os.ReadDir(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range files {
-		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, e.Name(), nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range f.Decls {
-			g, ok := d.(*ast.GenDecl)
-			if !ok || g.Tok != token.CONST {
-				continue
-			}
-			for _, s := range g.Specs {
-				vs := s.(*ast.ValueSpec)
-				for i, name := range vs.Names {
-					if !strings.HasPrefix(name.Name, prefix) || i >= len(vs.Values) {
-						continue
-					}
-					lit, ok := vs.Values[i].(*ast.BasicLit)
-					if !ok || lit.Kind != token.STRING {
-						continue
-					}
-					v, err := strconv.Unquote(lit.Value)
-					if err != nil {
-						t.Fatal(err)
-					}
-					out = append(out, v)
-				}
-			}
-		}
-	}
+	out := slices.Collect(maps.Values(constsByName(t, prefix)))
 	if len(out) == 0 {
 		t.Fatalf("no %s* string constants", prefix)
 	}
