@@ -15,15 +15,18 @@ import (
 
 // BenchmarkApply measures the compare-and-set; the wait=1 cases (each
 // master's calls end with WAIT 1, Config.WaitReplicas) need a Redis with
-// a replica per master: on the cluster of scripts/services-up.sh --cluster
-// (FALLBACK_REDIS_CLUSTER_URL) they show what --redis-wait-replicas costs.
+// a replica per master: a master with a replica (FALLBACK_REDIS_URL) or the
+// cluster of scripts/services-up.sh --cluster (FALLBACK_REDIS_CLUSTER_URL),
+// where they show what --redis-wait-replicas costs.
 func BenchmarkApply(b *testing.B) {
 	for _, bc := range []struct{ batch, wait int }{{1, 0}, {100, 0}, {1, 1}, {100, 1}} {
 		batch := bc.batch
 		b.Run(fmt.Sprintf("batch=%d/wait=%d", batch, bc.wait), func(b *testing.B) {
 			e := newEnv(b, Config{WaitReplicas: bc.wait})
-			if bc.wait > 0 && !e.cluster() {
-				b.Skip("needs a replica per master: set " + clusterEnv)
+			if bc.wait > 0 {
+				if r, err := DetectReplicas(ctxT(b), e.rdb); err != nil || r.Fewest < bc.wait {
+					b.Skipf("needs %d replica(s) per master (%+v, %v): set %s or %s", bc.wait, r, err, realRedisEnv, clusterEnv)
+				}
 			}
 			state := bytes.Repeat([]byte("s"), 256)
 			changes := make([]Change, batch)

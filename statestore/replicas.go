@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -192,4 +195,95 @@ func movedOrDown(err error) bool {
 	var netErr net.Error
 	return redis.IsClusterDownError(err) || redis.IsReadOnlyError(err) || errors.As(err, &netErr) ||
 		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// Replicas is what DetectReplicas found: how many masters serve the keys,
+// and the fewest and the most replicas connected to one of them.
+type Replicas struct {
+	Masters int
+	Fewest  int
+	Most    int
+}
+
+// AutoWait is the WaitReplicas chosen when the operator did not choose
+// one (--redis-wait-replicas auto): 1 when a master has a replica, so that
+// a failover cannot lose an acknowledged change; 0 when none has one,
+// where there is no replica to promote and a WAIT could only come back
+// short. A master without a replica among masters with one is the
+// degraded case the shortfall pause is for (it may be the new master of a
+// failover whose old one has not rejoined yet): its calls count in
+// ReplicaShortfalls, the others' are waited for.
+func (r Replicas) AutoWait() int {
+	if r.Most > 0 {
+		return 1
+	}
+	return 0
+}
+
+// ErrNoReplicationInfo is what DetectReplicas wraps when a server answers
+// but does not say how many replicas it has: it refuses INFO replication
+// (a Redis-compatible server or proxy that does not have it, such as
+// miniredis) or its answer has no connected_slaves.
+var ErrNoReplicationInfo = errors.New("the server does not report its replicas")
+
+// DetectReplicas asks each master how many replicas are connected to it
+// (INFO replication, connected_slaves): every master of a cluster, or the
+// one server of a single Redis. It reads what is connected now: a replica
+// that is down or still connecting is not counted.
+func DetectReplicas(ctx context.Context, c redis.UniversalClient) (Replicas, error) {
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		var (
+			mu     sync.Mutex
+			counts []int
+		)
+		err := c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			n, err := connectedReplicas(ctx, node)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			counts = append(counts, n)
+			return nil
+		})
+		if err != nil {
+			return Replicas{}, fmt.Errorf("statestore: detect replicas: %w", err)
+		}
+		if len(counts) == 0 {
+			return Replicas{}, errors.New("statestore: detect replicas: the cluster lists no master")
+		}
+		return Replicas{Masters: len(counts), Fewest: slices.Min(counts), Most: slices.Max(counts)}, nil
+	case *redis.Client:
+		n, err := connectedReplicas(ctx, c)
+		if err != nil {
+			return Replicas{}, fmt.Errorf("statestore: detect replicas: %w", err)
+		}
+		return Replicas{Masters: 1, Fewest: n, Most: n}, nil
+	default:
+		return Replicas{}, fmt.Errorf("statestore: detect replicas: a %T is neither a single Redis nor a cluster", c)
+	}
+}
+
+// connectedReplicas is connected_slaves of the server's INFO replication.
+func connectedReplicas(ctx context.Context, node *redis.Client) (int, error) {
+	addr := node.Options().Addr
+	info, err := node.Info(ctx, "replication").Result()
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		return 0, fmt.Errorf("INFO replication on %s: %w: %w", addr, ErrNoReplicationInfo, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("INFO replication on %s: %w", addr, err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("INFO replication on %s: connected_slaves %q is not a count", addr, v)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("INFO replication on %s: %w: no connected_slaves line", addr, ErrNoReplicationInfo)
 }

@@ -36,7 +36,8 @@ func TestBenchJSONAddsUp(t *testing.T) {
 		"flows_closed_per_sec_steady", "deadline_lateness_ms", "deadline_lateness_emitted_ms",
 		"deadline_grace_ms", "deadline_lateness_past_grace_ms", "deadline_lateness_past_grace_emitted_ms", "outcome_shares",
 		"redis_bytes_per_inflight_flow", "redis_bytes_per_closed_flow", "redis_tombstone_bytes_per_flow", "redis_provider_index_bytes_per_flow",
-		"redis_provider_index_keys_per_flow", "redis_commands_per_flow", "cpu_us_per_flow", "cpu_scope", "counts", "limit", "peer"} {
+		"redis_provider_index_keys_per_flow", "redis_commands_per_flow", "cpu_us_per_flow", "cpu_scope", "counts", "limit", "peer",
+		"redis_wait_replicas"} {
 		if _, ok := raw[field]; !ok {
 			t.Errorf("JSON has no %q:\n%s", field, stdout.String())
 		}
@@ -44,6 +45,7 @@ func TestBenchJSONAddsUp(t *testing.T) {
 	var r struct {
 		Flows                int             `json:"flows"`
 		Backend              string          `json:"backend"`
+		WaitReplicas         int             `json:"redis_wait_replicas"`
 		Notes                []string        `json:"notes"`
 		BytesPerClosedFlow   *float64        `json:"redis_bytes_per_closed_flow"`
 		TombstoneBytes       *float64        `json:"redis_tombstone_bytes_per_flow"`
@@ -93,6 +95,9 @@ func TestBenchJSONAddsUp(t *testing.T) {
 	outcomes := 0
 	for _, n := range c.Outcomes {
 		outcomes += n
+	}
+	if r.WaitReplicas != 0 {
+		t.Errorf("redis_wait_replicas %d on the embedded Redis, which has no replica: want auto to choose 0", r.WaitReplicas)
 	}
 	switch {
 	case r.Flows != flows || c.Requests != flows || c.FirstSends != flows || c.FlowsClosed != flows || outcomes != flows:

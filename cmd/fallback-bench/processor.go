@@ -101,7 +101,9 @@ func (r *benchRun) spawnProcessor(runCtx context.Context, start func(func() erro
 		// does not know the flags.
 		cmd.Args = append(cmd.Args, "--redis-shards", strconv.Itoa(c.RedisShards))
 	}
-	if c.WaitReplicas != 0 {
+	if c.WaitReplicas != 0 || !r.waitAuto {
+		// As resolved in connect; a 0 that auto chose is what the child's
+		// own auto (or an older build's default) chooses too.
 		cmd.Args = append(cmd.Args, "--redis-wait-replicas", strconv.Itoa(c.WaitReplicas), "--redis-wait-timeout", c.WaitTimeout.String())
 	}
 	if r.catalog == flow.CatalogEnforce {

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/internal/bench"
+	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/internal/embedded"
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
@@ -31,6 +32,7 @@ type benchRun struct {
 	kafkaOpts       []kgo.Opt
 	benchRC, procRC redis.UniversalClient
 	realRedis       bool
+	waitAuto        bool // --redis-wait-replicas was auto (resolved in connect)
 	clock           *clock.Scaled
 	epoch           time.Time
 	lease           time.Duration
@@ -95,7 +97,14 @@ func (r *benchRun) connect(ctx context.Context) error {
 	if err := r.benchRC.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("bench: redis: %w", err)
 	}
-	cfg.Brokers, cfg.KafkaOpts, cfg.Redis = r.brokers, r.kafkaOpts, r.benchRC
+	r.waitAuto = c.WaitReplicas == cliconfig.WaitReplicasAuto
+	if r.waitAuto && !r.realRedis {
+		c.WaitReplicas = 0 // the embedded Redis (miniredis) has no replica, and no INFO replication to say so
+	}
+	if err := c.ResolveWaitReplicas(ctx, r.benchRC); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	cfg.Brokers, cfg.KafkaOpts, cfg.Redis, cfg.WaitReplicas = r.brokers, r.kafkaOpts, r.benchRC, c.WaitReplicas
 	return nil
 }
 

@@ -110,8 +110,9 @@ type runConn struct {
 }
 
 // connectRun checks every connection setting, then that the brokers and
-// Redis take the connection.
-func connectRun(ctx context.Context, c *cliconfig.Common) (*runConn, error) {
+// Redis take the connection; then it resolves --redis-wait-replicas auto
+// on the Redis it reached and opens the state store.
+func connectRun(ctx context.Context, c *cliconfig.Common) (_ *runConn, err error) {
 	brokers, err := c.BrokerList()
 	if err != nil {
 		return nil, err
@@ -120,18 +121,31 @@ func connectRun(ctx context.Context, c *cliconfig.Common) (*runConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, store, err := redisStore(c)
+	rc, err := c.RedisClient()
 	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			rc.Close()
+		}
+	}()
+	if err := c.CheckStore(rc); err != nil {
 		return nil, err
 	}
 	// Settings are all checked; now the brokers must take the connection.
 	if err := c.CheckBrokers(ctx, brokers); err != nil {
-		rc.Close()
 		return nil, err
 	}
-	if err := store.Ping(ctx); err != nil {
-		rc.Close()
+	if err := rc.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis not reachable: %w", err)
+	}
+	if err := c.ResolveWaitReplicas(ctx, rc); err != nil {
+		return nil, err
+	}
+	store, err := c.Store(rc)
+	if err != nil {
+		return nil, err
 	}
 	return &runConn{brokers: brokers, kafkaOpts: kafkaOpts, rc: rc, store: store}, nil
 }

@@ -87,6 +87,8 @@ type Config struct {
 	// Backend and Processor are reported as given ("real"/"embedded",
 	// "in-process"/"external").
 	Backend, Processor string
+	// WaitReplicas is the processor's --redis-wait-replicas, reported.
+	WaitReplicas int
 	// OnRunStart and OnRunEnd, when set, bracket the measured run (a CPU
 	// profile, say), not the parking, the ceilings or the peer.
 	OnRunStart, OnRunEnd func()
@@ -108,6 +110,9 @@ type Result struct {
 	Rate       float64  `json:"rate"`
 	WallS      float64  `json:"wall_s"`
 	Notes      []string `json:"notes"`
+	// RedisWaitReplicas is the processor's --redis-wait-replicas: how many
+	// replicas each state change waited for (WAIT), auto resolved.
+	RedisWaitReplicas int `json:"redis_wait_replicas"`
 
 	// Rates over the run: count over (the last one seen - the first request
 	// published), wall seconds.
@@ -256,7 +261,7 @@ func newResult(cfg Config) (*Result, error) {
 	}
 	res := &Result{Flows: cfg.Flows, Pending: cfg.Pending, Backend: cfg.Backend, Processor: cfg.Processor,
 		ClockSpeed: cfg.Clock.Speed, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate, Notes: []string{},
-		Catalog: flow.CatalogOff.String()}
+		Catalog: flow.CatalogOff.String(), RedisWaitReplicas: cfg.WaitReplicas}
 	if cfg.Catalog != nil {
 		res.Catalog = flow.CatalogEnforce.String()
 	}

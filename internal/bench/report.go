@@ -49,7 +49,7 @@ func (r *Result) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nfallback bench: %d flows, %d pending, %s backends, %s processor, clock x%g, delays %v s\n",
 		r.Flows, r.Pending, r.Backend, r.Processor, r.ClockSpeed, r.DelaysS)
-	fmt.Fprintf(w, "  step 0: %s; later steps: %s; rate %s; catalog %s\n\n", r.Mix, r.ThenMix, rateText(r.Rate), r.Catalog)
+	fmt.Fprintf(w, "  step 0: %s; later steps: %s; rate %s; catalog %s; redis wait replicas %d\n\n", r.Mix, r.ThenMix, rateText(r.Rate), r.Catalog, r.RedisWaitReplicas)
 	row("requests_per_sec", num(r.RequestsPerSec), "request in to first send out")
 	row("dlrs_per_sec", num(r.DLRsPerSec), "")
 	row("deadline_fires_per_sec", num(r.DeadlineFiresPerSec), "")

@@ -37,7 +37,7 @@ type Common struct {
 	RedisURL        string
 	RedisPrefix     string
 	RedisShards     int
-	WaitReplicas    int           // --redis-wait-replicas
+	WaitReplicas    int           // --redis-wait-replicas; WaitReplicasAuto until ResolveWaitReplicas
 	WaitTimeout     time.Duration // --redis-wait-timeout
 	Group           string
 	InstanceID      string
@@ -164,7 +164,8 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	proc.DurationVar(&c.MaxRequestAge, "max-request-age", time.Hour, "a send read more than this after its requested_at (or record timestamp) is rejected as expired and nothing is sent; --tombstone-retention must be at least this plus --deadline-grace (env FALLBACK_MAX_REQUEST_AGE)")
 	proc.DurationVar(&c.DeadlineGrace, "deadline-grace", processor.DefaultDeadlineGrace, "how far the brokers' and producers' clocks may disagree with the processor's: a deadline fires once every input partition is read this much past it, and a request dated further in the future is rejected; 0 for none (env FALLBACK_DEADLINE_GRACE)")
 	proc.DurationVar(&c.MaxDeadlineHold, "max-deadline-hold", processor.DefaultMaxDeadlineHold, "the longest a due deadline waits for an input partition that is not read past it (owner dead, rebalance, Kafka down); past it the deadline fires anyway and its events carry deadline_forced; 0 for the default (env FALLBACK_MAX_DEADLINE_HOLD)")
-	proc.IntVar(&c.WaitReplicas, "redis-wait-replicas", 0, "make every state change wait until this many replicas of its Redis master have it (WAIT), so that a failover cannot lose it; 0: Redis's asynchronous replication (docs/delivery-guarantees.md) (env FALLBACK_REDIS_WAIT_REPLICAS)")
+	c.WaitReplicas = WaitReplicasAuto
+	proc.Var((*waitReplicasValue)(&c.WaitReplicas), "redis-wait-replicas", "make every state change wait until this many replicas of its Redis master have it (WAIT), so that a failover cannot lose it: a `count`, 0 for Redis's asynchronous replication, or auto: 1 when a master has a connected replica at start, else 0 (docs/delivery-guarantees.md) (env FALLBACK_REDIS_WAIT_REPLICAS)")
 	proc.DurationVar(&c.WaitTimeout, "redis-wait-timeout", statestore.DefaultWaitTimeout, fmt.Sprintf("the longest a state change waits for --redis-wait-replicas; a master whose replicas do not answer in time is then written to without waiting for %s, counted in fallback_redis_replica_shortfalls_total (env FALLBACK_REDIS_WAIT_TIMEOUT)", statestore.WaitPause))
 	proc.DurationVar(&c.ClaimLease, "claim-lease", 10*time.Second, "how long a claimed deadline or owed output waits before another instance retries it; above 0 (env FALLBACK_CLAIM_LEASE)")
 	on(GroupLog).StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
@@ -190,8 +191,9 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 }
 
 // fromEnv sets f from its FALLBACK_* variable, if set. An empty variable
-// counts as unset for a number, duration or boolean (so a compose file can
-// pass one through empty); a value that does not parse is kept for Check.
+// counts as unset for a number, duration or boolean, and for
+// --redis-wait-replicas (so a compose file can pass one through empty); a
+// value that does not parse is kept for Check.
 func (c *Common) fromEnv(fs *flag.FlagSet, f *flag.Flag) {
 	name := clients.EnvOf("--" + f.Name)
 	v, ok := os.LookupEnv(name)
@@ -211,6 +213,9 @@ func (c *Common) fromEnv(fs *flag.FlagSet, f *flag.Flag) {
 		case time.Duration:
 			kind = "not a duration (such as 500ms, 10s, 5m or 24h)"
 		}
+	}
+	if _, ok := f.Value.(*waitReplicasValue); ok {
+		kind = waitReplicasKind
 	}
 	if kind != "" && strings.TrimSpace(v) == "" {
 		return
@@ -260,7 +265,7 @@ func (c *Common) Check() error {
 	if g&GroupRedis != 0 && c.RedisPrefix == "" {
 		bad("--redis-prefix", "must not be empty")
 	}
-	if g&GroupProcessor != 0 && c.WaitReplicas < 0 {
+	if g&GroupProcessor != 0 && c.WaitReplicas < 0 && c.WaitReplicas != WaitReplicasAuto {
 		bad("--redis-wait-replicas", "must not be negative, got %d", c.WaitReplicas)
 	}
 	if g&GroupProcessor != 0 && c.WaitTimeout < time.Millisecond {
@@ -463,12 +468,22 @@ func (c *Common) Shards(client redis.UniversalClient) int {
 const ClusterShards = 64
 
 // Store is the flow state store on client, with --redis-prefix,
-// --redis-shards and the tombstone retention.
+// --redis-shards, the tombstone retention and --redis-wait-replicas. With
+// --redis-wait-replicas auto a command of the processor's settings
+// (GroupProcessor) must ResolveWaitReplicas first; the other commands
+// change no flow state and wait for no replica.
 func (c *Common) Store(client redis.UniversalClient) (*statestore.Store, error) {
-	cfg := statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.TombstoneRetention(),
-		WaitReplicas: c.WaitReplicas, WaitTimeout: c.WaitTimeout, Logger: c.Logger()}
+	cfg := c.storeConfig(client)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if c.WaitReplicas == WaitReplicasAuto && c.groups&GroupProcessor != 0 {
+		return nil, errors.New("--redis-wait-replicas auto is not resolved yet (ResolveWaitReplicas)")
+	}
 	return statestore.New(client, cfg), nil
+}
+
+func (c *Common) storeConfig(client redis.UniversalClient) statestore.Config {
+	return statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.TombstoneRetention(),
+		WaitReplicas: max(c.WaitReplicas, 0), WaitTimeout: c.WaitTimeout, Logger: c.Logger()}
 }
