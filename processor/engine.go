@@ -228,6 +228,9 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 	var events []eventOut
 	for _, in := range w.inputs {
 		next, out := flow.Apply(cur, e.normalise(in, cur), now)
+		if next != nil && len(next.Held) > heldCount(cur) {
+			e.metrics.inputsHeld.Add(ctx, 1)
+		}
 		// The flow's trace context; a tombstone has dropped it, so the
 		// outputs of the change that closed the flow take the one before.
 		tr := stateTrace(next)
@@ -381,4 +384,12 @@ func decodeSnapshot(s statestore.Snapshot) (*flow.State, error) {
 		return nil, errors.New("empty state blob")
 	}
 	return flow.Decode(s.RequestID, s.State)
+}
+
+// heldCount is how many inputs a flow holds (flow.State.Held).
+func heldCount(st *flow.State) int {
+	if st == nil {
+		return 0
+	}
+	return len(st.Held)
 }

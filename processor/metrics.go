@@ -28,6 +28,7 @@ type metrics struct {
 	deadlinesFired  metric.Int64Counter
 	outboxReplayed  metric.Int64Counter
 	deadlinesForced metric.Int64Counter
+	inputsHeld      metric.Int64Counter
 	requestsPaused  metric.Int64Counter
 	tableRefreshes  metric.Int64Counter
 	catalogWarnings metric.Int64Counter
@@ -107,6 +108,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		deadlinesFired:  zeroed("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
 		outboxReplayed:  zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
 		deadlinesForced: zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
+		inputsHeld:      zeroed("fallback.inputs_held", "DLRs and cancels published after their flow's deadline, read before it fired, and held in the flow until it did"),
 		requestsPaused:  zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
 		tableRefreshes:  zeroed("fallback.flow_table.refreshes", "times a request naming a flow, sender or template the config table did not hold (or not as usable) made it read its topics to their end"),
 
