@@ -205,3 +205,28 @@ func TestInputPublishedAfterTheDeadlineOnAClockBehind(t *testing.T) {
 	expectSend(t, out, 1, "sms", ReasonTimeout)
 	expectClosed(t, st, OutcomeCancelled)
 }
+
+// TestHeldInputsAreHeldOnce: the same late status again, or a second late
+// cancel, is not held twice: a provider repeating itself cannot grow the
+// flow's state while its deadline is held.
+func TestHeldInputsAreHeldOnce(t *testing.T) {
+	active := started(t, twoSteps())
+	due := active.DeadlineTime()
+	readAt := due.Add(time.Minute)
+	failure := dlr(0, "failed", Failed)
+	failure.PublishedAt = due.Add(2 * time.Second)
+	held := expectHeld(t, active, failure, readAt)
+
+	again := failure
+	again.Pos.Offset++
+	st, out := Apply(held, again, readAt)
+	if len(st.Held) != 1 || out.Changed || len(out.Events) != 1 || out.Events[0].Type != EventDLRDiscarded || out.Events[0].Reason != DiscardDuplicate {
+		t.Fatalf("a repeated late status: %d held, changed %v, events %+v", len(st.Held), out.Changed, out.Events)
+	}
+	cancel := Cancel{Pos: Position{SourceRequests, 0, 99}, RequestID: "r1", PublishedAt: due.Add(3 * time.Second)}
+	held = expectHeld(t, held, cancel, readAt)
+	cancel.Pos.Offset++
+	if st, out := Apply(held, cancel, readAt); len(st.Held) != 2 || out.Changed {
+		t.Fatalf("a second late cancel: %d held, changed %v", len(st.Held), out.Changed)
+	}
+}

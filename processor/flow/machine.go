@@ -180,6 +180,14 @@ func applyInOrder(st *State, in Input, now time.Time) (*State, Output) {
 	if publishedAfterDeadline(st, in) {
 		// A clock running behind the brokers' by more than the grace can
 		// still read before the deadline (docs/event-time-deadlines.md#clock-skew).
+		if st.holds(in) {
+			// The same status again, or a second cancel: held once, so that
+			// a provider repeating itself cannot grow the state.
+			if r, ok := in.(Report); ok {
+				return st, discard(st, r, DiscardDuplicate, now)
+			}
+			return st, Output{}
+		}
 		ns := st.clone()
 		ns.markApplied(in.position())
 		ns.Held = append(ns.Held, heldInput(in))
@@ -202,6 +210,24 @@ func publishedAfterDeadline(st *State, in Input) bool {
 		return r.Kind != Intermediate && r.Step >= 0 && r.Step < len(st.Attempts)
 	}
 	return true
+}
+
+// holds reports whether an input like in (a cancel, or a report of the
+// same step and status) is held already.
+func (s *State) holds(in Input) bool {
+	for _, h := range s.Held {
+		switch in := in.(type) {
+		case Cancel:
+			if h.Cancel {
+				return true
+			}
+		case Report:
+			if !h.Cancel && h.Step == in.Step && strings.EqualFold(h.Status, in.Status) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // release applies the inputs held in st once it moved on from before (a
