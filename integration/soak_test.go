@@ -76,6 +76,7 @@ type soakSummary struct {
 	NemesisActions         int            `json:"nemesis_actions"`
 	RSSGrowthPct           float64        `json:"rss_growth_pct"`
 	RedisMemoryGrowthPct   float64        `json:"redis_memory_growth_pct"`
+	MemoryWarmUpS          float64        `json:"memory_warm_up_s"` // samples before this are left out of the growths
 	RepeatedFallbacks      int            `json:"repeated_fallbacks"`
 	SkippedSteps           int            `json:"skipped_steps"`
 	OrphanSends            int            `json:"orphan_sends"`
@@ -190,7 +191,7 @@ func TestSoak(t *testing.T) {
 	rssGrowth, redisGrowth := memoryGrowth(samples, cfg.duration/3)
 	summary := soakSummary{Flows: r.Requests, Lost: r.Lost, DoubleClosed: r.DoubleClosed, WrongOutcomes: r.WrongOutcomes,
 		UnjustifiedSecondSends: r.SecondSends, NemesisActions: len(n.timeline), RSSGrowthPct: rssGrowth,
-		RedisMemoryGrowthPct: redisGrowth, RepeatedFallbacks: r.RepeatedFallbacks, SkippedSteps: r.SkippedSteps,
+		RedisMemoryGrowthPct: redisGrowth, MemoryWarmUpS: (cfg.duration / 3).Seconds(), RepeatedFallbacks: r.RepeatedFallbacks, SkippedSteps: r.SkippedSteps,
 		OrphanSends: r.OrphanSends, DivergentSends: r.DivergentSends, ForcedFlows: r.ForcedFlows,
 		NemesisErrors: n.errors(), AmbiguousFlows: r.AmbiguousFlows, RepeatedSends: r.RepeatedSends,
 		Outcomes: r.Outcomes, Actions: counts, RSSLastMB: lastRSS(samples) >> 20, RedisMemoryLastMB: lastRedis(samples) >> 20,
