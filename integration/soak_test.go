@@ -20,6 +20,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -292,7 +294,27 @@ func (n *nemesis) redisNode() string {
 	if !n.cluster {
 		return "redis"
 	}
-	return fmt.Sprintf("redis-%d", 17000+n.w.rng.IntN(6))
+	nodes := clusterRedisPorts(suite.redisURL)
+	if len(nodes) == 0 {
+		return "redis-17000" // the default first node
+	}
+	return "redis-" + nodes[n.w.rng.IntN(len(nodes))]
+}
+
+// clusterRedisPorts are the ports of the nodes a cluster Redis URL names
+// (redis://host:port?addr=host:port&addr=...).
+func clusterRedisPorts(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var ports []string
+	for _, addr := range append([]string{u.Host}, u.Query()["addr"]...) {
+		if _, port, err := net.SplitHostPort(addr); err == nil {
+			ports = append(ports, port)
+		}
+	}
+	return ports
 }
 
 // restart stops node (SIGKILL when kill, else gracefully), waits a moment
