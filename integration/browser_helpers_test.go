@@ -214,11 +214,38 @@ func eval[T any](b *browser, expr string) T {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	v, err := runAcrossNavigation(ctx, func() (T, error) {
+		return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	})
 	if err != nil {
 		b.t.Fatalf("evaluate %.80q: %v (page %s)", expr, err, b.location())
 	}
 	return v
+}
+
+// runAcrossNavigation runs do again while it fails because the page's
+// JavaScript context it used is gone: a navigation replaced it, and
+// chromedp had not yet heard of the new page's context (seen in CI on a
+// loaded machine: "Cannot find context with specified id", right after the
+// load event of a form's navigation). Any other error, or the end of ctx,
+// ends it.
+func runAcrossNavigation[T any](ctx context.Context, do func() (T, error)) (T, error) {
+	for {
+		v, err := do()
+		if err == nil || ctx.Err() != nil || !contextGone(err) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+func contextGone(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") || strings.Contains(msg, "Execution context was destroyed")
 }
 
 func (b *browser) location() string {
@@ -260,8 +287,10 @@ func (b *browser) waitFor(what, cond string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
 	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void]("(() => { try { return !!("+cond+"); } catch (e) { return false; } })()",
-		chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(browserWait)))
+	_, err := runAcrossNavigation(ctx, func() (chromedp.Void, error) {
+		return chromedp.Run(ctx, chromedp.Poll[chromedp.Void]("(() => { try { return !!("+cond+"); } catch (e) { return false; } })()",
+			chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(browserWait)))
+	})
 	if err != nil {
 		b.t.Fatalf("waiting for %s: %v\npage %s says:\n%s", what, err, b.location(), b.mainText())
 	}
