@@ -49,7 +49,7 @@ func soakSettings(t *testing.T) soakConfig {
 	if d == "" {
 		t.Skip("the soak runs from scripts/soak.sh (FALLBACK_SOAK_DURATION, _RATE, _PROCS): see docs/reliability.md")
 	}
-	c := soakConfig{rate: 200, procs: 2, every: [2]time.Duration{3 * time.Second, 10 * time.Second}}
+	c := soakConfig{rate: 200, procs: 2, every: [2]time.Duration{2 * time.Second, 8 * time.Second}}
 	var err error
 	if c.duration, err = time.ParseDuration(d); err != nil || c.duration < time.Minute {
 		t.Fatalf("FALLBACK_SOAK_DURATION=%q: a duration of at least 1m", d)
