@@ -104,6 +104,12 @@ func TestHeldInputYieldsToAnInTimeInputReadLater(t *testing.T) {
 		t.Fatalf("delivered step %d, late %v, %d still held", st.DeliveredStep, st.Late, len(st.Held))
 	}
 	expectEvents(t, out, EventDLRReceived, EventFlowClosed, EventDLRDiscarded, EventMultiChannelDelivery)
+	// In publication order the SMS delivery came after the close: the
+	// summary describes the flow when it closed (one channel delivered), and
+	// the second delivery is its own late event.
+	if closed, multi := out.Events[1], out.Events[3]; closed.Summary.MultiChannelDelivery || !multi.Late {
+		t.Fatalf("summary multi=%v, late multi event %v", closed.Summary.MultiChannelDelivery, multi.Late)
+	}
 	if len(out.Sends) != 0 {
 		t.Fatalf("%d sends after the flow closed", len(out.Sends))
 	}
