@@ -215,6 +215,7 @@ func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (_ batchRes
 	works := make([]*flowWork, len(b.order))
 	for i, id := range b.order {
 		works[i] = b.works[id]
+		works[i].inputs = inPublicationOrder(works[i].inputs)
 	}
 	res, err := c.engine.run(ctx, works, now)
 	if err != nil {
@@ -232,7 +233,8 @@ func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (_ batchRes
 	return res, nil
 }
 
-// batchBuilder collects one poll's inputs per flow, in offset order.
+// batchBuilder collects one poll's inputs per flow, in offset order per
+// partition (apply then merges a flow's partitions: inPublicationOrder).
 type batchBuilder struct {
 	c      *Consumer
 	now    time.Time
