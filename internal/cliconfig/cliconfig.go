@@ -445,7 +445,17 @@ func (c *Common) ProviderIndexTTL() time.Duration {
 		tombstone = statestore.DefaultTombstoneTTL
 	}
 	l := flow.DefaultLimits()
-	return time.Duration(l.MaxSteps)*time.Duration(l.MaxDelaySeconds)*time.Second + tombstone
+	return c.inWallTime(time.Duration(l.MaxSteps)*time.Duration(l.MaxDelaySeconds)*time.Second + tombstone)
+}
+
+// inWallTime is a flow-time duration as Redis counts it (a key's TTL runs
+// on Redis's own clock): under --clock-speed 10 an hour of retention is six
+// minutes, so a sped-up test world keeps what a real one would, no more.
+func (c *Common) inWallTime(d time.Duration) time.Duration {
+	if c.ClockSpeed > 0 && c.ClockSpeed != 1 {
+		return max(time.Duration(float64(d)/c.ClockSpeed), time.Millisecond)
+	}
+	return d
 }
 
 // Shards is --redis-shards, or when it is 0 the default for client: 16 on
@@ -484,6 +494,10 @@ func (c *Common) Store(client redis.UniversalClient) (*statestore.Store, error) 
 }
 
 func (c *Common) storeConfig(client redis.UniversalClient) statestore.Config {
-	return statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.TombstoneRetention(),
+	tombstone := c.TombstoneRetention()
+	if tombstone == 0 {
+		tombstone = statestore.DefaultTombstoneTTL
+	}
+	return statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.inWallTime(tombstone),
 		WaitReplicas: max(c.WaitReplicas, 0), WaitTimeout: c.WaitTimeout, Logger: c.Logger()}
 }

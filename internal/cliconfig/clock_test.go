@@ -101,3 +101,28 @@ func TestClockWithOffset(t *testing.T) {
 		})
 	}
 }
+
+// TestRetentionRunsInFlowTime: Redis expires keys on its own clock, so a
+// sped-up test world gives it its retentions divided by the speed; at
+// speed 1 they are what the flags say.
+func TestRetentionRunsInFlowTime(t *testing.T) {
+	for _, tc := range []struct {
+		args                []string
+		tombstone, indexTTL time.Duration
+	}{
+		{nil, time.Hour + 2*time.Second, 2*time.Hour + time.Hour + 2*time.Second},
+		{[]string{"--clock-speed", "10", "--clock-epoch", "1700000000000"}, (time.Hour + 2*time.Second) / 10, (3*time.Hour + 2*time.Second) / 10},
+		{[]string{"--tombstone-retention", "24h", "--clock-speed", "4", "--clock-epoch", "1700000000000"}, 6 * time.Hour, (2*time.Hour + 24*time.Hour) / 4},
+	} {
+		c, err := parseWith(t, GroupProcessor|GroupClock, nil, append([]string{"--deadline-grace", "2s"}, tc.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.storeConfig(nil).TombstoneTTL; got != tc.tombstone {
+			t.Errorf("%v: tombstone TTL %s, want %s", tc.args, got, tc.tombstone)
+		}
+		if got := c.ProviderIndexTTL(); got != tc.indexTTL {
+			t.Errorf("%v: provider index TTL %s, want %s", tc.args, got, tc.indexTTL)
+		}
+	}
+}
