@@ -295,9 +295,11 @@ const deadlineTie = time.Second
 // raceWindow: two DLRs of one flow on different partitions that decide
 // differently (a late success of the first step, a failure of the second)
 // and were appended closer together than this may apply in either order.
-// The processor keeps the order of one partition only, and SPEC §7 asks for
-// no more.
-const raceWindow = 30 * time.Second
+// The processor applies such DLRs in publication order (SPEC §7: they wait
+// until every partition is read past them), by the brokers' timestamps in
+// milliseconds, less the grace for their clocks' skew: within a second the
+// story cannot tell which came first.
+const raceWindow = time.Second
 
 // storyEnd is what a flow's story implies.
 type storyEnd struct {

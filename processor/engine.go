@@ -287,7 +287,7 @@ func (e *engine) change(w *flowWork, st *flow.State, records []*kgo.Record, now 
 		panic(err)
 	}
 	c := statestore.Change{RequestID: w.requestID, ExpectVersion: w.snap.Version, State: blob,
-		Deadline: st.DeadlineTime(), Closed: st.Closed}
+		Deadline: st.DueTime(), Closed: st.Closed}
 	if len(records) > 0 {
 		c.Outbox = make([][]byte, len(records))
 		for i, r := range records {

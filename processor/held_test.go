@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/fallbackd/fallback/internal/clocktest"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
+	"github.com/fallbackd/fallback/statestore"
 )
 
 // wallManual is the manual test clock that maps record timestamps one to
@@ -28,11 +30,7 @@ func TestLateDLRWaitsInRedisForItsDeadline(t *testing.T) {
 	c.clock = clk
 	ctx := context.Background()
 
-	v, err := c.codecs.SendRequest.Encode(limitRequest("h1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyForEvents(t, c, store, &kgo.Record{Topic: names.Requests, Key: []byte("h1"), Value: v, Timestamp: t0()})
+	startFlow(t, c, store, "h1")
 	due := t0().Add(30 * time.Second) // the WhatsApp step's delay
 
 	rep, err := c.codecs.DeliveryReport.Encode(schemas.DeliveryReport{AttemptID: "h1/0", Channel: "whatsapp", Status: "delivered"})
@@ -90,4 +88,111 @@ func TestLateDLRWaitsInRedisForItsDeadline(t *testing.T) {
 			t.Fatalf("events %v, want %v", types, want)
 		}
 	}
+}
+
+// TestDecidingDLRsOfTwoBatchesApplyInPublicationOrder: a flow that fell back
+// to SMS reads its SMS delivery in one batch and, in the next, its WhatsApp
+// read published a second before it on a partition read later (a restart
+// leaves one instance's partitions behind the other's). Applied as read,
+// the SMS delivery closed the flow DELIVERED on SMS. Both decide a flow with
+// two steps out, so both wait in Redis, due from the earlier one's time;
+// the sweeper claims the flow once every partition is read past it and
+// applies them in publication order: READ on WhatsApp, late, then the SMS
+// delivery as a second, multi-channel one.
+func TestDecidingDLRsOfTwoBatchesApplyInPublicationOrder(t *testing.T) {
+	c, _, store := redisConsumer(t)
+	clk := wallManual{clocktest.NewManual(t0())}
+	c.clock = clk
+	startFlow(t, c, store, "w1")
+	clk.Advance(30 * time.Second) // the WhatsApp step's deadline
+	if events := fireDue(t, c, store, clk.Now(), clk.Now()); len(events) == 0 || events[0].Type != flow.EventFallbackTriggered {
+		t.Fatalf("the WhatsApp deadline: %+v", events)
+	}
+
+	clk.Advance(10 * time.Second)
+	smsAt, readAt := t0().Add(36*time.Second), t0().Add(35*time.Second)
+	if events := applyForEvents(t, c, store, dlrRecord(t, c, 0, 3, smsAt, schemas.DeliveryReport{AttemptID: "w1/1", Channel: "sms", Status: "DELIVRD"})); len(events) != 0 {
+		t.Fatalf("the SMS delivery of a flow with two steps out decided at once: %+v", events)
+	}
+	if events := applyForEvents(t, c, store, dlrRecord(t, c, 1, 8, readAt, schemas.DeliveryReport{AttemptID: "w1/0", Channel: "whatsapp", Status: "read"})); len(events) != 0 {
+		t.Fatalf("the WhatsApp read decided at once: %+v", events)
+	}
+	// Not every partition is read past the WhatsApp read yet: nothing due.
+	if events := fireDue(t, c, store, readAt.Add(-time.Millisecond), clk.Now()); len(events) != 0 {
+		t.Fatalf("fired before the watermarks passed the held inputs: %+v", events)
+	}
+	events := fireDue(t, c, store, smsAt, clk.Now())
+	var types []string
+	for _, ev := range events {
+		types = append(types, ev.Type)
+	}
+	want := []string{flow.EventDLRReceived, flow.EventFlowClosed, flow.EventDLRDiscarded, flow.EventMultiChannelDelivery}
+	if !slices.Equal(types, want) {
+		t.Fatalf("events %v, want %v", types, want)
+	}
+	if closed := events[1]; closed.Outcome != flow.OutcomeRead || closed.Channel != "whatsapp" || !closed.Late {
+		t.Fatalf("FLOW_CLOSED %s on %s late=%v, want READ on whatsapp, late", closed.Outcome, closed.Channel, closed.Late)
+	}
+	if multi := events[3]; multi.Channel != "sms" || !multi.Late {
+		t.Fatalf("MULTI_CHANNEL_DELIVERY on %s late=%v, want the SMS delivery, late", multi.Channel, multi.Late)
+	}
+}
+
+// startFlow runs limitRequest(id) through c, appended at t0.
+func startFlow(t *testing.T, c *Consumer, store *statestore.Store, id string) {
+	t.Helper()
+	v, err := c.codecs.SendRequest.Encode(limitRequest(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyForEvents(t, c, store, &kgo.Record{Topic: c.topics.Requests, Key: []byte(id), Value: v, Timestamp: t0()})
+}
+
+// dlrRecord is rep on the DLR topic's partition at offset, appended at at.
+func dlrRecord(t *testing.T, c *Consumer, partition int32, offset int64, at time.Time, rep schemas.DeliveryReport) *kgo.Record {
+	t.Helper()
+	v, err := c.codecs.DeliveryReport.Encode(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kgo.Record{Topic: c.topics.DLR, Partition: partition, Offset: offset, Key: []byte(rep.AttemptID), Value: v, Timestamp: at}
+}
+
+// fireDue does the sweeper's part at now: it claims the flows due by
+// readPast (its cutoff), applies their DeadlineElapsed, acks the outputs
+// as if produced and returns the events among them.
+func fireDue(t *testing.T, c *Consumer, store *statestore.Store, readPast, now time.Time) []schemas.FlowEvent {
+	t.Helper()
+	ctx := context.Background()
+	claimed, err := c.engine.claimDue(ctx, nil, readPast, time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var works []*flowWork
+	for _, snap := range claimed {
+		st, err := decodeSnapshot(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		works = append(works, &flowWork{requestID: snap.RequestID, snap: snap, state: st, sweep: true,
+			inputs: []input{{in: flow.DeadlineElapsed{Step: st.Current, ReadPast: readPast}}}})
+	}
+	res, err := c.engine.run(ctx, works, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AckOutbox(ctx, res.acks); err != nil {
+		t.Fatal(err)
+	}
+	var events []schemas.FlowEvent
+	for _, r := range res.records {
+		if r.Topic == c.topics.Events {
+			ev, err := c.codecs.FlowEvent.Decode(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events = append(events, ev)
+		}
+	}
+	return events
 }

@@ -273,7 +273,12 @@ func FuzzApply(f *testing.F) {
 				if st != nil && r.next()%4 != 0 {
 					step = st.Current // as the sweeper does
 				}
-				in = DeadlineElapsed{Step: step}
+				// The sweeper's cutoff: now, or behind it while a partition lags.
+				var readPast time.Time
+				if lag := r.next() % 8; lag > 0 {
+					readPast = now.Add(-time.Duration(lag-1) * 10 * time.Second)
+				}
+				in = DeadlineElapsed{Step: step, ReadPast: readPast}
 			case 4:
 				now = now.Add(time.Duration(r.next()) * 5 * time.Second)
 				continue
@@ -330,6 +335,18 @@ func FuzzApply(f *testing.F) {
 					k := int(*ev.Step)
 					if next == nil || !next.Attempts[k].delivered() || !next.deliveredElsewhere(k) || (st != nil && st.Attempts[k].delivered()) {
 						t.Fatalf("input %d (%T): %s for step %d but state %+v", n, in, ev.Type, k, next)
+					}
+				}
+			}
+			if d, ok := in.(DeadlineElapsed); ok && next != nil && !next.Closed {
+				// Everything published up to the sweeper's cutoff applied.
+				readPast := now
+				if !d.ReadPast.IsZero() && d.ReadPast.Before(now) {
+					readPast = d.ReadPast
+				}
+				for _, h := range next.Held {
+					if h.PublishedAt <= readPast.UnixMilli() {
+						t.Fatalf("input %d (%T): still holds an input published at %d, read past %d", n, in, h.PublishedAt, readPast.UnixMilli())
 					}
 				}
 			}

@@ -95,10 +95,17 @@ func TestHeldInputYieldsToAnInTimeInputReadLater(t *testing.T) {
 	lastStep.PublishedAt = due.Add(5 * time.Second)
 	held := expectHeld(t, fired, lastStep, readAt)
 
+	// In time, on a partition read later. Two steps are out, so it decides
+	// only once every partition is read past it: it waits too.
 	firstStep := dlr(0, "delivered", Delivered)
 	firstStep.Pos = Position{SourceDLR, 1, 40}
-	firstStep.PublishedAt = due.Add(-20 * time.Second) // in time, on a partition read later
-	st, out := Apply(held, firstStep, readAt.Add(time.Second))
+	firstStep.PublishedAt = due.Add(-20 * time.Second)
+	held = expectHeld(t, held, firstStep, readAt.Add(time.Second))
+	if got := held.DueTime(); !got.Equal(firstStep.PublishedAt) {
+		t.Fatalf("due at %s, want the earliest held input's %s", got, firstStep.PublishedAt)
+	}
+	// Every partition read past both: they apply in publication order.
+	st, out := Apply(held, DeadlineElapsed{Step: 1, ReadPast: readAt}, readAt.Add(time.Second))
 	expectClosed(t, st, OutcomeDelivered)
 	if st.DeliveredStep != 0 || !st.Late || len(st.Held) != 0 {
 		t.Fatalf("delivered step %d, late %v, %d still held", st.DeliveredStep, st.Late, len(st.Held))
@@ -199,15 +206,24 @@ func TestInputPublishedAfterTheDeadlineOnAClockBehind(t *testing.T) {
 	if st, out := Apply(held, DeadlineElapsed{Step: 0}, readAt); out.Changed || st.Current != 0 {
 		t.Fatalf("a deadline elapsed before it was due: changed %v, step %d", out.Changed, st.Current)
 	}
-	st, out := Apply(held, DeadlineElapsed{Step: 0}, due)
+	// The deadline fires first; the delivery waits until every partition
+	// is read past it, then closes the flow.
+	st, out := Apply(held, DeadlineElapsed{Step: 0, ReadPast: due}, due)
 	expectSend(t, out, 1, "sms", ReasonTimeout)
+	if st.Closed || len(st.Held) != 1 || !st.DueTime().Equal(success.PublishedAt) {
+		t.Fatalf("after the deadline: closed %v, %d held, due %s", st.Closed, len(st.Held), st.DueTime())
+	}
+	st, out = Apply(st, DeadlineElapsed{Step: 1, ReadPast: success.PublishedAt}, due.Add(2*time.Second))
+	if len(out.Sends) != 0 {
+		t.Fatalf("the released delivery sent %+v", out.Sends)
+	}
 	expectClosed(t, st, OutcomeDelivered)
 	if !st.Late || st.DeliveredStep != 0 {
 		t.Fatalf("late success of step 0: late %v, delivered step %d", st.Late, st.DeliveredStep)
 	}
 
 	cancelled := Cancel{Pos: Position{SourceRequests, 0, 99}, RequestID: "r1", PublishedAt: due.Add(time.Second)}
-	st, out = Apply(expectHeld(t, active, cancelled, readAt), DeadlineElapsed{Step: 0}, due)
+	st, out = Apply(expectHeld(t, active, cancelled, readAt), DeadlineElapsed{Step: 0, ReadPast: cancelled.PublishedAt}, due.Add(2*time.Second))
 	expectSend(t, out, 1, "sms", ReasonTimeout)
 	expectClosed(t, st, OutcomeCancelled)
 }
@@ -234,5 +250,98 @@ func TestHeldInputsAreHeldOnce(t *testing.T) {
 	cancel.Pos.Offset++
 	if st, out := Apply(held, cancel, readAt); len(st.Held) != 2 || out.Changed {
 		t.Fatalf("a second late cancel: %d held, changed %v", len(st.Held), out.Changed)
+	}
+}
+
+// threeSteps is WhatsApp, then RCS, then SMS.
+func threeSteps() []StepDef {
+	steps := twoSteps()
+	return []StepDef{steps[0], {Channel: "rcs", From: "acme-agent", Template: "otp_rcs", DelaySeconds: 30}, steps[1]}
+}
+
+// TestADecidingDLRWaitsForEveryPartitionOnceTwoStepsAreOut: a flow on its
+// RCS step reads the RCS failure, then, from a partition read later, the
+// WhatsApp delivery published minutes before it. Applied as read, the
+// failure paid for the SMS step before the delivery closed the flow. Both
+// decide a flow with two steps out, so both wait; once every partition is
+// read past them they apply in publication order: the delivery closes the
+// flow, the failure finds it closed, nothing more is sent.
+func TestADecidingDLRWaitsForEveryPartitionOnceTwoStepsAreOut(t *testing.T) {
+	st, sentAt := atStep(t, threeSteps(), 1)
+	failure := dlr(1, "failed", Failed)
+	failure.Pos = Position{SourceDLR, 0, 12}
+	failure.PublishedAt = sentAt.Add(10 * time.Second)
+	delivery := dlr(0, "delivered", Delivered)
+	delivery.Pos = Position{SourceDLR, 4, 80}
+	delivery.PublishedAt = sentAt.Add(-4 * time.Minute) // late for its step, in time for the flow
+
+	readAt := sentAt.Add(15 * time.Second)
+	held := expectHeld(t, st, failure, readAt)
+	held = expectHeld(t, held, delivery, readAt.Add(time.Second))
+	if !held.DueTime().Equal(delivery.PublishedAt) {
+		t.Fatalf("due at %s, want the earliest held input's %s", held.DueTime(), delivery.PublishedAt)
+	}
+	// Read past the delivery only: it applies alone.
+	mid, out := Apply(held, DeadlineElapsed{Step: 1, ReadPast: delivery.PublishedAt}, readAt.Add(2*time.Second))
+	expectClosed(t, mid, OutcomeDelivered)
+	if len(out.Sends) != 0 || mid.DeliveredStep != 0 {
+		t.Fatalf("delivered step %d, sends %+v", mid.DeliveredStep, out.Sends)
+	}
+	// The flow closed: what it still held applied at once, as a report of a
+	// closed flow.
+	if len(mid.Held) != 0 || countType(out, EventDLRDiscarded) != 1 {
+		t.Fatalf("%d still held; events %v", len(mid.Held), eventTypes(out))
+	}
+
+	// Applied as read (no publication times, as from a source without
+	// them), the failure pays for the SMS step: the order the wait fixes.
+	asRead, out := Apply(st, Report{Pos: failure.Pos, RequestID: "r1", AttemptID: failure.AttemptID, Step: 1,
+		Status: "failed", Kind: Failed}, readAt)
+	if asRead.Current != 2 || len(out.Sends) != 1 {
+		t.Fatalf("without publication times the failure should fall back at once: step %d, %d sends", asRead.Current, len(out.Sends))
+	}
+}
+
+// TestAFlowWithOneStepOutAppliesItsDLRsAtOnce: the usual flow pays no wait
+// for a DLR (no other partition can hold one of its DLRs); a cancel waits,
+// since the requests partition is another, and a delivery published before
+// it, read after, closes the flow first.
+func TestAFlowWithOneStepOutAppliesItsDLRsAtOnce(t *testing.T) {
+	active := started(t, twoSteps())
+	due := active.DeadlineTime()
+	delivery := dlr(0, "read", Read)
+	delivery.PublishedAt = due.Add(-20 * time.Second)
+	st, out := Apply(active, delivery, due.Add(-19*time.Second))
+	expectClosed(t, st, OutcomeRead)
+	if len(st.Held) != 0 || countType(out, EventFlowClosed) != 1 {
+		t.Fatalf("held %d, events %v", len(st.Held), eventTypes(out))
+	}
+
+	cancelled := Cancel{Pos: Position{SourceRequests, 0, 30}, RequestID: "r1", PublishedAt: due.Add(-10 * time.Second)}
+	held := expectHeld(t, active, cancelled, due.Add(-9*time.Second))
+	delivered := dlr(0, "delivered", Delivered)
+	delivered.PublishedAt = due.Add(-12 * time.Second) // before the cancel, read after it
+	st, out = Apply(held, delivered, due.Add(-8*time.Second))
+	expectClosed(t, st, OutcomeDelivered)
+	expectEvents(t, out, EventDLRReceived, EventFlowClosed, EventCancelIgnored)
+}
+
+// TestAnInputNeverOvertakesOneTheFlowHolds: a cancel waits for every
+// partition; a delivery of the flow's only step, published after the
+// cancel, must not close the flow before it (the crash loop saw DELIVERED
+// where the cancel came first). It waits behind the cancel, and the
+// sweeper applies both in publication order: CANCELLED.
+func TestAnInputNeverOvertakesOneTheFlowHolds(t *testing.T) {
+	active := started(t, twoSteps())
+	due := active.DeadlineTime()
+	cancelled := Cancel{Pos: Position{SourceRequests, 0, 31}, RequestID: "r1", PublishedAt: due.Add(-10 * time.Second)}
+	held := expectHeld(t, active, cancelled, due.Add(-9*time.Second))
+	delivered := dlr(0, "delivered", Delivered)
+	delivered.PublishedAt = due.Add(-9 * time.Second) // after the cancel
+	held = expectHeld(t, held, delivered, due.Add(-8*time.Second))
+	st, out := Apply(held, DeadlineElapsed{Step: 0, ReadPast: delivered.PublishedAt}, due.Add(-7*time.Second))
+	expectClosed(t, st, OutcomeCancelled)
+	if len(out.Sends) != 0 || countType(out, EventDLRDiscarded) != 1 {
+		t.Fatalf("sends %+v, events %v", out.Sends, eventTypes(out))
 	}
 }

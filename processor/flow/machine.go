@@ -111,6 +111,11 @@ type Cancel struct {
 type DeadlineElapsed struct {
 	Step   int
 	Forced bool
+	// ReadPast is the time every input partition is read past (the
+	// sweeper's cutoff): the inputs the flow holds that were published up
+	// to it apply, in publication order, the deadline among them at its
+	// time. Zero: now.
+	ReadPast time.Time
 }
 
 // publishedAt is when an input from Kafka surely came after (zero when
@@ -164,22 +169,28 @@ func (o *Output) add(other Output) {
 // before it was applied, and an input in hand says nothing of the other
 // partitions. An in-time DLR there (a late delivery of an earlier step,
 // say) must still win; only the sweeper, which reads the watermarks of
-// every input partition, knows when none can be left. Held inputs apply,
-// in publication order, as soon as the flow changes step or closes: when
-// the sweeper fires the deadline, or when an in-time input decides first.
+// every input partition, knows when none can be left.
+//
+// The same holds for an input that decides a flow whose inputs can come
+// from more than one partition: a cancel (the requests partition, beside
+// the DLRs'), and a DLR that would close the flow or send its next step
+// once more than one step went out (each attempt's DLRs are keyed by its
+// attempt id, so on a partition of their own). A partition read late, after
+// a restart say, can hold an earlier DLR of another step that decides
+// differently: a WhatsApp read before the SMS delivery, an earlier
+// channel's delivery before the next channel's failure, which would pay
+// for a further step. A flow with one step out, the usual case, applies its
+// DLRs at once: no other partition can hold one of its DLRs.
+//
+// The sweeper releases what a flow holds (DeadlineElapsed.ReadPast) once
+// every input partition is read past it, in publication order, with the
+// deadline among them at its time; a flow that closes applies the rest at
+// once.
 func Apply(st *State, in Input, now time.Time) (*State, Output) {
 	if st != nil && st.alreadyApplied(in.position()) {
 		return st, Output{} // Kafka redelivered a record this flow already took
 	}
-	return applyInOrder(st, in, now)
-}
-
-// applyInOrder is Apply without the redelivery check (a held input's
-// position is already marked applied).
-func applyInOrder(st *State, in Input, now time.Time) (*State, Output) {
-	if publishedAfterDeadline(st, in) {
-		// A clock running behind the brokers' by more than the grace can
-		// still read before the deadline (docs/event-time-deadlines.md#clock-skew).
+	if waits(st, in, now) {
 		if st.holds(in) {
 			// The same status again, or a second cancel: held once, so that
 			// a provider repeating itself cannot grow the state.
@@ -194,22 +205,49 @@ func applyInOrder(st *State, in Input, now time.Time) (*State, Output) {
 		return ns, Output{Changed: true}
 	}
 	next, out := apply(st, in, now)
-	return release(st, next, out, now)
+	return releaseIfClosed(next, out, now)
 }
 
-// publishedAfterDeadline reports whether in is a cancel, or a DLR that can
-// decide something, published after the open flow's current deadline.
-func publishedAfterDeadline(st *State, in Input) bool {
+// waits reports whether in, a cancel or a DLR that can decide something,
+// must wait in the open flow for the sweeper (see Apply): it was published
+// after the current deadline or after an input the flow holds (it must not
+// overtake it), or it decides a flow whose deciding inputs can come from
+// more than one partition.
+func waits(st *State, in Input, now time.Time) bool {
 	at := publishedAt(in)
-	if st == nil || st.Closed || at.IsZero() || st.Deadline >= at.UnixMilli() {
+	if st == nil || st.Closed || at.IsZero() {
 		return false
 	}
-	if r, ok := in.(Report); ok {
+	switch in := in.(type) {
+	case Report:
 		// An intermediate status decides nothing: it applies now, in any
 		// order. A report of no known attempt is discarded now.
-		return r.Kind != Intermediate && r.Step >= 0 && r.Step < len(st.Attempts)
+		if in.Kind == Intermediate || in.Step < 0 || in.Step >= len(st.Attempts) {
+			return false
+		}
+		if at.UnixMilli() > st.Deadline || st.holdsFrom(at) {
+			return true
+		}
+		if len(st.Attempts) < 2 {
+			return false
+		}
+		next, _ := apply(st, in, now)
+		return next.Closed || next.Current != st.Current
+	case Cancel:
+		return true
 	}
-	return true
+	return false
+}
+
+// holdsFrom reports whether the flow holds an input published at or
+// before at.
+func (s *State) holdsFrom(at time.Time) bool {
+	for _, h := range s.Held {
+		if h.PublishedAt <= at.UnixMilli() {
+			return true
+		}
+	}
+	return false
 }
 
 // holds reports whether an input like in (a cancel, or a report of the
@@ -230,12 +268,11 @@ func (s *State) holds(in Input) bool {
 	return false
 }
 
-// release applies the inputs held in st once it moved on from before (a
-// new step, a new deadline, or closed), in publication order; each is held
-// again if it was published after the new deadline too.
-func release(before, st *State, out Output, now time.Time) (*State, Output) {
-	if st == nil || len(st.Held) == 0 || before == nil ||
-		!st.Closed && st.Current == before.Current && st.Deadline == before.Deadline {
+// releaseIfClosed applies the inputs a flow that just closed still held,
+// in publication order: a closed flow has nothing left to decide, so they
+// wait for nothing.
+func releaseIfClosed(st *State, out Output, now time.Time) (*State, Output) {
+	if st == nil || !st.Closed || len(st.Held) == 0 {
 		return st, out
 	}
 	held := slices.Clone(st.Held)
@@ -243,7 +280,7 @@ func release(before, st *State, out Output, now time.Time) (*State, Output) {
 	st.Held = nil // st is the transition's own copy: it changed
 	for _, h := range held {
 		var more Output
-		st, more = applyInOrder(st, h.input(st.RequestID), now)
+		st, more = apply(st, h.input(st.RequestID), now)
 		out.add(more)
 	}
 	out.Changed = true
@@ -439,14 +476,55 @@ func cancel(st *State, in Cancel, now time.Time) (*State, Output) {
 	return ns, ns.closeUndelivered(OutcomeCancelled, now)
 }
 
+// deadline applies what the sweeper found due, up to in.ReadPast: the held
+// inputs published by then and the step's deadline, in publication order.
+// A deadline that no longer matches the flow (it moved on, closed, or the
+// sweeper's claim is stale) does not fire: this is what makes a success DLR
+// racing the sweeper produce exactly one transition.
 func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
-	// A deadline that no longer matches the flow (it moved on, closed, or the
-	// sweeper's claim is stale) is a no-op: this is what makes a success DLR
-	// racing the sweeper produce exactly one transition.
-	if st == nil || st.Closed || st.Current != in.Step || st.Deadline > now.UnixMilli() {
+	if st == nil || st.Closed {
 		return st, Output{}
 	}
-	return elapse(st, in.Forced, now)
+	readPast := now.UnixMilli()
+	if !in.ReadPast.IsZero() {
+		readPast = min(readPast, in.ReadPast.UnixMilli())
+	}
+	var ready, later []HeldInput
+	for _, h := range st.Held {
+		if h.PublishedAt <= readPast {
+			ready = append(ready, h)
+		} else {
+			later = append(later, h)
+		}
+	}
+	due := func(s *State) bool { return !s.Closed && s.Current == in.Step && s.Deadline <= readPast }
+	if !due(st) && len(ready) == 0 {
+		return st, Output{}
+	}
+	slices.SortStableFunc(ready, func(a, b HeldInput) int { return cmp.Compare(a.PublishedAt, b.PublishedAt) })
+	ns := st.clone()
+	ns.Held = later
+	out := Output{Changed: true}
+	fired := false
+	fire := func() {
+		var more Output
+		ns, more = elapse(ns, in.Forced, now)
+		out.add(more)
+		fired = true
+	}
+	for _, h := range ready {
+		// An input published at the deadline was in time.
+		if !fired && due(ns) && h.PublishedAt > ns.Deadline {
+			fire()
+		}
+		var more Output
+		ns, more = apply(ns, h.input(ns.RequestID), now)
+		out.add(more)
+	}
+	if !fired && due(ns) {
+		fire()
+	}
+	return releaseIfClosed(ns, out, now)
 }
 
 // elapse runs out the open flow's current step: the next step goes out by

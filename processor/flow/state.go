@@ -117,13 +117,13 @@ type State struct {
 	// delivers again after a crash is recognised and not applied twice.
 	Applied map[string]int64 `json:"in,omitempty"`
 
-	// Held are the DLRs and cancels published after the current step's
-	// deadline that were read before that deadline fired: in provider time
-	// the deadline came first, and it may fire only once every input
-	// published before it was applied (the sweeper's watermark rule), so
-	// they wait here and apply, in publication order, right after it fires
-	// (or after any other change of step or close). Only in the binary
-	// form (format 0x03), never in JSON.
+	// Held are the DLRs and cancels that wait until every input partition
+	// is read past their publication time (see Apply): published after the
+	// current step's deadline but read before it fired, or deciding a flow
+	// whose inputs come from several partitions. The sweeper applies them,
+	// in publication order with the deadline among them (DeadlineElapsed);
+	// a close applies the rest at once. Only in the binary form (format
+	// 0x03), never in JSON.
 	Held []HeldInput `json:"-"`
 
 	// noted are the intermediate statuses reported since the state was
@@ -187,6 +187,23 @@ func (s *State) DeadlineTime() time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(s.Deadline)
+}
+
+// DueTime is when the sweeper has something to do for the open flow: its
+// deadline, or the publication time of the earliest input it holds if that
+// comes first (State.Held waits for every input partition to be read past
+// it). The deadline index is ordered by it; zero when closed.
+func (s *State) DueTime() time.Time {
+	due := s.DeadlineTime()
+	if due.IsZero() {
+		return due
+	}
+	for _, h := range s.Held {
+		if h.PublishedAt < due.UnixMilli() {
+			due = time.UnixMilli(h.PublishedAt)
+		}
+	}
+	return due
 }
 
 // AttemptID is the stable id of a flow step: the same step always gets the
