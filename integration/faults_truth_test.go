@@ -295,11 +295,10 @@ const deadlineTie = time.Second
 // raceWindow: two DLRs of one flow on different partitions that decide
 // differently (a late success of the first step, a failure of the second)
 // and were appended closer together than this may apply in either order.
-// The processor applies such DLRs in publication order (SPEC §7: they wait
-// until every partition is read past them), by the brokers' timestamps in
-// milliseconds, less the grace for their clocks' skew: within a second the
-// story cannot tell which came first.
-const raceWindow = time.Second
+// The processor applies such DLRs in publication order once they are more
+// than flow.OrderWindow apart (SPEC §7); a second more covers the grace
+// for the brokers' clocks and the millisecond roundings.
+const raceWindow = flow.OrderWindow + time.Second
 
 // storyEnd is what a flow's story implies.
 type storyEnd struct {

@@ -167,7 +167,7 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 // safe to run again after a failure: flows that took a record remember it.
 func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (_ batchResult, err error) {
 	now := c.clock.Now()
-	b := batchBuilder{c: c, now: now, works: map[string]*flowWork{}}
+	b := batchBuilder{c: c, now: now, readPast: c.readPast(), works: map[string]*flowWork{}}
 	defer func() { endRequestSpans(b.spans, err) }()
 	// DLRs that name only a provider message id are resolved first, all at
 	// once, so that every record then applies in offset order: a later
@@ -236,11 +236,12 @@ func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (_ batchRes
 // batchBuilder collects one poll's inputs per flow, in offset order per
 // partition (apply then merges a flow's partitions: inPublicationOrder).
 type batchBuilder struct {
-	c      *Consumer
-	now    time.Time
-	works  map[string]*flowWork
-	order  []string
-	direct []*kgo.Record // dead letters and events that touch no flow
+	c        *Consumer
+	now      time.Time
+	readPast time.Time // flow.Report.ReadPast of every input of the batch
+	works    map[string]*flowWork
+	order    []string
+	direct   []*kgo.Record // dead letters and events that touch no flow
 	// directEvents are the events in direct, and rejectCodes the reason
 	// codes of the REQUEST_REJECTED among them, in order, for the metrics.
 	directEvents []schemas.FlowEvent
@@ -310,7 +311,7 @@ func (b *batchBuilder) addRequest(ctx context.Context, r *kgo.Record) error {
 			return nil
 		}
 		b.add(req.RequestID, input{in: flow.Cancel{Pos: position(flow.SourceRequests, r), RequestID: req.RequestID,
-			PublishedAt: b.c.publishedAt(r)}, src: r})
+			PublishedAt: b.c.publishedAt(r), ReadPast: b.readPast}, src: r})
 		return nil
 	}
 	start, rej := b.c.validator.ValidateSend(req, b.c.defs)
@@ -402,6 +403,17 @@ func (c *Consumer) recordTime(r *kgo.Record) time.Time {
 		return wc.FromWall(r.Timestamp)
 	}
 	return r.Timestamp
+}
+
+// readPast is how far every input partition is read, as this instance last
+// saw the watermarks, less the clock-skew grace (flow.Report.ReadPast): the
+// zero time when unknown.
+func (c *Consumer) readPast() time.Time {
+	low := c.watermarks.KnownLow()
+	if low.IsZero() {
+		return low
+	}
+	return low.Add(-c.grace)
 }
 
 // publishedAt is the latest time on the processor's clock that the record
@@ -511,7 +523,7 @@ func (b *batchBuilder) addResolved(r *kgo.Record, rep schemas.DeliveryReport) {
 			AttemptID: rep.AttemptID, Channel: rep.Channel, Status: rep.Status})
 		return
 	}
-	in := flow.Report{Pos: position(flow.SourceDLR, r), PublishedAt: b.c.publishedAt(r), RequestID: requestID, AttemptID: rep.AttemptID,
+	in := flow.Report{Pos: position(flow.SourceDLR, r), PublishedAt: b.c.publishedAt(r), ReadPast: b.readPast, RequestID: requestID, AttemptID: rep.AttemptID,
 		Channel: rep.Channel, Step: step, Status: rep.Status, ErrorCode: rep.ErrorCode, ReportedAt: rep.ReportedAt}
 	b.add(requestID, input{in: in, report: &rep, src: r})
 }

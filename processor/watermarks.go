@@ -296,6 +296,25 @@ func (w *Watermarks) Low(ctx context.Context) (time.Time, statestore.PartitionRe
 	return low, at, nil
 }
 
+// KnownLow is the lowest watermark over every input partition as this
+// instance last saw them (its own batches, and every instance's as the
+// sweeper last read them), without asking Redis: never past where the
+// watermarks really are. The zero time while a partition has none known.
+func (w *Watermarks) KnownLow() time.Time {
+	if w == nil {
+		return time.Time{}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var low time.Time
+	for i, p := range w.partitions {
+		if m := w.known[p]; i == 0 || m.Before(low) {
+			low = m
+		}
+	}
+	return low
+}
+
 func (w *Watermarks) isAssigned(p statestore.PartitionRef) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

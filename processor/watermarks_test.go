@@ -200,3 +200,35 @@ func pausingConsumer(t *testing.T, interval time.Duration) (*Consumer, *kgo.Clie
 	c := &Consumer{client: cl, watermarks: w, dlrBacklogPause: 1000, topics: topics.Names{Requests: "req", DLR: "dlr"}, log: log, metrics: newMetrics(nil)}
 	return c, cl, w
 }
+
+// TestKnownLowIsTheLowestWatermarkSeen: without asking Redis, the lowest
+// watermark this instance knows over every input partition; zero while one
+// partition has none known (an input then waits rather than trust it).
+func TestKnownLowIsTheLowestWatermarkSeen(t *testing.T) {
+	ctx := context.Background()
+	mr := miniredis.RunT(t)
+	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rc.Close() })
+	store := statestore.New(rc, statestore.Config{Prefix: "t"})
+	epoch := t0()
+	w := newWatermarks(nil, store, "g", "req", "dlr", clock.NewScaledAt(epoch, 1), time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.partitions = []statestore.PartitionRef{{Topic: "req", Partition: 0}, {Topic: "dlr", Partition: 0}, {Topic: "dlr", Partition: 1}}
+	if got := (*Watermarks)(nil).KnownLow(); !got.IsZero() {
+		t.Fatalf("no watermarks: %v", got)
+	}
+	apply := func(topic string, p int32, at time.Duration) {
+		t.Helper()
+		if err := w.Applied(ctx, []*kgo.Record{{Topic: topic, Partition: p, Timestamp: epoch.Add(at)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply("dlr", 0, 5*time.Second)
+	apply("req", 0, 3*time.Second)
+	if got := w.KnownLow(); !got.IsZero() {
+		t.Fatalf("dlr/1 unknown, known low %v, want zero", got)
+	}
+	apply("dlr", 1, 4*time.Second)
+	if got := w.KnownLow(); !got.Equal(epoch.Add(3 * time.Second)) {
+		t.Fatalf("known low %v, want req/0's %v", got, epoch.Add(3*time.Second))
+	}
+}

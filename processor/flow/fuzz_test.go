@@ -265,9 +265,9 @@ func FuzzApply(f *testing.F) {
 				}
 				kind, _ := channels.Normalise(channel, status)
 				in = Report{Pos: r.pos(offsets, SourceDLR), RequestID: id, AttemptID: AttemptID(id, step),
-					Channel: channel, Step: step, Status: status, Kind: kind, PublishedAt: fuzzPublishedAt(r, now)}
+					Channel: channel, Step: step, Status: status, Kind: kind, PublishedAt: fuzzPublishedAt(r, now), ReadPast: fuzzReadPast(r, now)}
 			case 2:
-				in = Cancel{Pos: r.pos(offsets, SourceRequests), RequestID: id, PublishedAt: fuzzPublishedAt(r, now)}
+				in = Cancel{Pos: r.pos(offsets, SourceRequests), RequestID: id, PublishedAt: fuzzPublishedAt(r, now), ReadPast: fuzzReadPast(r, now)}
 			case 3:
 				step := int(r.next() % 10)
 				if st != nil && r.next()%4 != 0 {
@@ -529,6 +529,16 @@ func FuzzParseAttemptID(f *testing.F) {
 // fuzzPublishedAt is an input's publication time: unknown, or up to two
 // minutes either side of now (published after the deadline of a lagging
 // flow, so held, or in time).
+// fuzzReadPast is an input's view of the watermarks: unknown, or now less
+// a lag around OrderWindow.
+func fuzzReadPast(r *fuzzBytes, now time.Time) time.Time {
+	v := int(r.next() % 6)
+	if v == 0 {
+		return time.Time{}
+	}
+	return now.Add(-time.Duration(v-1) * OrderWindow / 2)
+}
+
 func fuzzPublishedAt(r *fuzzBytes, now time.Time) time.Time {
 	v := int(r.next() % 9)
 	if v == 0 {

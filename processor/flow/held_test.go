@@ -345,3 +345,30 @@ func TestAnInputNeverOvertakesOneTheFlowHolds(t *testing.T) {
 		t.Fatalf("sends %+v, events %v", out.Sends, eventTypes(out))
 	}
 }
+
+// TestADecidingInputAppliesAtOnceWhenEveryPartitionIsReadToWithinTheWindow:
+// the wait costs two more state writes, so it is paid only while some
+// partition lags: read to within OrderWindow of the input's publication,
+// the RCS failure falls back at once, and a cancel closes at once; a
+// partition lagging further makes them wait.
+func TestADecidingInputAppliesAtOnceWhenEveryPartitionIsReadToWithinTheWindow(t *testing.T) {
+	st, sentAt := atStep(t, threeSteps(), 1)
+	failure := dlr(1, "failed", Failed)
+	failure.PublishedAt = sentAt.Add(10 * time.Second)
+	readAt := failure.PublishedAt.Add(50 * time.Millisecond)
+
+	failure.ReadPast = failure.PublishedAt.Add(-OrderWindow)
+	next, out := Apply(st, failure, readAt)
+	if next.Current != 2 || len(out.Sends) != 1 || len(next.Held) != 0 {
+		t.Fatalf("read to within the window: step %d, %d sends, %d held", next.Current, len(out.Sends), len(next.Held))
+	}
+	failure.ReadPast = failure.PublishedAt.Add(-OrderWindow - time.Millisecond)
+	expectHeld(t, st, failure, readAt)
+
+	cancelled := Cancel{Pos: Position{SourceRequests, 0, 40}, RequestID: "r1", PublishedAt: sentAt.Add(11 * time.Second)}
+	cancelled.ReadPast = cancelled.PublishedAt.Add(-time.Millisecond)
+	next, _ = Apply(st, cancelled, readAt)
+	expectClosed(t, next, OutcomeCancelled)
+	cancelled.ReadPast = time.Time{} // unknown: waits
+	expectHeld(t, st, cancelled, readAt)
+}

@@ -94,6 +94,10 @@ type Report struct {
 	// less the clock-skew grace: the latest it surely came after. Zero when
 	// unknown. See Apply.
 	PublishedAt time.Time
+	// ReadPast is how far every input partition was read when this input
+	// was (the reader's last view of the watermarks, less the grace, as
+	// DeadlineElapsed.ReadPast). Zero when unknown. See Apply.
+	ReadPast time.Time
 }
 
 // Cancel asks for the flow to stop.
@@ -101,7 +105,17 @@ type Cancel struct {
 	Pos         Position
 	RequestID   string
 	PublishedAt time.Time // as Report.PublishedAt
+	ReadPast    time.Time // as Report.ReadPast
 }
+
+// OrderWindow is how close together two inputs of one flow, published on
+// different partitions, may be and still apply in the order read rather
+// than the order published (see Apply). Beyond it the order published
+// holds whatever the lag: an input that decides a flow whose inputs come
+// from several partitions applies at once only when every partition was
+// read past its publication less this; otherwise it waits for the sweeper.
+// In flow time.
+const OrderWindow = time.Second
 
 // DeadlineElapsed is the sweeper's input: the delay of step Step, as the
 // sweeper saw the flow when it claimed the deadline, ran out. The flow's own
@@ -172,15 +186,17 @@ func (o *Output) add(other Output) {
 // every input partition, knows when none can be left.
 //
 // The same holds for an input that decides a flow whose inputs can come
-// from more than one partition: a cancel (the requests partition, beside
-// the DLRs'), and a DLR that would close the flow or send its next step
-// once more than one step went out (each attempt's DLRs are keyed by its
-// attempt id, so on a partition of their own). A partition read late, after
-// a restart say, can hold an earlier DLR of another step that decides
-// differently: a WhatsApp read before the SMS delivery, an earlier
-// channel's delivery before the next channel's failure, which would pay
-// for a further step. A flow with one step out, the usual case, applies its
-// DLRs at once: no other partition can hold one of its DLRs.
+// from more than one partition, while some partition lags: a cancel (the
+// requests partition, beside the DLRs'), and a DLR that would close the
+// flow or send its next step once more than one step went out (each
+// attempt's DLRs are keyed by its attempt id, so on a partition of their
+// own). A partition read late, after a restart say, can hold an earlier DLR
+// of another step that decides differently: a WhatsApp read before the SMS
+// delivery, an earlier channel's delivery before the next channel's
+// failure, which would pay for a further step. When every partition was
+// read to within OrderWindow of the input (the input's ReadPast), the usual
+// case, it applies at once; a flow with one step out applies its DLRs at
+// once anyway: no other partition can hold one of its DLRs.
 //
 // The sweeper releases what a flow holds (DeadlineElapsed.ReadPast) once
 // every input partition is read past it, in publication order, with the
@@ -212,7 +228,8 @@ func Apply(st *State, in Input, now time.Time) (*State, Output) {
 // must wait in the open flow for the sweeper (see Apply): it was published
 // after the current deadline or after an input the flow holds (it must not
 // overtake it), or it decides a flow whose deciding inputs can come from
-// more than one partition.
+// more than one partition while a partition lags behind it by more than
+// OrderWindow.
 func waits(st *State, in Input, now time.Time) bool {
 	at := publishedAt(in)
 	if st == nil || st.Closed || at.IsZero() {
@@ -228,15 +245,22 @@ func waits(st *State, in Input, now time.Time) bool {
 		if at.UnixMilli() > st.Deadline || st.holdsFrom(at) {
 			return true
 		}
-		if len(st.Attempts) < 2 {
+		if len(st.Attempts) < 2 || readToWithinWindow(at, in.ReadPast) {
 			return false
 		}
 		next, _ := apply(st, in, now)
 		return next.Closed || next.Current != st.Current
 	case Cancel:
-		return true
+		return at.UnixMilli() > st.Deadline || st.holdsFrom(at) || !readToWithinWindow(at, in.ReadPast)
 	}
 	return false
+}
+
+// readToWithinWindow reports whether every input partition was read to
+// within OrderWindow of an input published at: nothing published more than
+// that before it can still be unread.
+func readToWithinWindow(at, readPast time.Time) bool {
+	return !readPast.IsZero() && !at.After(readPast.Add(OrderWindow))
 }
 
 // holdsFrom reports whether the flow holds an input published at or
