@@ -176,11 +176,11 @@ func (s *Sweeper) claimAndFire(ctx context.Context) (bool, error) {
 		// Lateness on the deadlines' clock. A claim taken over from a dead
 		// instance fires again, and is counted again: it is late again.
 		// A claim for the inputs the flow holds (State.DueTime) may come
-		// before its deadline: the deadline is neither late nor forced then.
-		in := flow.DeadlineElapsed{Step: st.Current, ReadPast: cutoff}
+		// before its deadline, which is not late then. It is forced when
+		// what it applies first was not read past by every partition.
+		in := flow.DeadlineElapsed{Step: st.Current, ReadPast: cutoff, Forced: st.DueTime().Add(s.grace).After(low)}
 		if d := st.DeadlineTime(); !d.After(cutoff) {
 			s.metrics.deadlineLateness.Record(ctx, max(now.Sub(d), 0).Seconds())
-			in.Forced = d.Add(s.grace).After(low)
 		}
 		if in.Forced {
 			forced++

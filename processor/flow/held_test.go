@@ -372,3 +372,23 @@ func TestADecidingInputAppliesAtOnceWhenEveryPartitionIsReadToWithinTheWindow(t 
 	cancelled.ReadPast = time.Time{} // unknown: waits
 	expectHeld(t, st, cancelled, readAt)
 }
+
+// TestAForcedReleaseSaysSo: held past the longest hold, the sweeper
+// applies what a flow holds before every partition was read past it;
+// every event of that transition says deadline_forced, the released
+// input's too, so the judge and analytics know the order was not proven.
+func TestAForcedReleaseSaysSo(t *testing.T) {
+	st, sentAt := atStep(t, threeSteps(), 1)
+	failure := dlr(1, "failed", Failed)
+	failure.PublishedAt = sentAt.Add(10 * time.Second)
+	held := expectHeld(t, st, failure, sentAt.Add(11*time.Second))
+	next, out := Apply(held, DeadlineElapsed{Step: 1, ReadPast: failure.PublishedAt, Forced: true}, sentAt.Add(12*time.Second))
+	if next.Current != 2 || len(out.Events) == 0 {
+		t.Fatalf("step %d, events %v", next.Current, eventTypes(out))
+	}
+	for _, ev := range out.Events {
+		if !ev.DeadlineForced {
+			t.Fatalf("%s not marked deadline_forced", ev.Type)
+		}
+	}
+}

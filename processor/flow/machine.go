@@ -532,7 +532,7 @@ func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
 	fired := false
 	fire := func() {
 		var more Output
-		ns, more = elapse(ns, in.Forced, now)
+		ns, more = elapse(ns, now)
 		out.add(more)
 		fired = true
 	}
@@ -548,22 +548,26 @@ func deadline(st *State, in DeadlineElapsed, now time.Time) (*State, Output) {
 	if !fired && due(ns) {
 		fire()
 	}
-	return releaseIfClosed(ns, out, now)
+	ns, out = releaseIfClosed(ns, out, now)
+	if in.Forced {
+		// Applied before every partition was read past it: every event
+		// says so, the released inputs' too.
+		for i := range out.Events {
+			out.Events[i].DeadlineForced = true
+		}
+	}
+	return ns, out
 }
 
 // elapse runs out the open flow's current step: the next step goes out by
-// timeout, or the last one closes the flow EXPIRED. forced marks its
-// events deadline_forced.
-func elapse(st *State, forced bool, now time.Time) (*State, Output) {
+// timeout, or the last one closes the flow EXPIRED.
+func elapse(st *State, now time.Time) (*State, Output) {
 	ns := st.clone()
 	var out Output
 	if ns.IsLast(ns.Current) {
 		out = ns.closeUndelivered(OutcomeExpired, now)
 	} else {
 		out = ns.fallback(ReasonTimeout, now)
-	}
-	for i := range out.Events {
-		out.Events[i].DeadlineForced = forced
 	}
 	return ns, out
 }
