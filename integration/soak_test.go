@@ -131,8 +131,13 @@ func TestSoak(t *testing.T) {
 	}
 	w := newFaultWorld(t, faultConfig{})
 	// Nothing is forced: a deadline waits for its partitions however long
-	// the faults pile up, and every flow is judged.
-	hold := "FALLBACK_MAX_DEADLINE_HOLD=30m"
+	// the faults pile up, and every flow is judged. The hold is in flow
+	// time, and Kafka's own timeouts run in wall time: a dead dynamic
+	// member's session (45 s) behind a broker restart on a loaded machine
+	// stalled partitions 3 minutes of wall time in the first one-hour run,
+	// 30 minutes of flow time, the hold it had then. Three hours of flow
+	// time is 18 minutes of wall time.
+	hold := soakHold
 	procs := make([]*child, cfg.procs)
 	started := make([]time.Time, cfg.procs)
 	var procsMu sync.Mutex
@@ -292,10 +297,12 @@ func (n *nemesis) act(procs []*child, mu *sync.Mutex, start func(int)) {
 	case 3:
 		// A dynamic member joins, then leaves: two rebalances.
 		rec.action, rec.target = "rebalance", "extra"
-		x := w.spawn("extra", "", "FALLBACK_MAX_DEADLINE_HOLD=30m")
+		x := w.spawn("extra", "", soakHold)
 		if err = x.waitLog("processor running", time.Minute); err == nil {
 			w.sleepRandom(3*time.Second, 10*time.Second)
-			_, _, err = x.terminate(30 * time.Second)
+			// The processor's shutdown takes up to its 30 s timeout (a
+			// member that was still joining when told to stop does).
+			_, _, err = x.terminate(45 * time.Second)
 		}
 	case 4:
 		rec.action, rec.target, err = "kafka_restart", n.kafkaNode(), n.restart(false, n.kafkaNode())
@@ -478,6 +485,9 @@ func (w *faultWorld) warningTimes() []time.Time {
 	}
 	return out
 }
+
+// soakHold is the soak's --max-deadline-hold (see TestSoak).
+const soakHold = "FALLBACK_MAX_DEADLINE_HOLD=3h"
 
 // soakRetention is the longest a soak's flow leaves keys in Redis, in wall
 // time: a provider message id's index entry (cliconfig.ProviderIndexTTL:
