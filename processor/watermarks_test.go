@@ -98,13 +98,8 @@ func TestWatermarksMoveOnlyWhenCaughtUp(t *testing.T) {
 // deadlines use, and never back.
 func TestWatermarksAppliedUseRecordTimes(t *testing.T) {
 	ctx := context.Background()
-	mr := miniredis.RunT(t)
-	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rc.Close() })
-	store := statestore.New(rc, statestore.Config{Prefix: "t"})
 	epoch := t0()
-	clock := clock.NewScaledAt(epoch, 10)
-	w := newWatermarks(nil, store, "g", "req", "dlr", clock, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, store := redisWatermarks(t, clock.NewScaledAt(epoch, 10))
 
 	err := w.Applied(ctx, []*kgo.Record{
 		{Topic: "dlr", Partition: 0, Offset: 1, Timestamp: epoch.Add(time.Second)},
@@ -206,12 +201,8 @@ func pausingConsumer(t *testing.T, interval time.Duration) (*Consumer, *kgo.Clie
 // partition has none known (an input then waits rather than trust it).
 func TestKnownLowIsTheLowestWatermarkSeen(t *testing.T) {
 	ctx := context.Background()
-	mr := miniredis.RunT(t)
-	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rc.Close() })
-	store := statestore.New(rc, statestore.Config{Prefix: "t"})
 	epoch := t0()
-	w := newWatermarks(nil, store, "g", "req", "dlr", clock.NewScaledAt(epoch, 1), time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, _ := redisWatermarks(t, clock.NewScaledAt(epoch, 1))
 	w.partitions = []statestore.PartitionRef{{Topic: "req", Partition: 0}, {Topic: "dlr", Partition: 0}, {Topic: "dlr", Partition: 1}}
 	if got := (*Watermarks)(nil).KnownLow(); !got.IsZero() {
 		t.Fatalf("no watermarks: %v", got)
@@ -231,4 +222,15 @@ func TestKnownLowIsTheLowestWatermarkSeen(t *testing.T) {
 	if got := w.KnownLow(); !got.Equal(epoch.Add(3 * time.Second)) {
 		t.Fatalf("known low %v, want req/0's %v", got, epoch.Add(3*time.Second))
 	}
+}
+
+// redisWatermarks is a Watermarks of topics "req" and "dlr" on a fresh
+// miniredis, and its store.
+func redisWatermarks(t *testing.T, clk clock.Clock) (*Watermarks, *statestore.Store) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rc.Close() })
+	store := statestore.New(rc, statestore.Config{Prefix: "t"})
+	return newWatermarks(nil, store, "g", "req", "dlr", clk, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil))), store
 }
