@@ -755,7 +755,15 @@ credis_ensure_cluster() {
   local p fresh=() joined=() running known slots
   mapfile -t running < <(credis_running)
   for p in "${running[@]}"; do
-    known="$(credis_field "$p" cluster_known_nodes)"
+    # A replica that has just restarted loads its master's data and answers
+    # LOADING meanwhile (no fields): no answer is not a node without a
+    # cluster. Ask again for up to 10 s, then leave it out.
+    for _ in $(seq 20); do
+      known="$(credis_field "$p" cluster_known_nodes)"
+      [[ -n "$known" ]] && break
+      sleep 0.5
+    done
+    [[ -n "$known" ]] || { log "redis-$p: no CLUSTER INFO answer (still loading?); not judged"; continue; }
     slots="$(credis_field "$p" cluster_slots_assigned)"
     if (( ${known:-0} > 1 || ${slots:-0} > 0 )); then
       joined+=("$p")
