@@ -105,7 +105,7 @@ func TestConsumerCrashBetweenSteps(t *testing.T) {
 		t.Run(point, func(t *testing.T) {
 			h := newHarness(t)
 			var cs *crashingStore
-			first := h.start(crashAt(point, true, &cs))
+			first := h.startCrashing(crashAt(point, true, &cs))
 			h.request(otp("k1"))
 			<-first.done
 			if !cs.dead.Load() {
@@ -139,7 +139,7 @@ func TestSweeperCrashBetweenSteps(t *testing.T) {
 		t.Run(point, func(t *testing.T) {
 			h := newHarness(t)
 			var cs *crashingStore
-			first := h.start(crashAt(point, false, &cs))
+			first := h.startCrashing(crashAt(point, false, &cs))
 			h.request(otp("s1"))
 			h.waitSend("s1/0")
 			h.eventually("request batch acknowledged", func() bool {

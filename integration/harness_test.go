@@ -229,6 +229,20 @@ func (i *instance) stop() error {
 // given, wraps the state store (to inject crashes).
 func (h *harness) start(wrap func(processor.StateStore, context.CancelFunc) processor.StateStore) *instance {
 	h.t.Helper()
+	return h.startInstance(wrap, 0)
+}
+
+// startCrashing starts an instance whose store dies at a crash point. A
+// crashed instance finishes nothing, so its stop is given a second, not the
+// 30 s a graceful stop gives the work in hand: a batch whose state write
+// died would retry for all of them, and the test would only wait.
+func (h *harness) startCrashing(wrap func(processor.StateStore, context.CancelFunc) processor.StateStore) *instance {
+	h.t.Helper()
+	return h.startInstance(wrap, time.Second)
+}
+
+func (h *harness) startInstance(wrap func(processor.StateStore, context.CancelFunc) processor.StateStore, shutdown time.Duration) *instance {
+	h.t.Helper()
 	ctx, cancel := context.WithCancel(h.ctx)
 	inst := &instance{cancel: cancel, done: make(chan struct{})}
 	var store processor.StateStore = &watchedStore{StateStore: h.store, w: h.claims, inst: inst}
@@ -237,7 +251,7 @@ func (h *harness) start(wrap func(processor.StateStore, context.CancelFunc) proc
 	}
 	p, err := processor.New(processor.Config{
 		Brokers: h.target.brokers, KafkaOpts: h.target.kafkaOpts, Group: h.id, Topics: h.names, Clock: h.clock, ClaimLease: lease,
-		Logger: h.log, MaxIdle: time.Second, SchemaRegistry: h.registry,
+		Logger: h.log, MaxIdle: time.Second, SchemaRegistry: h.registry, ShutdownTimeout: shutdown,
 		// One manual clock for the inputs' timestamps and the deadlines: no
 		// skew to allow for, and a deadline fires when the clock reaches it.
 		DeadlineGrace: -1,
