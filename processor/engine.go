@@ -77,6 +77,10 @@ type engine struct {
 	log      *slog.Logger
 	metrics  *metrics
 	tracer   trace.Tracer // spans of applied changes (tracing.go)
+	// events says which of the flows' events are written (--events). An
+	// event not written still counts in the metrics and keeps its index in
+	// the event ids, so a mode switched between restarts keeps ids stable.
+	events flow.Events
 }
 
 // The state-store and encoding calls of the workers (consumer, sweeper,
@@ -253,9 +257,12 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 			return e.change(w, cur, nil, now), nil, computed{}, true
 		}
 		for _, ev := range events {
+			e.metrics.observeEvent(ctx, ev.ev)
+			if !e.events.Writes(ev.ev.Type) {
+				continue
+			}
 			ev.ev.EventID = positionEventID(ev.src, ev.index)
 			res.records = append(res.records, e.keep(e.enc.event(ev.ev, ev.trace))...)
-			e.metrics.observeEvent(ctx, ev.ev)
 		}
 		return statestore.Change{}, nil, computed{}, false
 	}
@@ -266,6 +273,9 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 		records = append(records, e.keep(e.enc.send(s.send, s.trace))...)
 	}
 	for i, ev := range events {
+		if !e.events.Writes(ev.ev.Type) {
+			continue
+		}
 		if ev.changed || ev.src == nil {
 			ev.ev.EventID = w.requestID + "/v" + strconv.FormatInt(version, 10) + "/" + strconv.Itoa(i)
 		} else {

@@ -127,6 +127,14 @@ type Config struct {
 	// offsets keep it safe) and Run returns an error naming it. Default 30 s.
 	ShutdownTimeout time.Duration
 
+	// Events says which events reach the events topic: flow.EventsFull,
+	// every transition (the default), or flow.EventsLean, the closes with
+	// their summaries, multi-channel deliveries and the answers to refused
+	// inputs, about half the records of a flow that falls back. Lean is for
+	// consumers that bill and report outcomes, not ones that follow a flow's
+	// progress (docs/events.md).
+	Events flow.Events
+
 	// SchemaRegistry, when set, makes the processor register the
 	// contract's schemas at start (subjects "<topic>-value"), write its
 	// outputs in the Confluent wire format (byte 0, the 4-byte schema id,
@@ -196,6 +204,9 @@ func (c *Config) setDefaults() {
 	if c.DLRBacklogPause == 0 {
 		c.DLRBacklogPause = int64(c.MaxPollRecords)
 	}
+	if c.Events == "" {
+		c.Events = flow.EventsFull
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -235,6 +246,9 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	}
 	if cfg.ShutdownTimeout < 0 {
 		return nil, fmt.Errorf("processor: shutdown timeout (%s) must not be negative", cfg.ShutdownTimeout)
+	}
+	if _, err := flow.ParseEvents(string(cfg.Events)); err != nil {
+		return nil, fmt.Errorf("processor: events: %w", err)
 	}
 	if cfg.MaxRequestAge < 0 {
 		return nil, fmt.Errorf("processor: max request age (%s) must not be negative", cfg.MaxRequestAge)
@@ -316,7 +330,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 
 	wire := newWireFormat(cfg.SchemaRegistry, Subjects(cfg.Topics, cfg.Channels.Names(), codecs))
 	enc := &encoder{codecs: codecs, topics: cfg.Topics, wire: wire}
-	eng := &engine{store: store, enc: enc, channels: cfg.Channels, lease: cfg.ClaimLease, log: log, metrics: m,
+	eng := &engine{store: store, enc: enc, channels: cfg.Channels, lease: cfg.ClaimLease, log: log, metrics: m, events: cfg.Events,
 		tracer: newTracer(cfg.TracerProvider)}
 	del := &deliverer{pub: KafkaPublisher{Client: producerClient}, store: store, log: log}
 	table := NewConfigTable(tableClient, configTopics, codecs, log)

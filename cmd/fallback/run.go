@@ -193,6 +193,7 @@ func processorConfig(c *cliconfig.Common, brokers []string) processor.Config {
 		DeadlineGrace:    graceSetting(c.DeadlineGrace),
 		MaxDeadlineHold:  c.MaxDeadlineHold,
 		CatalogMode:      c.CatalogMode(),
+		Events:           c.EventsMode(),
 		ShutdownTimeout:  c.ShutdownTimeout,
 		Logger:           c.Logger(),
 	}

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/fallbackd/fallback/schemas"
@@ -106,4 +107,45 @@ func (s *State) closedEvent(now time.Time) schemas.FlowEvent {
 func step32(k int) *int32 {
 	v := int32(k)
 	return &v
+}
+
+// Events names what a processor writes to the events topic: every event
+// (EventsFull) or only the ones an analytics consumer needs to bill and
+// report (EventsLean). The sends and dead letters are written in both.
+type Events string
+
+const (
+	// EventsFull writes every event of every transition (the default).
+	EventsFull Events = "full"
+	// EventsLean writes FLOW_CLOSED (whose summary tells every step: its
+	// channel, attempt, send time and last status), MULTI_CHANNEL_DELIVERY,
+	// the answers to inputs that start or change nothing (REQUEST_REJECTED,
+	// REQUEST_DUPLICATE, DLR_DISCARDED, CANCEL_IGNORED), and nothing per
+	// intermediate transition: no FLOW_STARTED, ATTEMPT_SENT, DLR_RECEIVED
+	// or FALLBACK_TRIGGERED. About half the records of a flow that falls
+	// back, for a consumer that reads outcomes, not progress.
+	EventsLean Events = "lean"
+)
+
+// ParseEvents reads --events: full, lean, or empty for full.
+func ParseEvents(s string) (Events, error) {
+	switch e := Events(s); e {
+	case "":
+		return EventsFull, nil
+	case EventsFull, EventsLean:
+		return e, nil
+	}
+	return "", fmt.Errorf("must be full or lean, got %q", s)
+}
+
+// Writes reports whether an event of type typ is written in this mode.
+func (e Events) Writes(typ string) bool {
+	if e != EventsLean {
+		return true
+	}
+	switch typ {
+	case EventFlowStarted, EventAttemptSent, EventDLRReceived, EventFallbackTriggered:
+		return false
+	}
+	return true
 }
