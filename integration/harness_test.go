@@ -50,6 +50,8 @@ type harness struct {
 	// registry, when set, is the schema registry the instances use; the
 	// collector then expects framed outputs (collector.framed).
 	registry processor.SchemaRegistry
+	// events is the instances' --events; empty is full.
+	events flow.Events
 
 	mu       sync.Mutex
 	produced map[string]map[int32]int64 // input topic -> partition -> offset after the last record produced
@@ -251,7 +253,7 @@ func (h *harness) startInstance(wrap func(processor.StateStore, context.CancelFu
 	}
 	p, err := processor.New(processor.Config{
 		Brokers: h.target.brokers, KafkaOpts: h.target.kafkaOpts, Group: h.id, Topics: h.names, Clock: h.clock, ClaimLease: lease,
-		Logger: h.log, MaxIdle: time.Second, SchemaRegistry: h.registry, ShutdownTimeout: shutdown,
+		Logger: h.log, MaxIdle: time.Second, SchemaRegistry: h.registry, ShutdownTimeout: shutdown, Events: h.events,
 		// One manual clock for the inputs' timestamps and the deadlines: no
 		// skew to allow for, and a deadline fires when the clock reaches it.
 		DeadlineGrace: -1,

@@ -308,7 +308,7 @@ func (c *Common) Check() error {
 		if c.Tombstone < 0 {
 			bad("--tombstone-retention", "must not be negative, got %s", c.Tombstone)
 		}
-		if _, err := flow.ParseEvents(strings.TrimSpace(c.Events)); err != nil {
+		if _, err := flow.ParseEvents(c.Events); err != nil {
 			bad("--events", "%v", err)
 		}
 	}
@@ -370,7 +370,7 @@ func (c *Common) CatalogMode() flow.CatalogMode {
 // EventsMode is --events; empty is full, the default. Check refuses an
 // unknown mode; without Check it is full.
 func (c *Common) EventsMode() flow.Events {
-	e, err := flow.ParseEvents(strings.TrimSpace(c.Events))
+	e, err := flow.ParseEvents(c.Events)
 	if err != nil {
 		return flow.EventsFull
 	}

@@ -81,3 +81,39 @@ func TestCatalogSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsSetting: --events is a processor setting (fallback-bench has
+// it too, to bench both modes), empty is full, and Check refuses an unknown
+// mode naming the flag and variable.
+func TestEventsSetting(t *testing.T) {
+	var all Common
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	all.Register(fs)
+	if fs.Lookup("events") == nil {
+		t.Fatal("GroupAll has no --events")
+	}
+	for _, tc := range []struct {
+		value string
+		want  flow.Events
+		err   string
+	}{
+		{"", flow.EventsFull, ""},
+		{"full", flow.EventsFull, ""},
+		{"Lean", flow.EventsLean, ""},
+		{"none", flow.EventsFull, `--events (FALLBACK_EVENTS): must be full or lean, got "none"`},
+	} {
+		var c Common
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		c.RegisterGroups(fs, GroupProcessor)
+		if err := fs.Parse([]string{"--events", tc.value}); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Check()
+		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("%q: Check %v, want %q", tc.value, err, tc.err)
+		}
+		if got := c.EventsMode(); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.value, got, tc.want)
+		}
+	}
+}

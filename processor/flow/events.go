@@ -2,6 +2,7 @@ package flow
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fallbackd/fallback/schemas"
@@ -127,9 +128,9 @@ const (
 	EventsLean Events = "lean"
 )
 
-// ParseEvents reads --events: full, lean, or empty for full.
+// ParseEvents reads --events: full, lean (any case), or empty for full.
 func ParseEvents(s string) (Events, error) {
-	switch e := Events(s); e {
+	switch e := Events(strings.ToLower(strings.TrimSpace(s))); e {
 	case "":
 		return EventsFull, nil
 	case EventsFull, EventsLean:

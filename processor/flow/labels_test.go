@@ -37,6 +37,11 @@ func constsByName(t *testing.T, prefix string) map[string]string {
 			}
 			for _, spec := range g.Specs {
 				vs := spec.(*ast.ValueSpec)
+				if vs.Type != nil {
+					// Typed: a setting's values (EventsLean), not a label
+					// the stream or the metrics carry.
+					continue
+				}
 				for i, n := range vs.Names {
 					if !strings.HasPrefix(n.Name, prefix) || i >= len(vs.Values) {
 						continue
