@@ -47,7 +47,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		fmt.Fprint(fs.Output(), `usage: fallback-bench [flags]
 Measures the fallback processor: throughput, deadline lateness, Redis memory
 and CPU per flow, the machine's ceilings and asynq (BENCHMARKS.md). Without
---brokers and --redis it runs on the embedded Kafka and Redis.
+--brokers and --redis it runs on the embedded Kafka and Redis. With --events
+lean the processor writes no per-transition events: the bench counts the
+fallbacks from the sends, takes every DLR as processed once the processor's
+--group committed past it, reports dlrs_per_sec 0, and says "events": "lean".
 `)
 		fs.PrintDefaults()
 	}
@@ -66,7 +69,7 @@ and CPU per flow, the machine's ceilings and asynq (BENCHMARKS.md). Without
 	fs.StringVar(&o.fallbackBin, "fallback-bin", "", "with --spawn: the fallback binary to start (default: fallback next to this executable, else on PATH; build it with go build -o /tmp/fallback ./cmd/fallback)")
 	fs.IntVar(&o.procPID, "processor-pid", 0, "with --external: read the processor's CPU time from /proc/PID")
 	fs.IntVar(&o.maxPoll, "max-poll", 0, "in-process processor: MaxPollRecords (0: the default)")
-	fs.BoolVar(&o.asJSON, "json", false, "print one JSON line on stdout (the table goes to stderr)")
+	fs.BoolVar(&o.asJSON, "json", false, "print one JSON line on stdout (the table goes to stderr); its \"events\" field is the --events the run used, full or lean")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up on the measured run after this long (wall)")
 	fs.BoolVar(&o.limits, "limit", true, "measure the ceilings in the same run: Redis alone (this project's scripts) and Kafka alone")
 	fs.IntVar(&o.limitFlows, "limit-flows", 100_000, "flows of each ceiling run (at most --flows)")
@@ -123,7 +126,8 @@ and CPU per flow, the machine's ceilings and asynq (BENCHMARKS.md). Without
 func (o *options) config(runID string, progress io.Writer) bench.Config {
 	cfg := bench.Config{Flows: o.flows, Pending: o.pending, Mix: o.mix, ThenMix: o.thenMix,
 		Delays: []time.Duration{o.delay, o.delay2}, Rate: o.rate, RunID: runID, Timeout: o.timeout,
-		MemorySample: o.memSample, Limits: o.limits, LimitFlows: min(o.limitFlows, o.flows), Progress: progress}
+		MemorySample: o.memSample, Limits: o.limits, LimitFlows: min(o.limitFlows, o.flows),
+		Events: o.c.EventsMode(), Progress: progress}
 	if o.catalog == flow.CatalogEnforce {
 		// The demo's catalog holds the senders and templates of the
 		// bench's requests (bench's otpRequest), and a few more.

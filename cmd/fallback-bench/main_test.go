@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func TestBenchJSONAddsUp(t *testing.T) {
 		"deadline_grace_ms", "deadline_lateness_past_grace_ms", "deadline_lateness_past_grace_emitted_ms", "outcome_shares",
 		"redis_bytes_per_inflight_flow", "redis_bytes_per_closed_flow", "redis_tombstone_bytes_per_flow", "redis_provider_index_bytes_per_flow",
 		"redis_provider_index_keys_per_flow", "redis_commands_per_flow", "cpu_us_per_flow", "cpu_scope", "counts", "limit", "peer",
-		"redis_wait_replicas"} {
+		"redis_wait_replicas", "events"} {
 		if _, ok := raw[field]; !ok {
 			t.Errorf("JSON has no %q:\n%s", field, stdout.String())
 		}
@@ -45,6 +46,8 @@ func TestBenchJSONAddsUp(t *testing.T) {
 	var r struct {
 		Flows                int             `json:"flows"`
 		Backend              string          `json:"backend"`
+		Events               string          `json:"events"`
+		DLRsPerSec           float64         `json:"dlrs_per_sec"`
 		WaitReplicas         int             `json:"redis_wait_replicas"`
 		Notes                []string        `json:"notes"`
 		BytesPerClosedFlow   *float64        `json:"redis_bytes_per_closed_flow"`
@@ -64,18 +67,19 @@ func TestBenchJSONAddsUp(t *testing.T) {
 			MaxDiffPP *float64           `json:"max_diff_pp"`
 		} `json:"outcome_shares"`
 		Counts struct {
-			Requests      int            `json:"requests"`
-			FirstSends    int            `json:"first_sends"`
-			FallbackSends int            `json:"fallback_sends"`
-			CatalogSends  int            `json:"sends_from_catalog"`
-			DLRsPublished int            `json:"dlrs_published"`
-			DLRsProcessed int            `json:"dlrs_processed"`
-			DeadlineFires int            `json:"deadline_fires"`
-			FlowsClosed   int            `json:"flows_closed"`
-			DoubleClosed  int            `json:"double_closed"`
-			Rejected      int            `json:"rejected"`
-			Outcomes      map[string]int `json:"outcomes"`
-			Fallbacks     map[string]int `json:"fallbacks"`
+			Requests       int            `json:"requests"`
+			FirstSends     int            `json:"first_sends"`
+			FallbackSends  int            `json:"fallback_sends"`
+			CatalogSends   int            `json:"sends_from_catalog"`
+			DLRsPublished  int            `json:"dlrs_published"`
+			DLRsProcessed  int            `json:"dlrs_processed"`
+			DeadlineFires  int            `json:"deadline_fires"`
+			FlowsClosed    int            `json:"flows_closed"`
+			DoubleClosed   int            `json:"double_closed"`
+			Rejected       int            `json:"rejected"`
+			Outcomes       map[string]int `json:"outcomes"`
+			Fallbacks      map[string]int `json:"fallbacks"`
+			OutputsPerFlow float64        `json:"outputs_per_flow"`
 		} `json:"counts"`
 		Limit *struct {
 			RedisFlowsPerSec          float64  `json:"redis_flows_per_sec"`
@@ -125,6 +129,16 @@ func TestBenchJSONAddsUp(t *testing.T) {
 		t.Errorf("lateness past deadline+grace: %d samples of %d, grace %g wall ms (want the default 250 ms at clock x10: 25)", r.PastGrace.N, r.DeadlineLatenessMS.N, r.GraceMS)
 	case r.Peer == nil || r.Peer.Skipped == "":
 		t.Errorf("the asynq peer should be skipped, with a reason, on the embedded Redis: %s", stdout.String())
+	case r.Events != "full" || r.DLRsPerSec <= 0:
+		t.Errorf("events %q, dlrs_per_sec %g: want full, measured", r.Events, r.DLRsPerSec)
+	}
+	// outputs_per_flow counts the records read; with full events, no
+	// replay and no late delivery (this mix has none) that is what every
+	// transition writes: the sends, and FLOW_STARTED, ATTEMPT_SENT per
+	// send, an event per DLR, FALLBACK_TRIGGERED per fallback, FLOW_CLOSED.
+	sends := c.FirstSends + c.FallbackSends
+	if want := float64(sends+flows+sends+c.DLRsProcessed+c.FallbackSends+c.FlowsClosed) / flows; math.Abs(c.OutputsPerFlow-want) > 0.006 {
+		t.Errorf("outputs_per_flow %g, want %g from the counts %+v", c.OutputsPerFlow, want, c)
 	}
 	// Memory of closed flows: numbers, and on the embedded Redis (which
 	// reports no memory) 0 with a note that says so.
@@ -196,5 +210,84 @@ func TestBenchCatalogEnforce(t *testing.T) {
 	}
 	if err := benchMain(ctx, []string{"--catalog", "warn"}, &stdout, &stderr); err == nil {
 		t.Fatal("--catalog warn accepted")
+	}
+}
+
+// TestBenchLeanEvents runs the bench against a processor with --events
+// lean, which writes no FLOW_STARTED, ATTEMPT_SENT, DLR_RECEIVED or
+// FALLBACK_TRIGGERED: the run must still end (every DLR read, by the
+// group's commits), count the fallbacks from the sends, and say it was
+// lean.
+func TestBenchLeanEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench end to end (about 5 s); skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const flows = 200
+	var stdout, stderr bytes.Buffer
+	err := benchMain(ctx, []string{"--flows", "200", "--speed", "10", "--limit=false", "--json", "--events", "lean",
+		"--mix", "delivered=0.5,failed=0.25,silent=0.25", "--timeout", "2m"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	var r struct {
+		Events     string          `json:"events"`
+		DLRsPerSec float64         `json:"dlrs_per_sec"`
+		Notes      []string        `json:"notes"`
+		Fires      float64         `json:"deadline_fires_per_sec"`
+		Lateness   struct{ N int } `json:"deadline_lateness_ms"`
+		Counts     struct {
+			FirstSends     int            `json:"first_sends"`
+			FallbackSends  int            `json:"fallback_sends"`
+			DLRsPublished  int            `json:"dlrs_published"`
+			DLRsProcessed  int            `json:"dlrs_processed"`
+			DeadlineFires  int            `json:"deadline_fires"`
+			FlowsClosed    int            `json:"flows_closed"`
+			DoubleClosed   int            `json:"double_closed"`
+			Rejected       int            `json:"rejected"`
+			Outcomes       map[string]int `json:"outcomes"`
+			Fallbacks      map[string]int `json:"fallbacks"`
+			OutputsPerFlow float64        `json:"outputs_per_flow"`
+		} `json:"counts"`
+		Shares struct {
+			FlowsOffDrawn int `json:"flows_off_drawn"`
+		} `json:"outcome_shares"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &r); err != nil {
+		t.Fatalf("stdout is not one JSON line: %v\n%q", err, stdout.String())
+	}
+	c := r.Counts
+	outcomes := 0
+	for _, n := range c.Outcomes {
+		outcomes += n
+	}
+	sends := c.FirstSends + c.FallbackSends
+	switch {
+	case r.Events != "lean":
+		t.Errorf("events %q, want lean", r.Events)
+	case c.FirstSends != flows || c.FlowsClosed != flows || outcomes != flows || c.DoubleClosed != 0 || c.Rejected != 0:
+		t.Errorf("flows do not add up: %+v", c)
+	case r.Shares.FlowsOffDrawn != 0:
+		t.Errorf("%d flows closed otherwise than their providers' answers say", r.Shares.FlowsOffDrawn)
+	case c.FallbackSends == 0 || c.Fallbacks["failure"] == 0 || c.Fallbacks["timeout"] == 0 ||
+		c.FallbackSends != c.Fallbacks["failure"]+c.Fallbacks["timeout"]:
+		t.Errorf("fallbacks, counted from the sends, do not add up: %+v", c)
+	case c.DeadlineFires != c.Fallbacks["timeout"]+c.Outcomes["EXPIRED"] || c.DeadlineFires != r.Lateness.N || r.Fires <= 0:
+		t.Errorf("deadline fires do not add up: %+v, %d lateness samples, %g/s", c, r.Lateness.N, r.Fires)
+	case c.DLRsPublished < flows || c.DLRsProcessed != c.DLRsPublished:
+		t.Errorf("DLRs: %d published, %d processed; want all processed", c.DLRsPublished, c.DLRsProcessed)
+	case r.DLRsPerSec != 0 || !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "dlrs_per_sec") }):
+		t.Errorf("dlrs_per_sec %g, notes %q: want 0 and a note saying why", r.DLRsPerSec, r.Notes)
+	}
+	// Lean writes the sends and a FLOW_CLOSED per flow, and DLR_DISCARDED
+	// for a DLR that changes nothing, which this mix seldom makes (a
+	// flow's intermediate status after its close, say): well under one
+	// event per DLR, as full writes.
+	if lo, hi := float64(sends+flows)/flows, float64(sends+flows+c.DLRsPublished)/flows; c.OutputsPerFlow < lo-0.006 || c.OutputsPerFlow >= hi {
+		t.Errorf("outputs_per_flow %g, want sends + closes (%g) plus what was discarded, below %g", c.OutputsPerFlow, lo, hi)
+	}
+	if !strings.Contains(stderr.String(), "events lean") {
+		t.Errorf("the table does not say the events were lean:\n%s", stderr.String())
 	}
 }

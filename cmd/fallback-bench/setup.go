@@ -127,7 +127,7 @@ func (r *benchRun) scope() error {
 		c.RedisPrefix = "fbb" + r.runID
 	}
 	r.clock = clock.NewScaledAt(r.epoch, r.speed)
-	r.cfg.Clock, r.cfg.Topics = r.clock, c.Names
+	r.cfg.Clock, r.cfg.Topics, r.cfg.Group = r.clock, c.Names, c.Group
 	store, err := c.Store(r.benchRC)
 	if err != nil {
 		return err

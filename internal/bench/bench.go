@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -39,6 +40,14 @@ type Config struct {
 	// Store is the processor's state store (its key prefix): pending flows
 	// are parked there.
 	Store *statestore.Store
+	// Group is the processor's consumer group: with Events lean the run
+	// learns that every DLR was processed from the group's committed
+	// offsets on the DLR topic.
+	Group string
+	// Events is what the processor writes to the events topic (its
+	// --events; empty is full). Lean writes no DLR_RECEIVED and no
+	// FALLBACK_TRIGGERED, so the bench counts those another way.
+	Events flow.Events
 	// OwnPrefix says the store's key prefix is this run's alone (an
 	// in-process or spawned processor): every key under it is the run's.
 	// An external processor's prefix holds its other flows too.
@@ -107,6 +116,7 @@ type Result struct {
 	Mix        string   `json:"mix"`
 	ThenMix    string   `json:"then_mix"`
 	Catalog    string   `json:"catalog"` // enforce: the run stored a catalog the processor checks each step against; off: none
+	Events     string   `json:"events"`  // the processor's --events, full or lean: which events it wrote, so that runs side by side say which is which
 	Rate       float64  `json:"rate"`
 	WallS      float64  `json:"wall_s"`
 	Notes      []string `json:"notes"`
@@ -115,7 +125,8 @@ type Result struct {
 	RedisWaitReplicas int `json:"redis_wait_replicas"`
 
 	// Rates over the run: count over (the last one seen - the first request
-	// published), wall seconds.
+	// published), wall seconds. DLRsPerSec is 0 with lean events, which
+	// write no event per DLR processed to time it by (a note says so).
 	RequestsPerSec          float64 `json:"requests_per_sec"`
 	DLRsPerSec              float64 `json:"dlrs_per_sec"`
 	DeadlineFiresPerSec     float64 `json:"deadline_fires_per_sec"`
@@ -177,6 +188,9 @@ type Counts struct {
 	// the processor's catalog: all of them when it enforces one, else 0.
 	CatalogSends  int64 `json:"sends_from_catalog"`
 	DLRsPublished int64 `json:"dlrs_published"`
+	// DLRsProcessed counts DLR_RECEIVED and DLR_DISCARDED; with lean events
+	// (no DLR_RECEIVED) it is DLRsPublished, all of which the processor's
+	// group committed before the run ended.
 	DLRsProcessed int64 `json:"dlrs_processed"`
 	DeadlineFires int64 `json:"deadline_fires"`
 	FlowsClosed   int64 `json:"flows_closed"`
@@ -184,7 +198,9 @@ type Counts struct {
 	// event id: at-least-once replays, which consumers drop; not an error.
 	RepeatedCloses int64 `json:"repeated_closes"`
 	simulator.Closes
-	InputsPerFlow  float64 `json:"inputs_per_flow"`
+	InputsPerFlow float64 `json:"inputs_per_flow"`
+	// OutputsPerFlow is the send and event records written per flow, as
+	// read: it is smaller with lean events.
 	OutputsPerFlow float64 `json:"outputs_per_flow"`
 }
 
@@ -259,9 +275,12 @@ func newResult(cfg Config) (*Result, error) {
 	if cfg.Flows < 1 || len(cfg.Delays) < 2 {
 		return nil, errors.New("bench: need at least 1 flow and 2 steps")
 	}
+	if cfg.Events == flow.EventsLean && cfg.Group == "" {
+		return nil, errors.New("bench: with lean events the processor's consumer group is needed, to see its DLRs read")
+	}
 	res := &Result{Flows: cfg.Flows, Pending: cfg.Pending, Backend: cfg.Backend, Processor: cfg.Processor,
 		ClockSpeed: cfg.Clock.Speed, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate, Notes: []string{},
-		Catalog: flow.CatalogOff.String(), RedisWaitReplicas: cfg.WaitReplicas}
+		Catalog: flow.CatalogOff.String(), Events: string(cfg.eventsMode()), RedisWaitReplicas: cfg.WaitReplicas}
 	if cfg.Catalog != nil {
 		res.Catalog = flow.CatalogEnforce.String()
 	}
@@ -270,6 +289,18 @@ func newResult(cfg Config) (*Result, error) {
 	}
 	return res, nil
 }
+
+// eventsMode is cfg.Events, with empty read as full (the processor's
+// default).
+func (c *Config) eventsMode() flow.Events {
+	if c.Events == "" {
+		return flow.EventsFull
+	}
+	return c.Events
+}
+
+// lean tells whether the processor writes lean events.
+func (c *Config) lean() bool { return c.eventsMode() == flow.EventsLean }
 
 // validator checks requests as the processor does: against the run's
 // catalog when it has one.
@@ -286,7 +317,10 @@ func (c *Config) validator() flow.Validator {
 type connection struct {
 	admin     *kgo.Client
 	sendStart map[string]map[int32]kgo.Offset
-	events    *kgo.Client // reads the events topic from its end before the run
+	// dlrStart is where the DLR topic ended before the run: the partitions
+	// that grew since hold the run's DLRs.
+	dlrStart map[int32]int64
+	events   *kgo.Client // reads the events topic from its end before the run
 }
 
 func (c *connection) close() {
@@ -318,6 +352,9 @@ func connect(ctx context.Context, cfg Config) (*connection, error) {
 			return nil, err
 		}
 		if c.sendStart, err = endOffsets(ctx, adm, sendTopics...); err != nil {
+			return nil, err
+		}
+		if c.dlrStart, err = partitionEnds(ctx, adm, cfg.Topics.DLR); err != nil {
 			return nil, err
 		}
 		return endOffsets(ctx, adm, cfg.Topics.Events)
@@ -442,7 +479,7 @@ type measuredRun struct {
 // simulated providers, and follows the events until every flow closed and
 // every DLR was processed.
 func runFlows(ctx context.Context, cfg Config, conn *connection) (*measuredRun, error) {
-	m := &measuredRun{t: newTracker(cfg.RunID+"-m", cfg.Flows, len(cfg.Delays))}
+	m := &measuredRun{t: newTracker(cfg.RunID+"-m", cfg.Flows, len(cfg.Delays), cfg.eventsMode())}
 	prov := &simulator.Providers{Brokers: cfg.Brokers, KafkaOpts: cfg.KafkaOpts, Topics: cfg.Topics, From: conn.sendStart,
 		StepMixes: []simulator.Mix{cfg.Mix, cfg.ThenMix}, Codec: avroCodec{}, OnSend: m.t.sawSend, Clock: cfg.Clock}
 	obs := &observer{cl: conn.events, t: m.t}
@@ -463,7 +500,10 @@ func runFlows(ctx context.Context, cfg Config, conn *connection) (*measuredRun, 
 	m.start = time.Now()
 	pubErr := make(chan error, 1)
 	go func() { pubErr <- publish(runCtx, cfg, m.t) }()
-	if err := waitForFlows(ctx, cfg, m, prov, pubErr, provErr); err != nil {
+	dlrsRead := func(ctx context.Context) (bool, error) {
+		return groupReadDLRs(ctx, kadm.NewClient(conn.admin), cfg.Group, cfg.Topics.DLR, conn.dlrStart)
+	}
+	if err := waitForFlows(ctx, cfg, m, prov, dlrsRead, pubErr, provErr); err != nil {
 		return nil, err
 	}
 	m.wall = time.Since(m.start)
@@ -479,8 +519,12 @@ func runFlows(ctx context.Context, cfg Config, conn *connection) (*measuredRun, 
 }
 
 // waitForFlows waits for the measured run to end, printing progress each
-// second.
-func waitForFlows(ctx context.Context, cfg Config, m *measuredRun, prov *simulator.Providers, pubErr, provErr <-chan error) error {
+// second. dlrsRead tells whether the processor has read every DLR produced
+// so far; it is asked with lean events only, which write no DLR_RECEIVED to
+// count, and at most once a tick, once every flow closed and no DLR is
+// pending at the providers (before that the run cannot be done anyway).
+func waitForFlows(ctx context.Context, cfg Config, m *measuredRun, prov *simulator.Providers,
+	dlrsRead func(context.Context) (bool, error), pubErr, provErr <-chan error) error {
 	t := m.t
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -489,7 +533,15 @@ func waitForFlows(ctx context.Context, cfg Config, m *measuredRun, prov *simulat
 		deadline = time.After(cfg.Timeout)
 	}
 	published := false
-	for !published || !doneCounting(t, prov.Counts(), cfg.Flows) {
+	allDLRsRead := false // lean: the last dlrsRead said so
+	var dlrsReadErr error
+	done := func() bool {
+		if cfg.lean() {
+			return doneLean(t, prov.Counts(), cfg.Flows, allDLRsRead)
+		}
+		return doneCounting(t, prov.Counts(), cfg.Flows)
+	}
+	for !published || !done() {
 		select {
 		case err := <-pubErr:
 			if err != nil {
@@ -505,13 +557,29 @@ func waitForFlows(ctx context.Context, cfg Config, m *measuredRun, prov *simulat
 		case err := <-cfg.ProcessorDone:
 			return fmt.Errorf("bench: processor stopped: %v", err)
 		case <-deadline:
+			if cfg.lean() {
+				read := "not all read"
+				if dlrsReadErr != nil {
+					read = fmt.Sprintf("not known to be read (%v)", dlrsReadErr)
+				}
+				return fmt.Errorf("bench: %d of %d flows closed, %d DLRs published and %s by group %s, before the %s timeout",
+					t.closed.Load(), cfg.Flows, prov.Counts().Published, read, cfg.Group, cfg.Timeout)
+			}
 			return fmt.Errorf("bench: %d of %d flows closed, %d of %d DLRs processed, before the %s timeout",
 				t.closed.Load(), cfg.Flows, t.dlrEvents.Load(), prov.Counts().Published, cfg.Timeout)
 		case <-ctx.Done():
 			return fmt.Errorf("bench: interrupted: %w", context.Cause(ctx))
 		case <-tick.C:
-			cfg.printf("[%5.1fs] first sends %d  dlrs %d/%d  fallbacks %d+%d  closed %d/%d  (other records %d)\n", time.Since(m.start).Seconds(),
-				t.firstSends.Load(), t.dlrEvents.Load(), prov.Counts().Published, t.fallbackFailure.Load(), t.fallbackTimeout.Load(),
+			dlrs := prov.Counts()
+			dlrText := fmt.Sprintf("dlrs %d/%d", t.dlrEvents.Load(), dlrs.Published)
+			if cfg.lean() {
+				if published && t.closed.Load() >= int64(cfg.Flows) && dlrs.Pending == 0 {
+					allDLRsRead, dlrsReadErr = dlrsRead(ctx)
+				}
+				dlrText = fmt.Sprintf("dlrs published %d, all read %t", dlrs.Published, allDLRsRead)
+			}
+			cfg.printf("[%5.1fs] first sends %d  %s  fallbacks %d+%d  closed %d/%d  (other records %d)\n", time.Since(m.start).Seconds(),
+				t.firstSends.Load(), dlrText, t.fallbackFailure.Load(), t.fallbackTimeout.Load(),
 				t.closed.Load(), cfg.Flows, t.foreign.Load())
 		}
 	}
@@ -522,6 +590,45 @@ func waitForFlows(ctx context.Context, cfg Config, m *measuredRun, prov *simulat
 // produced and processed.
 func doneCounting(t *tracker, dlrs simulator.ProviderCounts, flows int) bool {
 	return t.closed.Load() >= int64(flows) && dlrs.Pending == 0 && t.dlrEvents.Load() >= dlrs.Published
+}
+
+// doneLean is doneCounting for lean events, which give no event per DLR
+// processed: every flow closed, every DLR the providers planned was
+// produced, and the processor's group committed past all of them
+// (allDLRsRead, from groupReadDLRs once the rest held).
+func doneLean(t *tracker, dlrs simulator.ProviderCounts, flows int, allDLRsRead bool) bool {
+	return t.closed.Load() >= int64(flows) && dlrs.Pending == 0 && allDLRsRead
+}
+
+// groupReadDLRs tells whether consumer group has committed offsets at or
+// past the end of every partition of the DLR topic that grew since start
+// (its ends before the run). The processor commits a batch only once its
+// state and outputs are durable, so a committed DLR is a processed one. The
+// ends are read before the commits, so DLRs of others arriving meanwhile do
+// not keep the answer from being yes.
+func groupReadDLRs(ctx context.Context, adm *kadm.Client, group, topic string, start map[int32]int64) (bool, error) {
+	ends, err := partitionEnds(ctx, adm, topic)
+	if err != nil {
+		return false, err
+	}
+	maps.DeleteFunc(ends, func(p int32, end int64) bool { return end <= start[p] }) // none of the run's DLRs there
+	if len(ends) == 0 {
+		return true, nil
+	}
+	// An unknown group (it committed nothing yet, or --group names
+	// another) is an error here: the caller waits on, and says why if the
+	// run times out.
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false, fmt.Errorf("bench: committed offsets of group %s: %w", group, err)
+	}
+	for p, end := range ends {
+		c, ok := committed.Lookup(topic, p)
+		if !ok || c.Err != nil || c.At < end {
+			return false, c.Err
+		}
+	}
+	return true, nil
 }
 
 func (m *measuredRun) readBefore(ctx context.Context, cfg Config) {
@@ -568,7 +675,11 @@ func reportRun(cfg Config, m *measuredRun, res *Result) error {
 	}
 	fires := t.fallbackTimeout.Load() + t.expired.Load()
 	res.RequestsPerSec = rate(t.firstSends.Load(), t.lastFirstSend.Load())
-	res.DLRsPerSec = rate(t.dlrEvents.Load(), t.lastDLREvent.Load())
+	if cfg.lean() {
+		res.Notes = append(res.Notes, "dlrs_per_sec: not measured (0): lean events have no DLR_RECEIVED to time the DLRs by; dlrs_processed is the DLRs published, all of which the processor's consumer group committed before the run ended")
+	} else {
+		res.DLRsPerSec = rate(t.dlrEvents.Load(), t.lastDLREvent.Load())
+	}
 	res.DeadlineFiresPerSec = rate(fires, t.lastDeadlineFire.Load())
 	res.FlowsClosedPerSec = rate(t.closed.Load(), t.lastClose.Load())
 	res.FlowsClosedPerSecSteady = float64(int64(t.steadyCloseRate()*10)) / 10
@@ -606,6 +717,10 @@ func reportRun(cfg Config, m *measuredRun, res *Result) error {
 	c.FirstSends, c.FallbackSends = t.firstSends.Load(), t.laterSends.Load()
 	c.CatalogSends = t.catalogSends.Load()
 	c.DLRsPublished, c.DLRsProcessed = m.dlrs.Published, t.dlrEvents.Load()
+	if cfg.lean() {
+		// The run ended once the group committed past every DLR (doneLean).
+		c.DLRsProcessed = m.dlrs.Published
+	}
 	c.DeadlineFires, c.FlowsClosed = fires, t.closed.Load()
 	c.DoubleClosed, c.Rejected = int(t.doubleClosed.Load()), int(t.rejected.Load())
 	c.RepeatedCloses = t.repeatedCloses.Load()
@@ -617,12 +732,19 @@ func reportRun(cfg Config, m *measuredRun, res *Result) error {
 	}
 	res.OutcomeShares = outcomeShares(t, []simulator.Mix{cfg.Mix, cfg.ThenMix}, len(cfg.Delays))
 	c.Fallbacks = map[string]int{"failure": int(t.fallbackFailure.Load()), "timeout": int(t.fallbackTimeout.Load())}
-	// Inputs: the request and the DLRs. Outputs: the sends and the events
-	// (FLOW_STARTED, ATTEMPT_SENT per send, one per DLR, FALLBACK_TRIGGERED
-	// per fallback, FLOW_CLOSED).
+	// Inputs: the request and the DLRs. Outputs: the sends and the event
+	// records the observer read for the run's flows, whatever the mode
+	// wrote. Full: FLOW_STARTED, ATTEMPT_SENT per send, one per DLR,
+	// FALLBACK_TRIGGERED per fallback, FLOW_CLOSED, and a
+	// MULTI_CHANNEL_DELIVERY per second channel delivered (a late DLR);
+	// in a run without replays nor late deliveries that is
+	// flows + sends + DLRs + fallback sends + closes. Lean: FLOW_CLOSED,
+	// the DLR_DISCARDED (and other answers to inputs that change nothing)
+	// and the MULTI_CHANNEL_DELIVERY. Counted rather than derived, so that
+	// each mode is measured as it ran.
 	c.InputsPerFlow = round2(float64(int64(cfg.Flows)+c.DLRsPublished) / flows)
 	sends := c.FirstSends + c.FallbackSends
-	c.OutputsPerFlow = round2(float64(sends+ /*events*/ int64(cfg.Flows)+sends+c.DLRsProcessed+c.FallbackSends+c.FlowsClosed) / flows)
+	c.OutputsPerFlow = round2(float64(sends+t.eventRecords.Load()) / flows)
 	if n := t.scanErrors.Load() + m.dlrs.Undecodable; n > 0 {
 		return fmt.Errorf("bench: %d records did not scan", n)
 	}
@@ -856,6 +978,20 @@ func waitTopics(ctx context.Context, adm *kadm.Client, want []string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// partitionEnds returns where each partition of topic ends now.
+func partitionEnds(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("bench: end offsets: %w", err)
+	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("bench: end offsets: %w", err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out, nil
 }
 
 // endOffsets returns where the topics end now, as start offsets for a

@@ -49,9 +49,13 @@ func (r *Result) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nfallback bench: %d flows, %d pending, %s backends, %s processor, clock x%g, delays %v s\n",
 		r.Flows, r.Pending, r.Backend, r.Processor, r.ClockSpeed, r.DelaysS)
-	fmt.Fprintf(w, "  step 0: %s; later steps: %s; rate %s; catalog %s; redis wait replicas %d\n\n", r.Mix, r.ThenMix, rateText(r.Rate), r.Catalog, r.RedisWaitReplicas)
+	fmt.Fprintf(w, "  step 0: %s; later steps: %s; rate %s; catalog %s; events %s; redis wait replicas %d\n\n", r.Mix, r.ThenMix, rateText(r.Rate), r.Catalog, r.Events, r.RedisWaitReplicas)
 	row("requests_per_sec", num(r.RequestsPerSec), "request in to first send out")
-	row("dlrs_per_sec", num(r.DLRsPerSec), "")
+	dlrsNote := ""
+	if r.Events == "lean" {
+		dlrsNote = "not measured: lean events have no DLR_RECEIVED"
+	}
+	row("dlrs_per_sec", num(r.DLRsPerSec), dlrsNote)
 	row("deadline_fires_per_sec", num(r.DeadlineFiresPerSec), "")
 	row("flows_closed_per_sec", num(r.FlowsClosedPerSec), "first request published to last close")
 	row("flows_closed_per_sec_steady", num(r.FlowsClosedPerSecSteady), "10th to 90th percentile close")
@@ -83,7 +87,7 @@ func (r *Result) WriteTable(w io.Writer) {
 	c := r.Counts
 	fmt.Fprintf(w, "\n  counts: %d requests, %d first sends, %d fallback sends, %d DLRs published / %d processed, %d deadlines fired, %d closed (%d twice), %d rejected\n",
 		c.Requests, c.FirstSends, c.FallbackSends, c.DLRsPublished, c.DLRsProcessed, c.DeadlineFires, c.FlowsClosed, c.DoubleClosed, c.Rejected)
-	fmt.Fprintf(w, "  outcomes %v, fallbacks %v; %.2f input and %.2f output records per flow\n", c.Outcomes, c.Fallbacks, c.InputsPerFlow, c.OutputsPerFlow)
+	fmt.Fprintf(w, "  outcomes %v, fallbacks %v; %.2f input and %.2f output records per flow (%s events)\n", c.Outcomes, c.Fallbacks, c.InputsPerFlow, c.OutputsPerFlow, r.Events)
 	if sh := r.OutcomeShares; sh.Expected != nil {
 		names := []string{"DELIVERED", "FAILED", "EXPIRED"}
 		for _, m := range []map[string]float64{sh.Measured, sh.Drawn} {

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/internal/simulator"
+	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 )
 
@@ -23,6 +24,11 @@ type tracker struct {
 	prefix string
 	n      int
 	steps  int
+	// fallbacksFromSends: the processor runs with --events lean, which
+	// writes no FALLBACK_TRIGGERED, so the fallbacks are counted from the
+	// sends of the later steps instead (and any FALLBACK_TRIGGERED is
+	// ignored, so that nothing counts twice).
+	fallbacksFromSends bool
 
 	// Written by the providers' goroutine.
 	deadline [][]int64 // [step][flow] the send's deadline, clock ms
@@ -42,6 +48,7 @@ type tracker struct {
 	firstSends, laterSends           atomic.Int64
 	catalogSends                     atomic.Int64 // sends with the catalog's template language
 	dlrEvents                        atomic.Int64
+	eventRecords                     atomic.Int64 // event records of the run's flows, replays included
 	closed, doubleClosed, rejected   atomic.Int64
 	repeatedCloses                   atomic.Int64 // a close seen again under its own event id
 	fallbackFailure, fallbackTimeout atomic.Int64
@@ -71,8 +78,11 @@ const (
 
 var outcomeNames = [outcomeKinds]string{"", "DELIVERED", "READ", "FAILED", "EXPIRED", "CANCELLED", "OTHER"}
 
-func newTracker(prefix string, n, steps int) *tracker {
-	t := &tracker{prefix: prefix, n: n, steps: steps,
+// newTracker tracks n flows of the given steps, whose request ids are
+// prefix and an index, measured against a processor writing events as
+// mode says.
+func newTracker(prefix string, n, steps int, mode flow.Events) *tracker {
+	t := &tracker{prefix: prefix, n: n, steps: steps, fallbacksFromSends: mode == flow.EventsLean,
 		closedAt: make([]int64, n), closedWall: make([]int64, n), outcome: make([]uint8, n), closeID: make([]uint64, n),
 		fallbackID: make([]uint64, n*max(steps-1, 0)), closeTimes: make([]int64, 0, n)}
 	for range steps {
@@ -136,7 +146,8 @@ func storeMax(a *atomic.Int64, v int64) {
 }
 
 // sawSend records a send the providers consumed and the fate they drew
-// for it.
+// for it. A send can come again (an at-least-once replay of owed outputs);
+// the providers pass every copy on.
 func (t *tracker) sawSend(s schemas.ChannelSend, f simulator.Fate, wall time.Time) {
 	i, ok := t.index(s.RequestID)
 	if !ok || s.Step < 0 || int(s.Step) >= t.steps {
@@ -144,6 +155,7 @@ func (t *tracker) sawSend(s schemas.ChannelSend, f simulator.Fate, wall time.Tim
 		return
 	}
 	k := int(s.Step)
+	firstOfStep := t.fate[k][i] == 0 // fate is set on the step's first send
 	t.deadline[k][i], t.sentAt[k][i], t.sentWall[k][i] = s.Deadline.UnixMilli(), s.SentAt.UnixMilli(), wall.UnixMilli()
 	t.fate[k][i] = uint8(f) + 1
 	r := reasonCode(s.Reason)
@@ -159,6 +171,16 @@ func (t *tracker) sawSend(s schemas.ChannelSend, f simulator.Fate, wall time.Tim
 	t.laterSends.Add(1)
 	if r == reasonTimeout {
 		storeMax(&t.lastDeadlineFire, wall.UnixMilli())
+	}
+	if t.fallbacksFromSends && firstOfStep {
+		// A send of step k>0 is the fallback from step k-1, and says why;
+		// a replayed copy of it is the same fallback.
+		switch r {
+		case reasonFailure:
+			t.fallbackFailure.Add(1)
+		case reasonTimeout:
+			t.fallbackTimeout.Add(1)
+		}
 	}
 }
 
@@ -213,13 +235,14 @@ func (t *tracker) sawEvent(e eventInfo, wall time.Time) {
 		t.foreign.Add(1)
 		return
 	}
+	t.eventRecords.Add(1)
 	ms := wall.UnixMilli()
 	switch string(e.typ) {
 	case "DLR_RECEIVED", "DLR_DISCARDED":
 		t.dlrEvents.Add(1)
 		storeMax(&t.lastDLREvent, ms)
 	case "FALLBACK_TRIGGERED":
-		if t.repeatedFallback(i, eventIDHash(e.eventID)) {
+		if t.fallbacksFromSends || t.repeatedFallback(i, eventIDHash(e.eventID)) {
 			return
 		}
 		switch reasonCode(e.reason) {
