@@ -136,3 +136,22 @@ func TestNoPersonalDataInLogs(t *testing.T) {
 		t.Errorf("%d change lines, want 3:\n%s", n, logs)
 	}
 }
+
+// TestStartedUnderLeanEvents: a window with closes and no FLOW_STARTED
+// (the processor runs with --events=lean) says the figure is not
+// recorded, instead of showing 0 flows started.
+func TestStartedUnderLeanEvents(t *testing.T) {
+	for _, tc := range []struct {
+		sum         OutcomeSummary
+		wantUnknown bool
+	}{
+		{OutcomeSummary{Started: 0, Closed: 3}, true},
+		{OutcomeSummary{Started: 0, Closed: 0}, false},
+		{OutcomeSummary{Started: 2, Closed: 3}, false},
+	} {
+		row := newOutcomeTable(tc.sum, "c").Rows[0]
+		if row.Label != "flows started" || (row.Unknown != "") != tc.wantUnknown || row.Value != tc.sum.Started {
+			t.Errorf("%+v: row %+v, want unknown %v", tc.sum, row, tc.wantUnknown)
+		}
+	}
+}
