@@ -6,7 +6,7 @@ package deploy
 // API server uses (k8s.io/apimachinery's JSON/YAML serializer in strict
 // mode), so an unknown, mis-cased or duplicate field fails. The settings are
 // then checked against `fallback run` itself: its flags and FALLBACK_*
-// variables (internal/cliconfig and cmd/fallback/run.go), its settings checks
+// variables (the flag set run parses, cliconfig.NewRunFlags), its settings checks
 // and connection options, its HTTP endpoints (internal/observe), and the
 // sizing figure of docs/capacity.md.
 
@@ -18,9 +18,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"maps"
 	"net"
@@ -58,7 +55,6 @@ import (
 const (
 	k8sDir            = "k8s"
 	kustomizationFile = "kustomization.yaml"
-	runSource         = "../cmd/fallback/run.go"
 	capacityDoc       = "../docs/capacity.md"
 	// sizingAnnotation on the StatefulSet: the flows per second per pod
 	// that its CPU request is sized for.
@@ -342,108 +338,21 @@ func secretData(s *corev1.Secret) map[string]string {
 	return out
 }
 
-// runOwnFlag is a flag that runFlags (cmd/fallback/run.go) adds to the
-// shared ones.
-type runOwnFlag struct {
-	name, method, usage string
-}
-
-// runOwnFlags reads runFlags in cmd/fallback/run.go (package main, which
-// cannot be imported): the flags it defines on fs, and the names it passes
-// to ReadEnv, which are the ones that read a FALLBACK_* variable.
-func runOwnFlags(t *testing.T) (flags []runOwnFlag, readEnv []string) {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), runSource, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fn *ast.FuncDecl
-	for _, d := range f.Decls {
-		if fd, ok := d.(*ast.FuncDecl); ok && fd.Name.Name == "runFlags" {
-			fn = fd
-		}
-	}
-	if fn == nil {
-		t.Fatalf("%s: no func runFlags", runSource)
-	}
-	lit := func(e ast.Expr) (string, bool) {
-		b, ok := e.(*ast.BasicLit)
-		if !ok || b.Kind != token.STRING {
-			return "", false
-		}
-		s, err := strconv.Unquote(b.Value)
-		return s, err == nil
-	}
-	ast.Inspect(fn.Body, func(n ast.Node) bool {
-		call, ok := n.(*ast.CallExpr)
-		if !ok {
-			return true
-		}
-		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok {
-			return true
-		}
-		if sel.Sel.Name == "ReadEnv" {
-			for _, a := range call.Args[1:] {
-				s, ok := lit(a)
-				if !ok {
-					t.Fatalf("%s: runFlags: ReadEnv with a name that is not a string literal", runSource)
-				}
-				readEnv = append(readEnv, s)
-			}
-			return true
-		}
-		if x, ok := sel.X.(*ast.Ident); !ok || x.Name != "fs" {
-			return true
-		}
-		if _, ok := flagKinds[sel.Sel.Name]; !ok {
-			return true
-		}
-		nameArg := 0
-		if strings.HasSuffix(sel.Sel.Name, "Var") {
-			nameArg = 1
-		}
-		if len(call.Args) < nameArg+2 {
-			return true
-		}
-		name, ok := lit(call.Args[nameArg])
-		if !ok {
-			t.Fatalf("%s: runFlags: fs.%s with a name that is not a string literal", runSource, sel.Sel.Name)
-		}
-		usage, _ := lit(call.Args[len(call.Args)-1])
-		flags = append(flags, runOwnFlag{name: name, method: sel.Sel.Name, usage: usage})
-		return true
-	})
-	if len(flags) == 0 || len(readEnv) == 0 {
-		t.Fatalf("%s: runFlags: found flags %v and ReadEnv names %q; the test's reading of it is out of date", runSource, flags, readEnv)
-	}
-	return flags, readEnv
-}
-
-// flagKinds are the flag.FlagSet methods runOwnFlags recognises.
-var flagKinds = map[string]string{
-	"String": "string", "StringVar": "string", "Bool": "bool", "BoolVar": "bool",
-	"Int": "int", "IntVar": "int", "Int64": "int64", "Int64Var": "int64",
-	"Uint": "uint", "UintVar": "uint", "Uint64": "uint64", "Uint64Var": "uint64",
-	"Float64": "float64", "Float64Var": "float64", "Duration": "duration", "DurationVar": "duration",
-}
-
 var usageEnv = regexp.MustCompile(`\(env (FALLBACK_[A-Z0-9_]+)\)$`)
 
-// runSettings is `fallback run`'s flag set, read from the given
-// environment the way run reads it: the shared settings
-// (cliconfig.Common.RegisterGroups with GroupAll, then
-// cliconfig.RegisterConfig, as cmd/fallback's newFlags), then run's own
-// flags of the same kinds, set from their variables with ReadEnv. The
-// process's own FALLBACK_* variables are hidden for the duration of the
-// test.
+// runSettings is `fallback run`'s flag set, the one run parses
+// (cliconfig.NewRunFlags), read from the given environment the way run
+// reads it, with the FALLBACK_* variables it reads. The process's own
+// FALLBACK_* variables are hidden for the duration of the test.
 type runSettings struct {
 	fs   *flag.FlagSet
-	c    *cliconfig.Common
+	c    *cliconfig.Run
 	vars map[string]string // FALLBACK_* variable: its flag
 }
 
-func newRunSettings(t *testing.T, env map[string]string) runSettings {
+// hideFallbackEnv unsets the process's FALLBACK_* variables until the test
+// ends, so that only the settings a test gives reach the flag set.
+func hideFallbackEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "FALLBACK_") {
@@ -451,63 +360,79 @@ func newRunSettings(t *testing.T, env map[string]string) runSettings {
 			os.Unsetenv(k)
 		}
 	}
+}
+
+// flagEnv is the variable of flag name: clients.EnvOf, and
+// cliconfig.ConfigEnv for --config.
+func flagEnv(name string) string {
+	if name == cliconfig.ConfigFlag {
+		return cliconfig.ConfigEnv
+	}
+	return clients.EnvOf("--" + name)
+}
+
+// runVariables finds the flags of `fallback run` that read a FALLBACK_*
+// variable by doing it: every flag's variable is set to a value the flag
+// accepts, and the flags that come out of NewRunFlags set are the ones
+// that took theirs. So a flag counts by what run does, not by what its
+// usage text or a list says; the variables are unset again on return.
+func runVariables(t *testing.T) map[string]string {
+	t.Helper()
+	hideFallbackEnv(t)
+	probe, _ := cliconfig.NewRunFlags()
+	probe.SetOutput(io.Discard)
+	accepted := map[string]string{} // flag: a value it takes
+	probe.VisitAll(func(f *flag.Flag) {
+		// A non-empty value: an empty variable counts as unset for some
+		// kinds of flag.
+		for _, v := range []string{f.DefValue, "1", "true", "1s", "x"} {
+			if v != "" && probe.Set(f.Name, v) == nil {
+				accepted[f.Name] = v
+				return
+			}
+		}
+		t.Fatalf("--%s accepts none of the test's values; add one it takes to runVariables", f.Name)
+	})
+	for name, v := range accepted {
+		t.Setenv(flagEnv(name), v)
+	}
+	fs, _ := cliconfig.NewRunFlags()
+	vars := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { vars[flagEnv(f.Name)] = f.Name })
+	for name := range accepted {
+		os.Unsetenv(flagEnv(name))
+	}
+	return vars
+}
+
+// newRunSettings builds run's flag set from env (on top of the defaults)
+// and checks every flag's usage text against the variable it reads: a flag
+// that reads FALLBACK_X ends its usage with (env FALLBACK_X), the name
+// clients.EnvOf gives it (cliconfig.ConfigEnv for --config), and a flag
+// that reads none names none.
+func newRunSettings(t *testing.T, env map[string]string) runSettings {
+	t.Helper()
+	vars := runVariables(t)
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs, r := cliconfig.NewRunFlags()
 	fs.SetOutput(io.Discard)
-	c := &cliconfig.Common{}
-	c.RegisterGroups(fs, cliconfig.GroupRun)
-	cliconfig.RegisterConfig(fs)
-	shared := map[string]bool{}
-	fs.VisitAll(func(f *flag.Flag) { shared[f.Name] = true })
-
-	own, readEnv := runOwnFlags(t)
-	for _, f := range own {
-		switch flagKinds[f.method] {
-		case "string":
-			fs.String(f.name, "", f.usage)
-		case "bool":
-			fs.Bool(f.name, false, f.usage)
-		case "int":
-			fs.Int(f.name, 0, f.usage)
-		case "int64":
-			fs.Int64(f.name, 0, f.usage)
-		case "uint":
-			fs.Uint(f.name, 0, f.usage)
-		case "uint64":
-			fs.Uint64(f.name, 0, f.usage)
-		case "float64":
-			fs.Float64(f.name, 0, f.usage)
-		case "duration":
-			fs.Duration(f.name, 0, f.usage)
-		}
-	}
-	c.ReadEnv(fs, readEnv...)
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-
-	vars := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) {
-		if !shared[f.Name] && !slices.Contains(readEnv, f.Name) {
-			return // a flag of run's without a variable (--print-config)
-		}
-		v := clients.EnvOf("--" + f.Name)
-		if f.Name == cliconfig.ConfigFlag {
-			v = cliconfig.ConfigEnv
-		}
-		if m := usageEnv.FindStringSubmatch(f.Usage); m == nil || m[1] != v {
+		v := flagEnv(f.Name)
+		reads := vars[v] == f.Name
+		m := usageEnv.FindStringSubmatch(f.Usage)
+		switch {
+		case reads && (m == nil || m[1] != v):
 			t.Errorf("--%s reads %s, but its usage text does not end with (env %s): %q", f.Name, v, v, f.Usage)
+		case !reads && m != nil:
+			t.Errorf("--%s's usage text names %s, but fallback run does not read it: %q", f.Name, m[1], f.Usage)
 		}
-		vars[v] = f.Name
 	})
-	for _, name := range readEnv {
-		if fs.Lookup(name) == nil {
-			t.Errorf("%s: runFlags reads the variable of --%s, which it does not define", runSource, name)
-		}
-	}
-	return runSettings{fs: fs, c: c, vars: vars}
+	return runSettings{fs: fs, c: r, vars: vars}
 }
 
 func (s runSettings) get(t *testing.T, name string) any {
@@ -617,21 +542,20 @@ func metaOf(obj runtime.Object) (metav1.Object, error) {
 var allowedOtherEnv = []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG", "GOTRACEBACK"}
 
 // TestK8sEnvIsRunFlags: every FALLBACK_* variable the pod gets, from the
-// container's env or a ConfigMap key, is the variable of one of `fallback
-// run`'s flags, taken from the code; the ConfigMap holds nothing else;
-// and the variables found in the code are those docs/configuration.md
-// documents (so the test's reading of the code misses none).
+// container's env or a ConfigMap key, is one that `fallback run` reads
+// (runVariables: found on its flag set); the ConfigMap holds nothing else;
+// and the variables run reads are those docs/configuration.md documents.
 func TestK8sEnvIsRunFlags(t *testing.T) {
 	m := loadK8s(t)
 	c := processorContainer(t, m)
 	vars := newRunSettings(t, nil).vars
 	if doc := documentedEnv(t); !maps.Equal(doc, setOf(slices.Collect(maps.Keys(vars)))) {
-		t.Errorf("fallback run reads %v (cliconfig and %s), but %s documents %v",
-			slices.Sorted(maps.Keys(vars)), runSource, configDoc, slices.Sorted(maps.Keys(doc)))
+		t.Errorf("fallback run reads %v (cliconfig.NewRunFlags), but %s documents %v",
+			slices.Sorted(maps.Keys(vars)), configDoc, slices.Sorted(maps.Keys(doc)))
 	}
 	for _, want := range []string{"FALLBACK_BROKERS", "FALLBACK_INSTANCE_ID", "FALLBACK_HTTP_ADDR", "FALLBACK_SHUTDOWN_TIMEOUT"} {
 		if _, ok := vars[want]; !ok {
-			t.Fatalf("the variables read from the code lack %s: %v", want, slices.Sorted(maps.Keys(vars)))
+			t.Fatalf("the variables fallback run reads lack %s: %v", want, slices.Sorted(maps.Keys(vars)))
 		}
 	}
 

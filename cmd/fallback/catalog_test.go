@@ -580,8 +580,8 @@ func TestChangedBy(t *testing.T) {
 func TestCatalogFlag(t *testing.T) {
 	parse := func(args ...string) (*cliconfig.Common, error) {
 		t.Helper()
-		fs, c, _, _ := runFlags()
-		return c, parseCommon(fs, c, args)
+		fs, r := runFlags()
+		return r.Common, parseCommon(fs, r.Common, args)
 	}
 	for _, tc := range []struct {
 		env  string

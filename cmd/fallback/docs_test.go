@@ -53,7 +53,7 @@ func flagRow(t *testing.T, f *flag.Flag) (env, def, meaning string) {
 func configurationTables(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	fs, _, _, _ := runFlags()
+	fs, _ := runFlags()
 	shared := map[string]string{} // name: usage
 	b.WriteString("| flag | env | default | meaning |\n|---|---|---|---|\n")
 	fs.VisitAll(func(f *flag.Flag) {

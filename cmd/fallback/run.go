@@ -23,10 +23,11 @@ import (
 // runCmd is `fallback run`, the production processor: parse the settings,
 // connect to Kafka and Redis, and run until ctx ends.
 func runCmd(ctx context.Context, args []string) error {
-	c, httpAddr, err := parseRun(args)
+	r, err := parseRun(args)
 	if err != nil {
 		return err
 	}
+	c, httpAddr := r.Common, r.HTTPAddr
 	// Traces: OTLP when the OTEL_* variables ask for it, else the no-op
 	// provider (observe.NewTracerProvider). The processor's default
 	// TracerProvider is the global one.
@@ -76,29 +77,27 @@ func runCmd(ctx context.Context, args []string) error {
 // parseRun reads the flags and refuses impossible or unsafe settings
 // before anything connects. With --print-config it prints the effective
 // configuration and returns errDone.
-func parseRun(args []string) (*cliconfig.Common, string, error) {
-	fs, c, printConfig, httpAddr := runFlags()
-	if err := parseCommon(fs, c, args); err != nil {
-		return nil, "", err
+func parseRun(args []string) (*cliconfig.Run, error) {
+	fs, r := runFlags()
+	if err := parseCommon(fs, r.Common, args); err != nil {
+		return nil, err
 	}
-	if *printConfig {
-		return nil, "", writeConfig(os.Stdout, fs)
+	if r.PrintConfig {
+		return nil, writeConfig(os.Stdout, fs)
 	}
-	if c.ShutdownTimeout <= 0 {
-		return nil, "", fmt.Errorf("--shutdown-timeout (FALLBACK_SHUTDOWN_TIMEOUT): must be above 0, got %s", c.ShutdownTimeout)
+	if r.ShutdownTimeout <= 0 {
+		return nil, fmt.Errorf("--shutdown-timeout (FALLBACK_SHUTDOWN_TIMEOUT): must be above 0, got %s", r.ShutdownTimeout)
 	}
-	return c, *httpAddr, nil
+	return r, nil
 }
 
-// runFlags is the flag set of `fallback run`: every shared setting, then
-// its own. docs/configuration.md's table is generated from it.
-func runFlags() (fs *flag.FlagSet, c *cliconfig.Common, printConfig *bool, httpAddr *string) {
-	fs, c = newFlags("run", "run [flags]", cliconfig.GroupRun)
-	printConfig = fs.Bool("print-config", false, "print the effective configuration (flags, FALLBACK_* variables, --config file, defaults; secrets hidden) and exit without connecting")
-	httpAddr = fs.String("http-addr", observe.DefaultAddr, "address of the /metrics, /healthz and /readyz endpoints; empty disables them (env FALLBACK_HTTP_ADDR)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", processor.DefaultShutdownTimeout, "on SIGTERM or SIGINT: how long to finish the batch in hand and the deliveries in flight, commit and leave the group; past it the process exits 1 naming what was still running; above 0 (env FALLBACK_SHUTDOWN_TIMEOUT)")
-	c.ReadEnv(fs, "http-addr", "shutdown-timeout")
-	return fs, c, printConfig, httpAddr
+// runFlags is the flag set of `fallback run` (cliconfig.NewRunFlags: every
+// shared setting, then its own) with its usage line for -h.
+// docs/configuration.md's table is generated from it.
+func runFlags() (*flag.FlagSet, *cliconfig.Run) {
+	fs, r := cliconfig.NewRunFlags()
+	setUsage(fs, "run [flags]")
+	return fs, r
 }
 
 // runConn are the processor's connections.

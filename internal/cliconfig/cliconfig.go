@@ -5,7 +5,9 @@
 // documented defaults (docs/configuration.md), and the clients, store, clock
 // and logger made from them. cmd/fallback and cmd/fallback-bench both
 // register it on their flag sets; package clients turns the connection
-// settings into client options.
+// settings into client options. `fallback run`'s whole flag set is built
+// here too (NewRunFlags), so tests outside package main use the very one
+// run parses.
 package cliconfig
 
 import (
@@ -50,7 +52,7 @@ type Common struct {
 	MaxRequestAge   time.Duration // a send older than this is rejected (expired)
 	DeadlineGrace   time.Duration // clock skew: deadline grace, future requested_at
 	MaxDeadlineHold time.Duration // the longest a due deadline waits for unread input
-	ShutdownTimeout time.Duration // `fallback run --shutdown-timeout` (registered by run)
+	ShutdownTimeout time.Duration // `fallback run --shutdown-timeout` (registered by NewRunFlags)
 	LogLevel        string
 	LogFormat       string // text or json
 	Catalog         string // --catalog: auto, off, warn or enforce (CatalogMode)

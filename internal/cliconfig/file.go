@@ -184,11 +184,16 @@ func valueKind(f *flag.Flag) string {
 // ReadEnv sets the named flags of fs, a command's own, from their
 // FALLBACK_* variables, as RegisterGroups does for the shared ones: the
 // flag is then set, so a configuration file does not override it, and a
-// value that does not parse is reported by Check.
+// value that does not parse is reported by Check. A name fs does not
+// define panics, as defining a flag twice does: it is a mistake in the
+// command's code (a misspelt or renamed flag whose variable would
+// silently be ignored), and every test building the flag set finds it.
 func (c *Common) ReadEnv(fs *flag.FlagSet, names ...string) {
 	for _, name := range names {
-		if f := fs.Lookup(name); f != nil {
-			c.fromEnv(fs, f)
+		f := fs.Lookup(name)
+		if f == nil {
+			panic(fmt.Sprintf("cliconfig: ReadEnv: flag set %s defines no flag --%s", fs.Name(), name))
 		}
+		c.fromEnv(fs, f)
 	}
 }
