@@ -143,6 +143,23 @@ if [[ -z "$WANT_KAFKA$WANT_REDIS" && ${#CLUSTER_NODES[@]} -eq 0 ]]; then WANT_KA
 
 log() { printf '[services-up %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# A listening port inside the kernel's ephemeral range can be taken, while
+# its service is down for a restart, by the local port of any outgoing
+# connection; the service then fails to start with "Address already in
+# use" (a restart loop on 49092..49094 did, at its 12th SIGKILL). Say so.
+warn_ephemeral_ports() {
+  local range lo hi p
+  range="$(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)" || return 0
+  read -r lo hi <<<"$range"
+  for p in "$@"; do
+    if (( p >= lo && p <= hi )); then
+      log "WARNING: port $p is in the ephemeral range $lo-$hi: an outgoing connection can hold it while the service restarts; choose ports below $lo"
+    fi
+  done
+}
+warn_ephemeral_ports "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT" "$KAFKA_SECURE_PORT" "$REDIS_SECURE_PORT" \
+  "$CLUSTER_KAFKA_PORT" "$CLUSTER_CONTROLLER_PORT" "$CLUSTER_REDIS_PORT"
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2fs", b - a }'; }
 
