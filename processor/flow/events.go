@@ -52,8 +52,13 @@ func (s *State) dlrEvent(typ string, in Report, reason string, now time.Time) sc
 		RequestID: s.RequestID, Type: typ, Step: step32(in.Step), Reason: reason,
 		Status: in.Status, StatusKind: in.Kind.String(), OccurredAt: now,
 	}
-	if in.Step >= 0 && in.Step < len(s.Steps) {
+	switch {
+	case in.Step >= 0 && in.Step < len(s.Steps):
 		ev.Channel = s.Steps[in.Step].Channel
+		ev.AttemptID = AttemptID(s.RequestID, in.Step)
+	case s.Compacted && in.Step >= 0 && in.Step < len(s.Attempts):
+		// No step definitions past the detail window: the DLR's channel.
+		ev.Channel = in.Channel
 		ev.AttemptID = AttemptID(s.RequestID, in.Step)
 	}
 	if typ == EventMultiChannelDelivery {
@@ -62,10 +67,13 @@ func (s *State) dlrEvent(typ string, in Report, reason string, now time.Time) sc
 	return ev
 }
 
-// discardEvent reports a DLR that changed nothing. st is nil when the flow
-// is unknown; then the DLR's own channel and attempt id are reported.
+// discardEvent reports a DLR that changed nothing. When the flow is
+// unknown (st nil) or the DLR names a step it never sent, the DLR's own
+// channel and attempt id are reported, and it is never late: there was no
+// attempt for it to be late for. (A closed flow past its detail window
+// knows the steps it sent, not the ones it defined: docs/closed-flows.md.)
 func discardEvent(st *State, in Report, reason string, now time.Time) schemas.FlowEvent {
-	if st != nil && in.Step >= 0 && in.Step < len(st.Steps) {
+	if st != nil && in.Step >= 0 && in.Step < len(st.Attempts) {
 		ev := st.dlrEvent(EventDLRDiscarded, in, reason, now)
 		ev.Late = st.Closed && in.Kind.IsSuccess() && in.Step != st.DeliveredStep
 		return ev

@@ -450,7 +450,9 @@ func reportAfterClose(st *State, in Report, now time.Time) (*State, Output) {
 	ns.markApplied(in.Pos)
 	a := &ns.Attempts[in.Step]
 	a.Delivered, a.LastStatus, a.LastStatusAt = true, in.Status, reportTime(in, now)
-	a.Succeeded = in.Kind.Meets(ns.Steps[in.Step].SuccessOn)
+	if !ns.Compacted { // a compact flow keeps whether it delivered, not how
+		a.Succeeded = in.Kind.Meets(ns.Steps[in.Step].SuccessOn)
+	}
 	out.Changed = true
 	if ns.deliveredElsewhere(in.Step) {
 		ev := ns.dlrEvent(EventMultiChannelDelivery, in, "", now)

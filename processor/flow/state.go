@@ -126,6 +126,10 @@ type State struct {
 	// 0x03), never in JSON.
 	Held []HeldInput `json:"-"`
 
+	// Compacted marks a closed flow past its detail window, rebuilt from
+	// its Compact form: it has no steps, and is stored as a Compact again.
+	Compacted bool `json:"-"`
+
 	// noted are the intermediate statuses reported since the state was
 	// loaded (step -> raw status): they are not stored, so this is what
 	// tells a repeat within one batch from a new status.
