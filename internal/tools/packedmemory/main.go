@@ -75,7 +75,7 @@ func main() {
 		kind         string
 		n, per, vlen int
 	}{
-		{"cf", 1_000_000, 100, 2},  // request fingerprint -> outcome, delivered bitmap
+		{"cf", 1_000_000, 100, 3},  // request fingerprint -> flow.Compact (outcome and steps sent, closing step, delivered bitmap)
 		{"cp", 2_000_000, 100, 11}, // provider-id fingerprint -> request fp, shard, step
 		{"cr", 2_000_000, 100, 6},  // provider-id fingerprint -> 32 bits of the request fp, shard, step
 		{"cq", 2_000_000, 100, 3},  // provider-id fingerprint -> shard, step (no request fp)
