@@ -7,6 +7,7 @@ require (
 	github.com/chromedp/cdproto v0.160.1 // tests only (integration/console_browser_test.go): the DevTools protocol types chromedp speaks; the version chromedp v0.23.1 asks for
 	github.com/chromedp/chromedp v0.23.1 // tests only (integration/console_browser_test.go): drives headless Chromium through the console's pages
 	github.com/compose-spec/compose-go/v2 v2.16.2
+	github.com/hamba/avro/v2 v2.31.0 // tests only (schemas/hamba_bench_test.go): side-by-side benchmarks and checks for issue 22
 	github.com/hibiken/asynq v0.26.0
 	github.com/linkedin/goavro/v2 v2.15.0
 	github.com/moby/moby/api v1.56.1
@@ -62,7 +63,7 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-ole/go-ole v1.3.0 // indirect
 	github.com/go-viper/mapstructure/v2 v2.5.0 // indirect
-	github.com/golang/snappy v0.0.1 // indirect
+	github.com/golang/snappy v1.0.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
