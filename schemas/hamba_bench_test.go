@@ -1156,8 +1156,10 @@ func TestHambaHostileInputs(t *testing.T) {
 			t.Errorf("%s: today's Decode = %v, want %v", row.name, today, row.want)
 		}
 		var unmarshal, strict string
-		if isolate[row.name] && testing.Short() {
-			unmarshal, strict = "not run with -short (a child process)", "not run with -short"
+		if isolate[row.name] && (testing.Short() || os.Getenv("FALLBACK_TEST_HAMBA_ISOLATED") == "") {
+			// Each costs up to hambaIsolatedLimit (the child hangs) for a
+			// finding already recorded (schemas/README.md): run by hand.
+			unmarshal, strict = "not run: set FALLBACK_TEST_HAMBA_ISOLATED=1 (a child process that may hang)", "not run"
 		} else if isolate[row.name] {
 			// Both children at once: a hang costs hambaIsolatedLimit once.
 			var wg sync.WaitGroup
