@@ -61,7 +61,7 @@ type truth struct {
 
 	mu             sync.Mutex
 	steps          map[string][]schemas.Step // request id -> its steps
-	cancelled      map[string]bool
+	cancelled      map[string]time.Time      // request id -> its first cancel's append time, on the flows' clock
 	dlrs           map[string][]publishedDLR // request id -> its DLRs, in append order per partition
 	seen           map[string]bool           // event ids
 	fallbacks      map[string]schemas.FlowEvent
@@ -75,7 +75,7 @@ type truth struct {
 
 func newTruth(clock wallMapper) *truth {
 	return &truth{clock: clock, channels: flow.DefaultChannels(), steps: map[string][]schemas.Step{},
-		cancelled: map[string]bool{}, dlrs: map[string][]publishedDLR{}, seen: map[string]bool{},
+		cancelled: map[string]time.Time{}, dlrs: map[string][]publishedDLR{}, seen: map[string]bool{},
 		fallbacks: map[string]schemas.FlowEvent{}, closed: map[string]schemas.FlowEvent{}, next: map[string]map[int32]int64{},
 		paired: map[string]bool{}, history: map[string][]eventNote{}}
 }
@@ -89,7 +89,7 @@ func (tr *truth) follow(ctx context.Context, brokers []string, opts []kgo.Opt, n
 			switch r.Topic {
 			case names.Requests:
 				if req, err := codecs.SendRequest.Decode(r.Value); err == nil {
-					tr.addRequest(req)
+					tr.addRequest(req, tr.clock.FromWall(r.Timestamp))
 				}
 			case names.DLR:
 				if rep, err := codecs.DeliveryReport.Decode(r.Value); err == nil {
@@ -110,11 +110,14 @@ func (tr *truth) follow(ctx context.Context, brokers []string, opts []kgo.Opt, n
 		})
 }
 
-func (tr *truth) addRequest(req schemas.SendRequest) {
+// addRequest records a send or a cancel; at is its append time.
+func (tr *truth) addRequest(req schemas.SendRequest, at time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if req.Kind == schemas.KindCancel {
-		tr.cancelled[req.RequestID] = true
+		if _, ok := tr.cancelled[req.RequestID]; !ok {
+			tr.cancelled[req.RequestID] = at
+		}
 		return
 	}
 	steps := req.Steps
@@ -239,6 +242,9 @@ func (tr *truth) story(requestID string, deadline func(attempt string) (time.Tim
 			}
 		}
 		lines = append(lines, line{n.at, text})
+	}
+	if at, ok := tr.cancelled[requestID]; ok {
+		lines = append(lines, line{at, at.Format("15:04:05.000") + " CANCEL appended"})
 	}
 	for _, d := range tr.dlrs[requestID] {
 		text := fmt.Sprintf("%s DLR step %d %s (partition %d offset %d)", d.at.Format("15:04:05.000"), d.step, d.status, d.partition, d.offset)
@@ -402,6 +408,38 @@ type overtaken struct {
 	deadline  time.Time
 }
 
+// Where a flow's closing delivery was appended relative to its cancel.
+const (
+	afterCancel = iota
+	nearCancel
+	beforeCancel
+)
+
+// deliveredBefore tells whether a DLR that closes the flow with outcome
+// (a delivery or read meeting its step's success_on) was appended before
+// the flow's cancel at cancelAt: before by more than raceWindow, within
+// it, or not at all.
+func (tr *truth) deliveredBefore(id string, steps []schemas.Step, outcome string, cancelAt time.Time) int {
+	if outcome != flow.OutcomeDelivered && outcome != flow.OutcomeRead {
+		return afterCancel
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	best := afterCancel
+	for _, d := range tr.dlrs[id] {
+		if d.step < 0 || d.step >= len(steps) || !d.kind.Meets(steps[d.step].SuccessOn) {
+			continue
+		}
+		switch {
+		case d.at.Before(cancelAt.Add(-raceWindow)):
+			return beforeCancel
+		case d.at.Before(cancelAt.Add(raceWindow)):
+			best = nearCancel
+		}
+	}
+	return best
+}
+
 // check judges every closed flow of ids. sent tells whether an attempt was
 // sent, deadline the deadline its first send carried.
 func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline func(attempt string) (time.Time, bool)) outcomeCheck {
@@ -412,12 +450,26 @@ func (tr *truth) check(ids []string, sent func(attempt string) bool, deadline fu
 			continue // lost: finish reports it
 		}
 		tr.mu.Lock()
-		steps, known, cancelled := tr.steps[id], tr.steps[id] != nil, tr.cancelled[id]
+		steps, known := tr.steps[id], tr.steps[id] != nil
+		cancelAt, cancelled := tr.cancelled[id]
 		tr.mu.Unlock()
-		if cancelled {
-			if closed.Outcome != flow.OutcomeCancelled {
-				c.Wrong = append(c.Wrong, fmt.Sprintf("%s: %s, cancelled", id, closed.Outcome))
+		if cancelled && closed.Outcome != flow.OutcomeCancelled {
+			// The load cancels right after the request, so the cancel
+			// decides, unless a delivery that closes the flow was appended
+			// before it: inputs apply in append order (SPEC §7). A producer
+			// retrying the cancel's batch across a broker restart can
+			// append it after a DLR. The same race window as two DLRs.
+			switch tr.deliveredBefore(id, steps, closed.Outcome, cancelAt) {
+			case beforeCancel:
+			case nearCancel:
+				c.Ambiguous = append(c.Ambiguous, fmt.Sprintf("%s: %s delivered within %s of its cancel", id, closed.Outcome, raceWindow))
+			default:
+				c.Wrong = append(c.Wrong, fmt.Sprintf("%s: %s, cancelled at %s [story: %s]", id, closed.Outcome,
+					cancelAt.Format("15:04:05.000"), tr.story(id, deadline)))
 			}
+			continue
+		}
+		if cancelled {
 			continue
 		}
 		if !known {

@@ -142,7 +142,7 @@ func TestSoak(t *testing.T) {
 	started := make([]time.Time, cfg.procs)
 	var procsMu sync.Mutex
 	start := func(i int) {
-		c := w.spawn(fmt.Sprintf("p%d", i), fmt.Sprintf("%s-p%d", w.id, i), hold)
+		c := w.spawn(fmt.Sprintf("p%d", i), fmt.Sprintf("%s-p%d", w.id, i), hold, soakRequestAge)
 		procsMu.Lock()
 		procs[i], started[i] = c, time.Now()
 		procsMu.Unlock()
@@ -297,7 +297,7 @@ func (n *nemesis) act(procs []*child, mu *sync.Mutex, start func(int)) {
 	case 3:
 		// A dynamic member joins, then leaves: two rebalances.
 		rec.action, rec.target = "rebalance", "extra"
-		x := w.spawn("extra", "", soakHold)
+		x := w.spawn("extra", "", soakHold, soakRequestAge)
 		if err = x.waitLog("processor running", time.Minute); err == nil {
 			w.sleepRandom(3*time.Second, 10*time.Second)
 			// The processor's shutdown takes up to its 30 s timeout (a
@@ -489,12 +489,19 @@ func (w *faultWorld) warningTimes() []time.Time {
 // soakHold is the soak's --max-deadline-hold (see TestSoak).
 const soakHold = "FALLBACK_MAX_DEADLINE_HOLD=3h"
 
+// soakRequestAge is the soak's --max-request-age, in flow time like the
+// hold and for the same reason: the default hour is 6 minutes of wall
+// time, and two broker SIGKILLs back to back on a loaded machine left a
+// requests partition unread that long in the second one-hour run, so
+// 10,199 requests were rightly refused as expired and counted lost.
+const soakRequestAge = "FALLBACK_MAX_REQUEST_AGE=3h"
+
 // soakRetention is the longest a soak's flow leaves keys in Redis, in wall
 // time: a provider message id's index entry (cliconfig.ProviderIndexTTL:
-// every step at the longest delay, then the tombstone's hour and the
-// deadline grace), at the fault world's clock speed.
+// every step at the longest delay, then the tombstone's retention:
+// soakRequestAge and the deadline grace), at the fault world's clock speed.
 var soakRetention = (time.Duration(flow.DefaultLimits().MaxSteps)*time.Duration(flow.DefaultLimits().MaxDelaySeconds)*time.Second +
-	time.Hour + processor.DefaultDeadlineGrace) / faultSpeed
+	3*time.Hour + processor.DefaultDeadlineGrace) / faultSpeed
 
 // memoryWarmUp is how much of a run of d the memory growths leave out:
 // Redis grows until the first flows' keys expire (soakRetention), so a run
