@@ -31,42 +31,9 @@ import (
 	"github.com/fallbackd/fallback/topics"
 )
 
-// consumerFetchMaxWait is the consumer's long-poll bound (fetchWait).
+// consumerFetchMaxWait is the consumer's long-poll bound (see the client's
+// options in New).
 const consumerFetchMaxWait = 250 * time.Millisecond
-
-// Config.FetchLinger is 0 or within these: franz-go's shortest fetch wait,
-// and the long poll it replaces.
-const (
-	MinFetchLinger = 10 * time.Millisecond
-	MaxFetchLinger = consumerFetchMaxWait
-)
-
-// lingerMinBytes is what a lingering fetch waits for: about a full poll of
-// requests and DLRs (1,000 records of 100 to 400 bytes).
-const lingerMinBytes = 256 << 10
-
-// fetchWait is how long the consumer's fetches wait on the broker.
-//
-// Requests are paused while DLRs wait (prioritiseDLRs), and resumed topics
-// join only the next fetch: with franz-go's default 5 s long poll and no
-// new DLRs, a resume waited up to 5 s, which throttled bursts of timer-only
-// flows to a few hundred requests per second. An idle fetch every 250 ms
-// per broker costs next to nothing. With a linger, a fetch also waits for
-// a poll's worth of bytes, at most the linger (Config.FetchLinger).
-func fetchWait(linger time.Duration) kgo.Opt {
-	if linger <= 0 {
-		return kgo.FetchMaxWait(consumerFetchMaxWait)
-	}
-	return kgo.FetchMaxWait(linger)
-}
-
-// fetchMinBytes is the bytes a fetch waits for (see fetchWait).
-func fetchMinBytes(linger time.Duration) kgo.Opt {
-	if linger <= 0 {
-		return kgo.FetchMinBytes(1)
-	}
-	return kgo.FetchMinBytes(lingerMinBytes)
-}
 
 // Defaults of the event-time deadline settings (docs/delivery-guarantees.md).
 const (
@@ -148,15 +115,6 @@ type Config struct {
 	// deadline is held). Each check lists offsets in Kafka (three requests).
 	// Default 100 ms.
 	WatermarkInterval time.Duration
-	// FetchLinger: when above 0, a fetch waits on the broker up to this
-	// long for a poll's worth of records (FetchMinBytes) before it returns
-	// fewer. At a moderate rate the consumer then applies larger batches:
-	// the fixed costs of a batch (the state scripts, the produce, the
-	// commit, the watermark check) are shared by more flows, at the price
-	// of up to this much more latency on every input and so on the
-	// deadlines that wait for it. 0, or 10 ms to 250 ms. Default 0: a
-	// fetch returns as soon as any record is there.
-	FetchLinger time.Duration
 	// DLRBacklogPause: while more DLRs than this wait unread on this
 	// instance's partitions, it stops reading requests, so a burst of
 	// requests never starves the DLRs that decide fallbacks. Default
@@ -289,9 +247,6 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	if cfg.ShutdownTimeout < 0 {
 		return nil, fmt.Errorf("processor: shutdown timeout (%s) must not be negative", cfg.ShutdownTimeout)
 	}
-	if cfg.FetchLinger != 0 && (cfg.FetchLinger < MinFetchLinger || cfg.FetchLinger > MaxFetchLinger) {
-		return nil, fmt.Errorf("processor: fetch linger (%s) must be 0 or between %s and %s", cfg.FetchLinger, MinFetchLinger, MaxFetchLinger)
-	}
 	if _, err := flow.ParseEvents(string(cfg.Events)); err != nil {
 		return nil, fmt.Errorf("processor: events: %w", err)
 	}
@@ -333,7 +288,12 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		// and a rebalance waits for the batch in hand to finish.
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		fetchWait(cfg.FetchLinger), fetchMinBytes(cfg.FetchLinger),
+		// Requests are paused while DLRs wait (prioritiseDLRs), and resumed
+		// topics join only the next fetch: with the default 5 s long poll and
+		// no new DLRs, a resume waited up to 5 s, which throttled bursts of
+		// timer-only flows to a few hundred requests per second. An idle
+		// fetch every 250 ms per broker costs next to nothing.
+		kgo.FetchMaxWait(consumerFetchMaxWait),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
 			wm.assign(p, true)
 			joined.Store(true)

@@ -95,10 +95,6 @@ func (r *benchRun) spawnProcessor(runCtx context.Context, start func(func() erro
 		"--claim-lease", r.lease.String(), "--deadline-grace", c.DeadlineGrace.String(), "--max-deadline-hold", c.MaxDeadlineHold.String(), "--log-level", map[bool]string{true: "info", false: "warn"}[r.verbose],
 		"--clock-speed", strconv.FormatFloat(r.speed, 'g', -1, 64), "--clock-epoch", strconv.FormatInt(r.epoch.UnixMilli(), 10),
 		"--http-addr", "127.0.0.1:0") // a port of its own, whatever else runs here
-	if c.FetchLinger != 0 {
-		// Only when set, as --events below.
-		cmd.Args = append(cmd.Args, "--fetch-linger", c.FetchLinger.String())
-	}
 	if e := c.EventsMode(); e != flow.EventsFull {
 		// Only when not the default: a build from before --events (benched
 		// side by side with --fallback-bin) writes every event.
@@ -166,7 +162,7 @@ func (r *benchRun) inProcessProcessor(runCtx context.Context, start func(func() 
 	pcfg := processor.Config{Brokers: r.brokers, KafkaOpts: r.kafkaOpts, Group: c.Group, Topics: c.Names, CreateTopics: true,
 		Partitions: int32(c.Partitions), Replication: int16(c.Replication), Clock: r.clock, ClaimLease: r.lease,
 		MaxPollRecords: r.maxPoll, ProviderIndexTTL: c.ProviderIndexTTL(), DeadlineGrace: c.DeadlineGrace, MaxDeadlineHold: c.MaxDeadlineHold,
-		CatalogMode: r.catalog, Events: c.EventsMode(), FetchLinger: c.FetchLinger, Logger: r.logger(r.stderr)}
+		CatalogMode: r.catalog, Events: c.EventsMode(), Logger: r.logger(r.stderr)}
 	proc, err := processor.New(pcfg, procStore)
 	if err != nil {
 		return err

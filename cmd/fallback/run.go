@@ -193,7 +193,6 @@ func processorConfig(c *cliconfig.Common, brokers []string) processor.Config {
 		MaxDeadlineHold:  c.MaxDeadlineHold,
 		CatalogMode:      c.CatalogMode(),
 		Events:           c.EventsMode(),
-		FetchLinger:      c.FetchLinger,
 		ShutdownTimeout:  c.ShutdownTimeout,
 		Logger:           c.Logger(),
 	}

@@ -54,10 +54,9 @@ type Common struct {
 	MaxDeadlineHold time.Duration // the longest a due deadline waits for unread input
 	ShutdownTimeout time.Duration // `fallback run --shutdown-timeout` (registered by NewRunFlags)
 	LogLevel        string
-	LogFormat       string        // text or json
-	Catalog         string        // --catalog: auto, off, warn or enforce (CatalogMode)
-	Events          string        // --events: full or lean (EventsMode)
-	FetchLinger     time.Duration // --fetch-linger: how long a fetch waits to fill
+	LogFormat       string // text or json
+	Catalog         string // --catalog: auto, off, warn or enforce (CatalogMode)
+	Events          string // --events: full or lean (EventsMode)
 	ClockSpeed      float64
 	ClockEpoch      int64
 	ClockOffset     time.Duration // --clock-offset: testing only, a host whose clock is off
@@ -89,8 +88,7 @@ const (
 	GroupTopicCreation
 	// GroupProcessor: the processor's own settings (--group, --instance-id,
 	// --create-topics, --tombstone-retention, --max-request-age,
-	// --deadline-grace, --max-deadline-hold, --claim-lease, --events,
-	// --fetch-linger).
+	// --deadline-grace, --max-deadline-hold, --claim-lease, --events).
 	GroupProcessor
 	// GroupLog: --log-level and --log-format.
 	GroupLog
@@ -173,7 +171,6 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	proc.Var((*waitReplicasValue)(&c.WaitReplicas), "redis-wait-replicas", "make every state change wait until this many replicas of its Redis master have it (WAIT), so that a failover cannot lose it: a `count`, 0 for Redis's asynchronous replication, or auto: 1 when a master has a connected replica at start, else 0 (docs/delivery-guarantees.md) (env FALLBACK_REDIS_WAIT_REPLICAS)")
 	proc.DurationVar(&c.WaitTimeout, "redis-wait-timeout", statestore.DefaultWaitTimeout, fmt.Sprintf("the longest a state change waits for --redis-wait-replicas; a master whose replicas do not answer in time is then written to without waiting for %s, counted in fallback_redis_replica_shortfalls_total (env FALLBACK_REDIS_WAIT_TIMEOUT)", statestore.WaitPause))
 	proc.StringVar(&c.Events, "events", string(flow.EventsFull), "which events the processor writes to the events topic: full, every transition; lean, FLOW_CLOSED with its summary, MULTI_CHANNEL_DELIVERY and the answers to refused inputs (REQUEST_REJECTED, REQUEST_DUPLICATE, DLR_DISCARDED, CANCEL_IGNORED), about half the records of a flow that falls back; sends and dead letters are the same in both; empty is full (docs/events.md) (env FALLBACK_EVENTS)")
-	proc.DurationVar(&c.FetchLinger, "fetch-linger", 0, "when above 0 (10ms to 250ms), a fetch waits up to this long on the broker for a poll's worth of records: larger batches at moderate rates, less CPU per flow, and up to this much more latency on every input and the deadlines waiting for it; 0 returns as soon as a record is there (docs/capacity.md) (env FALLBACK_FETCH_LINGER)")
 	proc.DurationVar(&c.ClaimLease, "claim-lease", 10*time.Second, "how long a claimed deadline or owed output waits before another instance retries it; above 0 (env FALLBACK_CLAIM_LEASE)")
 	on(GroupLog).StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
 	on(GroupCatalog).StringVar(&c.Catalog, "catalog", flow.CatalogAuto.String(), "whether each step's sender and template are checked against the catalog (--topic-senders, --topic-templates): auto enforces it once it holds a sender or a template and is off while it is empty; enforce rejects a request whose step the catalog does not allow; warn logs and counts what enforce would reject and rejects nothing; off checks nothing; empty is auto (docs/catalog-command.md) (env FALLBACK_CATALOG)")
@@ -315,9 +312,6 @@ func (c *Common) Check() error {
 		}
 		if _, err := flow.ParseEvents(c.Events); err != nil {
 			bad("--events", "%v", err)
-		}
-		if c.FetchLinger != 0 && (c.FetchLinger < processor.MinFetchLinger || c.FetchLinger > processor.MaxFetchLinger) {
-			bad("--fetch-linger", "must be 0 or between %s and %s, got %s", processor.MinFetchLinger, processor.MaxFetchLinger, c.FetchLinger)
 		}
 	}
 	if g&GroupClock != 0 {

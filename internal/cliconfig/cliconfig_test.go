@@ -2,7 +2,6 @@ package cliconfig
 
 import (
 	"flag"
-	"strings"
 	"testing"
 
 	"github.com/fallbackd/fallback/internal/clients"
@@ -115,26 +114,6 @@ func TestEventsSetting(t *testing.T) {
 		}
 		if got := c.EventsMode(); got != tc.want {
 			t.Errorf("%q: %s, want %s", tc.value, got, tc.want)
-		}
-	}
-}
-
-// TestFetchLingerSetting: --fetch-linger is 0 or within franz-go's
-// shortest fetch wait and the long poll; Check names the flag otherwise.
-func TestFetchLingerSetting(t *testing.T) {
-	for _, tc := range []struct {
-		value string
-		ok    bool
-	}{{"0", true}, {"10ms", true}, {"250ms", true}, {"5ms", false}, {"251ms", false}, {"-1ms", false}} {
-		var c Common
-		fs := flag.NewFlagSet("run", flag.ContinueOnError)
-		c.RegisterGroups(fs, GroupProcessor)
-		if err := fs.Parse([]string{"--fetch-linger", tc.value}); err != nil {
-			t.Fatal(err)
-		}
-		err := c.Check()
-		if (err == nil) != tc.ok || (err != nil && !strings.HasPrefix(err.Error(), "--fetch-linger (FALLBACK_FETCH_LINGER): must be 0 or between 10ms and 250ms")) {
-			t.Errorf("%s: Check %v, want ok %v", tc.value, err, tc.ok)
 		}
 	}
 }
