@@ -131,8 +131,8 @@ const (
 	// the answers to inputs that start or change nothing (REQUEST_REJECTED,
 	// REQUEST_DUPLICATE, DLR_DISCARDED, CANCEL_IGNORED), and nothing per
 	// intermediate transition: no FLOW_STARTED, ATTEMPT_SENT, DLR_RECEIVED
-	// or FALLBACK_TRIGGERED. About half the records of a flow that falls
-	// back, for a consumer that reads outcomes, not progress.
+	// or FALLBACK_TRIGGERED. A flow that falls back writes 3 records, not
+	// 10.5, for a consumer that reads outcomes, not progress.
 	EventsLean Events = "lean"
 )
 
