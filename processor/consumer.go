@@ -167,7 +167,7 @@ func (c *Consumer) handle(ctx context.Context, records []*kgo.Record) error {
 // safe to run again after a failure: flows that took a record remember it.
 func (c *Consumer) apply(ctx context.Context, records []*kgo.Record) (_ batchResult, err error) {
 	now := c.clock.Now()
-	b := batchBuilder{c: c, now: now, readPast: c.readPast(), works: map[string]*flowWork{}}
+	b := batchBuilder{c: c, now: now, readPast: c.readPast(), requestsReadPast: c.requestsReadPast(), works: map[string]*flowWork{}}
 	defer func() { endRequestSpans(b.spans, err) }()
 	// DLRs that name only a provider message id are resolved first, all at
 	// once, so that every record then applies in offset order: a later
@@ -239,9 +239,12 @@ type batchBuilder struct {
 	c        *Consumer
 	now      time.Time
 	readPast time.Time // flow.Report.ReadPast of every input of the batch
-	works    map[string]*flowWork
-	order    []string
-	direct   []*kgo.Record // dead letters and events that touch no flow
+	// requestsReadPast is flow.Report.RequestsReadPast of every DLR of the
+	// batch, shared by them.
+	requestsReadPast map[int32]time.Time
+	works            map[string]*flowWork
+	order            []string
+	direct           []*kgo.Record // dead letters and events that touch no flow
 	// directEvents are the events in direct, and rejectCodes the reason
 	// codes of the REQUEST_REJECTED among them, in order, for the metrics.
 	directEvents []schemas.FlowEvent
@@ -416,6 +419,19 @@ func (c *Consumer) readPast() time.Time {
 	return low.Add(-c.grace)
 }
 
+// requestsReadPast is how far each requests partition is read, as
+// readPast is for all of them (flow.Report.RequestsReadPast): nil when
+// unknown.
+func (c *Consumer) requestsReadPast() map[int32]time.Time {
+	marks := c.watermarks.KnownOf(c.topics.Requests)
+	for p, m := range marks {
+		if !m.IsZero() {
+			marks[p] = m.Add(-c.grace)
+		}
+	}
+	return marks
+}
+
 // publishedAt is the latest time on the processor's clock that the record
 // was surely published after: its timestamp less the clock-skew grace. Zero
 // on the manual test clock, which cannot map a record's timestamp.
@@ -523,8 +539,8 @@ func (b *batchBuilder) addResolved(r *kgo.Record, rep schemas.DeliveryReport) {
 			AttemptID: rep.AttemptID, Channel: rep.Channel, Status: rep.Status})
 		return
 	}
-	in := flow.Report{Pos: position(flow.SourceDLR, r), PublishedAt: b.c.publishedAt(r), ReadPast: b.readPast, RequestID: requestID, AttemptID: rep.AttemptID,
-		Channel: rep.Channel, Step: step, Status: rep.Status, ErrorCode: rep.ErrorCode, ReportedAt: rep.ReportedAt}
+	in := flow.Report{Pos: position(flow.SourceDLR, r), PublishedAt: b.c.publishedAt(r), ReadPast: b.readPast,
+		RequestsReadPast: b.requestsReadPast, RequestID: requestID, AttemptID: rep.AttemptID, Channel: rep.Channel, Step: step, Status: rep.Status, ErrorCode: rep.ErrorCode, ReportedAt: rep.ReportedAt}
 	b.add(requestID, input{in: in, report: &rep, src: r})
 }
 

@@ -196,3 +196,48 @@ func fireDue(t *testing.T, c *Consumer, store *statestore.Store, readPast, now t
 	}
 	return events
 }
+
+// TestADeliveryWaitsForTheCancelPublishedBeforeIt is the soak's story
+// (issue 19): a flow with one step out, its requests partition read behind
+// the DLRs' (requests pause while a DLR backlog waits). Its delivery, read
+// first, must not close it DELIVERED ahead of the cancel published before
+// it on the requests partition: the delivery waits in Redis, and the
+// cancel, read next, closes the flow CANCELLED.
+func TestADeliveryWaitsForTheCancelPublishedBeforeIt(t *testing.T) {
+	c, _, store := redisConsumer(t)
+	clk := wallManual{clocktest.NewManual(t0())}
+	c.clock = clk
+	startFlow(t, c, store, "c1") // on requests partition 0, appended at t0
+
+	cancelAt, deliveryAt := t0().Add(5*time.Second), t0().Add(6*time.Second)
+	clk.Advance(10 * time.Second)
+	c.watermarks = &Watermarks{
+		partitions: []statestore.PartitionRef{{Topic: c.topics.Requests, Partition: 0}, {Topic: c.topics.DLR, Partition: 0}},
+		known: map[statestore.PartitionRef]time.Time{
+			{Topic: c.topics.Requests, Partition: 0}: t0(),      // read only up to the flow's start
+			{Topic: c.topics.DLR, Partition: 0}:      clk.Now(), // read to now
+		},
+	}
+	if events := applyForEvents(t, c, store, dlrRecord(t, c, 0, 4, deliveryAt,
+		schemas.DeliveryReport{AttemptID: "c1/0", Channel: "whatsapp", Status: "delivered"})); len(events) != 0 {
+		t.Fatalf("the delivery closed the flow ahead of an unread part of its requests partition: %+v", events)
+	}
+
+	cancel, err := c.codecs.SendRequest.Encode(schemas.SendRequest{Kind: schemas.KindCancel, RequestID: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.watermarks.known[statestore.PartitionRef{Topic: c.topics.Requests, Partition: 0}] = cancelAt
+	events := applyForEvents(t, c, store, &kgo.Record{Topic: c.topics.Requests, Partition: 0, Offset: 1, Key: []byte("c1"),
+		Value: cancel, Timestamp: cancelAt})
+	var types []string
+	for _, ev := range events {
+		types = append(types, ev.Type)
+	}
+	if want := []string{flow.EventFlowClosed, flow.EventDLRDiscarded}; !slices.Equal(types, want) {
+		t.Fatalf("events %v, want %v", types, want)
+	}
+	if events[0].Outcome != flow.OutcomeCancelled {
+		t.Fatalf("closed %s, want CANCELLED", events[0].Outcome)
+	}
+}

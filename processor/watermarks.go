@@ -315,6 +315,28 @@ func (w *Watermarks) KnownLow() time.Time {
 	return low
 }
 
+// KnownOf is the watermark of every partition of topic as KnownLow sees
+// them, by partition (the zero time where none is known); nil before the
+// partitions were first listed.
+func (w *Watermarks) KnownOf(topic string) map[int32]time.Time {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var marks map[int32]time.Time
+	for _, p := range w.partitions {
+		if p.Topic != topic {
+			continue
+		}
+		if marks == nil {
+			marks = map[int32]time.Time{}
+		}
+		marks[p.Partition] = w.known[p]
+	}
+	return marks
+}
+
 func (w *Watermarks) isAssigned(p statestore.PartitionRef) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -69,6 +69,7 @@ func TestInputPublishedAfterTheDeadlineFindsItFired(t *testing.T) {
 	// Published before the deadline (or unknown): applied as it comes.
 	inTime := dlr(0, "failed", Failed)
 	inTime.PublishedAt = due.Add(-time.Second)
+	inTime.ReadPast = readAt
 	_, out = Apply(active, inTime, readAt)
 	expectSend(t, out, 1, "sms", ReasonFailure)
 	_, out = Apply(active, dlr(0, "failed", Failed), readAt)
@@ -302,25 +303,57 @@ func TestADecidingDLRWaitsForEveryPartitionOnceTwoStepsAreOut(t *testing.T) {
 	}
 }
 
-// TestAFlowWithOneStepOutAppliesItsDLRsAtOnce: the usual flow pays no wait
-// for a DLR (no other partition can hold one of its DLRs); a cancel waits,
-// since the requests partition is another, and a delivery published before
-// it, read after, closes the flow first.
-func TestAFlowWithOneStepOutAppliesItsDLRsAtOnce(t *testing.T) {
-	active := started(t, twoSteps())
+// TestAFlowWithOneStepOutWaitsOnlyForItsRequestsPartition: every DLR of a
+// flow with one step out sits on one partition, read in order, so a DLR
+// that decides it waits for nothing but the flow's requests partition,
+// where an earlier cancel can sit. The soak saw the story without the
+// wait: requests paused behind a DLR backlog, a delivery read before the
+// cancel published ahead of it closed the flow DELIVERED; publication
+// order says CANCELLED.
+func TestAFlowWithOneStepOutWaitsOnlyForItsRequestsPartition(t *testing.T) {
+	active := started(t, twoSteps()) // its request on requests partition 0
 	due := active.DeadlineTime()
+
+	// Its requests partition read past the delivery, another one far
+	// behind (and so every partition, ReadPast): it applies at once.
 	delivery := dlr(0, "read", Read)
 	delivery.PublishedAt = due.Add(-20 * time.Second)
+	delivery.RequestsReadPast = map[int32]time.Time{0: delivery.PublishedAt, 1: due.Add(-time.Hour)}
+	delivery.ReadPast = due.Add(-time.Hour)
 	st, out := Apply(active, delivery, due.Add(-19*time.Second))
 	expectClosed(t, st, OutcomeRead)
 	if len(st.Held) != 0 || countType(out, EventFlowClosed) != 1 {
 		t.Fatalf("held %d, events %v", len(st.Held), eventTypes(out))
 	}
 
-	cancelled := Cancel{Pos: Position{SourceRequests, 0, 30}, RequestID: "r1", PublishedAt: due.Add(-10 * time.Second)}
-	held := expectHeld(t, active, cancelled, due.Add(-9*time.Second))
+	// Its requests partition behind: the delivery waits, and the cancel
+	// published before it, read next, closes the flow first.
+	delivery.RequestsReadPast = map[int32]time.Time{0: due.Add(-time.Minute), 1: due}
+	delivery.ReadPast = due.Add(-time.Minute)
+	held := expectHeld(t, active, delivery, due.Add(-19*time.Second))
+	cancelled := Cancel{Pos: Position{SourceRequests, 0, 30}, RequestID: "r1", PublishedAt: due.Add(-30 * time.Second),
+		ReadPast: due.Add(-30 * time.Second)}
+	st, out = Apply(held, cancelled, due.Add(-18*time.Second))
+	expectClosed(t, st, OutcomeCancelled)
+	if len(st.Held) != 0 || countType(out, EventDLRDiscarded) != 1 || st.DeliveredStep >= 0 {
+		t.Fatalf("held %d, delivered step %d, events %v", len(st.Held), st.DeliveredStep, eventTypes(out))
+	}
+
+	// A flow not started from Kafka has no known requests partition:
+	// every partition stands in.
+	unknown := active.clone()
+	unknown.Applied = nil
+	delivery.RequestsReadPast = map[int32]time.Time{0: due}
+	expectHeld(t, unknown, delivery, due.Add(-19*time.Second))
+
+	// A cancel waits while a partition lags; a delivery published before
+	// it, read after it, with the requests partition read past it, closes
+	// the flow first.
+	cancelled = Cancel{Pos: Position{SourceRequests, 0, 30}, RequestID: "r1", PublishedAt: due.Add(-10 * time.Second)}
+	held = expectHeld(t, active, cancelled, due.Add(-9*time.Second))
 	delivered := dlr(0, "delivered", Delivered)
 	delivered.PublishedAt = due.Add(-12 * time.Second) // before the cancel, read after it
+	delivered.RequestsReadPast = map[int32]time.Time{0: delivered.PublishedAt}
 	st, out = Apply(held, delivered, due.Add(-8*time.Second))
 	expectClosed(t, st, OutcomeDelivered)
 	expectEvents(t, out, EventDLRReceived, EventFlowClosed, EventCancelIgnored)

@@ -98,6 +98,13 @@ type Report struct {
 	// was (the reader's last view of the watermarks, less the grace, as
 	// DeadlineElapsed.ReadPast). Zero when unknown. See Apply.
 	ReadPast time.Time
+	// RequestsReadPast is how far each requests partition was read, by
+	// partition, as ReadPast. A DLR of a flow with one step out waits only
+	// for the flow's own requests partition (where its cancel is): every
+	// DLR of the one attempt sits on one partition, read in order. Nil or
+	// without the flow's partition: ReadPast stands in. Read only: the
+	// inputs of a batch share it.
+	RequestsReadPast map[int32]time.Time
 }
 
 // Cancel asks for the flow to stop.
@@ -188,15 +195,17 @@ func (o *Output) add(other Output) {
 // The same holds for an input that decides a flow whose inputs can come
 // from more than one partition, while some partition lags: a cancel (the
 // requests partition, beside the DLRs'), and a DLR that would close the
-// flow or send its next step once more than one step went out (each
-// attempt's DLRs are keyed by its attempt id, so on a partition of their
-// own). A partition read late, after a restart say, can hold an earlier DLR
-// of another step that decides differently: a WhatsApp read before the SMS
-// delivery, an earlier channel's delivery before the next channel's
-// failure, which would pay for a further step. When every partition was
+// flow or send its next step (an earlier cancel can sit on the requests
+// partition; once more than one step went out, an earlier DLR of another
+// step can sit on another DLR partition, each attempt's DLRs being keyed by
+// its attempt id). A partition read late, after a restart say, can hold an
+// earlier input that decides differently: a cancel before the delivery, a
+// WhatsApp read before the SMS delivery, an earlier channel's delivery
+// before the next channel's failure, which would pay for a further step. When every partition was
 // read to within OrderWindow of the input (the input's ReadPast), the usual
-// case, it applies at once; a flow with one step out applies its DLRs at
-// once anyway: no other partition can hold one of its DLRs.
+// case, it applies at once. A flow with one step out has its DLRs on one
+// partition, read in order, so its DLRs wait only for its own requests
+// partition (Report.RequestsReadPast): an earlier cancel there must win.
 //
 // The sweeper releases what a flow holds (DeadlineElapsed.ReadPast) once
 // every input partition is read past it, in publication order, with the
@@ -245,7 +254,7 @@ func waits(st *State, in Input, now time.Time) bool {
 		if at.UnixMilli() > st.Deadline || st.holdsFrom(at) {
 			return true
 		}
-		if len(st.Attempts) < 2 || readToWithinWindow(at, in.ReadPast) {
+		if readToWithinWindow(at, st.orderReadPast(in)) {
 			return false
 		}
 		next, _ := apply(st, in, now)
@@ -254,6 +263,37 @@ func waits(st *State, in Input, now time.Time) bool {
 		return at.UnixMilli() > st.Deadline || st.holdsFrom(at) || !readToWithinWindow(at, in.ReadPast)
 	}
 	return false
+}
+
+// orderReadPast is how far the partitions that can hold an earlier input
+// deciding the flow otherwise than in were read: every input partition
+// once two steps are out (each attempt's DLRs on a partition of their own,
+// the cancel on the requests topic); with one step out, the flow's requests
+// partition only, where its cancel is, since the attempt's other DLRs sit
+// on in's own partition, read in order.
+func (s *State) orderReadPast(in Report) time.Time {
+	if len(s.Attempts) >= 2 || in.RequestsReadPast == nil {
+		return in.ReadPast
+	}
+	var low time.Time
+	found := false
+	for key := range s.Applied {
+		if len(key) < 2 || Source(key[0]) != SourceRequests {
+			continue
+		}
+		p, err := strconv.ParseInt(key[1:], 10, 32)
+		mark, known := in.RequestsReadPast[int32(p)]
+		if err != nil || !known {
+			return in.ReadPast
+		}
+		if !found || mark.Before(low) {
+			low, found = mark, true
+		}
+	}
+	if !found {
+		return in.ReadPast // not started from Kafka: its partition is unknown
+	}
+	return low
 }
 
 // readToWithinWindow reports whether every input partition was read to
