@@ -108,7 +108,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		deadlinesFired:  zeroed("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
 		outboxReplayed:  zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
 		deadlinesForced: zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
-		inputsHeld:      zeroed("fallback.inputs_held", "DLRs and cancels held in their flow until every input partition is read past them: published after the deadline, or deciding a flow whose inputs come from several partitions while one lags"),
+		inputsHeld:      zeroed("fallback.inputs_held", "DLRs and cancels held in their flow until every input partition is read past them: published after the deadline, or deciding a flow while a partition that can hold an earlier input deciding it lags"),
 		requestsPaused:  zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
 		tableRefreshes:  zeroed("fallback.flow_table.refreshes", "times a request naming a flow, sender or template the config table did not hold (or not as usable) made it read its topics to their end"),
 
