@@ -21,8 +21,11 @@ import (
 // KEYS[1] deadline sorted set   <prefix>{<shard>}:dl
 // KEYS[2] owed sorted set       <prefix>{<shard>}:ob
 // KEYS[3] outbox hash           <prefix>{<shard>}:ox
-// KEYS[3+i] flow record         <prefix>{<shard>}:f:<id>   (flow i = 1, 2, ...)
+// KEYS[4] closed set            <prefix>{<shard>}:cl (closedflows.go)
+// KEYS[4+i] flow record         <prefix>{<shard>}:f:<id>   (flow i = 1, 2, ...)
 // ARGV[1] tombstone TTL in ms (used by changes that close their flow)
+// ARGV[2] "1" when closed flows are compacted: a close adds the flow to
+// the closed set at Redis's time, unless it is there already
 // then 8 values per flow, in KEYS order:
 //
 //	request id (the member of the deadline set)
@@ -42,11 +45,11 @@ import (
 // outputs reach Kafka in the order of its versions even when an earlier
 // writer has not produced its own yet.
 var applyScript = redis.NewScript(bulkLua + recordLua + `
-local n = #KEYS - 3
+local n = #KEYS - 4
 local out, owedOf, lookups = {}, {}, {}
 for i = 1, n do
-  local a = 2 + (i - 1) * 8
-  local rec = record(KEYS[3 + i])
+  local a = 3 + (i - 1) * 8
+  local rec = record(KEYS[4 + i])
   local cur, owed = '0', ''
   if rec then cur, owed = parse(rec) end
   if cur ~= ARGV[a + 1] then
@@ -69,9 +72,10 @@ for s = 1, #lookups, 4000 do
   end
 end
 local mset, dlAdd, dlRem, oxSet, obAdd = {}, {}, {}, {}, {}
+local now
 for i = 1, n do
   if owedOf[i] then
-    local a = 2 + (i - 1) * 8
+    local a = 3 + (i - 1) * 8
     local id, new = ARGV[a], ARGV[a + 2]
     local head, res = new, {1}
     if ARGV[a + 6] ~= '' then
@@ -93,10 +97,17 @@ for i = 1, n do
     end
     local rec = head .. '|' .. ARGV[a + 3]
     if ARGV[a + 5] == '1' then
-      redis.call('SET', KEYS[3 + i], rec, 'PX', ARGV[1])
+      redis.call('SET', KEYS[4 + i], rec, 'PX', ARGV[1])
       dlRem[#dlRem + 1] = id
+      if ARGV[2] == '1' then
+        if not now then
+          local t = redis.call('TIME')
+          now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+        end
+        redis.call('ZADD', KEYS[4], 'NX', now, id)
+      end
     else
-      mset[#mset + 1] = KEYS[3 + i]
+      mset[#mset + 1] = KEYS[4 + i]
       mset[#mset + 1] = rec
       if ARGV[a + 4] == '' then
         dlRem[#dlRem + 1] = id
@@ -176,10 +187,14 @@ func (s *Store) Apply(ctx context.Context, changes []Change) ([]ApplyResult, err
 	calls := make([]scriptCall, len(groups.shards))
 	for c, sh := range groups.shards {
 		idx := groups.members[sh]
-		keys := make([]string, 3, 3+len(idx))
-		keys[0], keys[1], keys[2] = s.dlKey[sh], s.obKey[sh], s.oxKey[sh]
-		args := make([]any, 1, 1+8*len(idx))
+		keys := make([]string, 4, 4+len(idx))
+		keys[0], keys[1], keys[2], keys[3] = s.dlKey[sh], s.obKey[sh], s.oxKey[sh], s.clKey(sh)
+		args := make([]any, 2, 2+8*len(idx))
 		args[0] = s.tombstoneMS
+		args[1] = "0"
+		if s.compacting() {
+			args[1] = "1"
+		}
 		for _, i := range idx {
 			ch := &changes[i]
 			keys = append(keys, s.flowPrefix[sh]+ch.RequestID)

@@ -76,6 +76,14 @@ type Config struct {
 	// processor's maximum request age plus its deadline grace (the
 	// processor's wiring derives it so). Default 24h.
 	TombstoneTTL time.Duration
+	// ClosedDetailTTL, when above 0, is how long a closed flow keeps its
+	// whole record; then the compactor (ClaimClosed, CompactClosed) may
+	// replace it by a compact entry of a few bytes, kept for the rest of
+	// TombstoneTTL (closedflows.go). Every close then also costs a ZADD,
+	// and a flow not found (every new request) a probe of about a dozen
+	// compact buckets in the load's script call. It must be shorter than
+	// TombstoneTTL. Default 0: closed flows keep their record to the end.
+	ClosedDetailTTL time.Duration
 	// WaitReplicas, when above 0, makes every script call (every state
 	// change, claim and watermark advance) wait until that many replicas
 	// of its master have its writes (WAIT), so that a failover does not
@@ -120,6 +128,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("statestore: shards must be from 1 to %d, got %d", MaxShards, c.Shards)
 	case c.TombstoneTTL < time.Millisecond:
 		return fmt.Errorf("statestore: tombstone TTL must be at least 1ms, got %s", c.TombstoneTTL)
+	case c.ClosedDetailTTL < 0:
+		return fmt.Errorf("statestore: closed detail TTL must not be negative, got %s", c.ClosedDetailTTL)
+	case c.ClosedDetailTTL > 0 && c.ClosedDetailTTL >= c.TombstoneTTL:
+		return fmt.Errorf("statestore: closed detail TTL %s must be shorter than the tombstone TTL %s", c.ClosedDetailTTL, c.TombstoneTTL)
 	case c.WaitReplicas < 0:
 		return fmt.Errorf("statestore: wait replicas must not be negative, got %d", c.WaitReplicas)
 	case c.WaitTimeout < time.Millisecond:
@@ -139,6 +151,8 @@ type Store struct {
 	dlKey       []string // <prefix>{<shard>}:dl
 	oxKey       []string // <prefix>{<shard>}:ox
 	obKey       []string // <prefix>{<shard>}:ob
+	clKeys      []string // <prefix>{<shard>}:cl
+	shardTag    []string // <prefix>{<shard>}
 	pmPrefix    string   // <prefix>:pm:{
 	tombstoneMS int64
 
@@ -160,6 +174,8 @@ func New(c redis.UniversalClient, cfg Config) *Store {
 		dlKey:       make([]string, cfg.Shards),
 		oxKey:       make([]string, cfg.Shards),
 		obKey:       make([]string, cfg.Shards),
+		clKeys:      make([]string, cfg.Shards),
+		shardTag:    make([]string, cfg.Shards),
 		pmPrefix:    cfg.Prefix + ":pm:{",
 		tombstoneMS: cfg.TombstoneTTL.Milliseconds(),
 	}
@@ -169,6 +185,8 @@ func New(c redis.UniversalClient, cfg Config) *Store {
 		s.dlKey[i] = tag + ":dl"
 		s.oxKey[i] = tag + ":ox"
 		s.obKey[i] = tag + ":ob"
+		s.clKeys[i] = tag + ":cl"
+		s.shardTag[i] = tag
 	}
 	return s
 }
@@ -193,6 +211,9 @@ type Snapshot struct {
 	Version   int64 // 0 when the flow does not exist
 	State     []byte
 	Due       time.Time // the deadline that was due; set only by ClaimDue
+	// Compacted is a closed flow past its detail window: State is its
+	// compact entry, Version 0 (a change of it writes a new record).
+	Compacted bool
 }
 
 // Load reads the flows, one MGET per shard, all in one pipeline; results
@@ -203,6 +224,9 @@ func (s *Store) Load(ctx context.Context, requestIDs []string) ([]Snapshot, erro
 		return nil, nil
 	}
 	byShard := groupByShard(s, requestIDs, func(id string) string { return id })
+	if s.compacting() {
+		return s.loadOrCompact(ctx, requestIDs, byShard)
+	}
 	cmds := make([]*redis.SliceCmd, len(byShard.shards))
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for c, sh := range byShard.shards {

@@ -63,6 +63,18 @@ func (c Compact) Encode() [3]byte {
 	return [3]byte{byte(o)<<4 | byte(c.Sent), ds, c.Delivered}
 }
 
+// compactFormat is the state blob of a compacted flow: this byte, then
+// Encode's three. It is what the store keeps past the detail window, and
+// what a compacted flow is written back as when a late input changes it
+// (Decode reads it as Compact.State).
+const compactFormat = 0x04
+
+// AppendBlob appends c as a state blob (compactFormat) to b.
+func (c Compact) AppendBlob(b []byte) []byte {
+	e := c.Encode()
+	return append(append(b, compactFormat), e[:]...)
+}
+
 // DecodeCompact reads what Compact.Encode wrote.
 func DecodeCompact(b []byte) (Compact, error) {
 	if len(b) != 3 {

@@ -35,7 +35,11 @@ func TestCompactActsAsTheTombstone(t *testing.T) {
 		if err != nil || back != c {
 			t.Fatalf("%s: %+v encodes to %x, decodes to %+v, %v", id, c, enc, back, err)
 		}
-		small := back.State(id)
+		// As the store keeps it: the compact state blob, read back.
+		small, err := Decode(id, back.AppendBlob(nil))
+		if err != nil || !small.Compacted {
+			t.Fatalf("%s: the compact blob of %+v reads back as %+v, %v", id, c, small, err)
+		}
 		for i := range 6 {
 			in := randomLateInput(rng, id, tomb, channels, i)
 			now = now.Add(time.Second)
@@ -50,7 +54,15 @@ func TestCompactActsAsTheTombstone(t *testing.T) {
 				t.Fatalf("%s: input %d %+v: compact after it %+v, tombstone's %+v", id, i, in, cs, ct)
 			}
 			multis += len(multiEvents(outSmall))
-			tomb, small = nextTomb, nextSmall
+			// A compact flow a late input changed is written back compact.
+			blob, err := nextSmall.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if small, err = Decode(id, blob); err != nil || len(blob) != 4 {
+				t.Fatalf("%s: written back as %x, read back %v", id, blob, err)
+			}
+			tomb = nextTomb
 		}
 	}
 	// The run must have tested the cases that matter, not only discards.

@@ -232,6 +232,13 @@ func ParseAttemptID(id string) (requestID string, step int, ok bool) {
 // Encode serialises the state for the state store, in the compact binary
 // form of codec.go.
 func (s *State) Encode() ([]byte, error) {
+	if s.Compacted {
+		c, ok := s.Compact()
+		if !ok {
+			return nil, fmt.Errorf("flow: encode state %q: a compacted flow that has no compact form", clip(s.RequestID))
+		}
+		return c.AppendBlob(nil), nil
+	}
 	return s.appendBinary(make([]byte, 0, 160)), nil
 }
 
@@ -241,6 +248,13 @@ func (s *State) Encode() ([]byte, error) {
 // panic on it. It also refuses a blob that names another flow.
 func Decode(requestID string, b []byte) (*State, error) {
 	var s State
+	if len(b) > 0 && b[0] == compactFormat {
+		c, err := DecodeCompact(b[1:])
+		if err != nil {
+			return nil, fmt.Errorf("flow: decode state: %w", err)
+		}
+		return c.State(requestID), nil
+	}
 	if isBinary(b) {
 		st, err := decodeBinary(requestID, b)
 		if err != nil {

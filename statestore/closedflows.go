@@ -1,0 +1,340 @@
+package statestore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Closed flows past their detail window (docs/closed-flows.md). A flow
+// that closes keeps its whole record (the tombstone) for
+// Config.ClosedDetailTTL; then the compactor moves it to a compact entry
+// that the caller computes (the processor's compact state blob, 4 bytes),
+// kept until the tombstone would have expired:
+//
+//	<prefix>{<shard>}:cl               zset request_id -> close time (Redis's clock, ms)
+//	<prefix>{<shard>}:cm               hash <bucket> -> sub-keys, <bucket>:n -> entries
+//	<prefix>{<shard>}:cf:<bucket>:<k>  hash fingerprint -> compact blob
+//
+// A bucket is a span of close times (the tombstone TTL / 12) whose entries
+// are spread over as many sub-keys as keep each under a hundred entries,
+// so that Redis keeps every one a listpack (hash-max-listpack-entries 128,
+// the default): about 18 bytes an entry instead of a key's hundred and
+// more. Each sub-key gets one PEXPIREAT when created (bucket end +
+// tombstone TTL) and expires whole. Load probes the live buckets, newest
+// first, for a flow whose record is gone, in the same script call.
+//
+// The fingerprint is the request id's 64-bit FNV-1a hash: two request ids
+// share one with probability n / 2^64 among n held (docs/closed-flows.md).
+
+// bucketsPerTTL is how many close-time buckets a tombstone TTL spans: a
+// miss (every new request) probes about this many.
+const bucketsPerTTL = 12
+
+// entriesPerSubKey is the sub-key fill a bucket is sized for, under
+// Redis's default listpack bound of 128 entries.
+const entriesPerSubKey = 100
+
+// fingerprint is the request id's compact entry field.
+func fingerprint(requestID string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(requestID))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], h.Sum64())
+	return string(b[:])
+}
+
+func (s *Store) compacting() bool { return s.cfg.ClosedDetailTTL > 0 }
+
+// bucketMS is the span of close times of one bucket, in ms.
+func (s *Store) bucketMS() int64 { return max(s.tombstoneMS/bucketsPerTTL, 1) }
+
+// loadCompactLua finds each flow's record or, failing that, its compact
+// entry. KEYS[1] is the shard's bucket hash (:cm), KEYS[1+i] flow i's
+// record; ARGV[1] the shard's compact key prefix (<prefix>{<shard>}:cf:),
+// ARGV[1+i] flow i's fingerprint. Returns, per flow, its record (a
+// string), {compact blob} (a one-item array), or false.
+var loadCompactScript = redis.NewScript(`
+local vals = redis.call('MGET', unpack(KEYS, 2))
+local buckets
+for i = 2, #KEYS do
+  if not vals[i - 1] then
+    if not buckets then
+      buckets = {}
+      local m = redis.call('HGETALL', KEYS[1])
+      for j = 1, #m, 2 do
+        if not string.find(m[j], ':', 1, true) then
+          buckets[#buckets + 1] = {tonumber(m[j]), tonumber(m[j + 1])}
+        end
+      end
+      table.sort(buckets, function(a, b) return a[1] > b[1] end)
+    end
+    local fp = ARGV[i]
+    local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
+    for _, b in ipairs(buckets) do
+      local v = redis.call('HGET', ARGV[1] .. string.format('%d:%d', b[1], x % b[2]), fp)
+      if v then
+        vals[i - 1] = {v}
+        break
+      end
+    end
+  end
+end
+return vals
+`)
+
+// ClosedFlow is a flow whose detail window is over, as ClaimClosed read it.
+type ClosedFlow struct {
+	Snapshot         // Exists false when its record already expired
+	ClosedAtMS int64 // its close time on Redis's clock
+}
+
+// claimClosedScript lists the flows of a shard whose detail window is over.
+// KEYS[1] the shard's closed set (:cl); ARGV[1] the detail window in ms,
+// ARGV[2] the most to list, ARGV[3] the shard's flow key prefix. Returns
+// {id, close ms, record or false, ...}. It writes nothing.
+var claimClosedScript = redis.NewScript(recordLua + `
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', cutoff), 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for j = 1, #ids, 2 do
+  out[#out + 1] = ids[j]
+  out[#out + 1] = ids[j + 1]
+  out[#out + 1] = record(ARGV[3] .. ids[j])
+end
+return out
+`)
+
+// ClaimClosed lists up to limit flows of shard whose detail window is over
+// (closed at least Config.ClosedDetailTTL ago on Redis's clock), oldest
+// first, with their records. Nothing is leased: CompactClosed is fenced by
+// each record's version, so two instances moving the same flow do it once.
+func (s *Store) ClaimClosed(ctx context.Context, shard, limit int) ([]ClosedFlow, error) {
+	if !s.compacting() {
+		return nil, nil
+	}
+	if limit < 1 || limit > maxBulk {
+		return nil, fmt.Errorf("statestore: claim closed flows: limit must be in 1..%d, got %d", maxBulk, limit)
+	}
+	calls := []scriptCall{{script: claimClosedScript, keys: []string{s.clKey(shard)},
+		args: []any{s.cfg.ClosedDetailTTL.Milliseconds(), limit, s.flowPrefix[shard]}}}
+	if err := s.runScripts(ctx, calls); err != nil {
+		return nil, fmt.Errorf("statestore: claim closed flows: %w", err)
+	}
+	vals, err := calls[0].cmd.Slice()
+	if err != nil || len(vals)%3 != 0 {
+		return nil, fmt.Errorf("statestore: claim closed flows: reply %v: %w", vals, err)
+	}
+	out := make([]ClosedFlow, 0, len(vals)/3)
+	for j := 0; j < len(vals); j += 3 {
+		id := toString(vals[j])
+		at, err := parseScore(vals[j+1])
+		if err != nil {
+			return nil, fmt.Errorf("statestore: claim closed flows: %w", err)
+		}
+		snap, err := parseSnapshot(id, vals[j+2])
+		if err != nil {
+			return nil, fmt.Errorf("statestore: claim closed flow %q: %w", id, err)
+		}
+		out = append(out, ClosedFlow{Snapshot: snap, ClosedAtMS: at.UnixMilli()})
+	}
+	return out, nil
+}
+
+// CompactMove replaces a closed flow's record by its compact entry.
+type CompactMove struct {
+	RequestID string
+	// Version is the record's version as claimed: a flow written since is
+	// left for a later round.
+	Version int64
+	// Compact is what the flow keeps (the caller's blob, opaque here);
+	// nil when the claim found no record (it only leaves the closed set).
+	Compact    []byte
+	ClosedAtMS int64
+}
+
+// compactScript moves closed flows of one shard to their compact entries.
+// KEYS[1] the closed set (:cl), KEYS[2] the bucket hash (:cm), KEYS[3] the
+// outbox (:ox), KEYS[3+i] flow i's record. ARGV[1] the compact key prefix, ARGV[2] the bucket span
+// in ms, ARGV[3] the tombstone TTL in ms, ARGV[4] entries a sub-key is
+// sized for; then 5 values per flow: request id, version as claimed,
+// fingerprint, compact blob ("" for a flow whose record was gone), close
+// time in ms. A record written since its claim, or whose outputs are still
+// in the outbox (the versions its header names that were not acked),
+// stays: a later round moves it. Returns how many moved.
+var compactScript = redis.NewScript(recordLua + `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local span, ttl, fill = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local subsOf, created, moved = {}, {}, 0
+local function subs(b)
+  if subsOf[b] then return subsOf[b] end
+  local n = tonumber(redis.call('HGET', KEYS[2], string.format('%d', b)))
+  if not n then
+    -- A new bucket: sized for the flows closed in its span still waiting
+    -- (all of them, when the detail window is at least the span), or for
+    -- the previous bucket's entries, whichever is more.
+    local waiting = redis.call('ZCOUNT', KEYS[1], string.format('%d', b * span), string.format('(%d', (b + 1) * span))
+    local prev = tonumber(redis.call('HGET', KEYS[2], string.format('%d:n', b - 1))) or 0
+    n = math.max(1, math.ceil(math.max(waiting, prev) / fill))
+    redis.call('HSET', KEYS[2], string.format('%d', b), n)
+  end
+  subsOf[b] = n
+  return n
+end
+local function owes(id, owed)
+  for v in string.gmatch(owed, '[^,]+') do
+    if redis.call('HEXISTS', KEYS[3], id .. ':' .. v) == 1 then return true end
+  end
+  return false
+end
+for i = 1, #KEYS - 3 do
+  local a = 5 + (i - 1) * 5
+  local rec = record(KEYS[3 + i])
+  if not rec then
+    redis.call('ZREM', KEYS[1], ARGV[a])
+  else
+    local v, owed = parse(rec)
+    if v == ARGV[a + 1] and ARGV[a + 3] ~= '' and not owes(ARGV[a], owed) then
+      local b = math.floor(tonumber(ARGV[a + 4]) / span)
+      local fp = ARGV[a + 2]
+      local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
+      local key = ARGV[1] .. string.format('%d:%d', b, x % subs(b))
+      redis.call('HSET', key, fp, ARGV[a + 3])
+      if not created[key] then
+        created[key] = true
+        if redis.call('PTTL', key) == -1 then
+          redis.call('PEXPIREAT', key, string.format('%d', (b + 1) * span + ttl))
+        end
+      end
+      redis.call('HINCRBY', KEYS[2], string.format('%d:n', b), 1)
+      redis.call('DEL', KEYS[3 + i])
+      redis.call('ZREM', KEYS[1], ARGV[a])
+      moved = moved + 1
+    end
+  end
+end
+-- Forget the buckets whose entries have all expired.
+local m = redis.call('HGETALL', KEYS[2])
+for j = 1, #m, 2 do
+  local b = tonumber(string.match(m[j], '^(%d+)'))
+  if b and (b + 1) * span + ttl < now then
+    redis.call('HDEL', KEYS[2], m[j])
+  end
+end
+return moved
+`)
+
+// CompactClosed moves closed flows of one shard, as ClaimClosed listed
+// them, to their compact entries, in one script call; it returns how many
+// moved (a flow written since its claim, or still owing outputs, stays in
+// the closed set for a later round).
+func (s *Store) CompactClosed(ctx context.Context, shard int, moves []CompactMove) (int, error) {
+	if len(moves) == 0 {
+		return 0, nil
+	}
+	if len(moves) > maxBulk {
+		return 0, fmt.Errorf("statestore: compact closed flows: %d in one call, at most %d", len(moves), maxBulk)
+	}
+	keys := make([]string, 3, 3+len(moves))
+	keys[0], keys[1], keys[2] = s.clKey(shard), s.cmKey(shard), s.oxKey[shard]
+	args := make([]any, 4, 4+5*len(moves))
+	args[0], args[1], args[2], args[3] = s.cfPrefix(shard), s.bucketMS(), s.tombstoneMS, entriesPerSubKey
+	for _, m := range moves {
+		if s.Shard(m.RequestID) != shard {
+			return 0, fmt.Errorf("statestore: compact closed flows: %q is not in shard %d", m.RequestID, shard)
+		}
+		keys = append(keys, s.flowPrefix[shard]+m.RequestID)
+		args = append(args, m.RequestID, m.Version, fingerprint(m.RequestID), nonNil(m.Compact), m.ClosedAtMS)
+	}
+	calls := []scriptCall{{script: compactScript, keys: keys, args: args}}
+	if err := s.runScripts(ctx, calls); err != nil {
+		return 0, fmt.Errorf("statestore: compact closed flows: %w", err)
+	}
+	n, err := calls[0].cmd.Int()
+	if err != nil {
+		return 0, fmt.Errorf("statestore: compact closed flows: %w", err)
+	}
+	return n, nil
+}
+
+// ClosedWaiting is how many closed flows keep their whole record, detail
+// window over or not (the closed sets' sizes).
+func (s *Store) ClosedWaiting(ctx context.Context) (int64, error) {
+	if !s.compacting() {
+		return 0, nil
+	}
+	keys := make([]string, s.cfg.Shards)
+	for i := range keys {
+		keys[i] = s.clKey(i)
+	}
+	n, err := s.sumZCard(ctx, keys)
+	if err != nil {
+		return 0, fmt.Errorf("statestore: count closed flows: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) clKey(shard int) string    { return s.clKeys[shard] }
+func (s *Store) cmKey(shard int) string    { return s.shardTag[shard] + ":cm" }
+func (s *Store) cfPrefix(shard int) string { return s.shardTag[shard] + ":cf:" }
+
+// parseLoaded reads one item of loadCompactScript's reply.
+func parseLoaded(id string, v any) (Snapshot, error) {
+	if a, ok := v.([]any); ok {
+		if len(a) != 1 {
+			return Snapshot{}, errors.New("unexpected compact entry reply")
+		}
+		blob := toBytes(a[0])
+		if len(blob) == 0 {
+			return Snapshot{}, errors.New("empty compact entry")
+		}
+		// Version 0: a change of it writes a record that must not exist,
+		// the record of a closed flow again until the next move.
+		return Snapshot{RequestID: id, Exists: true, State: blob, Compacted: true}, nil
+	}
+	return parseSnapshot(id, v)
+}
+
+// loadOrCompact is Load when closed flows are compacted: one script call
+// per shard that falls back to the compact entries for a flow whose record
+// is gone.
+func (s *Store) loadOrCompact(ctx context.Context, requestIDs []string, byShard shardGroups) ([]Snapshot, error) {
+	calls := make([]scriptCall, len(byShard.shards))
+	for c, sh := range byShard.shards {
+		idx := byShard.members[sh]
+		keys := make([]string, 1, 1+len(idx))
+		keys[0] = s.cmKey(sh)
+		args := make([]any, 1, 1+len(idx))
+		args[0] = s.cfPrefix(sh)
+		for _, i := range idx {
+			keys = append(keys, s.flowPrefix[sh]+requestIDs[i])
+			args = append(args, fingerprint(requestIDs[i]))
+		}
+		calls[c] = scriptCall{script: loadCompactScript, keys: keys, args: args}
+	}
+	if err := s.runScripts(ctx, calls); err != nil {
+		return nil, fmt.Errorf("statestore: load: %w", err)
+	}
+	out := make([]Snapshot, len(requestIDs))
+	for c, sh := range byShard.shards {
+		vals, err := calls[c].cmd.Slice()
+		if err != nil {
+			return nil, fmt.Errorf("statestore: load: %w", err)
+		}
+		if len(vals) != len(byShard.members[sh]) {
+			return nil, fmt.Errorf("statestore: load: %d results for %d flows", len(vals), len(byShard.members[sh]))
+		}
+		for j, i := range byShard.members[sh] {
+			if out[i], err = parseLoaded(requestIDs[i], vals[j]); err != nil {
+				return nil, fmt.Errorf("statestore: load %q: %w", requestIDs[i], err)
+			}
+		}
+	}
+	return out, nil
+}
