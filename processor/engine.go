@@ -29,6 +29,7 @@ type StateStore interface {
 	IndexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error
 	ResolveProviderIDs(ctx context.Context, ids []string) (map[string]string, error)
 	WatermarkStore
+	ClosedFlowStore
 }
 
 // Publisher produces records and returns once Kafka acknowledged every one.
@@ -296,8 +297,8 @@ func (e *engine) change(w *flowWork, st *flow.State, records []*kgo.Record, now 
 	if err != nil { // a State always encodes; keep the invariant loud
 		panic(err)
 	}
-	c := statestore.Change{RequestID: w.requestID, ExpectVersion: w.snap.Version, State: blob,
-		Deadline: st.DueTime(), Closed: st.Closed}
+	c := statestore.Change{RequestID: w.requestID, ExpectVersion: w.snap.Version, FromCompact: w.snap.Compacted,
+		State: blob, Deadline: st.DueTime(), Closed: st.Closed}
 	if len(records) > 0 {
 		c.Outbox = make([][]byte, len(records))
 		for i, r := range records {

@@ -77,6 +77,13 @@ func (s *countingStore) ClaimOwed(context.Context, time.Time, time.Duration, int
 	s.touch()
 	return nil, nil
 }
+func (s *countingStore) Shards() int { return 1 }
+func (s *countingStore) ClaimClosed(context.Context, int, int) ([]statestore.ClosedFlow, error) {
+	return nil, nil // keeps closed flows whole
+}
+func (s *countingStore) CompactClosed(context.Context, int, []statestore.CompactMove) (int, error) {
+	return 0, nil
+}
 func (s *countingStore) IndexProviderIDs(_ context.Context, refs map[string]string, _ time.Duration) error {
 	for pid, attempt := range refs {
 		s.touch(pid, attempt)

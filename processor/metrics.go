@@ -27,6 +27,7 @@ type metrics struct {
 	unknownStatuses metric.Int64Counter
 	deadlinesFired  metric.Int64Counter
 	outboxReplayed  metric.Int64Counter
+	flowsCompacted  metric.Int64Counter
 	deadlinesForced metric.Int64Counter
 	inputsHeld      metric.Int64Counter
 	requestsPaused  metric.Int64Counter
@@ -107,6 +108,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		unknownStatuses: zeroed("fallback.unknown_statuses", "DLRs whose raw status is not known for the channel"),
 		deadlinesFired:  zeroed("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
 		outboxReplayed:  zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
+		flowsCompacted:  zeroed("fallback.flows_compacted", "closed flows cut down to their compact entry once their detail window passed (--closed-detail-retention)"),
 		deadlinesForced: zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
 		inputsHeld:      zeroed("fallback.inputs_held", "DLRs and cancels held in their flow until every input partition is read past them: published after the deadline, or deciding a flow while a partition that can hold an earlier input deciding it lags"),
 		requestsPaused:  zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),

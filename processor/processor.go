@@ -224,6 +224,7 @@ type Processor struct {
 	consumer   *Consumer
 	sweeper    *Sweeper
 	recoverer  *Recoverer
+	compactor  *Compactor
 	table      *ConfigTable
 	wire       *wireFormat
 	watermarks *Watermarks
@@ -357,6 +358,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 		store:   store,
 		joined:  joined,
 	}
+	p.compactor = newCompactor(store, cfg.SweepBatch, log.With("worker", "compactor"), m)
 	if p.gauges, err = m.registerGauges(sweeper, wm, store); err != nil {
 		for _, c := range p.clients {
 			c.Close()
@@ -501,7 +503,7 @@ func (p *Processor) Run(ctx context.Context) (err error) {
 		running = map[string]bool{}
 	)
 	for name, run := range map[string]func(stop, work context.Context) error{
-		"consumer": p.consumer.run, "sweeper": p.sweeper.run, "recoverer": p.recoverer.run,
+		"consumer": p.consumer.run, "sweeper": p.sweeper.run, "recoverer": p.recoverer.run, "compactor": p.compactor.run,
 		"config table": func(stop, _ context.Context) error { return p.table.Run(stop) },
 		"watermarks":   func(stop, _ context.Context) error { return p.watermarks.Run(stop) },
 	} {

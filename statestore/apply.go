@@ -133,6 +133,11 @@ type Change struct {
 	// ExpectVersion is the version the change was computed from; 0 means
 	// the flow must not exist yet.
 	ExpectVersion int64
+	// FromCompact says the change was computed from the flow's compact
+	// entry (Snapshot.Compacted): its record must not exist, and is written
+	// again at ExpectVersion+1, so that the flow's versions, and the event
+	// ids made of them, never repeat.
+	FromCompact bool
 	State         []byte
 	// Deadline is when the flow's timer fires; zero removes the flow from
 	// the deadline set. Ignored when Closed.
@@ -212,7 +217,11 @@ func (s *Store) Apply(ctx context.Context, changes []Change) ([]ApplyResult, err
 				retryAt = ch.OutboxRetryAt.UnixMilli()
 				outputs = packOutputs(ch.Outbox)
 			}
-			args = append(args, ch.RequestID, ch.ExpectVersion, ch.ExpectVersion+1, nonNil(ch.State),
+			expect := ch.ExpectVersion
+			if ch.FromCompact {
+				expect = 0 // no record
+			}
+			args = append(args, ch.RequestID, expect, ch.ExpectVersion+1, nonNil(ch.State),
 				deadline, closed, retryAt, nonNil(outputs))
 		}
 		calls[c] = scriptCall{script: applyScript, keys: keys, args: args}
@@ -247,6 +256,8 @@ func checkChange(ch *Change) error {
 		return errors.New("empty request id")
 	case ch.ExpectVersion < 0:
 		return fmt.Errorf("%q: negative expected version %d", ch.RequestID, ch.ExpectVersion)
+	case ch.FromCompact && ch.ExpectVersion < 1:
+		return fmt.Errorf("%q: a change from a compact entry without its version", ch.RequestID)
 	case len(ch.Outbox) > 0 && ch.OutboxRetryAt.IsZero():
 		// A zero retry-at would let a recoverer re-emit the outputs while
 		// the writer is still producing them.

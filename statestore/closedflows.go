@@ -18,7 +18,7 @@ import (
 //
 //	<prefix>{<shard>}:cl               zset request_id -> close time (Redis's clock, ms)
 //	<prefix>{<shard>}:cm               hash <bucket> -> sub-keys, <bucket>:n -> entries
-//	<prefix>{<shard>}:cf:<bucket>:<k>  hash fingerprint -> compact blob
+//	<prefix>{<shard>}:cf:<bucket>:<k>  hash fingerprint -> <version>|<compact blob>
 //
 // A bucket is a span of close times (the tombstone TTL / 12) whose entries
 // are spread over as many sub-keys as keep each under a hundred entries,
@@ -57,7 +57,7 @@ func (s *Store) bucketMS() int64 { return max(s.tombstoneMS/bucketsPerTTL, 1) }
 // entry. KEYS[1] is the shard's bucket hash (:cm), KEYS[1+i] flow i's
 // record; ARGV[1] the shard's compact key prefix (<prefix>{<shard>}:cf:),
 // ARGV[1+i] flow i's fingerprint. Returns, per flow, its record (a
-// string), {compact blob} (a one-item array), or false.
+// string), {compact entry} (a one-item array), or false.
 var loadCompactScript = redis.NewScript(`
 local vals = redis.call('MGET', unpack(KEYS, 2))
 local buckets
@@ -152,8 +152,9 @@ type CompactMove struct {
 	// Version is the record's version as claimed: a flow written since is
 	// left for a later round.
 	Version int64
-	// Compact is what the flow keeps (the caller's blob, opaque here);
-	// nil when the claim found no record (it only leaves the closed set).
+	// Compact is what the flow keeps (the caller's blob, opaque here).
+	// Nil: the flow only leaves the closed set, its record (if any) kept
+	// until it expires (a record the caller cannot compact).
 	Compact    []byte
 	ClosedAtMS int64
 }
@@ -163,8 +164,8 @@ type CompactMove struct {
 // outbox (:ox), KEYS[3+i] flow i's record. ARGV[1] the compact key prefix, ARGV[2] the bucket span
 // in ms, ARGV[3] the tombstone TTL in ms, ARGV[4] entries a sub-key is
 // sized for; then 5 values per flow: request id, version as claimed,
-// fingerprint, compact blob ("" for a flow whose record was gone), close
-// time in ms. A record written since its claim, or whose outputs are still
+// fingerprint, compact blob ("": only leave the closed set), close time
+// in ms. A record written since its claim, or whose outputs are still
 // in the outbox (the versions its header names that were not acked),
 // stays: a later round moves it. Returns how many moved.
 var compactScript = redis.NewScript(recordLua + `
@@ -196,16 +197,16 @@ end
 for i = 1, #KEYS - 3 do
   local a = 5 + (i - 1) * 5
   local rec = record(KEYS[3 + i])
-  if not rec then
+  if not rec or ARGV[a + 3] == '' then
     redis.call('ZREM', KEYS[1], ARGV[a])
   else
     local v, owed = parse(rec)
-    if v == ARGV[a + 1] and ARGV[a + 3] ~= '' and not owes(ARGV[a], owed) then
+    if v == ARGV[a + 1] and not owes(ARGV[a], owed) then
       local b = math.floor(tonumber(ARGV[a + 4]) / span)
       local fp = ARGV[a + 2]
       local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
       local key = ARGV[1] .. string.format('%d:%d', b, x % subs(b))
-      redis.call('HSET', key, fp, ARGV[a + 3])
+      redis.call('HSET', key, fp, v .. '|' .. ARGV[a + 3])
       if not created[key] then
         created[key] = true
         if redis.call('PTTL', key) == -1 then
@@ -290,13 +291,13 @@ func parseLoaded(id string, v any) (Snapshot, error) {
 		if len(a) != 1 {
 			return Snapshot{}, errors.New("unexpected compact entry reply")
 		}
-		blob := toBytes(a[0])
-		if len(blob) == 0 {
-			return Snapshot{}, errors.New("empty compact entry")
+		version, blob, err := parseRecord(toBytes(a[0]))
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("compact entry: %w", err)
 		}
-		// Version 0: a change of it writes a record that must not exist,
-		// the record of a closed flow again until the next move.
-		return Snapshot{RequestID: id, Exists: true, State: blob, Compacted: true}, nil
+		// A change of it writes a record that must not exist
+		// (Change.FromCompact), kept whole until the next move.
+		return Snapshot{RequestID: id, Exists: true, Version: version, State: blob, Compacted: true}, nil
 	}
 	return parseSnapshot(id, v)
 }

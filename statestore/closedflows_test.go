@@ -64,8 +64,9 @@ func fixedCompact(blob string) func(ClosedFlow) []byte {
 
 // TestClosedFlowMovesToItsCompactEntry: a closed flow keeps its record for
 // the detail window, then its compact entry stands for it: Load returns
-// it (version 0), and a change of it writes a record again, which a later
-// round moves again.
+// it with the record's version, and a change of it writes a record again
+// at the next version (event ids are made of versions: none repeats),
+// which a later round moves again.
 func TestClosedFlowMovesToItsCompactEntry(t *testing.T) {
 	const detail = 40 * time.Millisecond
 	e := compactEnv(t, detail)
@@ -87,24 +88,31 @@ func TestClosedFlowMovesToItsCompactEntry(t *testing.T) {
 		t.Fatal("the record is still there after the move")
 	}
 	snap := mustLoad(t, s, "a")
-	if !snap.Exists || !snap.Compacted || snap.Version != 0 || string(snap.State) != "ca" {
-		t.Fatalf("loaded %+v, want the compact entry at version 0", snap)
+	if !snap.Exists || !snap.Compacted || snap.Version != 1 || string(snap.State) != "ca" {
+		t.Fatalf("loaded %+v, want the compact entry at version 1", snap)
 	}
 	if claimed, _ := compactShard(t, s, shard, fixedCompact("ca")); claimed != 0 {
 		t.Fatalf("claimed %d flows after the move", claimed)
 	}
 
-	// A late input changes it: a record again, then compacted again.
-	closeFlow(t, s, "a", 0, "closed-a-again")
-	if snap := mustLoad(t, s, "a"); snap.Compacted || string(snap.State) != "closed-a-again" {
+	// A late input changes it: a record again, at version 2; a second
+	// writer that read the compact entry too loses the compare-and-set.
+	fromCompact := Change{RequestID: "a", ExpectVersion: 1, FromCompact: true, State: []byte("closed-a-again"), Closed: true}
+	if v := mustApplied(t, s, fromCompact); v != 2 {
+		t.Fatalf("written from the compact entry at version %d, want 2", v)
+	}
+	if r := mustApply(t, s, fromCompact)[0]; r.Applied || r.Current.Version != 2 {
+		t.Fatalf("a second write from the same compact entry: %+v", r)
+	}
+	if snap := mustLoad(t, s, "a"); snap.Compacted || snap.Version != 2 || string(snap.State) != "closed-a-again" {
 		t.Fatalf("loaded %+v after the change, want its record", snap)
 	}
 	e.pass(4 * detail)
 	if _, moved := compactShard(t, s, shard, fixedCompact("cb")); moved != 1 {
 		t.Fatalf("moved %d, want the changed flow", moved)
 	}
-	if snap := mustLoad(t, s, "a"); string(snap.State) != "cb" {
-		t.Fatalf("loaded %q, want the newest compact entry", snap.State)
+	if snap := mustLoad(t, s, "a"); string(snap.State) != "cb" || snap.Version != 2 {
+		t.Fatalf("loaded %q at version %d, want the newest compact entry, version 2", snap.State, snap.Version)
 	}
 
 	// A flow never written is still not found.

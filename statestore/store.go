@@ -212,7 +212,8 @@ type Snapshot struct {
 	State     []byte
 	Due       time.Time // the deadline that was due; set only by ClaimDue
 	// Compacted is a closed flow past its detail window: State is its
-	// compact entry, Version 0 (a change of it writes a new record).
+	// compact entry, Version the record's when it was moved (a change of
+	// it says FromCompact).
 	Compacted bool
 }
 

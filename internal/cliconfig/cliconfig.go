@@ -39,6 +39,7 @@ type Common struct {
 	RedisURL        string
 	RedisPrefix     string
 	RedisShards     int
+	ClosedDetail    time.Duration // --closed-detail-retention
 	WaitReplicas    int           // --redis-wait-replicas; WaitReplicasAuto until ResolveWaitReplicas
 	WaitTimeout     time.Duration // --redis-wait-timeout
 	Group           string
@@ -143,6 +144,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	kafka.StringVar(&c.Brokers, "brokers", "", "Kafka seed brokers, comma-separated (env FALLBACK_BROKERS)")
 	red.StringVar(&c.RedisURL, "redis", "", "Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS, ?addr=host:port&addr=... for a cluster (env FALLBACK_REDIS_URL)")
 	red.StringVar(&c.RedisPrefix, "redis-prefix", statestore.DefaultPrefix, "prefix of every Redis key (env FALLBACK_REDIS_PREFIX)")
+	red.DurationVar(&c.ClosedDetail, "closed-detail-retention", DefaultClosedDetail, "how long a closed flow keeps its whole record (what `fallback flow` shows, how late DLRs are told apart); after it, until --tombstone-retention ends, only a compact entry of about 20 bytes that still refuses a duplicate and reports a late delivery once; 0 keeps every closed flow whole (docs/closed-flows.md) (env FALLBACK_CLOSED_DETAIL_RETENTION)")
 	red.IntVar(&c.RedisShards, "redis-shards", 0, "how many deadline and outbox sets the flows are spread over; 0: 16 on a single Redis, 64 on a cluster. More spreads a cluster's load over more masters, fewer puts more flows in each script call; fixed for a --redis-prefix once flows are written (docs/redis-shards.md) (env FALLBACK_REDIS_SHARDS)")
 	proc := on(GroupProcessor)
 	proc.StringVar(&c.Group, "group", "fallback", "Kafka consumer group (env FALLBACK_GROUP)")
@@ -275,6 +277,9 @@ func (c *Common) Check() error {
 	if g&GroupProcessor != 0 && c.WaitTimeout < time.Millisecond {
 		bad("--redis-wait-timeout", "must be at least 1ms, got %s", c.WaitTimeout)
 	}
+	if g&GroupRedis != 0 && c.ClosedDetail < 0 {
+		bad("--closed-detail-retention", "must not be negative, got %s", c.ClosedDetail)
+	}
 	if g&GroupRedis != 0 && (c.RedisShards < 0 || c.RedisShards > statestore.MaxShards) {
 		bad("--redis-shards", "must be from 1 to %d, or 0 for the default, got %d", statestore.MaxShards, c.RedisShards)
 	}
@@ -331,9 +336,28 @@ func (c *Common) Check() error {
 		return errors.Join(errs...)
 	}
 	if g&GroupProcessor != 0 && c.Tombstone >= 0 {
-		return c.CheckRequestAge()
+		if err := c.CheckRequestAge(); err != nil {
+			return err
+		}
+	}
+	if g&GroupRedis != 0 && c.ClosedDetail > 0 && c.ClosedDetail >= c.tombstoneTTL() {
+		return fmt.Errorf("--closed-detail-retention (FALLBACK_CLOSED_DETAIL_RETENTION) %s is not shorter than the tombstone retention %s: "+
+			"closed flows would expire before their detail window ends; lower it, or 0 to keep them whole", c.ClosedDetail, c.tombstoneTTL())
 	}
 	return nil
+}
+
+// DefaultClosedDetail is --closed-detail-retention's default: long enough
+// for an operator to look a flow up in full after an incident report.
+const DefaultClosedDetail = 10 * time.Minute
+
+// tombstoneTTL is the tombstone retention in flow time, the state store's
+// default when none is set.
+func (c *Common) tombstoneTTL() time.Duration {
+	if t := c.TombstoneRetention(); t > 0 {
+		return t
+	}
+	return statestore.DefaultTombstoneTTL
 }
 
 // CheckRequestAge refuses settings under which a duplicate of a request
@@ -511,10 +535,10 @@ func (c *Common) Store(client redis.UniversalClient) (*statestore.Store, error) 
 }
 
 func (c *Common) storeConfig(client redis.UniversalClient) statestore.Config {
-	tombstone := c.TombstoneRetention()
-	if tombstone == 0 {
-		tombstone = statestore.DefaultTombstoneTTL
+	var detail time.Duration
+	if c.ClosedDetail > 0 {
+		detail = c.inWallTime(c.ClosedDetail)
 	}
-	return statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.inWallTime(tombstone),
-		WaitReplicas: max(c.WaitReplicas, 0), WaitTimeout: c.WaitTimeout, Logger: c.Logger()}
+	return statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.inWallTime(c.tombstoneTTL()),
+		ClosedDetailTTL: detail, WaitReplicas: max(c.WaitReplicas, 0), WaitTimeout: c.WaitTimeout, Logger: c.Logger()}
 }
