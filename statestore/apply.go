@@ -138,7 +138,7 @@ type Change struct {
 	// again at ExpectVersion+1, so that the flow's versions, and the event
 	// ids made of them, never repeat.
 	FromCompact bool
-	State         []byte
+	State       []byte
 	// Deadline is when the flow's timer fires; zero removes the flow from
 	// the deadline set. Ignored when Closed.
 	Deadline time.Time
