@@ -42,6 +42,32 @@ func closedStory() flowstory.Story {
 	return st
 }
 
+// compactStory is a flow past its detail window, as flowstory tells it.
+func compactStory() flowstory.Story {
+	return flowstory.Story{RequestID: "r3", StoreVersion: 6, State: flowstory.Closed, Tombstone: true, DetailsExpired: true,
+		Outcome: p("DELIVERED"), DeliveredStep: p(1), MultiChannelDelivery: true,
+		Steps: []flowstory.Step{{Step: 0, Sent: true, AttemptID: p("r3/0"), Delivered: true}, {Step: 1, Sent: true, AttemptID: p("r3/1"), Delivered: true}},
+		Inputs: []flowstory.Input{}}
+}
+
+// TestLookupOfACompactFlow: past its detail window a flow's page says
+// what is kept and where the rest is, and makes up no time or channel.
+func TestLookupOfACompactFlow(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Stories = fakeStories{states: map[string]flowstory.Story{"r3": compactStory()}}
+	})
+	txt := text(h.login("vera", "vera-pw").get("/lookup?request_id=r3").Body)
+	for _, want := range []string{"details expired", "fallback.events", "Outcome DELIVERED , delivered by step 1",
+		"Paid duplicate delivered on more than one channel", "0 r3/0 yes", "1 r3/1 yes"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("lacks %q:\n%s", want, txt)
+		}
+	}
+	if strings.Contains(txt, "delay 0s") || strings.Contains(txt, "Requested") {
+		t.Errorf("the page tells what a compact flow does not keep:\n%s", txt)
+	}
+}
+
 type rejections map[string]string
 
 func (f rejections) Rejected(id string) (string, time.Time, bool) {

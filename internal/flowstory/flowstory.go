@@ -94,6 +94,12 @@ type Story struct {
 
 	State     string `json:"state"` // Active or Closed
 	Tombstone bool   `json:"tombstone"`
+	// DetailsExpired: the flow is past its detail window
+	// (--closed-detail-retention) and only its outcome and which steps
+	// delivered are kept; its times, steps' channels, statuses and inputs
+	// are empty (docs/closed-flows.md). FLOW_CLOSED on fallback.events has
+	// the rest.
+	DetailsExpired bool `json:"details_expired"`
 
 	Recipient       *string           `json:"recipient"`
 	RecipientMasked bool              `json:"recipient_masked"`
@@ -159,6 +165,9 @@ func ptr[T any](v T) *T { return &v }
 
 // New tells st, read at store version storeVersion, under opt.
 func New(st *flow.State, storeVersion int64, opt Options) Story {
+	if st.Compacted {
+		return compacted(st, storeVersion)
+	}
 	s := Story{
 		RequestID:    st.RequestID,
 		StoreVersion: storeVersion,
@@ -242,6 +251,54 @@ func New(st *flow.State, storeVersion int64, opt Options) Story {
 	return s
 }
 
+// compacted tells a flow past its detail window: what its compact form
+// keeps (flow.Compact), nothing more.
+func compacted(st *flow.State, storeVersion int64) Story {
+	s := Story{RequestID: st.RequestID, StoreVersion: storeVersion, State: Closed, Tombstone: true, DetailsExpired: true,
+		Outcome: ptr(st.Outcome), Steps: []Step{}, Inputs: []Input{}}
+	if st.DeliveredStep != flow.NoStep {
+		s.DeliveredStep = ptr(st.DeliveredStep)
+	}
+	delivered := 0
+	for k, a := range st.Attempts {
+		s.Steps = append(s.Steps, Step{Step: k, Sent: true, AttemptID: ptr(flow.AttemptID(st.RequestID, k)), Delivered: a.Delivered})
+		if a.Delivered {
+			delivered++
+		}
+	}
+	s.MultiChannelDelivery = delivered > 1
+	return s
+}
+
+// writeCompactedText is WriteText for a flow past its detail window.
+func (s Story) writeCompactedText(b *strings.Builder) {
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(b, "%-10s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	line("request", "%s (store version %d)", shown(s.RequestID), s.StoreVersion)
+	line("state", "closed (compact: details expired, see FLOW_CLOSED on fallback.events)")
+	line("outcome", "%s", shown(*s.Outcome))
+	if s.DeliveredStep != nil {
+		line("delivered", "by step %d", *s.DeliveredStep)
+	} else {
+		line("delivered", "by no step")
+	}
+	var sent, delivered []string
+	for _, st := range s.Steps {
+		sent = append(sent, strconv.Itoa(st.Step))
+		if st.Delivered {
+			delivered = append(delivered, strconv.Itoa(st.Step))
+		}
+	}
+	line("sent", "steps %s", strings.Join(sent, ", "))
+	if len(delivered) > 0 {
+		line("reported", "a delivery by steps %s", strings.Join(delivered, ", "))
+	}
+	if s.MultiChannelDelivery {
+		line("warning", "more than one step reported a delivery: the person got the message twice")
+	}
+}
+
 // inputOf reads a flow.State.Applied key: the source's letter ('r'
 // requests, 'd' DLRs) then the partition. A key it does not know is shown
 // whole, without a partition.
@@ -298,6 +355,13 @@ func (s Story) WriteJSON(w io.Writer) error {
 // WriteText writes the story for a person: the flow, then each step.
 func (s Story) WriteText(w io.Writer) error {
 	var b strings.Builder
+	if s.DetailsExpired {
+		s.writeCompactedText(&b)
+		if _, err := io.WriteString(w, b.String()); err != nil {
+			return fmt.Errorf("write flow %q: %w", s.RequestID, err)
+		}
+		return nil
+	}
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(&b, "%-10s %s\n", label, fmt.Sprintf(format, args...))
 	}

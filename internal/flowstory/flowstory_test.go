@@ -35,7 +35,7 @@ func stored(t *testing.T, st *flow.State) *flow.State {
 // The documented field names of the --json object (docs/flow-command.md).
 var (
 	storyFields = []string{"request_id", "store_version", "flow_id", "flow_version", "requested_at", "started_at",
-		"state", "tombstone", "recipient", "recipient_masked", "params_count", "params", "metadata_keys", "metadata",
+		"state", "tombstone", "details_expired", "recipient", "recipient_masked", "params_count", "params", "metadata_keys", "metadata",
 		"trace_parent", "trace_state", "current_step", "next_deadline", "outcome", "closed_at", "delivered_step",
 		"late", "time_to_outcome_ms", "multi_channel_delivery", "steps", "inputs"}
 	storyStepFields = []string{"step", "channel", "delay_seconds", "success_on", "sent", "attempt_id", "reason",
@@ -496,6 +496,35 @@ func TestReasonText(t *testing.T) {
 	} {
 		if got := ReasonText(tc.reason, tc.k); got != tc.want {
 			t.Errorf("%q %d: %q, want %q", tc.reason, tc.k, got, tc.want)
+		}
+	}
+}
+
+// TestCompactedFlowStory: a flow past its detail window tells what its
+// compact form keeps (outcome, steps sent, which delivered) and says its
+// details expired; nothing else is made up.
+func TestCompactedFlowStory(t *testing.T) {
+	c := flow.Compact{Outcome: flow.OutcomeDelivered, Sent: 2, DeliveredStep: 1, Delivered: 0b11}
+	store := fakeStore{states: map[string][]byte{"r1": c.AppendBlob(nil)}, version: 7}
+	s, err := Load(context.Background(), store, "r1", Options{Reveal: true, ShowParams: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.DetailsExpired || !s.Tombstone || s.State != Closed || *s.Outcome != flow.OutcomeDelivered || *s.DeliveredStep != 1 ||
+		len(s.Steps) != 2 || !s.Steps[0].Delivered || !s.MultiChannelDelivery || s.StoreVersion != 7 {
+		t.Fatalf("story %+v", s)
+	}
+	if s.Recipient != nil || s.Params != nil || s.RequestedAt != "" || s.ClosedAt != nil || s.Steps[0].Channel != "" {
+		t.Fatalf("a compact flow's story tells more than it keeps: %+v", s)
+	}
+	var b strings.Builder
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"details expired, see FLOW_CLOSED on fallback.events", "outcome    DELIVERED",
+		"delivered  by step 1", "sent       steps 0, 1", "a delivery by steps 0, 1", "got the message twice"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}
 	}
 }
