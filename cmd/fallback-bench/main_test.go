@@ -36,7 +36,7 @@ func TestBenchJSONAddsUp(t *testing.T) {
 		"wall_s", "requests_per_sec", "dlrs_per_sec", "deadline_fires_per_sec", "flows_closed_per_sec",
 		"flows_closed_per_sec_steady", "deadline_lateness_ms", "deadline_lateness_emitted_ms",
 		"deadline_grace_ms", "deadline_lateness_past_grace_ms", "deadline_lateness_past_grace_emitted_ms", "outcome_shares",
-		"redis_bytes_per_inflight_flow", "redis_bytes_per_closed_flow", "redis_tombstone_bytes_per_flow", "redis_provider_index_bytes_per_flow",
+		"redis_bytes_per_inflight_flow", "redis_bytes_per_closed_flow", "redis_tombstone_bytes_per_flow", "redis_compact_bytes_per_flow", "redis_provider_index_bytes_per_flow",
 		"redis_provider_index_keys_per_flow", "redis_commands_per_flow", "cpu_us_per_flow", "cpu_scope", "counts", "limit", "peer",
 		"redis_wait_replicas", "events"} {
 		if _, ok := raw[field]; !ok {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fallbackd/fallback/internal/bench"
+	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
 )
@@ -99,6 +100,10 @@ func (r *benchRun) spawnProcessor(runCtx context.Context, start func(func() erro
 		// Only when not the default: a build from before --events (benched
 		// side by side with --fallback-bin) writes every event.
 		cmd.Args = append(cmd.Args, "--events", string(e))
+	}
+	if c.ClosedDetail != cliconfig.DefaultClosedDetail {
+		// Only when set, as below.
+		cmd.Args = append(cmd.Args, "--closed-detail-retention", c.ClosedDetail.String())
 	}
 	if c.RedisShards != 0 {
 		// Only when set (and the same for the wait below): a build from

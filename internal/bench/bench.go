@@ -162,6 +162,12 @@ type Result struct {
 	// index (<prefix>:pm:*): MEMORY USAGE summed over its keys, over the
 	// flows; RedisProviderIndexKeysPerFlow is its keys over the flows. Only
 	// with a prefix of the run's own.
+	// RedisCompactBytesPerFlow is the part of it in the compact entries
+	// of closed flows past their detail window (<prefix>{<shard>}:cf:*,
+	// --closed-detail-retention): MEMORY USAGE summed over their keys, over
+	// the flows. Only with a prefix of the run's own, and a detail window
+	// short enough for the run to wait for (at most maxCompactWait).
+	RedisCompactBytesPerFlow       float64          `json:"redis_compact_bytes_per_flow"`
 	RedisProviderIndexBytesPerFlow float64          `json:"redis_provider_index_bytes_per_flow"`
 	RedisProviderIndexKeysPerFlow  float64          `json:"redis_provider_index_keys_per_flow"`
 	RedisCommandsPerFlow           float64          `json:"redis_commands_per_flow"`
@@ -775,6 +781,15 @@ func measureClosedFlows(ctx context.Context, cfg Config, m *measuredRun, res *Re
 	if !waitNothingOwed(ctx, cfg.Redis, sc.Prefix, sc.Shards, owedWait) {
 		res.Notes = append(res.Notes, fmt.Sprintf("redis_bytes_per_closed_flow: outputs still owed (%s{*}:ob) %s after the last close; measured anyway", sc.Prefix, owedWait))
 	}
+	compacted := false
+	switch detail := sc.ClosedDetailTTL; {
+	case detail > maxCompactWait:
+		res.Notes = append(res.Notes, fmt.Sprintf("redis_bytes_per_closed_flow: closed flows kept whole (their detail window, %s of Redis time, is longer than the bench waits; --closed-detail-retention 1s measures the compact form)", detail))
+	case detail > 0:
+		if compacted = waitCompacted(ctx, cfg.Store, detail+30*time.Second); !compacted {
+			res.Notes = append(res.Notes, "redis_bytes_per_closed_flow: closed flows not all compacted 30 s past their detail window; measured anyway")
+		}
+	}
 	after, real, settled := settledInfo(ctx, cfg.Redis)
 	if !real {
 		return
@@ -793,7 +808,7 @@ func measureClosedFlows(ctx context.Context, cfg Config, m *measuredRun, res *Re
 		res.Notes = append(res.Notes, fmt.Sprintf("redis_tombstone_bytes_per_flow: not measured: %v", err))
 	} else {
 		res.RedisTombstoneBytesPerFlow = float64(int64(float64(bytes)/flows*10)) / 10
-		if records != int64(cfg.Flows) {
+		if records != int64(cfg.Flows) && !compacted {
 			res.Notes = append(res.Notes, fmt.Sprintf("redis_tombstone_bytes_per_flow: %d records found for %d closed flows", records, cfg.Flows))
 		}
 	}
@@ -808,6 +823,36 @@ func measureClosedFlows(ctx context.Context, cfg Config, m *measuredRun, res *Re
 	}
 	res.RedisProviderIndexKeysPerFlow = round2(float64(keys) / flows)
 	res.RedisProviderIndexBytesPerFlow = float64(int64(float64(bytes)/flows*10)) / 10
+	if compacted {
+		_, bytes, err := keyMemory(ctx, cfg.Redis, sc.Prefix+"{*}:cf:*")
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("redis_compact_bytes_per_flow: not measured: %v", err))
+			return
+		}
+		res.RedisCompactBytesPerFlow = float64(int64(float64(bytes)/flows*10)) / 10
+	}
+}
+
+// maxCompactWait is the longest detail window measureClosedFlows waits
+// for before it measures closed flows.
+const maxCompactWait = 2 * time.Minute
+
+// waitCompacted waits until no closed flow keeps its whole record
+// (statestore.ClosedWaiting), for at most limit.
+func waitCompacted(ctx context.Context, store *statestore.Store, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		if n, err := store.ClosedWaiting(ctx); err == nil && n == 0 {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // measureCeilings measures what Redis alone and Kafka alone sustain for the
