@@ -254,3 +254,79 @@ func TestMemoryPerFlow(t *testing.T) {
 			size, (after-before)/flows, flows, one)
 	}
 }
+
+// BenchmarkLoadMiss measures a Load of flows that do not exist (what every
+// new request costs): one MGET when closed flows are kept whole, the load
+// script probing every live compact bucket when they are compacted. With
+// buckets=7 the shard holds the buckets of a steady rate (the tombstone
+// TTL over bucketsPerTTL, and the one filling); 13 is what twelve buckets
+// per TTL would probe. On a real Redis
+// it reports the server's CPU per flow (INFO's used_cpu_user and
+// used_cpu_sys delta: run it alone on that server).
+func BenchmarkLoadMiss(b *testing.B) {
+	for _, bc := range []struct {
+		detail  time.Duration
+		buckets int
+	}{{0, 0}, {time.Minute, 0}, {time.Minute, 7}, {time.Minute, 13}} {
+		b.Run(fmt.Sprintf("compact=%v/buckets=%d", bc.detail > 0, bc.buckets), func(b *testing.B) {
+			e := newEnv(b, Config{Shards: 1, TombstoneTTL: time.Hour, ClosedDetailTTL: bc.detail})
+			ctx := ctxT(b)
+			span := e.s.bucketMS()
+			now := time.Now().UnixMilli() / span
+			for k := range bc.buckets {
+				// As CompactClosed leaves a bucket: one generation of 10
+				// sub-keys, each with entries.
+				bucket := now - int64(k)
+				if err := e.rdb.HSet(ctx, e.s.cmKey(0), strconv.FormatInt(bucket, 10), "10").Err(); err != nil {
+					b.Fatal(err)
+				}
+				for sub := range 10 {
+					key := e.s.cfPrefix(0) + strconv.FormatInt(bucket, 10) + ":0:" + strconv.Itoa(sub)
+					if err := e.rdb.HSet(ctx, key, fingerprint(fmt.Sprintf("old-%d-%d", k, sub)), "3|\x04\x21\x0f\x00").Err(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			ids := make([]string, 100) // a batch's new requests in one shard
+			cpu0 := redisCPU(b, e)
+			b.ResetTimer()
+			for n := 0; b.Loop(); n++ {
+				for i := range ids {
+					ids[i] = "new-" + strconv.Itoa(n) + "-" + strconv.Itoa(i)
+				}
+				snaps, err := e.s.Load(ctx, ids)
+				if err != nil || snaps[0].Exists {
+					b.Fatalf("load: %v %+v", err, snaps[0])
+				}
+			}
+			b.ReportMetric(float64(b.N*len(ids))/b.Elapsed().Seconds(), "flows/s")
+			if e.real() {
+				b.ReportMetric((redisCPU(b, e)-cpu0).Seconds()*1e6/float64(b.N*len(ids)), "redis-µs/flow")
+			}
+		})
+	}
+}
+
+// redisCPU is the server's CPU time so far (INFO cpu), zero on miniredis.
+func redisCPU(tb testing.TB, e *testEnv) time.Duration {
+	if !e.real() {
+		return 0
+	}
+	info, err := e.rdb.Info(ctxT(tb), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, f := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+			if v, ok := strings.CutPrefix(line, f); ok {
+				x, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					tb.Fatal(err)
+				}
+				total += x
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}

@@ -17,23 +17,33 @@ import (
 // kept until the tombstone would have expired:
 //
 //	<prefix>{<shard>}:cl               zset request_id -> close time (Redis's clock, ms)
-//	<prefix>{<shard>}:cm               hash <bucket> -> sub-keys, <bucket>:n -> entries
-//	<prefix>{<shard>}:cf:<bucket>:<k>  hash fingerprint -> <version>|<compact blob>
+//	<prefix>{<shard>}:cm                  hash <bucket> -> sub-keys of each generation ("4,8"),
+//	                                      <bucket>:n -> entries, <bucket>:c -> entries of the last generation
+//	<prefix>{<shard>}:cf:<bucket>:<g>:<k> hash fingerprint -> <version>|<compact blob>
 //
-// A bucket is a span of close times (the tombstone TTL / 12) whose entries
+// A bucket is a span of close times (the tombstone TTL / 6) whose entries
 // are spread over as many sub-keys as keep each under a hundred entries,
 // so that Redis keeps every one a listpack (hash-max-listpack-entries 128,
 // the default): about 18 bytes an entry instead of a key's hundred and
-// more. Each sub-key gets one PEXPIREAT when created (bucket end +
-// tombstone TTL) and expires whole. Load probes the live buckets, newest
-// first, for a flow whose record is gone, in the same script call.
+// more. A new bucket is sized for the flows of its span already closed or
+// the previous bucket's, whichever is more; when more come (a rising rate,
+// the first bucket after a start, a detail window shorter than the span)
+// it opens a generation of sub-keys of its own, twice the entries so far,
+// so that no sub-key outgrows its listpack. Each sub-key gets one
+// PEXPIREAT when created (bucket end + tombstone TTL) and expires whole.
+// Load probes the live buckets' generations, newest first, for a flow
+// whose record is gone, in the same script call: one HGET each, seven at a
+// steady rate.
 //
 // The fingerprint is the request id's 64-bit FNV-1a hash: two request ids
 // share one with probability n / 2^64 among n held (docs/closed-flows.md).
 
 // bucketsPerTTL is how many close-time buckets a tombstone TTL spans: a
-// miss (every new request) probes about this many.
-const bucketsPerTTL = 12
+// miss (every new request) probes one more than this, about 1.2 µs of
+// Redis CPU each (BenchmarkLoadMiss), and an entry outlives its TTL by up
+// to a bucket's span (a sixth more memory at most). Twelve buckets cost 15
+// µs a new request, six about 9 (docs/closed-flows.md).
+const bucketsPerTTL = 6
 
 // entriesPerSubKey is the sub-key fill a bucket is sized for, under
 // Redis's default listpack bound of 128 entries.
@@ -68,15 +78,20 @@ for i = 2, #KEYS do
       local m = redis.call('HGETALL', KEYS[1])
       for j = 1, #m, 2 do
         if not string.find(m[j], ':', 1, true) then
-          buckets[#buckets + 1] = {tonumber(m[j]), tonumber(m[j + 1])}
+          local b = tonumber(m[j])
+          local g = 0
+          for s in string.gmatch(m[j + 1], '[^,]+') do
+            buckets[#buckets + 1] = {b, g, tonumber(s)}
+            g = g + 1
+          end
         end
       end
-      table.sort(buckets, function(a, b) return a[1] > b[1] end)
+      table.sort(buckets, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] > b[2]) end)
     end
     local fp = ARGV[i]
     local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
     for _, b in ipairs(buckets) do
-      local v = redis.call('HGET', ARGV[1] .. string.format('%d:%d', b[1], x % b[2]), fp)
+      local v = redis.call('HGET', ARGV[1] .. string.format('%d:%d:%d', b[1], b[2], x % b[3]), fp)
       if v then
         vals[i - 1] = {v}
         break
@@ -172,21 +187,34 @@ var compactScript = redis.NewScript(recordLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local span, ttl, fill = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local subsOf, created, moved = {}, {}, 0
-local function subs(b)
-  if subsOf[b] then return subsOf[b] end
-  local n = tonumber(redis.call('HGET', KEYS[2], string.format('%d', b)))
-  if not n then
+local created, moved = {}, 0
+-- place(b) is the generation and sub-key count an entry of bucket b goes
+-- to, counting it.
+local function place(b)
+  local f = string.format('%d', b)
+  local gens = redis.call('HGET', KEYS[2], f)
+  local total = redis.call('HINCRBY', KEYS[2], f .. ':n', 1)
+  local inLast = redis.call('HINCRBY', KEYS[2], f .. ':c', 1)
+  if not gens then
     -- A new bucket: sized for the flows closed in its span still waiting
     -- (all of them, when the detail window is at least the span), or for
     -- the previous bucket's entries, whichever is more.
     local waiting = redis.call('ZCOUNT', KEYS[1], string.format('%d', b * span), string.format('(%d', (b + 1) * span))
     local prev = tonumber(redis.call('HGET', KEYS[2], string.format('%d:n', b - 1))) or 0
-    n = math.max(1, math.ceil(math.max(waiting, prev) / fill))
-    redis.call('HSET', KEYS[2], string.format('%d', b), n)
+    gens = string.format('%d', math.max(1, math.ceil(math.max(waiting, prev) / fill)))
+    redis.call('HSET', KEYS[2], f, gens)
   end
-  subsOf[b] = n
-  return n
+  local g, subs = -1, 0
+  for s in string.gmatch(gens, '[^,]+') do
+    g, subs = g + 1, tonumber(s)
+  end
+  if inLast > subs * fill then
+    -- The last generation is full: a new one for twice the entries so far.
+    subs = math.max(1, math.ceil(2 * total / fill))
+    g = g + 1
+    redis.call('HSET', KEYS[2], f, gens .. ',' .. string.format('%d', subs), f .. ':c', 1)
+  end
+  return g, subs
 end
 local function owes(id, owed)
   for v in string.gmatch(owed, '[^,]+') do
@@ -205,7 +233,8 @@ for i = 1, #KEYS - 3 do
       local b = math.floor(tonumber(ARGV[a + 4]) / span)
       local fp = ARGV[a + 2]
       local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
-      local key = ARGV[1] .. string.format('%d:%d', b, x % subs(b))
+      local g, subs = place(b)
+      local key = ARGV[1] .. string.format('%d:%d:%d', b, g, x % subs)
       redis.call('HSET', key, fp, v .. '|' .. ARGV[a + 3])
       if not created[key] then
         created[key] = true
@@ -213,7 +242,6 @@ for i = 1, #KEYS - 3 do
           redis.call('PEXPIREAT', key, string.format('%d', (b + 1) * span + ttl))
         end
       end
-      redis.call('HINCRBY', KEYS[2], string.format('%d:n', b), 1)
       redis.call('DEL', KEYS[3 + i])
       redis.call('ZREM', KEYS[1], ARGV[a])
       moved = moved + 1

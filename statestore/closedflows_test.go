@@ -165,20 +165,25 @@ func TestCompactMoveIsFencedByVersion(t *testing.T) {
 
 // TestCompactBucketsStayListpacks: a shard's closed flows spread over
 // sub-keys of under 128 entries each (Redis's default listpack bound),
-// each with an expiry, and every flow loads from its entry.
+// each with an expiry, and every flow loads from its entry: also when the
+// bucket was sized for a first few flows and many more came (waves of 20,
+// then 180, then 1,800 within one bucket's span).
 func TestCompactBucketsStayListpacks(t *testing.T) {
 	const detail = 40 * time.Millisecond
 	e := compactEnv(t, detail)
 	s := e.s
 	const flows = 2000
-	for i := range flows {
-		closeFlow(t, s, fmt.Sprintf("f%d", i), 0, "closed")
-	}
-	e.pass(2 * detail)
-	moved := 0
-	for shard := range s.Shards() {
-		_, n := compactShard(t, s, shard, func(f ClosedFlow) []byte { return []byte("c" + f.RequestID) })
-		moved += n
+	moved, n := 0, 0
+	for _, wave := range []int{20, 180, 1800} {
+		for range wave {
+			closeFlow(t, s, fmt.Sprintf("f%d", n), 0, "closed")
+			n++
+		}
+		e.pass(2 * detail)
+		for shard := range s.Shards() {
+			_, m := compactShard(t, s, shard, func(f ClosedFlow) []byte { return []byte("c" + f.RequestID) })
+			moved += m
+		}
 	}
 	if moved != flows {
 		t.Fatalf("moved %d of %d", moved, flows)
