@@ -17,6 +17,8 @@
 //	<prefix>{<shard>}:dl              zset request_id -> due unix ms (active flows)
 //	<prefix>{<shard>}:ox              hash "<request_id>:<version>" -> outputs owed to Kafka
 //	<prefix>{<shard>}:ob              zset "<request_id>:<version>" -> retry-at unix ms
+//	<prefix>{<shard>}:cl              zset request_id -> close time (closed flows still whole)
+//	<prefix>{<shard>}:cm, :cf:*       compact entries of closed flows (closedflows.go)
 //	<prefix>:pm:{<provider_msg_id>}   string -> attempt id, with TTL
 //	<prefix>:layout                   hash shards -> the shard count (layout.go)
 //
@@ -24,7 +26,8 @@
 // (the compare-and-set), deadlines.go (claiming due flows), outbox.go (owed
 // outputs), providerindex.go, watermarks.go.
 //
-// Retention: a closed flow stays as a tombstone for TombstoneTTL. Its owed
+// Retention: a closed flow stays as a tombstone for TombstoneTTL (with
+// ClosedDetailTTL, whole for that long, then as a compact entry). Its owed
 // outputs never get a TTL: they are the only record of outputs still owed
 // (typically the flow's closing event) and disappear when they are acked;
 // an expiry there would lose them if Kafka were down longer than the TTL.
