@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,37 +23,54 @@ import (
 // KEYS[2] owed sorted set       <prefix>{<shard>}:ob
 // KEYS[3] outbox hash           <prefix>{<shard>}:ox
 // KEYS[4] closed set            <prefix>{<shard>}:cl (closedflows.go)
-// KEYS[4+i] flow record         <prefix>{<shard>}:f:<id>   (flow i = 1, 2, ...)
+// KEYS[5] compact bucket hash   <prefix>{<shard>}:cm
+// KEYS[5+i] flow record         <prefix>{<shard>}:f:<id>   (flow i = 1, 2, ...)
 // ARGV[1] tombstone TTL in ms (used by changes that close their flow)
 // ARGV[2] "1" when closed flows are compacted: a close adds the flow to
 // the closed set at Redis's time, unless it is there already
-// then 8 values per flow, in KEYS order:
+// ARGV[3] the compact key prefix  <prefix>{<shard>}:cf:
+// then 9 values per flow, in KEYS order:
 //
 //	request id (the member of the deadline set)
-//	expected version; "0" means the flow must not exist
+//	expected version; "0" means the flow must not exist; "c<v>" that it
+//	  has no record and its compact entry is at version v (FromCompact)
 //	new version (expected+1)
 //	state blob
 //	deadline in unix ms, "" to remove the flow from the deadline set
 //	"1" when the change closes the flow
 //	outbox retry-at in unix ms, "" when the change owes no outputs
 //	the owed outputs (one opaque blob)
+//	the request id's fingerprint, "" when closed flows are not compacted
 //
 // Returns one item per flow: {1, older version, older outputs, ...} when
-// applied, or {0, current record or false} on a version conflict, so the
-// caller recomputes without another round trip. The older outputs are what
+// applied, or {0, current record, {compact entry} or false} on a version
+// conflict, so the caller recomputes without another round trip: a flow
+// moved to its compact entry since it was read conflicts with that entry,
+// never with nothing (which would start a duplicate request's flow again). The older outputs are what
 // the flow still owed from earlier versions (looked up only when the change
 // owes something too): the caller produces them first, so that a flow's
 // outputs reach Kafka in the order of its versions even when an earlier
 // writer has not produced its own yet.
-var applyScript = redis.NewScript(bulkLua + recordLua + `
-local n = #KEYS - 4
+var applyScript = redis.NewScript(bulkLua + recordLua + compactLua + `
+local n = #KEYS - 5
 local out, owedOf, lookups = {}, {}, {}
 for i = 1, n do
-  local a = 3 + (i - 1) * 8
-  local rec = record(KEYS[4 + i])
+  local a = 4 + (i - 1) * 9
+  local rec = record(KEYS[5 + i])
+  local want = ARGV[a + 1]
+  local fromCompact = string.sub(want, 1, 1) == 'c'
+  if fromCompact then want = string.sub(want, 2) end
   local cur, owed = '0', ''
-  if rec then cur, owed = parse(rec) end
-  if cur ~= ARGV[a + 1] then
+  if rec then
+    cur, owed = parse(rec)
+    if fromCompact then cur = false end
+  elseif want ~= '0' then
+    local entry = ARGV[a + 8] ~= '' and compactEntry(KEYS[5], ARGV[3], ARGV[a + 8])
+    cur = false
+    if entry and fromCompact and parse(entry) == want then cur = want end
+    if not cur then rec = entry and {entry} end
+  end
+  if cur ~= want then
     out[i] = {0, rec or false}
   else
     owedOf[i] = owed
@@ -75,7 +93,7 @@ local mset, dlAdd, dlRem, oxSet, obAdd = {}, {}, {}, {}, {}
 local now
 for i = 1, n do
   if owedOf[i] then
-    local a = 3 + (i - 1) * 8
+    local a = 4 + (i - 1) * 9
     local id, new = ARGV[a], ARGV[a + 2]
     local head, res = new, {1}
     if ARGV[a + 6] ~= '' then
@@ -97,7 +115,7 @@ for i = 1, n do
     end
     local rec = head .. '|' .. ARGV[a + 3]
     if ARGV[a + 5] == '1' then
-      redis.call('SET', KEYS[4 + i], rec, 'PX', ARGV[1])
+      redis.call('SET', KEYS[5 + i], rec, 'PX', ARGV[1])
       dlRem[#dlRem + 1] = id
       if ARGV[2] == '1' then
         if not now then
@@ -107,7 +125,7 @@ for i = 1, n do
         redis.call('ZADD', KEYS[4], 'NX', now, id)
       end
     else
-      mset[#mset + 1] = KEYS[4 + i]
+      mset[#mset + 1] = KEYS[5 + i]
       mset[#mset + 1] = rec
       if ARGV[a + 4] == '' then
         dlRem[#dlRem + 1] = id
@@ -192,11 +210,10 @@ func (s *Store) Apply(ctx context.Context, changes []Change) ([]ApplyResult, err
 	calls := make([]scriptCall, len(groups.shards))
 	for c, sh := range groups.shards {
 		idx := groups.members[sh]
-		keys := make([]string, 4, 4+len(idx))
-		keys[0], keys[1], keys[2], keys[3] = s.dlKey[sh], s.obKey[sh], s.oxKey[sh], s.clKey(sh)
-		args := make([]any, 2, 2+8*len(idx))
-		args[0] = s.tombstoneMS
-		args[1] = "0"
+		keys := make([]string, 5, 5+len(idx))
+		keys[0], keys[1], keys[2], keys[3], keys[4] = s.dlKey[sh], s.obKey[sh], s.oxKey[sh], s.clKey(sh), s.cmKey(sh)
+		args := make([]any, 3, 3+9*len(idx))
+		args[0], args[1], args[2] = s.tombstoneMS, "0", s.cfPrefix(sh)
 		if s.compacting() {
 			args[1] = "1"
 		}
@@ -217,12 +234,16 @@ func (s *Store) Apply(ctx context.Context, changes []Change) ([]ApplyResult, err
 				retryAt = ch.OutboxRetryAt.UnixMilli()
 				outputs = packOutputs(ch.Outbox)
 			}
-			expect := ch.ExpectVersion
+			var expect any = ch.ExpectVersion
 			if ch.FromCompact {
-				expect = 0 // no record
+				expect = "c" + strconv.FormatInt(ch.ExpectVersion, 10)
+			}
+			fp := ""
+			if s.compacting() {
+				fp = fingerprint(ch.RequestID)
 			}
 			args = append(args, ch.RequestID, expect, ch.ExpectVersion+1, nonNil(ch.State),
-				deadline, closed, retryAt, nonNil(outputs))
+				deadline, closed, retryAt, nonNil(outputs), fp)
 		}
 		calls[c] = scriptCall{script: applyScript, keys: keys, args: args}
 	}
@@ -275,7 +296,7 @@ func parseApply(ch *Change, reply any) (ApplyResult, error) {
 		if len(vals) != 2 {
 			return ApplyResult{}, fmt.Errorf("unexpected conflict reply %v", vals)
 		}
-		cur, err := parseSnapshot(ch.RequestID, vals[1])
+		cur, err := parseLoaded(ch.RequestID, vals[1])
 		return ApplyResult{Current: cur}, err
 	}
 	if len(vals)%2 != 1 {

@@ -63,40 +63,50 @@ func (s *Store) compacting() bool { return s.cfg.ClosedDetailTTL > 0 }
 // bucketMS is the span of close times of one bucket, in ms.
 func (s *Store) bucketMS() int64 { return max(s.tombstoneMS/bucketsPerTTL, 1) }
 
-// loadCompactLua finds each flow's record or, failing that, its compact
-// entry. KEYS[1] is the shard's bucket hash (:cm), KEYS[1+i] flow i's
-// record; ARGV[1] the shard's compact key prefix (<prefix>{<shard>}:cf:),
-// ARGV[1+i] flow i's fingerprint. Returns, per flow, its record (a
-// string), {compact entry} (a one-item array), or false.
-var loadCompactScript = redis.NewScript(`
-local vals = redis.call('MGET', unpack(KEYS, 2))
-local buckets
-for i = 2, #KEYS do
-  if not vals[i - 1] then
-    if not buckets then
-      buckets = {}
-      local m = redis.call('HGETALL', KEYS[1])
-      for j = 1, #m, 2 do
-        if not string.find(m[j], ':', 1, true) then
-          local b = tonumber(m[j])
-          local g = 0
-          for s in string.gmatch(m[j + 1], '[^,]+') do
-            buckets[#buckets + 1] = {b, g, tonumber(s)}
-            g = g + 1
-          end
+// compactLua is prepended to the scripts that look for a flow's compact
+// entry: compactEntry(cm, prefix, fp) is the entry ("<version>|<blob>")
+// of fingerprint fp in the shard whose bucket hash is cm and compact key
+// prefix is prefix, or false. It probes every live bucket's generations,
+// newest first (an entry moved again sits in a newer one), reading the
+// bucket hash once per call.
+const compactLua = `
+local compactBuckets
+local function compactEntry(cm, prefix, fp)
+  if not compactBuckets then
+    compactBuckets = {}
+    local m = redis.call('HGETALL', cm)
+    for j = 1, #m, 2 do
+      if not string.find(m[j], ':', 1, true) then
+        local b, g = tonumber(m[j]), 0
+        for s in string.gmatch(m[j + 1], '[^,]+') do
+          compactBuckets[#compactBuckets + 1] = {b, g, tonumber(s)}
+          g = g + 1
         end
       end
-      table.sort(buckets, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] > b[2]) end)
     end
-    local fp = ARGV[i]
-    local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
-    for _, b in ipairs(buckets) do
-      local v = redis.call('HGET', ARGV[1] .. string.format('%d:%d:%d', b[1], b[2], x % b[3]), fp)
-      if v then
-        vals[i - 1] = {v}
-        break
-      end
-    end
+    table.sort(compactBuckets, function(x, y) return x[1] > y[1] or (x[1] == y[1] and x[2] > y[2]) end)
+  end
+  local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
+  for _, b in ipairs(compactBuckets) do
+    local v = redis.call('HGET', prefix .. string.format('%d:%d:%d', b[1], b[2], x % b[3]), fp)
+    if v then return v end
+  end
+  return false
+end
+`
+
+// loadCompactScript finds each flow's record or, failing that, its
+// compact entry. KEYS[1] is the shard's bucket hash (:cm), KEYS[1+i] flow
+// i's record; ARGV[1] the shard's compact key prefix
+// (<prefix>{<shard>}:cf:), ARGV[1+i] flow i's fingerprint. Returns, per
+// flow, its record (a string), {compact entry} (a one-item array), or
+// false.
+var loadCompactScript = redis.NewScript(compactLua + `
+local vals = redis.call('MGET', unpack(KEYS, 2))
+for i = 2, #KEYS do
+  if not vals[i - 1] then
+    local entry = compactEntry(KEYS[1], ARGV[1], ARGV[i])
+    if entry then vals[i - 1] = {entry} end
   end
 end
 return vals

@@ -243,3 +243,45 @@ func TestNoCompactionByDefault(t *testing.T) {
 		t.Fatalf("a detail window as long as the tombstone: %v", err)
 	}
 }
+
+// TestAChangeReadBeforeTheMoveConflictsWithTheCompactEntry: a writer that
+// read a flow's record before the compactor moved it conflicts with the
+// compact entry, never with nothing (it would start a duplicate request's
+// flow again); one that read a compact entry moved again since conflicts
+// with the newer one (its version would repeat an event id).
+func TestAChangeReadBeforeTheMoveConflictsWithTheCompactEntry(t *testing.T) {
+	const detail = 40 * time.Millisecond
+	e := compactEnv(t, detail)
+	s, shard := e.s, e.s.Shard("m")
+	closeFlow(t, s, "m", 0, "whole")
+	e.pass(2 * detail)
+	if _, moved := compactShard(t, s, shard, fixedCompact("c1")); moved != 1 {
+		t.Fatal("not moved")
+	}
+	// Read at version 1 before the move, written after it.
+	r := mustApply(t, s, Change{RequestID: "m", ExpectVersion: 1, State: []byte("late"), Closed: true})[0]
+	if r.Applied || !r.Current.Exists || !r.Current.Compacted || r.Current.Version != 1 || string(r.Current.State) != "c1" {
+		t.Fatalf("a write from the record moved since: %+v", r)
+	}
+
+	// Two writers read the compact entry at version 1; the first writes,
+	// its record is moved again (version 2); the second conflicts.
+	first := Change{RequestID: "m", ExpectVersion: 1, FromCompact: true, State: []byte("first"), Closed: true}
+	if v := mustApplied(t, s, first); v != 2 {
+		t.Fatalf("first at version %d", v)
+	}
+	e.pass(4 * detail)
+	if _, moved := compactShard(t, s, shard, fixedCompact("c2")); moved != 1 {
+		t.Fatal("not moved again")
+	}
+	second := Change{RequestID: "m", ExpectVersion: 1, FromCompact: true, State: []byte("second"), Closed: true}
+	r = mustApply(t, s, second)[0]
+	if r.Applied || !r.Current.Compacted || r.Current.Version != 2 || string(r.Current.State) != "c2" {
+		t.Fatalf("a write from a compact entry moved again since: %+v", r)
+	}
+	// From the current entry it applies, at version 3.
+	second.ExpectVersion = 2
+	if v := mustApplied(t, s, second); v != 3 {
+		t.Fatalf("second at version %d", v)
+	}
+}
