@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/processor/prices"
 	"github.com/fallbackd/fallback/schemas"
 )
 
@@ -156,7 +157,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 // instrumentation practice: a healthy system's panel shows 0, not "no
 // data", and rate() sees a series' first increment. Nothing that can
 // carry an open-ended value (a topic, a partition) is zeroed here.
-func (m *metrics) zeroKnown(channels flow.Channels) {
+func (m *metrics) zeroKnown(channels flow.Channels, table *prices.Table) {
 	ctx := context.Background()
 	zero := func(c metric.Int64Counter, attrs ...attribute.KeyValue) {
 		c.Add(ctx, 0, metric.WithAttributes(attrs...))
@@ -183,6 +184,14 @@ func (m *metrics) zeroKnown(channels flow.Channels) {
 	}
 	for _, c := range channels.Closes() {
 		zero(m.flowsClosed, attribute.String("outcome", c[0]), attribute.String("channel", c[1]))
+	}
+	// The costs: each channel and currency of the price table (a DLR's
+	// own currency shows once it comes).
+	for _, cc := range table.ChannelCurrencies() {
+		attrs := metric.WithAttributes(attribute.String("channel", cc[0]), attribute.String("currency", cc[1]))
+		m.cost.Add(ctx, 0, attrs)
+		m.wastedCost.Add(ctx, 0, attrs)
+		m.wastedCost.Add(ctx, 0, metric.WithAttributes(attribute.String("channel", WastedAfterClose), attribute.String("currency", cc[1])))
 	}
 }
 

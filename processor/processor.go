@@ -264,7 +264,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	}
 	log := cfg.Logger
 	m := newMetrics(cfg.MeterProvider)
-	m.zeroKnown(cfg.Channels)
+	m.zeroKnown(cfg.Channels, cfg.Prices)
 	wm := newWatermarks(nil, store, cfg.Group, cfg.Topics.Requests, cfg.Topics.DLR, cfg.Clock, cfg.WatermarkInterval,
 		log.With("worker", "watermarks"))
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,6 +42,26 @@ func (t *Table) Len() int {
 		return 0
 	}
 	return t.entries
+}
+
+// ChannelCurrencies are the table's distinct (channel, currency) pairs,
+// sorted.
+func (t *Table) ChannelCurrencies() [][2]string {
+	if t == nil {
+		return nil
+	}
+	seen := map[[2]string]bool{}
+	var out [][2]string
+	for channel, byPrefix := range t.byChannel {
+		for _, p := range byPrefix {
+			if cc := [2]string{channel, p.Currency}; !seen[cc] {
+				seen[cc] = true
+				out = append(out, cc)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0]+"/"+a[1], b[0]+"/"+b[1]) })
+	return out
 }
 
 // Load reads the price file at path (see Parse).
