@@ -15,6 +15,7 @@ import (
 
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/processor/prices"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -31,6 +32,7 @@ type Consumer struct {
 	wire      *wireFormat // plain Avro or, with a schema registry, either format
 	validator flow.Validator
 	defs      definitions
+	prices    *prices.Table // nil: none
 	topics    topics.Names
 	clock     clock.Clock
 	// onDeadline is told the earliest deadline each batch wrote, so that
@@ -344,6 +346,9 @@ func (b *batchBuilder) addRequest(ctx context.Context, r *kgo.Record) error {
 			"reason", w.Code, "field", w.Field, "detail", w.Detail)
 	}
 	start.Pos = position(flow.SourceRequests, r)
+	// Priced once, at the start: the flow's bill does not change with a
+	// table replaced while it runs, whichever instance applies its inputs.
+	start.Steps = b.c.prices.PriceSteps(start.Recipient, start.Steps)
 	span, tp, ts := startRequestSpan(b.c.engine.tracer, r, req.RequestID)
 	start.TraceParent, start.TraceState = tp, ts
 	b.spans = append(b.spans, span)
@@ -539,8 +544,15 @@ func (b *batchBuilder) addResolved(r *kgo.Record, rep schemas.DeliveryReport) {
 			AttemptID: rep.AttemptID, Channel: rep.Channel, Status: rep.Status})
 		return
 	}
+	price, err := prices.FromReport(rep.PriceMicros, rep.Currency)
+	if err != nil {
+		// The status still counts: a bad price costs the price, not the DLR.
+		b.c.metrics.dlrPricesIgnored.Add(context.Background(), 1)
+		b.c.log.Debug("DLR price ignored", "attempt_id", rep.AttemptID, "err", err)
+	}
 	in := flow.Report{Pos: position(flow.SourceDLR, r), PublishedAt: b.c.publishedAt(r), ReadPast: b.readPast,
-		RequestsReadPast: b.requestsReadPast, RequestID: requestID, AttemptID: rep.AttemptID, Channel: rep.Channel, Step: step, Status: rep.Status, ErrorCode: rep.ErrorCode, ReportedAt: rep.ReportedAt}
+		RequestsReadPast: b.requestsReadPast, RequestID: requestID, AttemptID: rep.AttemptID, Channel: rep.Channel, Step: step, Status: rep.Status, ErrorCode: rep.ErrorCode, ReportedAt: rep.ReportedAt,
+		Price: price}
 	b.add(requestID, input{in: in, report: &rep, src: r})
 }
 

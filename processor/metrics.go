@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/processor/prices"
 	"github.com/fallbackd/fallback/schemas"
 )
 
@@ -21,18 +22,19 @@ import (
 // carries them is applied in Redis: a replayed record changes nothing and is
 // not counted again, so these metrics agree with the events topic.
 type metrics struct {
-	records         metric.Int64Counter
-	deadLetters     metric.Int64Counter
-	conflicts       metric.Int64Counter
-	unknownStatuses metric.Int64Counter
-	deadlinesFired  metric.Int64Counter
-	outboxReplayed  metric.Int64Counter
-	flowsCompacted  metric.Int64Counter
-	deadlinesForced metric.Int64Counter
-	inputsHeld      metric.Int64Counter
-	requestsPaused  metric.Int64Counter
-	tableRefreshes  metric.Int64Counter
-	catalogWarnings metric.Int64Counter
+	records          metric.Int64Counter
+	deadLetters      metric.Int64Counter
+	conflicts        metric.Int64Counter
+	unknownStatuses  metric.Int64Counter
+	deadlinesFired   metric.Int64Counter
+	outboxReplayed   metric.Int64Counter
+	flowsCompacted   metric.Int64Counter
+	deadlinesForced  metric.Int64Counter
+	inputsHeld       metric.Int64Counter
+	requestsPaused   metric.Int64Counter
+	tableRefreshes   metric.Int64Counter
+	catalogWarnings  metric.Int64Counter
+	dlrPricesIgnored metric.Int64Counter
 
 	flowsStarted     metric.Int64Counter
 	sends            metric.Int64Counter
@@ -42,6 +44,8 @@ type metrics struct {
 	dlrs             metric.Int64Counter
 	dlrsDiscarded    metric.Int64Counter
 	rejections       metric.Int64Counter
+	cost             metric.Float64Counter
+	wastedCost       metric.Float64Counter
 	deadlineLateness metric.Float64Histogram
 	timeToOutcome    metric.Float64Histogram
 	batchSize        metric.Int64Histogram
@@ -91,6 +95,13 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 			metric.WithExplicitBucketBoundaries(bounds...))
 		return h
 	}
+	// Money in the currency's unit (micros / 1e6): a float is fine for a
+	// dashboard's sums and rates; bills come from the events' integer
+	// micros (docs/cost.md).
+	money := func(name, desc string) metric.Float64Counter {
+		c, _ := m.Float64Counter(name, metric.WithDescription(desc))
+		return c
+	}
 	gauge := func(name, desc string) metric.Int64ObservableGauge {
 		g, _ := m.Int64ObservableGauge(name, metric.WithDescription(desc))
 		return g
@@ -123,6 +134,9 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		dlrsDiscarded:    counter("fallback.dlrs.discarded", "DLRs discarded (DLR_DISCARDED), by reason"),
 		rejections:       counter("fallback.requests.rejected", "requests rejected (REQUEST_REJECTED), by reason"),
 		catalogWarnings:  counter("fallback.catalog.warnings", "what the catalog would have refused in requests started anyway (--catalog=warn), by reason"),
+		dlrPricesIgnored: zeroed("fallback.dlr.prices_ignored", "DLRs whose price was ignored (price_micros without currency or the reverse, a currency not of three capital letters, a negative price); their status counted"),
+		cost:             money("fallback.cost", "what the steps of closed flows cost (FLOW_CLOSED summary), in the currency's unit, by channel and currency"),
+		wastedCost:       money("fallback.wasted_cost", "the part of fallback.cost spent on wasted steps, sent after an earlier step that delivered, in the currency's unit, by channel (after_close: found by a delivery after the close, whose event has the total only) and currency"),
 		deadlineLateness: seconds("fallback.deadline.lateness", "time from a step's deadline to the sweeper firing it", latencyBuckets),
 		timeToOutcome:    seconds("fallback.flow.time_to_outcome", "time from request to outcome of closed flows (FLOW_CLOSED summary), by outcome", latencyBuckets),
 		batchSize:        batch,
@@ -145,7 +159,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 // instrumentation practice: a healthy system's panel shows 0, not "no
 // data", and rate() sees a series' first increment. Nothing that can
 // carry an open-ended value (a topic, a partition) is zeroed here.
-func (m *metrics) zeroKnown(channels flow.Channels) {
+func (m *metrics) zeroKnown(channels flow.Channels, table *prices.Table) {
 	ctx := context.Background()
 	zero := func(c metric.Int64Counter, attrs ...attribute.KeyValue) {
 		c.Add(ctx, 0, metric.WithAttributes(attrs...))
@@ -172,6 +186,14 @@ func (m *metrics) zeroKnown(channels flow.Channels) {
 	}
 	for _, c := range channels.Closes() {
 		zero(m.flowsClosed, attribute.String("outcome", c[0]), attribute.String("channel", c[1]))
+	}
+	// The costs: each channel and currency of the price table (a DLR's
+	// own currency shows once it comes).
+	for _, cc := range table.ChannelCurrencies() {
+		attrs := metric.WithAttributes(attribute.String("channel", cc[0]), attribute.String("currency", cc[1]))
+		m.cost.Add(ctx, 0, attrs)
+		m.wastedCost.Add(ctx, 0, attrs)
+		m.wastedCost.Add(ctx, 0, metric.WithAttributes(attribute.String("channel", WastedAfterClose), attribute.String("currency", cc[1])))
 	}
 }
 
@@ -239,6 +261,7 @@ func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
 				}
 			}
 			m.timeToOutcome.Record(ctx, float64(s.TimeToOutcomeMs)/1000, metric.WithAttributes(attribute.String("outcome", outcome)))
+			m.observeCost(ctx, s)
 		}
 		m.flowsClosed.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("channel", channel)))
 	case flow.EventMultiChannelDelivery:
@@ -247,8 +270,35 @@ func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
 		m.dlrs.Add(ctx, 1, metric.WithAttributes(attribute.String("status_kind", ev.StatusKind)))
 	case flow.EventDLRDiscarded:
 		m.dlrsDiscarded.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", ev.Reason)))
+		for currency, micros := range ev.WastedMicros {
+			m.wastedCost.Add(ctx, units(micros), metric.WithAttributes(attribute.String("channel", WastedAfterClose),
+				attribute.String("currency", currency)))
+		}
 	}
 }
+
+// WastedAfterClose is fallback.wasted_cost's channel for waste a delivery
+// after the close revealed: its DLR_DISCARDED carries the total per
+// currency, not the steps'.
+const WastedAfterClose = "after_close"
+
+// observeCost counts the known costs of a closed flow's steps, and of its
+// wasted ones, by channel and currency.
+func (m *metrics) observeCost(ctx context.Context, s *schemas.FlowSummary) {
+	for _, st := range s.Steps {
+		if st.CostMicros == nil {
+			continue
+		}
+		attrs := metric.WithAttributes(attribute.String("channel", st.Channel), attribute.String("currency", st.CostCurrency))
+		m.cost.Add(ctx, units(*st.CostMicros), attrs)
+		if st.Wasted {
+			m.wastedCost.Add(ctx, units(*st.CostMicros), attrs)
+		}
+	}
+}
+
+// units is micros in the currency's unit.
+func units(micros int64) float64 { return float64(micros) / 1e6 }
 
 // redisTimer returns a func that records the duration of a state store call.
 func (m *metrics) redisTimer(ctx context.Context, op string) func() {

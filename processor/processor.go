@@ -26,6 +26,7 @@ import (
 
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/processor/prices"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
@@ -66,6 +67,10 @@ type Config struct {
 	// catalog keeps working; warn logs and counts what enforce would refuse
 	// and refuses nothing, to try a new catalog on live traffic.
 	CatalogMode flow.CatalogMode
+	// Prices is the price table (--prices): each flow's steps take their
+	// price from it when the flow starts. Nil: no table, and a step's cost
+	// is known only when its DLR carries one (docs/cost.md).
+	Prices *prices.Table
 
 	// ClaimLease is how long a claimed deadline or owed output waits before
 	// another instance takes it over. Shorter re-fires faster after a crash;
@@ -260,7 +265,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	}
 	log := cfg.Logger
 	m := newMetrics(cfg.MeterProvider)
-	m.zeroKnown(cfg.Channels)
+	m.zeroKnown(cfg.Channels, cfg.Prices)
 	wm := newWatermarks(nil, store, cfg.Group, cfg.Topics.Requests, cfg.Topics.DLR, cfg.Clock, cfg.WatermarkInterval,
 		log.With("worker", "watermarks"))
 
@@ -351,7 +356,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 			grace: cfg.DeadlineGrace, dlrBacklogPause: cfg.DLRBacklogPause,
 			validator: flow.Validator{Channels: cfg.Channels, Limits: cfg.Limits,
 				MaxRequestAge: cfg.MaxRequestAge, ClockSkewGrace: cfg.DeadlineGrace,
-				Catalog: table, CatalogMode: cfg.CatalogMode}, defs: table,
+				Catalog: table, CatalogMode: cfg.CatalogMode}, defs: table, prices: cfg.Prices,
 			topics: cfg.Topics, clock: cfg.Clock, onDeadline: sweeper.Notify, maxPoll: cfg.MaxPollRecords,
 			indexTTL: cfg.ProviderIndexTTL, indexed: indexMemo{max: indexMemoSize}, log: log.With("worker", "consumer"), metrics: m},
 		clients: []*kgo.Client{consumerClient, producerClient, tableClient},

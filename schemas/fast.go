@@ -84,8 +84,10 @@ var fastLayouts = map[string]string{
 		"started_at:timestamp-millis,closed_at:timestamp-millis,time_to_outcome_ms:long," +
 		"multi_channel_delivery:boolean,steps:array(record(step:int,channel:string," +
 		"attempt_id:string,reason:string,sent_at:timestamp-millis,last_status:union(null,string)," +
-		"last_status_at:union(null,timestamp-millis),succeeded:boolean)))),metadata:map(string)," +
-		"deadline_forced:boolean,flow_id:union(null,string),flow_version:union(null,long))",
+		"last_status_at:union(null,timestamp-millis),succeeded:boolean,cost_micros:union(null,long)," +
+		"cost_currency:union(null,string),cost_source:union(null,string),wasted:boolean)),cost_micros:map(long)," +
+		"wasted_micros:map(long),unpriced_steps:int)),metadata:map(string)," +
+		"deadline_forced:boolean,flow_id:union(null,string),flow_version:union(null,long),wasted_micros:map(long))",
 	"ChannelSend": "record(attempt_id:string,request_id:string,step:int,channel:string,from:string," +
 		"to:string,template:string,template_category:union(null,string),params:map(string)," +
 		"reason:string,deadline:timestamp-millis,sent_at:timestamp-millis,template_params:array(string)," +
@@ -254,6 +256,17 @@ func (w *writer) optLong(v int64) {
 	w.long(v)
 }
 
+// optLongPtr appends a ["null", "long"] union: nil is null, 0 a value
+// (toNative's optLongPtr: a price of 0 is a price).
+func (w *writer) optLongPtr(p *int64) {
+	if p == nil {
+		w.buf = append(w.buf, unionNull)
+		return
+	}
+	w.buf = append(w.buf, unionValue)
+	w.long(*p)
+}
+
 // optBytes appends a ["null", "bytes"] union: nil is null, empty non-nil is
 // an empty value (toNative's optBytes).
 func (w *writer) optBytes(b []byte) {
@@ -303,16 +316,42 @@ func (w *writer) strMap(field string, m map[string]string) {
 	// Sorting on the stack: our maps are small (the processor caps params
 	// and metadata well below 16 entries); a bigger one allocates.
 	var stack [16]string
-	keys := stack[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(m, stack[:0])
 	w.long(int64(len(keys)))
 	for i, k := range keys {
 		w.mapEntry(field, i, k, m[k])
 	}
 	w.buf = append(w.buf, 0)
+}
+
+// longMap appends a map of longs in one block, keys sorted, as strMap.
+func (w *writer) longMap(field string, m map[string]int64) {
+	if len(m) == 0 {
+		w.buf = append(w.buf, 0)
+		return
+	}
+	// Currencies: one or two entries; a bigger map allocates.
+	var stack [4]string
+	keys := sortedKeys(m, stack[:0])
+	w.long(int64(len(keys)))
+	for i, k := range keys {
+		if !utf8.ValidString(k) && w.bad == nil {
+			w.bad = fmt.Errorf("%s: [%d] key: %w: string is not valid UTF-8", field, i, ErrMalformed)
+		}
+		w.long(int64(len(k)))
+		w.buf = append(w.buf, k...)
+		w.long(m[k])
+	}
+	w.buf = append(w.buf, 0)
+}
+
+// sortedKeys appends m's keys to keys, sorted.
+func sortedKeys[V any](m map[string]V, keys []string) []string {
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // mapEntry appends the i-th entry of a map of strings. An invalid-UTF-8
@@ -391,6 +430,14 @@ func roomMap(m map[string]string) int {
 	return n
 }
 
+func roomLongMap(m map[string]int64) int {
+	n := 2 * roomLong // count and end
+	for k := range m {
+		n += roomStr(len(k)) + roomLong
+	}
+	return n
+}
+
 func roomList(l []string) int {
 	n := 2 * roomLong // count and end
 	for _, s := range l {
@@ -406,13 +453,16 @@ func roomFlowEvent(v *FlowEvent) int {
 	room := roomStr(len(v.EventID)) + roomStr(len(v.RequestID)) + roomStr(len(v.Type)) +
 		roomByte + roomInt + roomStr(len(v.Channel)) + roomStr(len(v.AttemptID)) + roomStr(len(v.Reason)) +
 		roomStr(len(v.Outcome)) + roomStr(len(v.Status)) + roomStr(len(v.StatusKind)) + roomByte + roomLong +
-		roomByte + roomMap(v.Metadata) + roomByte + roomStr(len(v.FlowID)) + roomByte + roomLong
+		roomByte + roomMap(v.Metadata) + roomByte + roomStr(len(v.FlowID)) + roomByte + roomLong +
+		roomLongMap(v.WastedMicros)
 	if s := v.Summary; s != nil {
-		room += roomStr(len(s.Outcome)) + roomByte + 2*roomInt + 4*roomLong + roomByte + 2*roomLong
+		room += roomStr(len(s.Outcome)) + roomByte + 2*roomInt + 4*roomLong + roomByte + 2*roomLong +
+			roomLongMap(s.CostMicros) + roomLongMap(s.WastedMicros) + roomInt
 		for i := range s.Steps {
 			st := &s.Steps[i]
 			room += roomInt + roomStr(len(st.Channel)) + roomStr(len(st.AttemptID)) + roomStr(len(st.Reason)) +
-				roomLong + roomStr(len(st.LastStatus)) + roomByte + roomLong + roomByte
+				roomLong + roomStr(len(st.LastStatus)) + roomByte + roomLong + roomByte +
+				roomByte + roomLong + roomStr(len(st.CostCurrency)) + roomStr(len(st.CostSource)) + roomByte
 		}
 	}
 	return room
@@ -447,6 +497,7 @@ func appendFlowEvent(dst []byte, v FlowEvent, maxBytes int) ([]byte, error) {
 	w.boolean(v.DeadlineForced)
 	w.optStr("flow_id", v.FlowID)
 	w.optLong(v.FlowVersion)
+	w.longMap("wasted_micros", v.WastedMicros)
 	return w.finish(start, maxBytes)
 }
 
@@ -480,6 +531,9 @@ func (w *writer) flowSummary(s *FlowSummary) error {
 		}
 	}
 	w.buf = append(w.buf, 0)
+	w.longMap("cost_micros", s.CostMicros)
+	w.longMap("wasted_micros", s.WastedMicros)
+	w.long(int64(s.UnpricedSteps))
 	if bad == nil && w.bad != nil {
 		w.bad = fmt.Errorf("summary: %w", w.bad)
 	}
@@ -499,6 +553,10 @@ func (w *writer) stepSummary(s *StepSummary) error {
 		return err
 	}
 	w.boolean(s.Succeeded)
+	w.optLongPtr(s.CostMicros)
+	w.optStr("cost_currency", s.CostCurrency)
+	w.optStr("cost_source", s.CostSource)
+	w.boolean(s.Wasted)
 	return nil
 }
 

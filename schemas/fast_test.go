@@ -108,7 +108,10 @@ func appendSorted(s *scanner, n *node, out []byte) ([]byte, error) {
 }
 
 // Which values have a map of two or more entries (compared after sorting).
-func multiMapFlowEvent(v FlowEvent) bool     { return len(v.Metadata) > 1 }
+func multiMapFlowEvent(v FlowEvent) bool {
+	return len(v.Metadata) > 1 || len(v.WastedMicros) > 1 ||
+		v.Summary != nil && (len(v.Summary.CostMicros) > 1 || len(v.Summary.WastedMicros) > 1)
+}
 func multiMapChannelSend(v ChannelSend) bool { return len(v.Params) > 1 }
 func multiMapDeadLetter(DeadLetter) bool     { return false }
 
@@ -210,9 +213,9 @@ func TestGoavroMapOrder(t *testing.T) {
 		t.Fatalf("fast path wrote %d different encodings of one value", len(fastOutputs))
 	}
 	// metadata: count 4, a to d in order, end of map; deadline_forced
-	// false; flow_id and flow_version null.
+	// false; flow_id and flow_version null; wasted_micros empty.
 	tail := concat(long(4), str("a"), str("1"), str("b"), str("2"), str("c"), str("3"), str("d"), str("4"), long(0), []byte{0},
-		union(0), union(0))
+		union(0), union(0), long(0))
 	for f := range fastOutputs {
 		if !bytes.HasSuffix([]byte(f), tail) {
 			t.Fatalf("fast path's metadata is not sorted: % x", f)
@@ -258,10 +261,11 @@ func TestFastLayoutGuard(t *testing.T) {
 	// The previous FlowEvent schemas (version 2: no flow_id, flow_version;
 	// version 1: no metadata, deadline_forced either), and another record's
 	// schema.
-	if len(cs.FlowEvent.previous) != 2 {
-		t.Fatalf("%d previous FlowEvent schemas, want 2", len(cs.FlowEvent.previous))
+	if len(cs.FlowEvent.previous) != 3 {
+		t.Fatalf("%d previous FlowEvent schemas, want 3", len(cs.FlowEvent.previous))
 	}
-	for _, shape := range []*node{cs.FlowEvent.previous[0].shape, cs.FlowEvent.previous[1].shape, cs.ChannelSend.shape} {
+	for _, shape := range []*node{cs.FlowEvent.previous[0].shape, cs.FlowEvent.previous[1].shape,
+		cs.FlowEvent.previous[2].shape, cs.ChannelSend.shape} {
 		if errs := guard(shape, "FlowEvent"); len(errs) != 1 || !strings.Contains(errs[0].Error(), "FlowEvent.avsc") {
 			t.Fatalf("a wrong layout is accepted: %v", errs)
 		}
@@ -400,6 +404,25 @@ func TestFastEncodeTable(t *testing.T) {
 		{name: "invalid UTF-8 metadata and flow_id: the first wins", v: FlowEvent{Metadata: map[string]string{"k": bad}, FlowID: bad},
 			wantErr: ErrMalformed, field: "metadata"},
 		{name: "bad timestamp and invalid UTF-8 flow_id", v: FlowEvent{FlowID: bad, OccurredAt: far}, wantErr: ErrMalformed, field: "occurred_at"},
+
+		// Costs (FlowEvent 4): a nil cost is null, a 0 cost a value; maps
+		// of longs keyed by currency, sorted.
+		{name: "step cost unknown, zero and set", v: FlowEvent{Summary: &FlowSummary{Steps: []StepSummary{
+			{CostMicros: nil}, {CostMicros: ptr(int64(0)), CostCurrency: "EUR", CostSource: CostFromTable},
+			{CostMicros: ptr(int64(math.MaxInt64)), CostCurrency: "USD", CostSource: CostFromDLR, Wasted: true},
+			{CostMicros: ptr(int64(math.MinInt64)), CostCurrency: "X"}}}}},
+		{name: "summary cost maps one entry", v: FlowEvent{Summary: &FlowSummary{CostMicros: map[string]int64{"EUR": 7_500},
+			WastedMicros: map[string]int64{"EUR": 0}, UnpricedSteps: 1}}},
+		{name: "summary cost maps three entries", v: FlowEvent{Summary: &FlowSummary{
+			CostMicros:   map[string]int64{"USD": -1, "EUR": 64, "": math.MaxInt64},
+			WastedMicros: map[string]int64{"b": 8192, "a": math.MinInt64}, UnpricedSteps: math.MaxInt32}}},
+		{name: "summary cost maps empty non-nil", v: FlowEvent{Summary: &FlowSummary{CostMicros: map[string]int64{}, WastedMicros: map[string]int64{}}}},
+		{name: "wasted_micros one entry", v: FlowEvent{Type: "DLR_DISCARDED", WastedMicros: map[string]int64{"EUR": 7_850}}},
+		{name: "wasted_micros two entries", v: FlowEvent{WastedMicros: map[string]int64{"USD": 1, "EUR": 2}}},
+		{name: "invalid UTF-8 wasted_micros key", v: FlowEvent{WastedMicros: map[string]int64{"EUR": 1, bad: 2}}, wantErr: ErrMalformed, field: "wasted_micros"},
+		{name: "invalid UTF-8 summary cost key", v: FlowEvent{Summary: &FlowSummary{CostMicros: map[string]int64{bad: 1}}}, wantErr: ErrMalformed, field: "summary: cost_micros"},
+		{name: "invalid UTF-8 step cost_currency", v: FlowEvent{Summary: summary(func(s *FlowSummary) { s.Steps[0].CostCurrency = bad })},
+			wantErr: ErrMalformed, field: "summary: steps: [0]: cost_currency"},
 
 		{name: "invalid UTF-8 event_id", v: FlowEvent{EventID: bad}, wantErr: ErrMalformed, field: "event_id"},
 		{name: "invalid UTF-8 optional channel", v: FlowEvent{Channel: bad}, wantErr: ErrMalformed, field: "channel"},

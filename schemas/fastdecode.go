@@ -74,7 +74,8 @@ var fastDecodeLayouts = map[string]string{
 		"params:map(string),metadata:map(string),requested_at:timestamp-millis," +
 		"expires_at:union(null,timestamp-millis))",
 	"DeliveryReport": "record(attempt_id:union(null,string),provider_message_id:union(null,string)," +
-		"channel:string,status:string,error_code:union(null,string),reported_at:timestamp-millis)",
+		"channel:string,status:string,error_code:union(null,string),reported_at:timestamp-millis," +
+		"price_micros:union(null,long),currency:union(null,string))",
 }
 
 // withFastDecoder attaches a fast decoder to c after checking that c's
@@ -204,6 +205,10 @@ func copyString(b []byte) string {
 		return "FAILED"
 	case "code":
 		return "code"
+	case "EUR": // the currencies DLR prices come in most
+		return "EUR"
+	case "USD":
+		return "USD"
 	}
 	return string(b)
 }
@@ -243,6 +248,19 @@ func (r *reader) optStr(field string) string {
 		return ""
 	}
 	return r.str(field)
+}
+
+// optLong reads a ["null", "long"] union: null is nil.
+func (r *reader) optLong(field string) *int64 {
+	if !r.branch(field) || r.err != nil {
+		return nil
+	}
+	v, err := r.long()
+	if err != nil {
+		r.fail(field, err)
+		return nil
+	}
+	return &v
 }
 
 // ts reads a timestamp-millis in UTC, refusing one outside years 1 to 9999.
@@ -444,6 +462,8 @@ func decodeDeliveryReport(b []byte) (DeliveryReport, error) {
 		Status:            r.str("status"),
 		ErrorCode:         r.optStr("error_code"),
 		ReportedAt:        r.ts("reported_at"),
+		PriceMicros:       r.optLong("price_micros"),
+		Currency:          r.optStr("currency"),
 	}
 	if err := r.end(); err != nil {
 		return DeliveryReport{}, err

@@ -141,14 +141,17 @@ func withSteps(steps ...rawStep) rawSend {
 	return r
 }
 
-type rawDLR struct{ attemptID, providerID, channel, status, errorCode, reportedAt []byte }
+type rawDLR struct {
+	attemptID, providerID, channel, status, errorCode, reportedAt, priceMicros, currency []byte
+}
 
 func (r rawDLR) bytes() []byte {
-	return concat(r.attemptID, r.providerID, r.channel, r.status, r.errorCode, r.reportedAt)
+	return concat(r.attemptID, r.providerID, r.channel, r.status, r.errorCode, r.reportedAt, r.priceMicros, r.currency)
 }
 
 func goodDLR() rawDLR {
-	return rawDLR{concat(union(1), str("req-42/0")), union(0), str("whatsapp"), str("delivered"), union(0), long(t0ms)}
+	return rawDLR{concat(union(1), str("req-42/0")), union(0), str("whatsapp"), str("delivered"), union(0), long(t0ms),
+		union(0), union(0)}
 }
 
 // padded is v as a zig-zag varint of exactly n bytes (non-minimal when n is
@@ -554,7 +557,30 @@ func TestFastDecodeTable(t *testing.T) {
 		{name: "every optional field set", in: dlr(func(r *rawDLR) {
 			r.providerID, r.errorCode = concat(union(1), str("wamid.X")), concat(union(1), str("131026"))
 		})},
-		{name: "every optional field null, strings empty", in: concat(union(0), union(0), str(""), str(""), union(0), long(0))},
+		{name: "every optional field null, strings empty", in: concat(union(0), union(0), str(""), str(""), union(0), long(0), union(0), union(0))},
+		{name: "price set", in: dlr(func(r *rawDLR) {
+			r.priceMicros, r.currency = concat(union(1), long(7500)), concat(union(1), str("EUR"))
+		}), check: func(t *testing.T, v any) {
+			if got := v.(DeliveryReport); got.PriceMicros == nil || *got.PriceMicros != 7500 || got.Currency != "EUR" {
+				t.Fatalf("price %v %q, want 7500 EUR", got.PriceMicros, got.Currency)
+			}
+		}},
+		{name: "price zero is a price", in: dlr(func(r *rawDLR) {
+			r.priceMicros, r.currency = concat(union(1), long(0)), concat(union(1), str("USD"))
+		}), check: func(t *testing.T, v any) {
+			if got := v.(DeliveryReport); got.PriceMicros == nil || *got.PriceMicros != 0 {
+				t.Fatalf("price %v, want a non-nil 0", got.PriceMicros)
+			}
+		}},
+		{name: "price MaxInt64 and MinInt64", in: dlr(func(r *rawDLR) {
+			r.priceMicros = concat(union(1), long(math.MaxInt64))
+		})},
+		{name: "price_micros truncated", in: dlr(func(r *rawDLR) { r.priceMicros, r.currency = concat(union(1), []byte{0xff}), nil }),
+			wantErr: ErrTruncated, field: "price_micros"},
+		{name: "price_micros over-long varint", in: dlr(func(r *rawDLR) { r.priceMicros = concat(union(1), bytes.Repeat([]byte{0xff}, 11)) }),
+			wantErr: ErrMalformed, field: "price_micros"},
+		{name: "version 1 record (no price fields)", in: dlr(func(r *rawDLR) { r.priceMicros, r.currency = nil, nil }),
+			wantErr: ErrTruncated, field: "price_micros"},
 		{name: "optional strings set to empty", in: dlr(func(r *rawDLR) {
 			r.attemptID, r.providerID, r.errorCode = concat(union(1), str("")), concat(union(1), str("")), concat(union(1), str(""))
 		})},
@@ -568,9 +594,9 @@ func TestFastDecodeTable(t *testing.T) {
 			wantErr: ErrMalformed, field: "reported_at"},
 		{name: "reported_at MaxInt64", in: dlr(func(r *rawDLR) { r.reportedAt = long(math.MaxInt64) }),
 			wantErr: ErrMalformed, field: "reported_at"},
-		{name: "error_code branch truncated", in: dlr(func(r *rawDLR) { r.errorCode, r.reportedAt = []byte{0x82}, nil }),
+		{name: "error_code branch truncated", in: dlr(func(r *rawDLR) { r.errorCode, r.reportedAt, r.priceMicros, r.currency = []byte{0x82}, nil, nil, nil }),
 			wantErr: ErrTruncated, field: "error_code"},
-		{name: "reported_at truncated varint", in: dlr(func(r *rawDLR) { r.reportedAt = []byte{0xff, 0xff} }),
+		{name: "reported_at truncated varint", in: dlr(func(r *rawDLR) { r.reportedAt, r.priceMicros, r.currency = []byte{0xff, 0xff}, nil, nil }),
 			wantErr: ErrTruncated, field: "reported_at"},
 		{name: "one trailing byte", in: append(goodDLR().bytes(), 0), wantErr: ErrTrailingBytes},
 		{name: "status length beyond the input", in: dlr(func(r *rawDLR) { r.status = long(100) }), wantErr: ErrTruncated, field: "status"},
@@ -588,6 +614,7 @@ func TestFastDecodeTable(t *testing.T) {
 		{"channel", func(r *rawDLR) { r.channel = bad }},
 		{"status", func(r *rawDLR) { r.status = str("DELIV\xed\xa0\x80RD") }},
 		{"error_code", func(r *rawDLR) { r.errorCode = concat(union(1), bad) }},
+		{"currency", func(r *rawDLR) { r.currency = concat(union(1), bad) }},
 	} {
 		dlrCases = append(dlrCases, decodeCase{name: "invalid UTF-8 " + f.field, in: dlr(f.edit), wantErr: ErrMalformed, field: f.field})
 	}
@@ -598,6 +625,8 @@ func TestFastDecodeTable(t *testing.T) {
 		{"attempt_id", func(r *rawDLR, b []byte) { r.attemptID = b }},
 		{"provider_message_id", func(r *rawDLR, b []byte) { r.providerID = b }},
 		{"error_code", func(r *rawDLR, b []byte) { r.errorCode = b }},
+		{"price_micros", func(r *rawDLR, b []byte) { r.priceMicros = b }},
+		{"currency", func(r *rawDLR, b []byte) { r.currency = b }},
 	} {
 		for _, branch := range []int64{2, 3, -1, math.MinInt64} {
 			dlrCases = append(dlrCases, decodeCase{name: fmt.Sprintf("%s branch %d", f.field, branch),
@@ -831,9 +860,9 @@ func TestFastDecodeAllocs(t *testing.T) {
 		// recipient, from and template of both steps; the params value. The
 		// steps slice; the params map (2: header and group).
 		{"SendRequest", 10, func() { _, _ = cs.SendRequest.Decode(req) }},
-		// attempt_id, provider_message_id, error_code (channel and status
-		// are well known).
-		{"DeliveryReport", 3, func() { _, _ = cs.DeliveryReport.Decode(dlr) }},
+		// attempt_id, provider_message_id, error_code (channel, status and
+		// the currency EUR are well known); the price's pointer.
+		{"DeliveryReport", 4, func() { _, _ = cs.DeliveryReport.Decode(dlr) }},
 	}
 	for _, c := range cases {
 		if got := testing.AllocsPerRun(100, c.fn); got > c.max {

@@ -64,7 +64,7 @@ func fullSendRequest() SendRequest {
 
 func fullDeliveryReport() DeliveryReport {
 	return DeliveryReport{AttemptID: "req-42/0", ProviderMessageID: "wamid.HBgLMzM2MTIzNDU2Nzg", Channel: "whatsapp",
-		Status: "failed", ErrorCode: "131026", ReportedAt: t0.Add(2 * time.Second)}
+		Status: "failed", ErrorCode: "131026", ReportedAt: t0.Add(2 * time.Second), PriceMicros: ptr(int64(7_850)), Currency: "EUR"}
 }
 
 func fullChannelSend() ChannelSend {
@@ -76,7 +76,8 @@ func fullChannelSend() ChannelSend {
 
 func fullStepSummary() StepSummary {
 	return StepSummary{Step: 0, Channel: "whatsapp", AttemptID: "req-42/0", Reason: "initial", SentAt: t0,
-		LastStatus: "delivered", LastStatusAt: ptr(t0.Add(40 * time.Second)), Succeeded: true}
+		LastStatus: "delivered", LastStatusAt: ptr(t0.Add(40 * time.Second)), Succeeded: true,
+		CostMicros: ptr(int64(5_000)), CostCurrency: "USD", CostSource: CostFromDLR}
 }
 
 func fullFlowSummary() FlowSummary {
@@ -84,7 +85,9 @@ func fullFlowSummary() FlowSummary {
 		StartedAt: t0, ClosedAt: t0.Add(40 * time.Second), TimeToOutcomeMs: 41_000, MultiChannelDelivery: true,
 		Steps: []StepSummary{fullStepSummary(),
 			{Step: 1, Channel: "sms", AttemptID: "req-42/1", Reason: "timeout", SentAt: t0.Add(30 * time.Second),
-				LastStatus: "DELIVRD", LastStatusAt: ptr(t0.Add(35 * time.Second)), Succeeded: true}}}
+				LastStatus: "DELIVRD", LastStatusAt: ptr(t0.Add(35 * time.Second)), Succeeded: true,
+				CostMicros: ptr(int64(78_500)), CostCurrency: "EUR", CostSource: CostFromTable, Wasted: true}},
+		CostMicros: map[string]int64{"USD": 5_000, "EUR": 78_500}, WastedMicros: map[string]int64{"EUR": 78_500}}
 }
 
 func fullFlowEvent() FlowEvent {
@@ -92,7 +95,7 @@ func fullFlowEvent() FlowEvent {
 		AttemptID: "req-42/0", Reason: "success", Outcome: "DELIVERED", Status: "delivered", StatusKind: "success", Late: true,
 		OccurredAt: t0.Add(40 * time.Second), Summary: ptr(fullFlowSummary()),
 		Metadata: map[string]string{"tenant": "acme", "campaign": "", "": "empty key"}, DeadlineForced: true,
-		FlowID: "otp-default", FlowVersion: 7}
+		FlowID: "otp-default", FlowVersion: 7, WastedMicros: map[string]int64{"EUR": 78_500, "USD": 0}}
 }
 
 func fullFlowDefinition() FlowDefinition {

@@ -120,6 +120,7 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 	decodeFrom := map[string]func([]byte) error{
 		"FuzzDecodeSendRequest":    func(b []byte) error { _, err := cs.SendRequest.DecodeFrom("", b); return err },
 		"FuzzDecodeFlowDefinition": func(b []byte) error { _, err := cs.FlowDefinition.DecodeFrom("", b); return err },
+		"FuzzDecodeDeliveryReport": func(b []byte) error { _, err := cs.DeliveryReport.DecodeFrom("", b); return err },
 		"FuzzDecodeChannelSend":    func(b []byte) error { _, err := cs.ChannelSend.DecodeFrom("", b); return err },
 		"FuzzDecodeFlowEvent":      func(b []byte) error { _, err := cs.FlowEvent.DecodeFrom("", b); return err },
 	}
@@ -140,6 +141,8 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		"FuzzDecodeDeliveryReport/timestamp_max":                 ErrMalformed,
 		"FuzzDecodeDeliveryReport/trailing_byte":                 ErrTrailingBytes,
 		"FuzzDecodeDeliveryReport/union_branch_7":                ErrMalformed,
+		"FuzzDecodeDeliveryReport/schema_v1_record":              ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeDeliveryReport/price_set":                     nil,
 		"FuzzDecodeFlowDefinition/delay_overflows_int32":         ErrMalformed,
 		"FuzzDecodeFlowDefinition/steps_count_huge":              ErrTruncated,
 		"FuzzDecodeFlowDefinition/steps_negative_count":          nil,
@@ -162,6 +165,8 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		"FuzzDecodeFlowEvent/metadata_count_huge":                ErrTruncated,
 		"FuzzDecodeFlowEvent/schema_v1_record":                   ErrTruncated, // Decode is strict; DecodeFrom reads it
 		"FuzzDecodeFlowEvent/schema_v2_record":                   ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeFlowEvent/schema_v3_record":                   ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeFlowEvent/wasted_set":                         nil,
 		"FuzzDecodeFlowEvent/flow_ref_set":                       nil,
 		"FuzzDecodeFlowEvent/flow_version_zero_not_null":         nil, // reads as 0, written back as null
 		"FuzzDecodeFlowEvent/flow_version_branch_2":              ErrMalformed,

@@ -101,6 +101,8 @@ type hDeliveryReport struct {
 	Status            string    `avro:"status"`
 	ErrorCode         *string   `avro:"error_code"`
 	ReportedAt        time.Time `avro:"reported_at"`
+	PriceMicros       *int64    `avro:"price_micros"`
+	Currency          *string   `avro:"currency"`
 }
 
 type hChannelSend struct {
@@ -130,18 +132,25 @@ type hStepSummary struct {
 	LastStatus   *string    `avro:"last_status"`
 	LastStatusAt *time.Time `avro:"last_status_at"`
 	Succeeded    bool       `avro:"succeeded"`
+	CostMicros   *int64     `avro:"cost_micros"`
+	CostCurrency *string    `avro:"cost_currency"`
+	CostSource   *string    `avro:"cost_source"`
+	Wasted       bool       `avro:"wasted"`
 }
 
 type hFlowSummary struct {
-	Outcome              string         `avro:"outcome"`
-	DeliveredStep        *int32         `avro:"delivered_step"`
-	StepsUsed            int32          `avro:"steps_used"`
-	RequestedAt          time.Time      `avro:"requested_at"`
-	StartedAt            time.Time      `avro:"started_at"`
-	ClosedAt             time.Time      `avro:"closed_at"`
-	TimeToOutcomeMs      int64          `avro:"time_to_outcome_ms"`
-	MultiChannelDelivery bool           `avro:"multi_channel_delivery"`
-	Steps                []hStepSummary `avro:"steps"`
+	Outcome              string           `avro:"outcome"`
+	DeliveredStep        *int32           `avro:"delivered_step"`
+	StepsUsed            int32            `avro:"steps_used"`
+	RequestedAt          time.Time        `avro:"requested_at"`
+	StartedAt            time.Time        `avro:"started_at"`
+	ClosedAt             time.Time        `avro:"closed_at"`
+	TimeToOutcomeMs      int64            `avro:"time_to_outcome_ms"`
+	MultiChannelDelivery bool             `avro:"multi_channel_delivery"`
+	Steps                []hStepSummary   `avro:"steps"`
+	CostMicros           map[string]int64 `avro:"cost_micros"`
+	WastedMicros         map[string]int64 `avro:"wasted_micros"`
+	UnpricedSteps        int32            `avro:"unpriced_steps"`
 }
 
 type hFlowEvent struct {
@@ -162,6 +171,7 @@ type hFlowEvent struct {
 	DeadlineForced bool              `avro:"deadline_forced"`
 	FlowID         *string           `avro:"flow_id"`
 	FlowVersion    *int64            `avro:"flow_version"`
+	WastedMicros   map[string]int64  `avro:"wasted_micros"`
 }
 
 type hFlowDefinition struct {
@@ -225,6 +235,14 @@ func hStr(p *string) string {
 }
 
 // hNilEmpty is the decoders' rule for required maps and arrays: empty is nil.
+// hNilEmptyLongMap is hNilEmptyMap for the cost maps.
+func hNilEmptyLongMap(m map[string]int64) map[string]int64 {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
 func hNilEmptyMap(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
@@ -287,12 +305,12 @@ func fromHSendRequest(m hSendRequest) SendRequest {
 
 func toHDeliveryReport(v DeliveryReport) hDeliveryReport {
 	return hDeliveryReport{AttemptID: hOpt(v.AttemptID), ProviderMessageID: hOpt(v.ProviderMessageID), Channel: v.Channel,
-		Status: v.Status, ErrorCode: hOpt(v.ErrorCode), ReportedAt: v.ReportedAt}
+		Status: v.Status, ErrorCode: hOpt(v.ErrorCode), ReportedAt: v.ReportedAt, PriceMicros: v.PriceMicros, Currency: hOpt(v.Currency)}
 }
 
 func fromHDeliveryReport(m hDeliveryReport) DeliveryReport {
 	return DeliveryReport{AttemptID: hStr(m.AttemptID), ProviderMessageID: hStr(m.ProviderMessageID), Channel: m.Channel,
-		Status: m.Status, ErrorCode: hStr(m.ErrorCode), ReportedAt: m.ReportedAt}
+		Status: m.Status, ErrorCode: hStr(m.ErrorCode), ReportedAt: m.ReportedAt, PriceMicros: m.PriceMicros, Currency: hStr(m.Currency)}
 }
 
 func toHChannelSend(v ChannelSend) hChannelSend {
@@ -311,17 +329,20 @@ func fromHChannelSend(m hChannelSend) ChannelSend {
 
 func toHStepSummary(v StepSummary) hStepSummary {
 	return hStepSummary{Step: v.Step, Channel: v.Channel, AttemptID: v.AttemptID, Reason: v.Reason, SentAt: v.SentAt,
-		LastStatus: hOpt(v.LastStatus), LastStatusAt: v.LastStatusAt, Succeeded: v.Succeeded}
+		LastStatus: hOpt(v.LastStatus), LastStatusAt: v.LastStatusAt, Succeeded: v.Succeeded,
+		CostMicros: v.CostMicros, CostCurrency: hOpt(v.CostCurrency), CostSource: hOpt(v.CostSource), Wasted: v.Wasted}
 }
 
 func fromHStepSummary(m hStepSummary) StepSummary {
 	return StepSummary{Step: m.Step, Channel: m.Channel, AttemptID: m.AttemptID, Reason: m.Reason, SentAt: m.SentAt,
-		LastStatus: hStr(m.LastStatus), LastStatusAt: m.LastStatusAt, Succeeded: m.Succeeded}
+		LastStatus: hStr(m.LastStatus), LastStatusAt: m.LastStatusAt, Succeeded: m.Succeeded,
+		CostMicros: m.CostMicros, CostCurrency: hStr(m.CostCurrency), CostSource: hStr(m.CostSource), Wasted: m.Wasted}
 }
 
 func toHFlowSummary(v FlowSummary) hFlowSummary {
 	m := hFlowSummary{Outcome: v.Outcome, DeliveredStep: v.DeliveredStep, StepsUsed: v.StepsUsed, RequestedAt: v.RequestedAt,
-		StartedAt: v.StartedAt, ClosedAt: v.ClosedAt, TimeToOutcomeMs: v.TimeToOutcomeMs, MultiChannelDelivery: v.MultiChannelDelivery}
+		StartedAt: v.StartedAt, ClosedAt: v.ClosedAt, TimeToOutcomeMs: v.TimeToOutcomeMs, MultiChannelDelivery: v.MultiChannelDelivery,
+		CostMicros: v.CostMicros, WastedMicros: v.WastedMicros, UnpricedSteps: v.UnpricedSteps}
 	if len(v.Steps) > 0 {
 		m.Steps = make([]hStepSummary, len(v.Steps))
 		for i, s := range v.Steps {
@@ -333,7 +354,8 @@ func toHFlowSummary(v FlowSummary) hFlowSummary {
 
 func fromHFlowSummary(m hFlowSummary) FlowSummary {
 	v := FlowSummary{Outcome: m.Outcome, DeliveredStep: m.DeliveredStep, StepsUsed: m.StepsUsed, RequestedAt: m.RequestedAt,
-		StartedAt: m.StartedAt, ClosedAt: m.ClosedAt, TimeToOutcomeMs: m.TimeToOutcomeMs, MultiChannelDelivery: m.MultiChannelDelivery}
+		StartedAt: m.StartedAt, ClosedAt: m.ClosedAt, TimeToOutcomeMs: m.TimeToOutcomeMs, MultiChannelDelivery: m.MultiChannelDelivery,
+		CostMicros: hNilEmptyLongMap(m.CostMicros), WastedMicros: hNilEmptyLongMap(m.WastedMicros), UnpricedSteps: m.UnpricedSteps}
 	if len(m.Steps) > 0 {
 		v.Steps = make([]StepSummary, len(m.Steps))
 		for i, s := range m.Steps {
@@ -347,7 +369,7 @@ func toHFlowEvent(v FlowEvent) hFlowEvent {
 	m := hFlowEvent{EventID: v.EventID, RequestID: v.RequestID, Type: v.Type, Step: v.Step, Channel: hOpt(v.Channel),
 		AttemptID: hOpt(v.AttemptID), Reason: hOpt(v.Reason), Outcome: hOpt(v.Outcome), Status: hOpt(v.Status),
 		StatusKind: hOpt(v.StatusKind), Late: v.Late, OccurredAt: v.OccurredAt, Metadata: v.Metadata,
-		DeadlineForced: v.DeadlineForced, FlowID: hOpt(v.FlowID)}
+		DeadlineForced: v.DeadlineForced, FlowID: hOpt(v.FlowID), WastedMicros: v.WastedMicros}
 	if v.Summary != nil {
 		s := toHFlowSummary(*v.Summary)
 		m.Summary = &s
@@ -362,7 +384,7 @@ func fromHFlowEvent(m hFlowEvent) FlowEvent {
 	v := FlowEvent{EventID: m.EventID, RequestID: m.RequestID, Type: m.Type, Step: m.Step, Channel: hStr(m.Channel),
 		AttemptID: hStr(m.AttemptID), Reason: hStr(m.Reason), Outcome: hStr(m.Outcome), Status: hStr(m.Status),
 		StatusKind: hStr(m.StatusKind), Late: m.Late, OccurredAt: m.OccurredAt, Metadata: hNilEmptyMap(m.Metadata),
-		DeadlineForced: m.DeadlineForced, FlowID: hStr(m.FlowID)}
+		DeadlineForced: m.DeadlineForced, FlowID: hStr(m.FlowID), WastedMicros: hNilEmptyLongMap(m.WastedMicros)}
 	if m.Summary != nil {
 		s := fromHFlowSummary(*m.Summary)
 		v.Summary = &s
@@ -1027,7 +1049,7 @@ func TestHambaHostileInputs(t *testing.T) {
 	// FlowEvent, every optional field null, its late byte given.
 	flowEvent := func(late byte) []byte {
 		return concat(str("e"), str("r"), str("FLOW_STARTED"), union(0), union(0), union(0), union(0), union(0), union(0), union(0),
-			[]byte{late}, long(t0ms), union(0), long(0), []byte{0}, union(0), union(0))
+			[]byte{late}, long(t0ms), union(0), long(0), []byte{0}, union(0), union(0), long(0))
 	}
 
 	// A request whose one step's failure_codes claim count items, the

@@ -16,6 +16,8 @@ import (
 //   - optional long FlowEvent.flow_version: 0 <-> null (versions start at
 //     1, see FlowEvent); a non-null 0 read from another writer also
 //     decodes to 0.
+//   - optional long prices and costs (DeliveryReport.price_micros,
+//     StepSummary.cost_micros): nil pointer <-> null; 0 is a price.
 //   - optional array (SendRequest.steps): nil <-> null; an empty non-nil
 //     slice is an empty array and decodes back to an empty non-nil slice.
 //   - required array, map: nil and empty both encode as empty and decode to
@@ -86,6 +88,14 @@ func optLong(v int64) any {
 	return map[string]any{branchLong: v}
 }
 
+// optLongPtr maps nil to null: for a price, 0 is a value.
+func optLongPtr(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return map[string]any{branchLong: *p}
+}
+
 func optBytes(b []byte) any {
 	if b == nil {
 		return nil
@@ -94,6 +104,14 @@ func optBytes(b []byte) any {
 }
 
 func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func longMap(m map[string]int64) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[k] = v
@@ -205,6 +223,20 @@ func (d *dec) optI64(field string) int64 {
 	return n
 }
 
+// optI64Ptr reads a ["null", "long"] union: nil for null or absent.
+func (d *dec) optI64Ptr(field string) *int64 {
+	v := d.union(field, branchLong)
+	if v == nil {
+		return nil
+	}
+	n, ok := v.(int64)
+	if !ok {
+		d.fail(field, v, "int64")
+		return nil
+	}
+	return &n
+}
+
 func (d *dec) boolean(field string) bool {
 	b, ok := d.m[field].(bool)
 	if !ok {
@@ -235,7 +267,14 @@ func (d *dec) optTS(field string) *time.Time {
 	return &t
 }
 
-func (d *dec) strMap(field string) map[string]string {
+func (d *dec) strMap(field string) map[string]string { return nativeMap[string](d, field, "string") }
+
+// longMap reads a map of longs: nil when empty, like strMap.
+func (d *dec) longMap(field string) map[string]int64 { return nativeMap[int64](d, field, "int64") }
+
+// nativeMap reads a map whose values goavro returns as V (want names it):
+// nil when empty, so that nil and empty round trip alike.
+func nativeMap[V any](d *dec, field, want string) map[string]V {
 	raw, ok := d.m[field].(map[string]any)
 	if !ok {
 		d.fail(field, d.m[field], "map")
@@ -244,14 +283,14 @@ func (d *dec) strMap(field string) map[string]string {
 	if len(raw) == 0 {
 		return nil
 	}
-	out := make(map[string]string, len(raw))
+	out := make(map[string]V, len(raw))
 	for k, v := range raw {
-		s, ok := v.(string)
+		x, ok := v.(V)
 		if !ok {
-			d.fail(field+"["+k+"]", v, "string")
+			d.fail(field+"["+k+"]", v, want)
 			return nil
 		}
-		out[k] = s
+		out[k] = x
 	}
 	return out
 }
@@ -423,6 +462,8 @@ func deliveryReportToNative(v DeliveryReport) (map[string]any, error) {
 		"status":              v.Status,
 		"error_code":          optString(v.ErrorCode),
 		"reported_at":         e.ts("reported_at", v.ReportedAt),
+		"price_micros":        optLongPtr(v.PriceMicros),
+		"currency":            optString(v.Currency),
 	}, e.err
 }
 
@@ -435,6 +476,9 @@ func deliveryReportFromNative(m map[string]any) (DeliveryReport, error) {
 		Status:            d.str("status"),
 		ErrorCode:         d.optStr("error_code"),
 		ReportedAt:        d.ts("reported_at"),
+		// Null, or absent when the writer's schema was version 1.
+		PriceMicros: d.optI64Ptr("price_micros"),
+		Currency:    d.optStr("currency"),
 	}
 	return v, d.err
 }
@@ -500,6 +544,10 @@ func stepSummaryToNative(v StepSummary) (map[string]any, error) {
 		"last_status":    optString(v.LastStatus),
 		"last_status_at": e.optTS("last_status_at", v.LastStatusAt),
 		"succeeded":      v.Succeeded,
+		"cost_micros":    optLongPtr(v.CostMicros),
+		"cost_currency":  optString(v.CostCurrency),
+		"cost_source":    optString(v.CostSource),
+		"wasted":         v.Wasted,
 	}, e.err
 }
 
@@ -514,6 +562,13 @@ func stepSummaryFromNative(m map[string]any) (StepSummary, error) {
 		LastStatus:   d.optStr("last_status"),
 		LastStatusAt: d.optTS("last_status_at"),
 		Succeeded:    d.boolean("succeeded"),
+		// Null, or absent when the writer's schema was FlowEvent 3 or older.
+		CostMicros:   d.optI64Ptr("cost_micros"),
+		CostCurrency: d.optStr("cost_currency"),
+		CostSource:   d.optStr("cost_source"),
+	}
+	if d.has("wasted") {
+		v.Wasted = d.boolean("wasted")
 	}
 	return v, d.err
 }
@@ -540,6 +595,9 @@ func flowSummaryToNative(v FlowSummary) (map[string]any, error) {
 		"time_to_outcome_ms":     v.TimeToOutcomeMs,
 		"multi_channel_delivery": v.MultiChannelDelivery,
 		"steps":                  steps,
+		"cost_micros":            longMap(v.CostMicros),
+		"wasted_micros":          longMap(v.WastedMicros),
+		"unpriced_steps":         v.UnpricedSteps,
 	}, e.err
 }
 
@@ -557,6 +615,16 @@ func flowSummaryFromNative(m map[string]any) (FlowSummary, error) {
 	}
 	if raw := d.list("steps", m["steps"]); len(raw) > 0 {
 		v.Steps = records(&d, "steps", raw, stepSummaryFromNative)
+	}
+	// Absent when the writer's schema was FlowEvent 3 or older.
+	if d.has("cost_micros") {
+		v.CostMicros = d.longMap("cost_micros")
+	}
+	if d.has("wasted_micros") {
+		v.WastedMicros = d.longMap("wasted_micros")
+	}
+	if d.has("unpriced_steps") {
+		v.UnpricedSteps = d.i32("unpriced_steps")
 	}
 	return v, d.err
 }
@@ -583,6 +651,7 @@ func flowEventToNative(v FlowEvent) (map[string]any, error) {
 		"deadline_forced": v.DeadlineForced,
 		"flow_id":         optString(v.FlowID),
 		"flow_version":    optLong(v.FlowVersion),
+		"wasted_micros":   longMap(v.WastedMicros),
 	}
 	if v.Summary != nil {
 		s, err := flowSummaryToNative(*v.Summary)
@@ -619,6 +688,9 @@ func flowEventFromNative(m map[string]any) (FlowEvent, error) {
 	}
 	if _, ok := m["deadline_forced"]; ok {
 		v.DeadlineForced = d.boolean("deadline_forced")
+	}
+	if d.has("wasted_micros") { // absent in versions 1 to 3
+		v.WastedMicros = d.longMap("wasted_micros")
 	}
 	if raw := d.union("summary", branchSummary); raw != nil {
 		sm, ok := raw.(map[string]any)

@@ -103,7 +103,7 @@ func TestNilAndEmpty(t *testing.T) {
 	}
 
 	// A non-null empty string written by another producer reads as "".
-	raw := concat(union(1), str(""), union(0), str("sms"), str("DELIVRD"), union(0), long(0))
+	raw := concat(union(1), str(""), union(0), str("sms"), str("DELIVRD"), union(0), long(0), union(0), union(0))
 	dlr, err := cs.DeliveryReport.Decode(raw)
 	if err != nil || dlr.AttemptID != "" {
 		t.Errorf("got %+v, %v", dlr, err)
@@ -388,13 +388,15 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 var wantFields = map[string][]string{
 	"SendRequest":    {"request_id", "kind", "recipient", "flow_id", "steps", "params", "metadata", "requested_at", "expires_at"},
 	"Step":           {"channel", "from", "template", "template_category", "delay_seconds", "success_on", "variables", "fixed_text", "failure_codes"},
-	"DeliveryReport": {"attempt_id", "provider_message_id", "channel", "status", "error_code", "reported_at"},
+	"DeliveryReport": {"attempt_id", "provider_message_id", "channel", "status", "error_code", "reported_at", "price_micros", "currency"},
 	"ChannelSend": {"attempt_id", "request_id", "step", "channel", "from", "to", "template", "template_category", "params", "reason", "deadline", "sent_at",
 		"template_params", "template_language", "provider_template_id"},
 	"FlowEvent": {"event_id", "request_id", "type", "step", "channel", "attempt_id", "reason", "outcome", "status", "status_kind", "late", "occurred_at", "summary", "metadata", "deadline_forced",
-		"flow_id", "flow_version"},
-	"FlowSummary":    {"outcome", "delivered_step", "steps_used", "requested_at", "started_at", "closed_at", "time_to_outcome_ms", "multi_channel_delivery", "steps"},
-	"StepSummary":    {"step", "channel", "attempt_id", "reason", "sent_at", "last_status", "last_status_at", "succeeded"},
+		"flow_id", "flow_version", "wasted_micros"},
+	"FlowSummary": {"outcome", "delivered_step", "steps_used", "requested_at", "started_at", "closed_at", "time_to_outcome_ms", "multi_channel_delivery", "steps",
+		"cost_micros", "wasted_micros", "unpriced_steps"},
+	"StepSummary": {"step", "channel", "attempt_id", "reason", "sent_at", "last_status", "last_status_at", "succeeded",
+		"cost_micros", "cost_currency", "cost_source", "wasted"},
 	"FlowDefinition": {"flow_id", "version", "steps", "status", "changed_by", "changed_at", "title"},
 	"DeadLetter":     {"key", "value", "topic", "partition", "offset", "error", "failed_at"},
 	"Sender":         {"channel", "id", "label", "status", "version", "changed_by", "changed_at"},

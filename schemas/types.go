@@ -62,6 +62,12 @@ type DeliveryReport struct {
 	Status            string // raw provider status
 	ErrorCode         string
 	ReportedAt        time.Time
+	// PriceMicros and Currency are what the provider charged for the
+	// attempt, when its DLR says (Vonage, Infobip): millionths of the
+	// currency's unit, and its ISO 4217 code. Both set or neither; nil and
+	// "" when the provider did not say. A pointer: a price of 0 is a price.
+	PriceMicros *int64
+	Currency    string
 }
 
 // ChannelSend is the command to a provider adapter to send one attempt.
@@ -115,6 +121,11 @@ type FlowEvent struct {
 	// also reads as 0).
 	FlowID      string
 	FlowVersion int64
+	// WastedMicros, on the DLR_DISCARDED of a delivery after the close, is
+	// the cost that delivery made wasted (not already in the summary), by
+	// ISO 4217 currency, in millionths of the unit; nil elsewhere (nil and
+	// empty encode alike and decode to nil).
+	WastedMicros map[string]int64
 }
 
 // FlowSummary is the whole story of a flow, carried by FLOW_CLOSED.
@@ -128,6 +139,13 @@ type FlowSummary struct {
 	TimeToOutcomeMs      int64
 	MultiChannelDelivery bool // more than one step reported success
 	Steps                []StepSummary
+	// CostMicros is the sum of the steps' known costs and WastedMicros the
+	// part of it spent on wasted steps, by ISO 4217 currency, in millionths
+	// of the unit (nil and empty encode alike and decode to nil);
+	// UnpricedSteps counts the steps sent whose cost is unknown.
+	CostMicros    map[string]int64
+	WastedMicros  map[string]int64
+	UnpricedSteps int32
 }
 
 // StepSummary is what happened to one attempt of a flow.
@@ -140,7 +158,21 @@ type StepSummary struct {
 	LastStatus   string // raw, "" when no DLR came
 	LastStatusAt *time.Time
 	Succeeded    bool
+	// CostMicros is what the attempt cost in millionths of CostCurrency's
+	// unit, nil when unknown (a pointer: a cost of 0 is a cost);
+	// CostSource is CostFromDLR or CostFromTable, "" when unknown.
+	CostMicros   *int64
+	CostCurrency string
+	CostSource   string
+	// Wasted: sent after an earlier step that had delivered by the close.
+	Wasted bool
 }
+
+// Where a StepSummary's cost comes from.
+const (
+	CostFromDLR   = "dlr"
+	CostFromTable = "table"
+)
 
 // FlowDefinition is a stored flow on the compacted flows topic, keyed by
 // FlowID. A record with a nil value deletes the definition.

@@ -282,7 +282,7 @@ func BenchmarkLoadMiss(b *testing.B) {
 				}
 				for sub := range 10 {
 					key := e.s.cfPrefix(0) + strconv.FormatInt(bucket, 10) + ":0:" + strconv.Itoa(sub)
-					if err := e.rdb.HSet(ctx, key, fingerprint(fmt.Sprintf("old-%d-%d", k, sub)), "3|\x04\x21\x0f\x00").Err(); err != nil {
+					if err := e.rdb.HSet(ctx, key, fingerprint(fmt.Sprintf("old-%d-%d", k, sub)), "3|\x05\x21\x0f\x00").Err(); err != nil {
 						b.Fatal(err)
 					}
 				}

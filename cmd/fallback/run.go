@@ -163,9 +163,12 @@ func newProcessor(c *cliconfig.Common, conn *runConn, mp metric.MeterProvider) (
 			return nil, err
 		}
 	}
+	if cfg.Prices, err = c.PriceTable(); err != nil {
+		return nil, fmt.Errorf("--prices: %w", err)
+	}
 	c.WarnInsecure(cfg.Logger)
 	cfg.Logger.Info("connections", "kafka", c.Kafka.Describe(), "redis", clients.RedactURL(c.RedisURL),
-		"schema_registry", c.Registry.URLs)
+		"schema_registry", c.Registry.URLs, "prices", cfg.Prices.Len())
 	return processor.New(cfg, conn.store)
 }
 

@@ -212,7 +212,13 @@ func appendReport(b []byte, r schemas.DeliveryReport) []byte {
 	b = appendString(b, r.Channel)
 	b = appendString(b, r.Status)
 	b = appendOptString(b, r.ErrorCode)
-	return appendLong(b, r.ReportedAt.UnixMilli())
+	b = appendLong(b, r.ReportedAt.UnixMilli())
+	if r.PriceMicros == nil { // price_micros: ["null","long"]
+		b = appendLong(b, 0)
+	} else {
+		b = appendLong(appendLong(b, 1), *r.PriceMicros)
+	}
+	return appendOptString(b, r.Currency)
 }
 
 // avroCodec is the simulated providers' codec in the bench: the

@@ -27,6 +27,7 @@ import (
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/processor/prices"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
 )
@@ -57,6 +58,7 @@ type Common struct {
 	LogLevel        string
 	LogFormat       string // text or json
 	Catalog         string // --catalog: auto, off, warn or enforce (CatalogMode)
+	Prices          string // --prices: the price table's file; empty: none (PriceTable)
 	Events          string // --events: full or lean (EventsMode)
 	ClockSpeed      float64
 	ClockEpoch      int64
@@ -105,12 +107,14 @@ const (
 	// --topic-templates alone (GroupTopics includes them), for the
 	// commands that keep the flows and the catalog.
 	GroupConfigTopics
+	// GroupPrices: --prices, `fallback run`'s alone.
+	GroupPrices
 
 	// GroupAll is every shared setting of the processor: fallback-bench.
 	GroupAll = GroupKafka | GroupRedis | GroupRequestsTopic | GroupTopics | GroupTopicCreation | GroupProcessor | GroupLog | GroupClock
 	// GroupRun is `fallback run`'s: GroupAll, the schema registry and the
 	// catalog mode.
-	GroupRun = GroupAll | GroupSchemaRegistry | GroupCatalog
+	GroupRun = GroupAll | GroupSchemaRegistry | GroupCatalog | GroupPrices
 )
 
 // LogLevels are the values --log-level takes.
@@ -176,6 +180,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	proc.DurationVar(&c.ClaimLease, "claim-lease", 10*time.Second, "how long a claimed deadline or owed output waits before another instance retries it; above 0 (env FALLBACK_CLAIM_LEASE)")
 	on(GroupLog).StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
 	on(GroupCatalog).StringVar(&c.Catalog, "catalog", flow.CatalogAuto.String(), "whether each step's sender and template are checked against the catalog (--topic-senders, --topic-templates): auto enforces it once it holds a sender or a template and is off while it is empty; enforce rejects a request whose step the catalog does not allow; warn logs and counts what enforce would reject and rejects nothing; off checks nothing; empty is auto (docs/catalog-command.md) (env FALLBACK_CATALOG)")
+	on(GroupPrices).StringVar(&c.Prices, "prices", "", "price table, a CSV file (channel,prefix,price,currency: a channel, an E.164 prefix, the longest matching wins, a decimal price, an ISO 4217 code), read at start: each flow's steps take their price from it when the flow starts, a DLR's own price wins; FLOW_CLOSED's summary carries each step's cost, the flow's and the wasted cost; empty: costs only from DLR prices (docs/cost.md) (env FALLBACK_PRICES)")
 	on(GroupLog).StringVar(&c.LogFormat, "log-format", "text", "text or json: the format of the log lines on stderr (env FALLBACK_LOG_FORMAT)")
 	clk := on(GroupClock)
 	clk.Float64Var(&c.ClockSpeed, "clock-speed", 1, "testing only: run flow time this many times faster than wall time; every instance sharing a Redis needs the same speed and epoch (env FALLBACK_CLOCK_SPEED)")
@@ -266,6 +271,11 @@ func (c *Common) Check() error {
 	if g&GroupCatalog != 0 && strings.TrimSpace(c.Catalog) != "" {
 		if _, err := flow.ParseCatalogMode(c.Catalog); err != nil {
 			bad("--catalog", "%v", err)
+		}
+	}
+	if g&GroupPrices != 0 && c.Prices != "" {
+		if _, err := c.PriceTable(); err != nil {
+			bad("--prices", "%v", err)
 		}
 	}
 	if g&GroupRedis != 0 && c.RedisPrefix == "" {
@@ -380,6 +390,14 @@ func (c *Common) CheckRequestAge() error {
 			"raise --tombstone-retention to at least %s or lower --max-request-age", c.Tombstone, c.MaxRequestAge, c.DeadlineGrace, need)
 	}
 	return nil
+}
+
+// PriceTable reads --prices; nil without one.
+func (c *Common) PriceTable() (*prices.Table, error) {
+	if c.Prices == "" {
+		return nil, nil
+	}
+	return prices.Load(c.Prices, flow.DefaultChannels())
 }
 
 // CatalogMode is --catalog; empty is auto, the default (so a compose file

@@ -22,6 +22,8 @@ import (
 	"github.com/fallbackd/fallback/internal/observe"
 	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/clock"
+	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/processor/prices"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/statestore"
 	"github.com/fallbackd/fallback/topics"
@@ -60,11 +62,16 @@ func newRig(t *testing.T) *rig {
 	}
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	names := topics.DefaultNames()
+	// A price table, so that the cost metrics are served from the start.
+	table, err := prices.Parse(strings.NewReader("channel,prefix,price,currency\nsms,+33,0.05,EUR\n"), "prices.csv", flow.DefaultChannels())
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := processor.New(processor.Config{
 		Brokers: kafka.Brokers(), CreateTopics: true, Partitions: 2, Replication: 1,
 		// 20 times faster: a 30 s step times out in 1.5 s.
 		Clock:  clock.NewScaled(20),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MeterProvider: mp,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MeterProvider: mp, Prices: table,
 	}, statestore.New(rc, statestore.Config{}))
 	if err != nil {
 		t.Fatal(err)

@@ -96,16 +96,64 @@ import (
 // at (unix ms, 0 for none). Encode writes 0x02 when there are none, so
 // every other blob is unchanged and readable by a processor that does not
 // know 0x03.
+//
+// Format binaryFormatExt (0x04) is for a flow that knows a price
+// (docs/cost.md): 0x02, in which an attempt may have the bit attemptPrice
+// (its DLR's price follows last status at: currency, then micros), then
+// an extension byte (extHeld, extStepPrices), the held inputs if extHeld
+// (as in 0x03, each followed by its price), and the steps' table prices
+// if extStepPrices (per step a price). A price is its currency ("" for
+// unknown, then nothing) then its micros as a varint. Encode writes 0x04
+// only when some step, attempt or held input has a price, so a deployment
+// without a price table writes the blobs it wrote before, which a
+// processor that does not know 0x04 still reads; the decoder refuses a
+// 0x04 blob without a price, and a price bit in 0x02 or 0x03.
+//
+// Format compactFormat (0x05) is a closed flow past its detail window
+// (compact.go): that byte and flow.Compact's three, no prices.
 
 const (
 	binaryFormat     = 0x02 // what Encode writes, without held inputs
 	binaryFormatHeld = 0x03 // what Encode writes with held inputs
+	binaryFormatExt  = 0x04 // what Encode writes with a price
 	binaryFormatV1   = 0x01 // read, no longer written
 )
 
 // isBinary reports whether b is one of the binary forms (else JSON).
 func isBinary(b []byte) bool {
-	return len(b) > 0 && (b[0] == binaryFormat || b[0] == binaryFormatHeld || b[0] == binaryFormatV1)
+	return len(b) > 0 && (b[0] == binaryFormat || b[0] == binaryFormatHeld || b[0] == binaryFormatExt || b[0] == binaryFormatV1)
+}
+
+// Bits of the extension byte of format 0x04.
+const (
+	extHeld = 1 << iota
+	extStepPrices
+
+	extKnown = extHeld | extStepPrices
+)
+
+// hasPrice reports whether the state needs format 0x04.
+func (s *State) hasPrice() bool {
+	return slices.ContainsFunc(s.Steps, func(st StepDef) bool { return st.Price.Known() }) ||
+		slices.ContainsFunc(s.Attempts, func(a Attempt) bool { return a.Price.Known() }) ||
+		slices.ContainsFunc(s.Held, func(h HeldInput) bool { return h.Price.Known() })
+}
+
+func appendPrice(b []byte, p Price) []byte {
+	b = appendStr(b, p.Currency)
+	if p.Currency == "" {
+		return b
+	}
+	return appendVarint(b, p.Micros)
+}
+
+// price reads what appendPrice wrote.
+func (r *blobReader) price() Price {
+	p := Price{Currency: r.str()}
+	if p.Currency != "" {
+		p.Micros = r.varint()
+	}
+	return p
 }
 
 var wellKnown = []string{
@@ -162,9 +210,11 @@ const (
 	attemptSucceeded = 1 << iota
 	attemptDelivered
 	attemptStatusAt // 0x02 only: last status at follows
+	attemptPrice    // 0x04 only: the DLR's price follows
 
 	attemptBitsKnownV1 = attemptSucceeded | attemptDelivered
 	attemptBitsKnown   = attemptSucceeded | attemptDelivered | attemptStatusAt
+	attemptBitsKnownV4 = attemptBitsKnown | attemptPrice
 )
 
 // maxPacked is the longest string written as packed digits.
@@ -220,9 +270,13 @@ func appendStr(b []byte, s string) []byte {
 
 // appendBinary appends the binary encoding of s (format binaryFormat).
 func (s *State) appendBinary(b []byte) []byte {
-	if len(s.Held) > 0 {
+	ext := s.hasPrice()
+	switch {
+	case ext:
+		b = append(b, binaryFormatExt)
+	case len(s.Held) > 0:
 		b = append(b, binaryFormatHeld)
-	} else {
+	default:
 		b = append(b, binaryFormat)
 	}
 	var flags byte
@@ -303,9 +357,15 @@ func (s *State) appendBinary(b []byte) []byte {
 		if a.LastStatusAt != 0 {
 			bits |= attemptStatusAt
 		}
+		if a.Price.Known() {
+			bits |= attemptPrice
+		}
 		b = append(b, bits)
 		if a.LastStatusAt != 0 {
 			b = appendVarint(b, a.LastStatusAt-a.SentAt)
+		}
+		if a.Price.Known() {
+			b = appendPrice(b, a.Price)
 		}
 	}
 	if hasCloseFields {
@@ -323,10 +383,39 @@ func (s *State) appendBinary(b []byte) []byte {
 		b = appendStr(b, k)
 		b = appendVarint(b, s.Applied[k])
 	}
+	if ext {
+		return s.appendExt(b)
+	}
 	if len(s.Held) > 0 {
 		b = appendUvarint(b, uint64(len(s.Held)))
 		for _, h := range s.Held {
 			b = h.appendBinary(b, s.StartedAt)
+		}
+	}
+	return b
+}
+
+// appendExt appends what format 0x04 has after the applied offsets.
+func (s *State) appendExt(b []byte) []byte {
+	var bits byte
+	if len(s.Held) > 0 {
+		bits |= extHeld
+	}
+	stepPrices := slices.ContainsFunc(s.Steps, func(st StepDef) bool { return st.Price.Known() })
+	if stepPrices {
+		bits |= extStepPrices
+	}
+	b = append(b, bits)
+	if len(s.Held) > 0 {
+		b = appendUvarint(b, uint64(len(s.Held)))
+		for _, h := range s.Held {
+			b = h.appendBinary(b, s.StartedAt)
+			b = appendPrice(b, h.Price)
+		}
+	}
+	if stepPrices {
+		for _, st := range s.Steps {
+			b = appendPrice(b, st.Price)
 		}
 	}
 	return b
@@ -358,6 +447,46 @@ func (h HeldInput) appendBinary(b []byte, startedAt int64) []byte {
 	b = appendVarint(b, int64(h.Kind))
 	b = appendStr(b, h.ErrorCode)
 	return appendVarint(b, h.ReportedAt)
+}
+
+// heldInputs reads the held inputs of format 0x03, or of 0x04 (withPrice:
+// each followed by its price).
+func (r *blobReader) heldInputs(startedAt int64, withPrice bool) []HeldInput {
+	n := r.count()
+	if n == 0 {
+		r.err = errBlob // written only when there are held inputs
+	}
+	held := make([]HeldInput, n)
+	for i := range held {
+		held[i] = r.held(startedAt)
+		if withPrice {
+			held[i].Price = r.price()
+		}
+	}
+	return held
+}
+
+// ext reads what State.appendExt wrote, and refuses a 0x04 blob that
+// Encode would have written in another format.
+func (r *blobReader) ext(s *State) {
+	bits := r.byte()
+	if bits&^extKnown != 0 {
+		r.err = errBlob
+	}
+	if bits&extHeld != 0 {
+		s.Held = r.heldInputs(s.StartedAt, true)
+	}
+	if bits&extStepPrices != 0 {
+		for i := range s.Steps {
+			s.Steps[i].Price = r.price()
+		}
+		if !slices.ContainsFunc(s.Steps, func(st StepDef) bool { return st.Price.Known() }) {
+			r.err = errBlob // written only when a step has a price
+		}
+	}
+	if !s.hasPrice() {
+		r.err = errBlob // 0x04 only for a flow that knows a price
+	}
 }
 
 // held reads what HeldInput.appendBinary wrote.
@@ -674,8 +803,11 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 		}
 	}
 	bitsKnown := byte(attemptBitsKnown)
-	if r.v1 {
+	switch {
+	case r.v1:
 		bitsKnown = attemptBitsKnownV1
+	case b[0] == binaryFormatExt:
+		bitsKnown = attemptBitsKnownV4
 	}
 	if n := r.count(); n > 0 {
 		s.Attempts = make([]Attempt, n)
@@ -702,6 +834,11 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 			}
 			if hasStatusAt && a.LastStatusAt == 0 {
 				r.err = errBlob
+			}
+			if bits&attemptPrice != 0 {
+				if a.Price = r.price(); !a.Price.Known() {
+					r.err = errBlob // written only when known
+				}
 			}
 		}
 	}
@@ -730,14 +867,10 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 		s.Applied[k] = r.varint()
 	}
 	if b[0] == binaryFormatHeld {
-		n := r.count()
-		if n == 0 {
-			r.err = errBlob // written only when there are held inputs
-		}
-		s.Held = make([]HeldInput, n)
-		for i := range s.Held {
-			s.Held[i] = r.held(s.StartedAt)
-		}
+		s.Held = r.heldInputs(s.StartedAt, false)
+	}
+	if b[0] == binaryFormatExt {
+		r.ext(&s)
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%w: %d trailing bytes", errBlob, len(r.b))

@@ -67,7 +67,7 @@ func (c Compact) Encode() [3]byte {
 // Encode's three. It is what the store keeps past the detail window, and
 // what a compacted flow is written back as when a late input changes it
 // (Decode reads it as Compact.State).
-const compactFormat = 0x04
+const compactFormat = 0x05
 
 // AppendBlob appends c as a state blob (compactFormat) to b.
 func (c Compact) AppendBlob(b []byte) []byte {

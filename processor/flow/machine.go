@@ -90,6 +90,9 @@ type Report struct {
 	Kind       StatusKind
 	ErrorCode  string
 	ReportedAt time.Time
+	// Price is what the DLR says the attempt cost (DeliveryReport
+	// price_micros and currency); unknown when it says nothing.
+	Price Price
 	// PublishedAt is when the DLR was published, on the deadlines' clock,
 	// less the clock-skew grace: the latest it surely came after. Zero when
 	// unknown. See Apply.
@@ -442,6 +445,9 @@ func report(st *State, in Report, now time.Time) (*State, Output) {
 	ns.markApplied(in.Pos)
 	a := &ns.Attempts[in.Step]
 	a.LastStatus, a.LastStatusAt = in.Status, reportTime(in, now)
+	if in.Price.Known() {
+		a.Price = in.Price
+	}
 	out := Output{Changed: true, Events: []schemas.FlowEvent{ns.dlrEvent(EventDLRReceived, in, "", now)}}
 
 	if in.Kind.IsSuccess() && !a.delivered() {
@@ -493,6 +499,11 @@ func reportAfterClose(st *State, in Report, now time.Time) (*State, Output) {
 	if !ns.Compacted { // a compact flow keeps whether it delivered, not how
 		a.Succeeded = in.Kind.Meets(ns.Steps[in.Step].SuccessOn)
 	}
+	// The steps sent after this one were paid for although the person
+	// had the message: FLOW_CLOSED's summary is out, so this discard
+	// carries what they cost (what was wasted already is not counted
+	// again).
+	out.Events[0].WastedMicros = newlyWasted(st.wastedMicros(), ns.wastedMicros())
 	out.Changed = true
 	if ns.deliveredElsewhere(in.Step) {
 		ev := ns.dlrEvent(EventMultiChannelDelivery, in, "", now)
@@ -703,6 +714,7 @@ func (s *State) summary() *schemas.FlowSummary {
 	// Two different steps reached the person (a delivery that did not meet
 	// its step's success_on counts: the message arrived).
 	sum.MultiChannelDelivery = delivered > 1
+	s.addCost(sum)
 	return sum
 }
 
@@ -715,7 +727,7 @@ func (s *State) toTombstone() {
 	s.TraceParent, s.TraceState = "", ""
 	steps := make([]StepDef, len(s.Steps))
 	for i, st := range s.Steps {
-		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn}
+		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn, Price: st.Price}
 	}
 	s.Steps = steps
 }

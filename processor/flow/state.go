@@ -47,6 +47,12 @@ type StepDef struct {
 	// FailureCodes (upper case), when not empty, are the failures that fall
 	// back from this step; another failure closes the flow FAILED.
 	FailureCodes []string `json:"fc,omitempty"`
+	// Price is the price table's for the step's channel and the
+	// recipient's country, resolved when the flow started (the processor
+	// sets it on Start.Steps; unknown without a table or an entry). Kept
+	// in the tombstone: a delivery after the close prices what it wasted
+	// with it. Only in the binary form (format 0x04).
+	Price Price `json:"-"`
 }
 
 // fallsBackOn reports whether a failure with this error code and raw
@@ -74,6 +80,11 @@ type Attempt struct {
 	// the person got the message. States written before it existed have
 	// only Succeeded; see delivered.
 	Delivered bool `json:"dv,omitempty"`
+	// Price is what the provider's DLR said the attempt cost: the last
+	// DLR with a price that the flow recorded (a final status before the
+	// close); unknown when none said. It wins over the step's table price.
+	// Only in the binary form (format 0x04).
+	Price Price `json:"-"`
 }
 
 // delivered reports whether the attempt reached the person.
@@ -148,6 +159,7 @@ type HeldInput struct {
 	Kind        StatusKind
 	ErrorCode   string
 	ReportedAt  int64 // unix ms; 0 when the report had none
+	Price       Price // the report's price, when it carried one
 }
 
 // heldInput keeps in (a Report or a Cancel) for State.Held.
@@ -155,7 +167,7 @@ func heldInput(in Input) HeldInput {
 	switch in := in.(type) {
 	case Report:
 		h := HeldInput{Pos: in.Pos, PublishedAt: in.PublishedAt.UnixMilli(), Step: in.Step, AttemptID: in.AttemptID,
-			Channel: in.Channel, Status: in.Status, Kind: in.Kind, ErrorCode: in.ErrorCode}
+			Channel: in.Channel, Status: in.Status, Kind: in.Kind, ErrorCode: in.ErrorCode, Price: in.Price}
 		if !in.ReportedAt.IsZero() {
 			h.ReportedAt = in.ReportedAt.UnixMilli()
 		}
@@ -172,7 +184,7 @@ func (h HeldInput) input(requestID string) Input {
 		return Cancel{Pos: h.Pos, RequestID: requestID, PublishedAt: time.UnixMilli(h.PublishedAt)}
 	}
 	r := Report{Pos: h.Pos, RequestID: requestID, AttemptID: h.AttemptID, Channel: h.Channel, Step: h.Step,
-		Status: h.Status, Kind: h.Kind, ErrorCode: h.ErrorCode, PublishedAt: time.UnixMilli(h.PublishedAt)}
+		Status: h.Status, Kind: h.Kind, ErrorCode: h.ErrorCode, PublishedAt: time.UnixMilli(h.PublishedAt), Price: h.Price}
 	if h.ReportedAt != 0 {
 		r.ReportedAt = time.UnixMilli(h.ReportedAt)
 	}
