@@ -46,7 +46,7 @@ func closedStory() flowstory.Story {
 func compactStory() flowstory.Story {
 	return flowstory.Story{RequestID: "r3", StoreVersion: 6, State: flowstory.Closed, Tombstone: true, DetailsExpired: true,
 		Outcome: p("DELIVERED"), DeliveredStep: p(1), MultiChannelDelivery: true,
-		Steps: []flowstory.Step{{Step: 0, Sent: true, AttemptID: p("r3/0"), Delivered: true}, {Step: 1, Sent: true, AttemptID: p("r3/1"), Delivered: true}},
+		Steps:  []flowstory.Step{{Step: 0, Sent: true, AttemptID: p("r3/0"), Delivered: true}, {Step: 1, Sent: true, AttemptID: p("r3/1"), Delivered: true}},
 		Inputs: []flowstory.Input{}}
 }
 
