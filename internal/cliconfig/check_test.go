@@ -4,6 +4,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -157,5 +158,31 @@ func TestShardsDefaultFollowsTheRedisKind(t *testing.T) {
 		if got := c.Shards(tc.client); got != tc.want {
 			t.Errorf("%v on %T: %d shards, want %d", tc.args, tc.client, got, tc.want)
 		}
+	}
+}
+
+// TestClosedDetailRetention: the detail window reaches the state store in
+// Redis's time; one as long as the tombstone retention (a short
+// --max-request-age) keeps closed flows whole instead of refusing to start.
+func TestClosedDetailRetention(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 10 * time.Minute},
+		{[]string{"--closed-detail-retention", "0"}, 0},
+		{[]string{"--closed-detail-retention", "2m", "--clock-speed", "4", "--clock-epoch", "1700000000000"}, 30 * time.Second},
+		{[]string{"--max-request-age", "5m"}, 0}, // tombstone 5m0.25s: whole
+	} {
+		c, err := parseWith(t, GroupAll, nil, tc.args...)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if got := c.storeConfig(nil).ClosedDetailTTL; got != tc.want {
+			t.Errorf("%v: detail TTL %s, want %s", tc.args, got, tc.want)
+		}
+	}
+	if _, err := parseWith(t, GroupAll, nil, "--closed-detail-retention", "-1m"); err == nil || !strings.Contains(err.Error(), "--closed-detail-retention") {
+		t.Fatalf("a negative detail window: %v", err)
 	}
 }

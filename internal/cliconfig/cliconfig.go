@@ -148,7 +148,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	kafka.StringVar(&c.Brokers, "brokers", "", "Kafka seed brokers, comma-separated (env FALLBACK_BROKERS)")
 	red.StringVar(&c.RedisURL, "redis", "", "Redis URL redis://[user:pass@]host:port/db, rediss:// for TLS, ?addr=host:port&addr=... for a cluster (env FALLBACK_REDIS_URL)")
 	red.StringVar(&c.RedisPrefix, "redis-prefix", statestore.DefaultPrefix, "prefix of every Redis key (env FALLBACK_REDIS_PREFIX)")
-	red.DurationVar(&c.ClosedDetail, "closed-detail-retention", DefaultClosedDetail, "how long a closed flow keeps its whole record (what `fallback flow` shows, how late DLRs are told apart); after it, until --tombstone-retention ends, only a compact entry of about 20 bytes that still refuses a duplicate and reports a late delivery once; 0 keeps every closed flow whole (docs/closed-flows.md) (env FALLBACK_CLOSED_DETAIL_RETENTION)")
+	red.DurationVar(&c.ClosedDetail, "closed-detail-retention", DefaultClosedDetail, "how long a closed flow keeps its whole record (what `fallback flow` shows, how late DLRs are told apart); after it, until --tombstone-retention ends, only a compact entry of about 20 bytes that still refuses a duplicate and reports a late delivery once; 0, or at least the tombstone retention, keeps every closed flow whole (docs/closed-flows.md) (env FALLBACK_CLOSED_DETAIL_RETENTION)")
 	red.IntVar(&c.RedisShards, "redis-shards", 0, "how many deadline and outbox sets the flows are spread over; 0: 16 on a single Redis, 64 on a cluster. More spreads a cluster's load over more masters, fewer puts more flows in each script call; fixed for a --redis-prefix once flows are written (docs/redis-shards.md) (env FALLBACK_REDIS_SHARDS)")
 	proc := on(GroupProcessor)
 	proc.StringVar(&c.Group, "group", "fallback", "Kafka consumer group (env FALLBACK_GROUP)")
@@ -350,10 +350,6 @@ func (c *Common) Check() error {
 			return err
 		}
 	}
-	if g&GroupRedis != 0 && c.ClosedDetail > 0 && c.ClosedDetail >= c.tombstoneTTL() {
-		return fmt.Errorf("--closed-detail-retention (FALLBACK_CLOSED_DETAIL_RETENTION) %s is not shorter than the tombstone retention %s: "+
-			"closed flows would expire before their detail window ends; lower it, or 0 to keep them whole", c.ClosedDetail, c.tombstoneTTL())
-	}
 	return nil
 }
 
@@ -553,8 +549,10 @@ func (c *Common) Store(client redis.UniversalClient) (*statestore.Store, error) 
 }
 
 func (c *Common) storeConfig(client redis.UniversalClient) statestore.Config {
+	// A detail window as long as the tombstone's keeps closed flows whole:
+	// they expire before it ends (a short --max-request-age, say).
 	var detail time.Duration
-	if c.ClosedDetail > 0 {
+	if c.ClosedDetail > 0 && c.ClosedDetail < c.tombstoneTTL() {
 		detail = c.inWallTime(c.ClosedDetail)
 	}
 	return statestore.Config{Prefix: c.RedisPrefix, Shards: c.Shards(client), TombstoneTTL: c.inWallTime(c.tombstoneTTL()),
