@@ -15,7 +15,7 @@ import (
 // compact entry (statestore/closedflows.go).
 type ClosedFlowStore interface {
 	Shards() int
-	ClaimClosed(ctx context.Context, shard, limit int) ([]statestore.ClosedFlow, error)
+	ListClosed(ctx context.Context, shard, limit int) ([]statestore.ClosedFlow, error)
 	CompactClosed(ctx context.Context, shard int, moves []statestore.CompactMove) (int, error)
 }
 
@@ -91,7 +91,7 @@ func (c *Compactor) round(ctx context.Context) (int, error) {
 // compactShard moves one batch of shard's closed flows; full says the
 // claim was full, so there may be more.
 func (c *Compactor) compactShard(ctx context.Context, shard int) (moved int, full bool, err error) {
-	flows, err := c.store.ClaimClosed(ctx, shard, c.batch)
+	flows, err := c.store.ListClosed(ctx, shard, c.batch)
 	if err != nil || len(flows) == 0 {
 		return 0, false, err
 	}

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fallbackd/fallback/internal/clocktest"
@@ -22,11 +20,8 @@ import (
 // late delivery of the other channel is reported once at the version
 // after the record's (event ids never repeat), and its repeat is not.
 func TestACompactedFlowRefusesItsDuplicateAndReportsALateDeliveryOnce(t *testing.T) {
-	mr := miniredis.RunT(t)
+	mr, store := miniredisStore(t, statestore.Config{Prefix: "t", TombstoneTTL: time.Hour, ClosedDetailTTL: time.Minute})
 	mr.SetTime(time.Now())
-	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rc.Close() })
-	store := statestore.New(rc, statestore.Config{Prefix: "t", TombstoneTTL: time.Hour, ClosedDetailTTL: time.Minute})
 	c, _ := testConsumer(t, store)
 	clk := wallManual{clocktest.NewManual(t0())}
 	c.clock = clk

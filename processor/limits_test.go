@@ -78,7 +78,7 @@ func (s *countingStore) ClaimOwed(context.Context, time.Time, time.Duration, int
 	return nil, nil
 }
 func (s *countingStore) Shards() int { return 1 }
-func (s *countingStore) ClaimClosed(context.Context, int, int) ([]statestore.ClosedFlow, error) {
+func (s *countingStore) ListClosed(context.Context, int, int) ([]statestore.ClosedFlow, error) {
 	return nil, nil // keeps closed flows whole
 }
 func (s *countingStore) CompactClosed(context.Context, int, []statestore.CompactMove) (int, error) {
@@ -131,12 +131,18 @@ func testConsumer(t *testing.T, store StateStore) (*Consumer, topics.Names) {
 // redisConsumer is testConsumer on a fresh miniredis store.
 func redisConsumer(t *testing.T) (*Consumer, topics.Names, *statestore.Store) {
 	t.Helper()
+	_, store := miniredisStore(t, statestore.Config{Prefix: "t"})
+	c, names := testConsumer(t, store)
+	return c, names, store
+}
+
+// miniredisStore is a store of cfg on a fresh miniredis.
+func miniredisStore(t *testing.T, cfg statestore.Config) (*miniredis.Miniredis, *statestore.Store) {
+	t.Helper()
 	mr := miniredis.RunT(t)
 	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rc.Close() })
-	store := statestore.New(rc, statestore.Config{Prefix: "t"})
-	c, names := testConsumer(t, store)
-	return c, names, store
+	return mr, statestore.New(rc, cfg)
 }
 
 // applyForEvents runs records through c as one batch, acks the outputs

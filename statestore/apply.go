@@ -43,11 +43,12 @@ import (
 //	the request id's fingerprint, "" when closed flows are not compacted
 //
 // Returns one item per flow: {1, older version, older outputs, ...} when
-// applied, or {0, current record, {compact entry} or false} on a version
-// conflict, so the caller recomputes without another round trip: a flow
-// moved to its compact entry since it was read conflicts with that entry,
-// never with nothing (which would start a duplicate request's flow again). The older outputs are what
-// the flow still owed from earlier versions (looked up only when the change
+// applied, or on a version conflict {0, current} where current is the
+// record, {compact entry}, or false, so the caller recomputes without
+// another round trip. A flow moved to its compact entry since it was read
+// conflicts with that entry, never with nothing (a duplicate request would
+// start its flow again). The older outputs are what the flow still owed
+// from earlier versions (looked up only when the change
 // owes something too): the caller produces them first, so that a flow's
 // outputs reach Kafka in the order of its versions even when an earlier
 // writer has not produced its own yet.

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -16,10 +15,10 @@ import (
 // that the caller computes (the processor's compact state blob, 4 bytes),
 // kept until the tombstone would have expired:
 //
-//	<prefix>{<shard>}:cl               zset request_id -> close time (Redis's clock, ms)
-//	<prefix>{<shard>}:cm                  hash <bucket> -> sub-keys of each generation ("4,8"),
-//	                                      <bucket>:n -> entries, <bucket>:c -> entries of the last generation
-//	<prefix>{<shard>}:cf:<bucket>:<g>:<k> hash fingerprint -> <version>|<compact blob>
+//	<prefix>{<shard>}:cl                   zset request_id -> close time (Redis's clock, ms)
+//	<prefix>{<shard>}:cm                   hash <bucket> -> sub-keys of each generation ("4,8"),
+//	                                       <bucket>:n -> entries, <bucket>:c -> entries of the last generation
+//	<prefix>{<shard>}:cf:<bucket>:<g>:<k>  hash fingerprint -> <version>|<compact blob>
 //
 // A bucket is a span of close times (the tombstone TTL / 6) whose entries
 // are spread over as many sub-keys as keep each under a hundred entries,
@@ -49,12 +48,18 @@ const bucketsPerTTL = 6
 // Redis's default listpack bound of 128 entries.
 const entriesPerSubKey = 100
 
-// fingerprint is the request id's compact entry field.
+// fingerprint is the request id's compact entry field: its 64-bit
+// FNV-1a hash, big-endian. Written out rather than with hash/fnv, which
+// would copy the id to hash it: every change and every load of a shard
+// with compaction on computes one.
 func fingerprint(requestID string) string {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(requestID))
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for i := 0; i < len(requestID); i++ {
+		h = (h ^ uint64(requestID[i])) * prime64
+	}
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], h.Sum64())
+	binary.BigEndian.PutUint64(b[:], h)
 	return string(b[:])
 }
 
@@ -112,17 +117,17 @@ end
 return vals
 `)
 
-// ClosedFlow is a flow whose detail window is over, as ClaimClosed read it.
+// ClosedFlow is a flow whose detail window is over, as ListClosed read it.
 type ClosedFlow struct {
 	Snapshot         // Exists false when its record already expired
 	ClosedAtMS int64 // its close time on Redis's clock
 }
 
-// claimClosedScript lists the flows of a shard whose detail window is over.
+// listClosedScript lists the flows of a shard whose detail window is over.
 // KEYS[1] the shard's closed set (:cl); ARGV[1] the detail window in ms,
 // ARGV[2] the most to list, ARGV[3] the shard's flow key prefix. Returns
 // {id, close ms, record or false, ...}. It writes nothing.
-var claimClosedScript = redis.NewScript(recordLua + `
+var listClosedScript = redis.NewScript(recordLua + `
 local t = redis.call('TIME')
 local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', cutoff), 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
@@ -135,36 +140,39 @@ end
 return out
 `)
 
-// ClaimClosed lists up to limit flows of shard whose detail window is over
+// ListClosed lists up to limit flows of shard whose detail window is over
 // (closed at least Config.ClosedDetailTTL ago on Redis's clock), oldest
 // first, with their records. Nothing is leased: CompactClosed is fenced by
 // each record's version, so two instances moving the same flow do it once.
-func (s *Store) ClaimClosed(ctx context.Context, shard, limit int) ([]ClosedFlow, error) {
+func (s *Store) ListClosed(ctx context.Context, shard, limit int) ([]ClosedFlow, error) {
 	if !s.compacting() {
 		return nil, nil
 	}
 	if limit < 1 || limit > maxBulk {
-		return nil, fmt.Errorf("statestore: claim closed flows: limit must be in 1..%d, got %d", maxBulk, limit)
+		return nil, fmt.Errorf("statestore: list closed flows: limit must be in 1..%d, got %d", maxBulk, limit)
 	}
-	calls := []scriptCall{{script: claimClosedScript, keys: []string{s.clKey(shard)},
+	calls := []scriptCall{{script: listClosedScript, keys: []string{s.clKey(shard)},
 		args: []any{s.cfg.ClosedDetailTTL.Milliseconds(), limit, s.flowPrefix[shard]}}}
 	if err := s.runScripts(ctx, calls); err != nil {
-		return nil, fmt.Errorf("statestore: claim closed flows: %w", err)
+		return nil, fmt.Errorf("statestore: list closed flows: %w", err)
 	}
 	vals, err := calls[0].cmd.Slice()
-	if err != nil || len(vals)%3 != 0 {
-		return nil, fmt.Errorf("statestore: claim closed flows: reply %v: %w", vals, err)
+	if err != nil {
+		return nil, fmt.Errorf("statestore: list closed flows: %w", err)
+	}
+	if len(vals)%3 != 0 {
+		return nil, fmt.Errorf("statestore: list closed flows: unexpected reply of %d items", len(vals))
 	}
 	out := make([]ClosedFlow, 0, len(vals)/3)
 	for j := 0; j < len(vals); j += 3 {
 		id := toString(vals[j])
 		at, err := parseScore(vals[j+1])
 		if err != nil {
-			return nil, fmt.Errorf("statestore: claim closed flows: %w", err)
+			return nil, fmt.Errorf("statestore: list closed flows: %w", err)
 		}
 		snap, err := parseSnapshot(id, vals[j+2])
 		if err != nil {
-			return nil, fmt.Errorf("statestore: claim closed flow %q: %w", id, err)
+			return nil, fmt.Errorf("statestore: list closed flow %q: %w", id, err)
 		}
 		out = append(out, ClosedFlow{Snapshot: snap, ClosedAtMS: at.UnixMilli()})
 	}
@@ -269,7 +277,7 @@ end
 return moved
 `)
 
-// CompactClosed moves closed flows of one shard, as ClaimClosed listed
+// CompactClosed moves closed flows of one shard, as ListClosed listed
 // them, to their compact entries, in one script call; it returns how many
 // moved (a flow written since its claim, or still owing outputs, stays in
 // the closed set for a later round).
@@ -320,8 +328,8 @@ func (s *Store) ClosedWaiting(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) clKey(shard int) string    { return s.clKeys[shard] }
-func (s *Store) cmKey(shard int) string    { return s.shardTag[shard] + ":cm" }
-func (s *Store) cfPrefix(shard int) string { return s.shardTag[shard] + ":cf:" }
+func (s *Store) cmKey(shard int) string    { return s.cmKeys[shard] }
+func (s *Store) cfPrefix(shard int) string { return s.cfPrefixes[shard] }
 
 // parseLoaded reads one item of loadCompactScript's reply.
 func parseLoaded(id string, v any) (Snapshot, error) {

@@ -1,7 +1,9 @@
 package statestore
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +41,7 @@ func closeFlow(tb testing.TB, s *Store, id string, expect int64, blob string) in
 // with the blob compactOf gives, and returns how many moved.
 func compactShard(tb testing.TB, s *Store, shard int, compactOf func(ClosedFlow) []byte) (claimed, moved int) {
 	tb.Helper()
-	flows, err := s.ClaimClosed(ctxT(tb), shard, 1000)
+	flows, err := s.ListClosed(ctxT(tb), shard, 1000)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func TestClosedFlowMovesToItsCompactEntry(t *testing.T) {
 		t.Fatalf("claimed %d flows inside their detail window", claimed)
 	}
 	e.pass(2 * detail)
-	flows, err := s.ClaimClosed(ctxT(t), shard, 10)
+	flows, err := s.ListClosed(ctxT(t), shard, 10)
 	if err != nil || len(flows) != 1 || flows[0].RequestID != "a" || flows[0].Version != 1 || string(flows[0].State) != "closed-a" {
 		t.Fatalf("claimed %+v, %v; want flow a at version 1", flows, err)
 	}
@@ -129,7 +131,7 @@ func TestCompactMoveIsFencedByVersion(t *testing.T) {
 	s, shard := e.s, e.s.Shard("b")
 	closeFlow(t, s, "b", 0, "v1")
 	e.pass(2 * detail)
-	flows, err := s.ClaimClosed(ctxT(t), shard, 10)
+	flows, err := s.ListClosed(ctxT(t), shard, 10)
 	if err != nil || len(flows) != 1 {
 		t.Fatalf("claimed %+v, %v", flows, err)
 	}
@@ -235,7 +237,7 @@ func TestNoCompactionByDefault(t *testing.T) {
 	if n := e.rdb.Exists(ctxT(t), e.s.clKey(e.s.Shard("a"))).Val(); n != 0 {
 		t.Fatal("a closed set was written without compaction")
 	}
-	if flows, err := e.s.ClaimClosed(ctxT(t), 0, 10); err != nil || len(flows) != 0 {
+	if flows, err := e.s.ListClosed(ctxT(t), 0, 10); err != nil || len(flows) != 0 {
 		t.Fatalf("claimed %v, %v", flows, err)
 	}
 	err := Config{TombstoneTTL: time.Hour, ClosedDetailTTL: time.Hour}.Validate()
@@ -283,5 +285,19 @@ func TestAChangeReadBeforeTheMoveConflictsWithTheCompactEntry(t *testing.T) {
 	second.ExpectVersion = 2
 	if v := mustApplied(t, s, second); v != 3 {
 		t.Fatalf("second at version %d", v)
+	}
+}
+
+// TestFingerprintIsFNV1a: the hand-written hash is hash/fnv's FNV-1a, so
+// an entry written by one build is found by another.
+func TestFingerprintIsFNV1a(t *testing.T) {
+	for _, id := range []string{"", "r1", "order-2026-12-07/42", "ünïcödé"} {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(id))
+		var want [8]byte
+		binary.BigEndian.PutUint64(want[:], h.Sum64())
+		if got := fingerprint(id); got != string(want[:]) {
+			t.Errorf("fingerprint(%q) = %x, want %x", id, got, want)
+		}
 	}
 }

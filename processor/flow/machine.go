@@ -204,9 +204,9 @@ func (o *Output) add(other Output) {
 // its attempt id). A partition read late, after a restart say, can hold an
 // earlier input that decides differently: a cancel before the delivery, a
 // WhatsApp read before the SMS delivery, an earlier channel's delivery
-// before the next channel's failure, which would pay for a further step. When every partition was
-// read to within OrderWindow of the input (the input's ReadPast), the usual
-// case, it applies at once. A flow with one step out has its DLRs on one
+// before the next channel's failure, which would pay for a further step.
+// When every partition was read to within OrderWindow of the input (the
+// input's ReadPast), the usual case, it applies at once. A flow with one step out has its DLRs on one
 // partition, read in order, so its DLRs wait only for its own requests
 // partition (Report.RequestsReadPast): an earlier cancel there must win.
 //
@@ -285,8 +285,11 @@ func (s *State) orderReadPast(in Report) time.Time {
 			continue
 		}
 		p, err := strconv.ParseInt(key[1:], 10, 32)
+		if err != nil {
+			return in.ReadPast
+		}
 		mark, known := in.RequestsReadPast[int32(p)]
-		if err != nil || !known {
+		if !known {
 			return in.ReadPast
 		}
 		if !found || mark.Before(low) {
