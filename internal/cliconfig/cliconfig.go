@@ -59,6 +59,8 @@ type Common struct {
 	LogFormat       string // text or json
 	Catalog         string // --catalog: auto, off, warn or enforce (CatalogMode)
 	Prices          string // --prices: the price table's file; empty: none (PriceTable)
+	priceTable      *prices.Table
+	priceTableOf    string // the --prices priceTable was read from
 	Events          string // --events: full or lean (EventsMode)
 	ClockSpeed      float64
 	ClockEpoch      int64
@@ -388,12 +390,20 @@ func (c *Common) CheckRequestAge() error {
 	return nil
 }
 
-// PriceTable reads --prices; nil without one.
+// PriceTable reads --prices; nil without one. The file is read once:
+// Check reads it to refuse a bad one, and the processor gets that table.
 func (c *Common) PriceTable() (*prices.Table, error) {
 	if c.Prices == "" {
 		return nil, nil
 	}
-	return prices.Load(c.Prices, flow.DefaultChannels())
+	if c.priceTable == nil || c.priceTableOf != c.Prices {
+		t, err := prices.Load(c.Prices, flow.DefaultChannels())
+		if err != nil {
+			return nil, err
+		}
+		c.priceTable, c.priceTableOf = t, c.Prices
+	}
+	return c.priceTable, nil
 }
 
 // CatalogMode is --catalog; empty is auto, the default (so a compose file
