@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/fallbackd/fallback/client"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
+	"github.com/fallbackd/fallback/statestore"
 )
 
 // The web console as a person uses it, in headless Chromium (issue 18's
@@ -433,6 +435,9 @@ func TestBrowserWhoMayDoWhat(t *testing.T) {
 func TestBrowserAccessibility(t *testing.T) {
 	browserDeps(t)
 	h := newHarness(t)
+	// Closed flows compacted as soon as the compactor runs: a11y-1's
+	// lookup is a compacted flow's page (docs/closed-flows.md).
+	h.store = statestore.New(h.rc, statestore.Config{Prefix: h.id, Shards: 4, TombstoneTTL: time.Hour, ClosedDetailTTL: time.Millisecond})
 	h.browseCatalog()
 	h.start(nil)
 	c := startConsole(t, h)
@@ -465,6 +470,13 @@ func TestBrowserAccessibility(t *testing.T) {
 	h.advance(3 * time.Second)
 	h.status("a11y-1/1", "DELIVRD")
 	h.waitClosed("a11y-1")
+	h.until("a11y-1 to be compacted", func() error {
+		snaps, err := h.store.Load(h.ctx, []string{"a11y-1"})
+		if err == nil && !snaps[0].Compacted {
+			err = errors.New("still whole")
+		}
+		return err
+	})
 
 	b := newBrowser(t, c.url)
 	t.Run("every page", func(t *testing.T) {
@@ -527,6 +539,10 @@ func TestBrowserAccessibility(t *testing.T) {
 			b.navigating("look up "+id, retyping("request_id", id+kb.Enter))
 			b.waitText("main", id)
 			b.checkA11y("lookup of " + id)
+			if id == "a11y-1" {
+				b.waitText("dl.facts", "details expired")
+				b.screenshot("lookup-compacted", "")
+			}
 		}
 
 		b.clickNav("Outcomes")
