@@ -69,32 +69,37 @@ func (s *Store) compacting() bool { return s.cfg.ClosedDetailTTL > 0 }
 func (s *Store) bucketMS() int64 { return max(s.tombstoneMS/bucketsPerTTL, 1) }
 
 // compactLua is prepended to the scripts that look for a flow's compact
-// entry: compactEntry(cm, prefix, fp) is the entry ("<version>|<blob>")
-// of fingerprint fp in the shard whose bucket hash is cm and compact key
-// prefix is prefix, or false. It probes every live bucket's generations,
-// newest first (an entry moved again sits in a newer one), reading the
-// bucket hash once per call.
+// entry: compactEntry(cm, prefix, fp) is the entry ("<version>|<blob>",
+// or "<version>,<owed versions>|<blob>" once changed in place) of
+// fingerprint fp in the shard whose bucket hash is cm and compact key
+// prefix is prefix, and the key holding it; or false. It probes every live
+// bucket's generations, newest first, reading the bucket hash once per
+// call (per bucket hash: the request and provider-id entries have one
+// each).
 const compactLua = `
-local compactBuckets
+local compactBuckets = {}
 local function compactEntry(cm, prefix, fp)
-  if not compactBuckets then
-    compactBuckets = {}
+  local buckets = compactBuckets[cm]
+  if not buckets then
+    buckets = {}
     local m = redis.call('HGETALL', cm)
     for j = 1, #m, 2 do
       if not string.find(m[j], ':', 1, true) then
         local b, g = tonumber(m[j]), 0
         for s in string.gmatch(m[j + 1], '[^,]+') do
-          compactBuckets[#compactBuckets + 1] = {b, g, tonumber(s)}
+          buckets[#buckets + 1] = {b, g, tonumber(s)}
           g = g + 1
         end
       end
     end
-    table.sort(compactBuckets, function(x, y) return x[1] > y[1] or (x[1] == y[1] and x[2] > y[2]) end)
+    table.sort(buckets, function(x, y) return x[1] > y[1] or (x[1] == y[1] and x[2] > y[2]) end)
+    compactBuckets[cm] = buckets
   end
   local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
-  for _, b in ipairs(compactBuckets) do
-    local v = redis.call('HGET', prefix .. string.format('%d:%d:%d', b[1], b[2], x % b[3]), fp)
-    if v then return v end
+  for _, b in ipairs(buckets) do
+    local key = prefix .. string.format('%d:%d:%d', b[1], b[2], x % b[3])
+    local v = redis.call('HGET', key, fp)
+    if v then return v, key end
   end
   return false
 end
