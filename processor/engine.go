@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -26,7 +27,7 @@ type StateStore interface {
 	ClaimDueShards(ctx context.Context, shards []int, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.Snapshot, error)
 	DueByShard(ctx context.Context) ([]time.Time, error)
 	ClaimOwed(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.OwedOutputs, error)
-	IndexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error
+	IndexProviderIDs(ctx context.Context, refs []statestore.ProviderRef, ttl time.Duration) error
 	ResolveProviderIDs(ctx context.Context, ids []string) (map[string]string, error)
 	WatermarkStore
 	ClosedFlowStore
@@ -92,8 +93,18 @@ func (e *engine) load(ctx context.Context, requestIDs []string) ([]statestore.Sn
 	return e.store.Load(ctx, requestIDs)
 }
 
+// indexProviderIDs records provider message id -> attempt id, with each
+// attempt's flow and step when the attempt id names one.
 func (e *engine) indexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error {
-	return e.store.IndexProviderIDs(ctx, refs, ttl)
+	out := make([]statestore.ProviderRef, 0, len(refs))
+	for pid, attempt := range refs {
+		r := statestore.ProviderRef{ProviderID: pid, AttemptID: attempt}
+		if id, step, ok := flow.ParseAttemptID(attempt); ok && !statestore.IsCompactRef(id) {
+			r.RequestID, r.Step = id, step
+		}
+		out = append(out, r)
+	}
+	return e.store.IndexProviderIDs(ctx, out, ttl)
 }
 
 func (e *engine) resolveProviderIDs(ctx context.Context, ids []string) (map[string]string, error) {
@@ -263,6 +274,7 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 				continue
 			}
 			ev.ev.EventID = positionEventID(ev.src, ev.index)
+			unnamed(&ev.ev, w.requestID)
 			res.records = append(res.records, e.keep(e.enc.event(ev.ev, ev.trace))...)
 		}
 		return statestore.Change{}, nil, computed{}, false
@@ -278,7 +290,7 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 			continue
 		}
 		if ev.changed || ev.src == nil {
-			ev.ev.EventID = w.requestID + "/v" + strconv.FormatInt(version, 10) + "/" + strconv.Itoa(i)
+			ev.ev.EventID = eventFlowID(w.requestID) + "/v" + strconv.FormatInt(version, 10) + "/" + strconv.Itoa(i)
 		} else {
 			// An input that changed nothing is not marked applied: read again
 			// after a crash, it yields this event again, which must keep its id.
@@ -287,6 +299,7 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 		if ev.ev.RequestID == "" {
 			ev.ev.RequestID = w.requestID
 		}
+		unnamed(&ev.ev, w.requestID)
 		records = append(records, e.keep(e.enc.event(ev.ev, ev.trace))...)
 	}
 	return e.change(w, cur, records, now), records, computed{sends: sends, events: events}, true
@@ -376,6 +389,32 @@ type eventOut struct {
 	index   int
 	trace   []kgo.RecordHeader // the flow's trace context
 	changed bool               // the input changed the flow's state
+}
+
+// A flow reached by a provider id alone past its detail window is known by
+// a statestore.CompactRef, not its request id (docs/closed-flows.md): its
+// events name no request and no attempt, like an unknown attempt's, and
+// their ids are made of the CompactRef's printable part.
+
+// eventFlowID is what a changed flow's event ids start with.
+func eventFlowID(flowID string) string {
+	if statestore.IsCompactRef(flowID) {
+		return "compact:" + flowID[1:]
+	}
+	return flowID
+}
+
+// unnamed clears the CompactRef from an event of flowID.
+func unnamed(ev *schemas.FlowEvent, flowID string) {
+	if !statestore.IsCompactRef(flowID) {
+		return
+	}
+	if ev.RequestID == flowID {
+		ev.RequestID = ""
+	}
+	if strings.HasPrefix(ev.AttemptID, flowID) {
+		ev.AttemptID = ""
+	}
 }
 
 // positionEventID identifies an event that changed no state by the record

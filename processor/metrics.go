@@ -22,19 +22,20 @@ import (
 // carries them is applied in Redis: a replayed record changes nothing and is
 // not counted again, so these metrics agree with the events topic.
 type metrics struct {
-	records          metric.Int64Counter
-	deadLetters      metric.Int64Counter
-	conflicts        metric.Int64Counter
-	unknownStatuses  metric.Int64Counter
-	deadlinesFired   metric.Int64Counter
-	outboxReplayed   metric.Int64Counter
-	flowsCompacted   metric.Int64Counter
-	deadlinesForced  metric.Int64Counter
-	inputsHeld       metric.Int64Counter
-	requestsPaused   metric.Int64Counter
-	tableRefreshes   metric.Int64Counter
-	catalogWarnings  metric.Int64Counter
-	dlrPricesIgnored metric.Int64Counter
+	records              metric.Int64Counter
+	deadLetters          metric.Int64Counter
+	conflicts            metric.Int64Counter
+	unknownStatuses      metric.Int64Counter
+	deadlinesFired       metric.Int64Counter
+	outboxReplayed       metric.Int64Counter
+	flowsCompacted       metric.Int64Counter
+	providerIDsCompacted metric.Int64Counter
+	deadlinesForced      metric.Int64Counter
+	inputsHeld           metric.Int64Counter
+	requestsPaused       metric.Int64Counter
+	tableRefreshes       metric.Int64Counter
+	catalogWarnings      metric.Int64Counter
+	dlrPricesIgnored     metric.Int64Counter
 
 	flowsStarted     metric.Int64Counter
 	sends            metric.Int64Counter
@@ -113,17 +114,18 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	batch, _ := m.Int64Histogram("fallback.batch.size", metric.WithDescription("inputs per batch, by source (consumer: records of one poll; sweeper: deadlines of one claim)"),
 		metric.WithExplicitBucketBoundaries(batchBuckets...))
 	return &metrics{
-		records:         zeroed("fallback.records", "input records processed"),
-		deadLetters:     zeroed("fallback.dead_letters", "records sent to the dead-letter topic"),
-		conflicts:       zeroed("fallback.state_conflicts", "flow writes that lost a compare-and-set race and were recomputed"),
-		unknownStatuses: zeroed("fallback.unknown_statuses", "DLRs whose raw status is not known for the channel"),
-		deadlinesFired:  zeroed("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
-		outboxReplayed:  zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
-		flowsCompacted:  zeroed("fallback.flows_compacted", "closed flows cut down to their compact entry once their detail window passed (--closed-detail-retention)"),
-		deadlinesForced: zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
-		inputsHeld:      zeroed("fallback.inputs_held", "DLRs and cancels held in their flow until every input partition is read past them: published after the deadline, or deciding a flow while a partition that can hold an earlier input deciding it lags"),
-		requestsPaused:  zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
-		tableRefreshes:  zeroed("fallback.flow_table.refreshes", "times a request naming a flow, sender or template the config table did not hold (or not as usable) made it read its topics to their end"),
+		records:              zeroed("fallback.records", "input records processed"),
+		deadLetters:          zeroed("fallback.dead_letters", "records sent to the dead-letter topic"),
+		conflicts:            zeroed("fallback.state_conflicts", "flow writes that lost a compare-and-set race and were recomputed"),
+		unknownStatuses:      zeroed("fallback.unknown_statuses", "DLRs whose raw status is not known for the channel"),
+		deadlinesFired:       zeroed("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
+		outboxReplayed:       zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
+		flowsCompacted:       zeroed("fallback.flows_compacted", "closed flows cut down to their compact entry once their detail window passed (--closed-detail-retention)"),
+		providerIDsCompacted: zeroed("fallback.provider_ids_compacted", "provider message ids of compacted flows moved to their packed entries (a DLR naming only one still finds its flow)"),
+		deadlinesForced:      zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
+		inputsHeld:           zeroed("fallback.inputs_held", "DLRs and cancels held in their flow until every input partition is read past them: published after the deadline, or deciding a flow while a partition that can hold an earlier input deciding it lags"),
+		requestsPaused:       zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
+		tableRefreshes:       zeroed("fallback.flow_table.refreshes", "times a request naming a flow, sender or template the config table did not hold (or not as usable) made it read its topics to their end"),
 
 		flowsStarted:     zeroed("fallback.flows.started", "flows started (FLOW_STARTED)"),
 		sends:            counter("fallback.sends", "send commands produced, by channel and reason (initial, failure, timeout)"),

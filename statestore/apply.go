@@ -253,7 +253,7 @@ func (s *Store) Apply(ctx context.Context, changes []Change) ([]ApplyResult, err
 			}
 			fp := ""
 			if s.compacting() {
-				fp = fingerprint(ch.RequestID)
+				fp = flowFingerprint(ch.RequestID)
 			}
 			args = append(args, ch.RequestID, expect, ch.ExpectVersion+1, nonNil(ch.State),
 				deadline, closed, retryAt, nonNil(outputs), fp)
