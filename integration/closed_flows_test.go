@@ -106,3 +106,88 @@ func closedFlowsStory(t *testing.T, detail time.Duration) []schemas.FlowEvent {
 	}
 	return evs
 }
+
+// TestAProviderIDAloneTellsTheTruthPastTheDetailWindow: DLRs that name
+// only the provider's message id, once the flow was compacted and its
+// provider ids moved with it (docs/closed-flows.md), are answered as for
+// a flow kept whole: the late WhatsApp delivery of a flow that delivered
+// by SMS is a paid duplicate reported once, its repeat and a repeat of the
+// SMS delivery are discarded as flow_closed. Past the detail window the
+// request id is not kept: those events name no request.
+func TestAProviderIDAloneTellsTheTruthPastTheDetailWindow(t *testing.T) {
+	summary := func(evs []schemas.FlowEvent) []string {
+		var out []string
+		for _, ev := range evs {
+			step := -1
+			if ev.Step != nil {
+				step = int(*ev.Step)
+			}
+			out = append(out, fmt.Sprintf("%s %s step %d %s", ev.Type, ev.Reason, step, ev.Channel))
+		}
+		slices.Sort(out)
+		return out
+	}
+	wholeNamed, wholeUnnamed := providerIDStory(t, 0)
+	compactNamed, compactUnnamed := providerIDStory(t, 50*time.Millisecond)
+	if len(wholeUnnamed) != 0 {
+		t.Fatalf("flows kept whole wrote events naming no request: %+v", wholeUnnamed)
+	}
+	if got, want := summary(compactUnnamed), summary(wholeNamed); !slices.Equal(got, want) {
+		t.Errorf("by provider id past the detail window\n  %v\nkept whole\n  %v", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if len(compactNamed) != 0 {
+		t.Errorf("compacted, events still named the request: %+v", compactNamed)
+	}
+	want := []string{
+		flow.EventDLRDiscarded + " " + flow.DiscardFlowClosed + " step 0 whatsapp", // the late delivery, beside its report
+		flow.EventDLRDiscarded + " " + flow.DiscardFlowClosed + " step 0 whatsapp", // its repeat
+		flow.EventDLRDiscarded + " " + flow.DiscardFlowClosed + " step 1 sms",      // the SMS delivery again
+		flow.EventMultiChannelDelivery + "  step 0 whatsapp",                       // the paid duplicate, once
+	}
+	if got := summary(wholeNamed); !slices.Equal(got, want) {
+		t.Errorf("kept whole\n  %v\nwant\n  %v", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// providerIDStory plays a flow whose DLRs carry the provider's ids, closes
+// it, and once it is compacted (detail > 0) and its provider ids moved,
+// sends late DLRs naming only those ids. It returns the late DLRs' events
+// that name the flow and those that name no request.
+func providerIDStory(t *testing.T, detail time.Duration) (named, unnamed []schemas.FlowEvent) {
+	h := newHarness(t)
+	h.store = statestore.New(h.rc, statestore.Config{Prefix: h.id, Shards: 4, TombstoneTTL: time.Hour, ClosedDetailTTL: detail})
+	h.start(nil)
+	h.request(otp("k3"))
+	h.waitSend("k3/0")
+	h.dlr(schemas.DeliveryReport{AttemptID: "k3/0", ProviderMessageID: "wa-k3", Channel: "whatsapp", Status: "sent"})
+	h.settle()
+	h.advance(31 * time.Second)
+	h.waitSend("k3/1")
+	h.dlr(schemas.DeliveryReport{AttemptID: "k3/1", ProviderMessageID: "sms-k3", Channel: "sms", Status: "delivered"})
+	if closed := h.waitClosed("k3"); closed.Outcome != flow.OutcomeDelivered {
+		t.Fatalf("k3 closed %s, want DELIVERED", closed.Outcome)
+	}
+	h.settle()
+	before := len(h.out.eventsOf("k3"))
+	if detail > 0 {
+		h.until("the closed flow and its provider ids to be compacted", func() error {
+			got, err := h.store.ResolveProviderIDs(h.ctx, []string{"wa-k3", "sms-k3"})
+			if err != nil {
+				return err
+			}
+			for _, pid := range []string{"wa-k3", "sms-k3"} {
+				if id, _, _ := flow.ParseAttemptID(got[pid]); !statestore.IsCompactRef(id) {
+					return fmt.Errorf("%s resolves to %q", pid, got[pid])
+				}
+			}
+			return nil
+		})
+	}
+	h.dlr(schemas.DeliveryReport{ProviderMessageID: "wa-k3", Channel: "whatsapp", Status: "delivered"}) // the paid duplicate
+	h.settle()
+	h.dlr(schemas.DeliveryReport{ProviderMessageID: "wa-k3", Channel: "whatsapp", Status: "delivered"}) // its repeat
+	h.settle()
+	h.dlr(schemas.DeliveryReport{ProviderMessageID: "sms-k3", Channel: "sms", Status: "delivered"})
+	h.settle()
+	return h.out.eventsOf("k3")[before:], h.out.eventsOf("")
+}
