@@ -112,6 +112,8 @@ end
 //     creating the sub-key with its PEXPIREAT (bucket end + ttl). cl, or
 //     nil, is the sorted set by close time of the flows still to move,
 //     which sizes a new bucket.
+//   - flushPlaced() writes back the counters of the buckets pack wrote
+//     to: call it once, after the last pack.
 //   - forgetExpired(cm, span, ttl, now) drops the buckets whose sub-keys
 //     have all expired from cm.
 //   - redisNow() is Redis's clock in ms.
@@ -121,35 +123,48 @@ local function redisNow()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 -- place is the generation and sub-key count an entry of bucket b goes to,
--- counting it.
+-- counting it. A bucket's counters are read once per call and written
+-- back by flushPlaced.
+local placed = {}
 local function place(cm, b, span, fill, cl)
-  local f = string.format('%d', b)
-  local gens = redis.call('HGET', cm, f)
-  local total = redis.call('HINCRBY', cm, f .. ':n', 1)
-  local inLast = redis.call('HINCRBY', cm, f .. ':c', 1)
-  if not gens then
-    -- A new bucket: sized for the flows closed in its span still waiting
-    -- (all of them, when the detail window is at least the span), or for
-    -- the previous bucket's entries, whichever is more.
-    local waiting = 0
-    if cl then
-      waiting = redis.call('ZCOUNT', cl, string.format('%d', b * span), string.format('(%d', (b + 1) * span))
+  local k = cm .. '|' .. b
+  local p = placed[k]
+  if not p then
+    local f = string.format('%d', b)
+    local v = redis.call('HMGET', cm, f, f .. ':n', f .. ':c')
+    p = {cm = cm, f = f, gens = v[1], total = tonumber(v[2]) or 0, inLast = tonumber(v[3]) or 0}
+    if not p.gens then
+      -- A new bucket: sized for the flows closed in its span still waiting
+      -- (all of them, when the detail window is at least the span), or for
+      -- the previous bucket's entries, whichever is more.
+      local waiting = 0
+      if cl then
+        waiting = redis.call('ZCOUNT', cl, string.format('%d', b * span), string.format('(%d', (b + 1) * span))
+      end
+      local prev = tonumber(redis.call('HGET', cm, string.format('%d:n', b - 1))) or 0
+      p.gens = string.format('%d', math.max(1, math.ceil(math.max(waiting, prev) / fill)))
+      p.total, p.inLast = 0, 0
     end
-    local prev = tonumber(redis.call('HGET', cm, string.format('%d:n', b - 1))) or 0
-    gens = string.format('%d', math.max(1, math.ceil(math.max(waiting, prev) / fill)))
-    redis.call('HSET', cm, f, gens)
+    p.g, p.subs = -1, 0
+    for s in string.gmatch(p.gens, '[^,]+') do
+      p.g, p.subs = p.g + 1, tonumber(s)
+    end
+    placed[k] = p
   end
-  local g, subs = -1, 0
-  for s in string.gmatch(gens, '[^,]+') do
-    g, subs = g + 1, tonumber(s)
-  end
-  if inLast > subs * fill then
+  p.total, p.inLast = p.total + 1, p.inLast + 1
+  if p.inLast > p.subs * fill then
     -- The last generation is full: a new one for twice the entries so far.
-    subs = math.max(1, math.ceil(2 * total / fill))
-    g = g + 1
-    redis.call('HSET', cm, f, gens .. ',' .. string.format('%d', subs), f .. ':c', 1)
+    p.subs = math.max(1, math.ceil(2 * p.total / fill))
+    p.g = p.g + 1
+    p.gens = p.gens .. ',' .. string.format('%d', p.subs)
+    p.inLast = 1
   end
-  return g, subs
+  return p.g, p.subs
+end
+local function flushPlaced()
+  for _, p in pairs(placed) do
+    redis.call('HSET', p.cm, p.f, p.gens, p.f .. ':n', p.total, p.f .. ':c', p.inLast)
+  end
 end
 local packCreated = {}
 local function pack(cm, prefix, b, field, value, span, ttl, fill, cl)
@@ -315,6 +330,7 @@ for i = 1, #KEYS - 4 do
     end
   end
 end
+flushPlaced()
 forgetExpired(KEYS[2], span, ttl, now)
 return moved
 `)
@@ -365,6 +381,29 @@ func (s *Store) ClosedWaiting(ctx context.Context) (int64, error) {
 	n, err := s.sumZCard(ctx, keys)
 	if err != nil {
 		return 0, fmt.Errorf("statestore: count closed flows: %w", err)
+	}
+	return n, nil
+}
+
+// ProviderIDsWaiting is how many provider ids of compacted flows are
+// queued for MoveProviderEntries (the :pq hashes' sizes).
+func (s *Store) ProviderIDsWaiting(ctx context.Context) (int64, error) {
+	if !s.compacting() {
+		return 0, nil
+	}
+	cmds := make([]*redis.IntCmd, s.cfg.Shards)
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range cmds {
+			cmds[i] = p.HLen(ctx, s.pqKey[i])
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("statestore: count queued provider ids: %w", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
 	}
 	return n, nil
 }

@@ -289,6 +289,7 @@ local span, ttl, fill = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 for a = 5, #ARGV, 3 do
   pack(KEYS[1], ARGV[1], math.floor(tonumber(ARGV[a + 2]) / span), ARGV[a], ARGV[a + 1], span, ttl, fill, nil)
 end
+flushPlaced()
 forgetExpired(KEYS[1], span, ttl, redisNow())
 return 1
 `)

@@ -167,12 +167,15 @@ type Result struct {
 	// --closed-detail-retention): MEMORY USAGE summed over their keys, over
 	// the flows. Only with a prefix of the run's own, and a detail window
 	// short enough for the run to wait for (at most maxCompactWait).
-	RedisCompactBytesPerFlow       float64          `json:"redis_compact_bytes_per_flow"`
-	RedisProviderIndexBytesPerFlow float64          `json:"redis_provider_index_bytes_per_flow"`
-	RedisProviderIndexKeysPerFlow  float64          `json:"redis_provider_index_keys_per_flow"`
-	RedisCommandsPerFlow           float64          `json:"redis_commands_per_flow"`
-	RedisCommandsSource            string           `json:"redis_commands_source"`
-	RedisCommands                  map[string]int64 `json:"redis_commands,omitempty"`
+	RedisCompactBytesPerFlow float64 `json:"redis_compact_bytes_per_flow"`
+	// RedisCompactProviderBytesPerFlow is the same for the packed
+	// provider-id entries of those flows (<prefix>{<shard>}:cp:*).
+	RedisCompactProviderBytesPerFlow float64          `json:"redis_compact_provider_bytes_per_flow"`
+	RedisProviderIndexBytesPerFlow   float64          `json:"redis_provider_index_bytes_per_flow"`
+	RedisProviderIndexKeysPerFlow    float64          `json:"redis_provider_index_keys_per_flow"`
+	RedisCommandsPerFlow             float64          `json:"redis_commands_per_flow"`
+	RedisCommandsSource              string           `json:"redis_commands_source"`
+	RedisCommands                    map[string]int64 `json:"redis_commands,omitempty"`
 	// RedisCPUUsPerFlow is the Redis main thread's CPU time over the run
 	// (INFO cpu) per flow: 1e6 over it is the flows/s at which Redis's one
 	// core would be saturated.
@@ -830,6 +833,12 @@ func measureClosedFlows(ctx context.Context, cfg Config, m *measuredRun, res *Re
 			return
 		}
 		res.RedisCompactBytesPerFlow = float64(int64(float64(bytes)/flows*10)) / 10
+		_, bytes, err = keyMemory(ctx, cfg.Redis, sc.Prefix+"{*}:cp:*")
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("redis_compact_provider_bytes_per_flow: not measured: %v", err))
+			return
+		}
+		res.RedisCompactProviderBytesPerFlow = float64(int64(float64(bytes)/flows*10)) / 10
 	}
 }
 
@@ -838,11 +847,14 @@ func measureClosedFlows(ctx context.Context, cfg Config, m *measuredRun, res *Re
 const maxCompactWait = 2 * time.Minute
 
 // waitCompacted waits until no closed flow keeps its whole record
-// (statestore.ClosedWaiting), for at most limit.
+// (statestore.ClosedWaiting) and their provider ids moved with them
+// (statestore.ProviderIDsWaiting), for at most limit.
 func waitCompacted(ctx context.Context, store *statestore.Store, limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	for {
-		if n, err := store.ClosedWaiting(ctx); err == nil && n == 0 {
+		n, err := store.ClosedWaiting(ctx)
+		q, qerr := store.ProviderIDsWaiting(ctx)
+		if err == nil && qerr == nil && n == 0 && q == 0 {
 			return true
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
