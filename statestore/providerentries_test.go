@@ -1,6 +1,7 @@
 package statestore
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +163,54 @@ func TestCompactRefRoundTrips(t *testing.T) {
 			t.Fatalf("%q parsed as a CompactRef", bad)
 		}
 	}
+}
+
+// TestAProviderEntryMatchingTwoFlowsResolvesToNone: a packed provider
+// entry keeps 32 bits of its flow's fingerprint. When two compact entries
+// of the shard share them, the provider id resolves to nothing (an
+// unknown attempt) rather than to either flow: a late delivery may go
+// unreported, none is invented.
+func TestAProviderEntryMatchingTwoFlowsResolvesToNone(t *testing.T) {
+	const detail = 40 * time.Millisecond
+	e := newEnv(t, Config{Shards: 1, TombstoneTTL: time.Hour, ClosedDetailTTL: detail})
+	if e.mr != nil {
+		e.mr.SetTime(time.Now())
+	}
+	s, ctx := e.s, ctxT(t)
+	a, b := prefixTwins(t)
+	for _, id := range []string{a, b} {
+		v := mustApplied(t, s, Change{RequestID: id, State: []byte("open"), Deadline: time.Now().Add(time.Hour)})
+		ref := ProviderRef{ProviderID: "pid-" + id, AttemptID: id + "/0", RequestID: id}
+		if err := s.IndexProviderIDs(ctx, []ProviderRef{ref}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		closeFlow(t, s, id, v, "closed")
+	}
+	e.pass(2 * detail)
+	if _, moved := compactShard(t, s, 0, fixedCompact("cx")); moved != 2 {
+		t.Fatalf("moved %d, want both flows", moved)
+	}
+	if _, err := s.MoveProviderEntries(ctx, 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ResolveProviderIDs(ctx, []string{"pid-" + a, "pid-" + b})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("resolved %v, %v; want nothing for two flows sharing 32 bits of fingerprint", got, err)
+	}
+}
+
+// prefixTwins finds two request ids whose fingerprints share their first
+// providerPrefixBytes bytes (a birthday search: about 2^16 ids).
+func prefixTwins(t *testing.T) (string, string) {
+	seen := map[string]string{}
+	for i := range 1 << 22 {
+		id := "twin-" + strconv.Itoa(i)
+		p := fingerprint(id)[:providerPrefixBytes]
+		if other, ok := seen[p]; ok {
+			return other, id
+		}
+		seen[p] = id
+	}
+	t.Fatal("no two ids share a fingerprint prefix")
+	return "", ""
 }

@@ -22,7 +22,8 @@ import (
 //	                                      detailed flow (with compaction on)
 //	<prefix>{<shard>}:pq                  hash provider_msg_id -> "<step>:<close ms>:<request fingerprint>",
 //	                                      provider ids of compacted flows still to move
-//	<prefix>{<p>}:pcm, :cp:<bucket>:<g>:<k> provider-id entries past the detail window,
+//	<prefix>{<p>}:pcm, :cp:<bucket>:<g>:<k> provider-id entries past the detail window
+//	                                      (fingerprint -> shard, step, 4 bytes of the request's),
 //	                                      p = crc32(provider_msg_id) mod Shards
 //
 // An entry of the string index is its own key, hash-tagged by the provider
@@ -30,7 +31,7 @@ import (
 // shard. With compaction on (docs/closed-flows.md) the flow's shard also
 // lists its provider ids (:pi), so that the compactor, moving the flow,
 // queues them (:pq); MoveProviderEntries then writes each as a packed
-// entry of about 27 bytes, bucketed by the flow's close time like the
+// entry of about 21 bytes, bucketed by the flow's close time like the
 // flow's own compact entry, and deletes its string key. A DLR whose
 // provider id has no string key any more resolves through the packed
 // entry to a CompactRef: the flow's shard, fingerprint and step.
@@ -169,7 +170,8 @@ func (s *Store) ResolveProviderIDs(ctx context.Context, ids []string) (map[strin
 }
 
 // resolveCompact looks ids up in their packed entries, one script call
-// per shard, adding what it finds to out.
+// per shard, then their flows' compact entries (findCompact), adding what
+// it finds to out.
 func (s *Store) resolveCompact(ctx context.Context, ids []string, out map[string]string) error {
 	groups := map[int][]string{}
 	var shards []int
@@ -192,6 +194,8 @@ func (s *Store) resolveCompact(ctx context.Context, ids []string, out map[string
 	if err := s.runScripts(ctx, calls); err != nil {
 		return err
 	}
+	var found []string
+	var targets []providerTarget
 	for c, sh := range shards {
 		vals, err := calls[c].cmd.Slice()
 		if err != nil {
@@ -202,15 +206,19 @@ func (s *Store) resolveCompact(ctx context.Context, ids []string, out map[string
 		}
 		for j, id := range groups[sh] {
 			if v := toBytes(vals[j]); v != nil {
-				attempt, err := s.parseProviderEntry(v)
+				t, err := s.parseProviderEntry(v)
 				if err != nil {
 					return fmt.Errorf("provider id %q: %w", id, err)
 				}
-				out[id] = attempt
+				found = append(found, id)
+				targets = append(targets, t)
 			}
 		}
 	}
-	return nil
+	if len(found) == 0 {
+		return nil
+	}
+	return s.findCompact(ctx, found, targets, out)
 }
 
 // A CompactRef stands for a compacted flow reached by a provider id alone:
@@ -254,28 +262,123 @@ func flowFingerprint(id string) string {
 }
 
 // providerEntryBytes is a packed provider-id entry's value: the flow's
-// shard (2 bytes, big-endian), its step (1 byte), its fingerprint (8).
-const providerEntryBytes = 11
+// shard and step (2 bytes, big-endian: shard*8 + step; MaxShards 1024 and
+// at most 8 steps fit) and the first 4 bytes of its fingerprint. The rest
+// of the fingerprint is found among the flow's shard's compact entries
+// (findCompactScript): 6 bytes instead of 11 make a provider entry about
+// 21 bytes instead of 27 (docs/closed-flows.md).
+const providerEntryBytes = 6
+
+// providerPrefixBytes is how much of the request fingerprint a provider
+// entry keeps.
+const providerPrefixBytes = 4
 
 func providerEntry(shard, step int, fp string) string {
 	var b [providerEntryBytes]byte
-	binary.BigEndian.PutUint16(b[:2], uint16(shard))
-	b[2] = byte(step)
-	copy(b[3:], fp)
+	binary.BigEndian.PutUint16(b[:2], uint16(shard*8+step))
+	copy(b[2:], fp[:providerPrefixBytes])
 	return string(b[:])
 }
 
-// parseProviderEntry returns the attempt id a packed provider-id entry
-// stands for: an attempt of a CompactRef.
-func (s *Store) parseProviderEntry(v []byte) (string, error) {
+// providerTarget is what a packed provider-id entry points at.
+type providerTarget struct {
+	shard, step int
+	prefix      string // the first providerPrefixBytes of the fingerprint
+}
+
+func (s *Store) parseProviderEntry(v []byte) (providerTarget, error) {
 	if len(v) != providerEntryBytes {
-		return "", fmt.Errorf("packed provider entry of %d bytes, want %d", len(v), providerEntryBytes)
+		return providerTarget{}, fmt.Errorf("packed provider entry of %d bytes, want %d", len(v), providerEntryBytes)
 	}
-	shard := int(binary.BigEndian.Uint16(v[:2]))
-	if shard >= s.cfg.Shards {
-		return "", fmt.Errorf("packed provider entry names shard %d of %d", shard, s.cfg.Shards)
+	n := int(binary.BigEndian.Uint16(v[:2]))
+	t := providerTarget{shard: n / 8, step: n % 8, prefix: string(v[2:])}
+	if t.shard >= s.cfg.Shards {
+		return providerTarget{}, fmt.Errorf("packed provider entry names shard %d of %d", t.shard, s.cfg.Shards)
 	}
-	return compactRef(shard, string(v[3:])) + "/" + strconv.Itoa(int(v[2])), nil
+	return t, nil
+}
+
+// findCompactScript finds compact entries of one shard by the first bytes
+// of their fingerprints. KEYS[1] the shard's bucket hash (:cm); ARGV[1]
+// its compact key prefix (:cf:), ARGV[1+i] prefix i. A prefix names the
+// sub-key of each bucket generation its entry would be in (as
+// compactEntry); the newest bucket with a match answers. Returns, per
+// prefix, the whole fingerprint, "" when two entries there share the
+// prefix, or false.
+var findCompactScript = redis.NewScript(`
+local buckets = {}
+local m = redis.call('HGETALL', KEYS[1])
+for j = 1, #m, 2 do
+  if not string.find(m[j], ':', 1, true) then
+    local b, g = tonumber(m[j]), 0
+    for s in string.gmatch(m[j + 1], '[^,]+') do
+      buckets[#buckets + 1] = {b, g, tonumber(s)}
+      g = g + 1
+    end
+  end
+end
+table.sort(buckets, function(x, y) return x[1] > y[1] or (x[1] == y[1] and x[2] > y[2]) end)
+local out = {}
+for i = 2, #ARGV do
+  local p = ARGV[i]
+  local x = ((string.byte(p, 1) * 256 + string.byte(p, 2)) * 256 + string.byte(p, 3)) * 256 + string.byte(p, 4)
+  local found = false
+  for _, b in ipairs(buckets) do
+    local fields = redis.call('HKEYS', ARGV[1] .. string.format('%d:%d:%d', b[1], b[2], x % b[3]))
+    for _, f in ipairs(fields) do
+      if string.sub(f, 1, 4) == p then
+        if found then found = '' break end
+        found = f
+      end
+    end
+    if found then break end
+  end
+  out[i - 1] = found
+end
+return out
+`)
+
+// findCompact turns packed provider entries into attempts of CompactRefs,
+// one script call per flow shard: targets[i] resolves ids[i] into out. A
+// prefix that matches two compact entries resolves to nothing (the DLR is
+// then an unknown attempt): the error hides a late delivery rather than
+// inventing one.
+func (s *Store) findCompact(ctx context.Context, ids []string, targets []providerTarget, out map[string]string) error {
+	groups := map[int][]int{}
+	var shards []int
+	for i, t := range targets {
+		if groups[t.shard] == nil {
+			shards = append(shards, t.shard)
+		}
+		groups[t.shard] = append(groups[t.shard], i)
+	}
+	calls := make([]scriptCall, len(shards))
+	for c, sh := range shards {
+		args := make([]any, 1, 1+len(groups[sh]))
+		args[0] = s.cfPrefix(sh)
+		for _, i := range groups[sh] {
+			args = append(args, targets[i].prefix)
+		}
+		calls[c] = scriptCall{script: findCompactScript, keys: []string{s.cmKey(sh)}, args: args}
+	}
+	if err := s.runScripts(ctx, calls); err != nil {
+		return err
+	}
+	for c, sh := range shards {
+		vals, err := calls[c].cmd.Slice()
+		if err != nil {
+			return err
+		}
+		if len(vals) != len(groups[sh]) {
+			return fmt.Errorf("%d results for %d provider ids", len(vals), len(groups[sh]))
+		}
+		for j, i := range groups[sh] {
+			if fp := toBytes(vals[j]); len(fp) == 8 {
+				out[ids[i]] = compactRef(sh, string(fp)) + "/" + strconv.Itoa(targets[i].step)
+			}
+		}
+	}
+	return nil
 }
 
 // packProviderScript writes provider ids' packed entries in one shard.
@@ -377,7 +480,7 @@ func parseQueuedProvider(shard int, providerID, v string) (queuedProvider, error
 	closed, fp, ok2 := strings.Cut(rest, ":")
 	n, err := strconv.Atoi(step)
 	ms, err2 := strconv.ParseInt(closed, 10, 64)
-	if !ok || !ok2 || err != nil || err2 != nil || n < 0 || n > 255 || len(fp) != 8 {
+	if !ok || !ok2 || err != nil || err2 != nil || n < 0 || n > 7 || len(fp) != 8 {
 		return queuedProvider{}, fmt.Errorf("bad queued provider id %q", providerID)
 	}
 	return queuedProvider{providerID: providerID, entry: providerEntry(shard, n, fp), closedMS: ms}, nil
