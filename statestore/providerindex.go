@@ -120,11 +120,12 @@ func (s *Store) IndexProviderIDs(ctx context.Context, refs []ProviderRef, ttl ti
 // resolveCompactScript finds provider ids' packed entries in one shard.
 // KEYS[1] the shard's provider bucket hash (:pcm); ARGV[1] its entry
 // prefix (:cp:), ARGV[1+i] provider id i's fingerprint. Returns, per id,
-// its entry or false.
+// {entry, bucket} or false.
 var resolveCompactScript = redis.NewScript(compactLua + `
 local out = {}
 for i = 2, #ARGV do
-  out[i - 1] = compactEntry(KEYS[1], ARGV[1], ARGV[i])
+  local v, key = compactEntry(KEYS[1], ARGV[1], ARGV[i])
+  out[i - 1] = v and {v, string.match(key, '(%d+):%d+:%d+$')} or false
 end
 return out
 `)
@@ -205,8 +206,8 @@ func (s *Store) resolveCompact(ctx context.Context, ids []string, out map[string
 			return fmt.Errorf("%d results for %d provider ids", len(vals), len(groups[sh]))
 		}
 		for j, id := range groups[sh] {
-			if v := toBytes(vals[j]); v != nil {
-				t, err := s.parseProviderEntry(v)
+			if pair, ok := vals[j].([]any); ok && len(pair) == 2 {
+				t, err := s.parseProviderEntry(toBytes(pair[0]), toString(pair[1]))
 				if err != nil {
 					return fmt.Errorf("provider id %q: %w", id, err)
 				}
@@ -284,14 +285,19 @@ func providerEntry(shard, step int, fp string) string {
 type providerTarget struct {
 	shard, step int
 	prefix      string // the first providerPrefixBytes of the fingerprint
+	// bucket is the entry's close-time bucket, which is its flow's too.
+	bucket string
 }
 
-func (s *Store) parseProviderEntry(v []byte) (providerTarget, error) {
+func (s *Store) parseProviderEntry(v []byte, bucket string) (providerTarget, error) {
 	if len(v) != providerEntryBytes {
 		return providerTarget{}, fmt.Errorf("packed provider entry of %d bytes, want %d", len(v), providerEntryBytes)
 	}
+	if _, err := strconv.ParseInt(bucket, 10, 64); err != nil {
+		return providerTarget{}, fmt.Errorf("packed provider entry in bucket %q", bucket)
+	}
 	n := int(binary.BigEndian.Uint16(v[:2]))
-	t := providerTarget{shard: n / 8, step: n % 8, prefix: string(v[2:])}
+	t := providerTarget{shard: n / 8, step: n % 8, prefix: string(v[2:]), bucket: bucket}
 	if t.shard >= s.cfg.Shards {
 		return providerTarget{}, fmt.Errorf("packed provider entry names shard %d of %d", t.shard, s.cfg.Shards)
 	}
@@ -300,40 +306,31 @@ func (s *Store) parseProviderEntry(v []byte) (providerTarget, error) {
 
 // findCompactScript finds compact entries of one shard by the first bytes
 // of their fingerprints. KEYS[1] the shard's bucket hash (:cm); ARGV[1]
-// its compact key prefix (:cf:), ARGV[1+i] prefix i. A prefix names the
-// sub-key of each bucket generation its entry would be in (as
-// compactEntry); the newest bucket with a match answers. Returns, per
-// prefix, the whole fingerprint, "" when two entries there share the
+// its compact key prefix (:cf:), then per entry sought its prefix and its
+// bucket. The prefix names the sub-key of each of the bucket's
+// generations the entry would be in (as compactEntry). Returns, per
+// entry, the whole fingerprint, "" when two entries there share the
 // prefix, or false.
 var findCompactScript = redis.NewScript(`
-local buckets = {}
-local m = redis.call('HGETALL', KEYS[1])
-for j = 1, #m, 2 do
-  if not string.find(m[j], ':', 1, true) then
-    local b, g = tonumber(m[j]), 0
-    for s in string.gmatch(m[j + 1], '[^,]+') do
-      buckets[#buckets + 1] = {b, g, tonumber(s)}
-      g = g + 1
-    end
-  end
-end
-table.sort(buckets, function(x, y) return x[1] > y[1] or (x[1] == y[1] and x[2] > y[2]) end)
+local gens = {}
 local out = {}
-for i = 2, #ARGV do
-  local p = ARGV[i]
+for i = 2, #ARGV, 2 do
+  local p, b = ARGV[i], ARGV[i + 1]
+  if gens[b] == nil then
+    gens[b] = redis.call('HGET', KEYS[1], b) or ''
+  end
   local x = ((string.byte(p, 1) * 256 + string.byte(p, 2)) * 256 + string.byte(p, 3)) * 256 + string.byte(p, 4)
-  local found = false
-  for _, b in ipairs(buckets) do
-    local fields = redis.call('HKEYS', ARGV[1] .. string.format('%d:%d:%d', b[1], b[2], x % b[3]))
-    for _, f in ipairs(fields) do
+  local found, g = false, 0
+  for subs in string.gmatch(gens[b], '[^,]+') do
+    for _, f in ipairs(redis.call('HKEYS', ARGV[1] .. string.format('%d:%d:%d', tonumber(b), g, x % tonumber(subs)))) do
       if string.sub(f, 1, 4) == p then
         if found then found = '' break end
         found = f
       end
     end
-    if found then break end
+    g = g + 1
   end
-  out[i - 1] = found
+  out[#out + 1] = found
 end
 return out
 `)
@@ -357,7 +354,7 @@ func (s *Store) findCompact(ctx context.Context, ids []string, targets []provide
 		args := make([]any, 1, 1+len(groups[sh]))
 		args[0] = s.cfPrefix(sh)
 		for _, i := range groups[sh] {
-			args = append(args, targets[i].prefix)
+			args = append(args, targets[i].prefix, targets[i].bucket)
 		}
 		calls[c] = scriptCall{script: findCompactScript, keys: []string{s.cmKey(sh)}, args: args}
 	}
