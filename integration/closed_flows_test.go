@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fallbackd/fallback/processor"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/statestore"
@@ -190,4 +193,133 @@ func providerIDStory(t *testing.T, detail time.Duration) (named, unnamed []schem
 	h.dlr(schemas.DeliveryReport{ProviderMessageID: "sms-k3", Channel: "sms", Status: "delivered"})
 	h.settle()
 	return h.out.eventsOf("k3")[before:], h.out.eventsOf("")
+}
+
+// Crash points of the compactor's round: the flows moved (their provider
+// ids queued), then their provider ids packed.
+const (
+	crashAfterFlowsMoved    = "after the flows' move, before their provider ids"
+	crashAfterProvidersMove = "after the provider ids' move"
+)
+
+// compactorCrash kills its instance right after one step of the
+// compactor's round, as a SIGKILL there would.
+type compactorCrash struct {
+	processor.StateStore
+	at     string
+	dead   atomic.Bool
+	cancel context.CancelFunc
+}
+
+func (c *compactorCrash) CompactClosed(ctx context.Context, shard int, moves []statestore.CompactMove) (int, error) {
+	if c.dead.Load() {
+		return 0, errCrashed
+	}
+	n, err := c.StateStore.CompactClosed(ctx, shard, moves)
+	if err == nil && n > 0 && c.at == crashAfterFlowsMoved {
+		c.dead.Store(true)
+		c.cancel()
+		return 0, errCrashed
+	}
+	return n, err
+}
+
+func (c *compactorCrash) MoveProviderEntries(ctx context.Context, shard, limit int) (int, error) {
+	if c.dead.Load() {
+		return 0, errCrashed
+	}
+	n, err := c.StateStore.MoveProviderEntries(ctx, shard, limit)
+	if err == nil && n > 0 && c.at == crashAfterProvidersMove {
+		c.dead.Store(true)
+		c.cancel()
+		return 0, errCrashed
+	}
+	return n, err
+}
+
+// TestACrashDuringTheCompactMoveLosesNothing: an instance killed between
+// the steps of moving closed flows to their compact form leaves every
+// flow answering: while it is down, by its compact entry or its record,
+// its provider ids by their string keys; once another instance finished
+// the move, a duplicate request is refused and a late delivery named by
+// the provider's id alone is reported once.
+func TestACrashDuringTheCompactMoveLosesNothing(t *testing.T) {
+	for _, point := range []string{crashAfterFlowsMoved, crashAfterProvidersMove} {
+		t.Run(point, func(t *testing.T) {
+			h := newHarness(t)
+			h.store = statestore.New(h.rc, statestore.Config{Prefix: h.id, Shards: 4, TombstoneTTL: time.Hour, ClosedDetailTTL: 50 * time.Millisecond})
+			var crash *compactorCrash
+			first := h.startCrashing(func(s processor.StateStore, cancel context.CancelFunc) processor.StateStore {
+				crash = &compactorCrash{StateStore: s, at: point, cancel: cancel}
+				return crash
+			})
+			ids := []string{"c1", "c2", "c3"}
+			for _, id := range ids {
+				h.request(otp(id))
+				h.waitSend(id + "/0")
+				h.dlr(schemas.DeliveryReport{AttemptID: id + "/0", ProviderMessageID: "wa-" + id, Channel: "whatsapp", Status: "sent"})
+			}
+			h.settle()
+			h.advance(31 * time.Second)
+			for _, id := range ids {
+				h.waitSend(id + "/1")
+				h.dlr(schemas.DeliveryReport{AttemptID: id + "/1", ProviderMessageID: "sms-" + id, Channel: "sms", Status: "delivered"})
+				if closed := h.waitClosed(id); closed.Outcome != flow.OutcomeDelivered {
+					t.Fatalf("%s closed %s, want DELIVERED", id, closed.Outcome)
+				}
+			}
+			h.eventually("the instance to crash "+point, func() bool { return crash.dead.Load() })
+			_ = first.stop()
+
+			// Down: every flow and provider id still answers.
+			snaps, err := h.store.Load(h.ctx, ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range snaps {
+				if !s.Exists {
+					t.Fatalf("%s is gone after the crash", s.RequestID)
+				}
+			}
+			pids := []string{"wa-c1", "sms-c1", "wa-c2", "sms-c2", "wa-c3", "sms-c3"}
+			if got, err := h.store.ResolveProviderIDs(h.ctx, pids); err != nil || len(got) != len(pids) {
+				t.Fatalf("after the crash the provider ids resolve to %v (%v), want all %d", got, err, len(pids))
+			}
+
+			h.start(nil)
+			h.until("the move to be finished", func() error {
+				waiting, err := h.store.ClosedWaiting(h.ctx)
+				if err != nil {
+					return err
+				}
+				queued, err := h.store.ProviderIDsWaiting(h.ctx)
+				if err != nil {
+					return err
+				}
+				got, err := h.store.ResolveProviderIDs(h.ctx, pids)
+				if err != nil {
+					return err
+				}
+				for _, pid := range pids {
+					if id, _, _ := flow.ParseAttemptID(got[pid]); !statestore.IsCompactRef(id) {
+						return fmt.Errorf("%s resolves to %q (%d flows, %d provider ids still to move)", pid, got[pid], waiting, queued)
+					}
+				}
+				return nil
+			})
+			for _, id := range ids {
+				h.request(otp(id))
+			}
+			h.dlr(schemas.DeliveryReport{ProviderMessageID: "wa-c2", Channel: "whatsapp", Status: "delivered"})
+			h.settle()
+			for _, id := range ids {
+				if dup := h.out.eventsOf(id, flow.EventRequestDuplicate); len(dup) != 1 || dup[0].Reason != flow.DiscardFlowClosed {
+					t.Errorf("the duplicate of %s: %+v, want one REQUEST_DUPLICATE flow_closed", id, dup)
+				}
+			}
+			if multi := h.out.eventsOf("", flow.EventMultiChannelDelivery); len(multi) != 1 {
+				t.Errorf("the late WhatsApp delivery of c2 by provider id: %+v, want one MULTI_CHANNEL_DELIVERY", multi)
+			}
+		})
+	}
 }
