@@ -203,10 +203,12 @@ const (
 )
 
 // compactorCrash kills its instance right after one step of the
-// compactor's round, as a SIGKILL there would.
+// compactor's round, as a SIGKILL there would. Until armed it moves
+// nothing, so that the crash comes once every flow of the story closed.
 type compactorCrash struct {
 	processor.StateStore
 	at     string
+	armed  atomic.Bool
 	dead   atomic.Bool
 	cancel context.CancelFunc
 }
@@ -214,6 +216,9 @@ type compactorCrash struct {
 func (c *compactorCrash) CompactClosed(ctx context.Context, shard int, moves []statestore.CompactMove) (int, error) {
 	if c.dead.Load() {
 		return 0, errCrashed
+	}
+	if !c.armed.Load() {
+		return 0, nil
 	}
 	n, err := c.StateStore.CompactClosed(ctx, shard, moves)
 	if err == nil && n > 0 && c.at == crashAfterFlowsMoved {
@@ -268,6 +273,7 @@ func TestACrashDuringTheCompactMoveLosesNothing(t *testing.T) {
 					t.Fatalf("%s closed %s, want DELIVERED", id, closed.Outcome)
 				}
 			}
+			crash.armed.Store(true)
 			h.eventually("the instance to crash "+point, func() bool { return crash.dead.Load() })
 			_ = first.stop()
 
