@@ -214,3 +214,57 @@ func prefixTwins(t *testing.T) (string, string) {
 	t.Fatal("no two ids share a fingerprint prefix")
 	return "", ""
 }
+
+// TestMovingProviderEntriesDrainsABigQueue: the queue of a busy shard is a
+// hash bigger than a listpack, whose fields go as they move; every call
+// still takes a batch until none is left (a scan that stopped at its
+// first page found nothing once the table's start was emptied).
+func TestMovingProviderEntriesDrainsABigQueue(t *testing.T) {
+	const detail, flows, batch = 40 * time.Millisecond, 8000, 1000
+	e := newEnv(t, Config{Shards: 1, TombstoneTTL: time.Hour, ClosedDetailTTL: detail})
+	if e.mr != nil {
+		e.mr.SetTime(time.Now())
+	}
+	s, ctx := e.s, ctxT(t)
+	var refs []ProviderRef
+	for i := range flows {
+		id := "q-" + strconv.Itoa(i)
+		v := mustApplied(t, s, Change{RequestID: id, State: []byte("open"), Deadline: time.Now().Add(time.Hour)})
+		refs = append(refs, ProviderRef{ProviderID: "pid-" + id, AttemptID: id + "/0", RequestID: id})
+		closeFlow(t, s, id, v, "closed")
+	}
+	if err := s.IndexProviderIDs(ctx, refs, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// IndexProviderIDs lists an id only while its flow has a record: the
+	// flows closed above still have theirs.
+	e.pass(2 * detail)
+	moved := 0
+	for {
+		_, n := compactShard(t, s, 0, fixedCompact("cq"))
+		if n == 0 {
+			break
+		}
+		moved += n
+	}
+	if moved != flows {
+		t.Fatalf("moved %d flows, want %d", moved, flows)
+	}
+	total := 0
+	for calls := 0; ; calls++ {
+		n, err := s.MoveProviderEntries(ctx, 0, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		if n == 0 {
+			break
+		}
+		if calls > 2*flows/batch {
+			t.Fatalf("still moving after %d calls", calls)
+		}
+	}
+	if left, err := s.ProviderIDsWaiting(ctx); err != nil || left != 0 || total != flows {
+		t.Fatalf("moved %d of %d, %d left (%v)", total, flows, left, err)
+	}
+}

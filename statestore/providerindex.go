@@ -412,9 +412,19 @@ func (s *Store) MoveProviderEntries(ctx context.Context, shard, limit int) (int,
 	if !s.compacting() {
 		return 0, nil
 	}
-	kv, _, err := s.c.HScan(ctx, s.pqKey[shard], 0, "", int64(limit)).Result()
-	if err != nil {
-		return 0, fmt.Errorf("statestore: move provider entries: %w", err)
+	// The queue is a hash whose fields go as they move: a scan from the
+	// start walks the emptied part of a big one's table first, so it
+	// follows the cursor until it has a batch or has seen the whole table.
+	var kv []string
+	for cursor := uint64(0); ; {
+		page, next, err := s.c.HScan(ctx, s.pqKey[shard], cursor, "", int64(limit)).Result()
+		if err != nil {
+			return 0, fmt.Errorf("statestore: move provider entries: %w", err)
+		}
+		kv, cursor = append(kv, page...), next
+		if cursor == 0 || len(kv) >= 2*limit {
+			break
+		}
 	}
 	queued := make([]queuedProvider, 0, len(kv)/2)
 	fields := make([]string, 0, len(kv)/2)
@@ -455,7 +465,7 @@ func (s *Store) MoveProviderEntries(ctx context.Context, shard, limit int) (int,
 	}
 	// Only once the packed entries are written (and replicated, with
 	// WaitReplicas) do the string keys go, then the queue's fields.
-	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, q := range queued {
 			p.Del(ctx, s.pmKey(q.providerID))
 		}
