@@ -216,11 +216,10 @@ func prefixTwins(t *testing.T) (string, string) {
 }
 
 // TestMovingProviderEntriesDrainsABigQueue: the queue of a busy shard is a
-// hash bigger than a listpack, whose fields go as they move; every call
-// still takes a batch until none is left (a scan that stopped at its
-// first page found nothing once the table's start was emptied).
+// hash bigger than a listpack, whose fields go as they move; calls take
+// batches until none is left.
 func TestMovingProviderEntriesDrainsABigQueue(t *testing.T) {
-	const detail, flows, batch = 40 * time.Millisecond, 8000, 1000
+	const detail, flows, batch = 40 * time.Millisecond, 600, 50
 	e := newEnv(t, Config{Shards: 1, TombstoneTTL: time.Hour, ClosedDetailTTL: detail})
 	if e.mr != nil {
 		e.mr.SetTime(time.Now())
