@@ -50,6 +50,20 @@ type Step struct {
 	// raw status) that fall back; another failure closes the flow FAILED.
 	// nil and empty encode alike and decode to nil.
 	FailureCodes []string
+	// DelayAuto, when set, makes the delay auto: the processor chooses it
+	// when the flow starts, and DelaySeconds is the delay it uses with too
+	// few observations (docs/auto-delay.md). nil: DelaySeconds is the delay.
+	DelayAuto *DelayAuto
+}
+
+// DelayAuto is how a step's auto delay is chosen: the Percentile of the
+// observed send-to-delivery latency plus MarginSeconds, clamped to
+// [MinSeconds, MaxSeconds].
+type DelayAuto struct {
+	Percentile    int32
+	MarginSeconds int32
+	MinSeconds    int32
+	MaxSeconds    int32
 }
 
 // DeliveryReport is a provider's status report for one attempt. AttemptID is
@@ -126,6 +140,12 @@ type FlowEvent struct {
 	// ISO 4217 currency, in millionths of the unit; nil elsewhere (nil and
 	// empty encode alike and decode to nil).
 	WastedMicros map[string]int64
+	// DelaySeconds and DelayBasis, on the ATTEMPT_SENT of a step whose
+	// delay is auto, are the delay chosen and how (docs/auto-delay.md); 0
+	// (null) and "" elsewhere. Not a pointer: a delay is at least 5 s, so
+	// 0 is never one.
+	DelaySeconds int32
+	DelayBasis   string
 }
 
 // FlowSummary is the whole story of a flow, carried by FLOW_CLOSED.
