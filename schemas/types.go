@@ -58,12 +58,13 @@ type Step struct {
 
 // DelayAuto is how a step's auto delay is chosen: the Percentile of the
 // observed send-to-delivery latency plus MarginSeconds, clamped to
-// [MinSeconds, MaxSeconds].
+// [MinSeconds, MaxSeconds]. The JSON names are the schema's (the CLI's
+// flow files).
 type DelayAuto struct {
-	Percentile    int32
-	MarginSeconds int32
-	MinSeconds    int32
-	MaxSeconds    int32
+	Percentile    int32 `json:"percentile,omitempty"`
+	MarginSeconds int32 `json:"margin_seconds,omitempty"`
+	MinSeconds    int32 `json:"min_seconds,omitempty"`
+	MaxSeconds    int32 `json:"max_seconds,omitempty"`
 }
 
 // DeliveryReport is a provider's status report for one attempt. AttemptID is
