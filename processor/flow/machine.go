@@ -74,6 +74,9 @@ type Start struct {
 	FlowVersion int64
 	Steps       []StepDef
 	RequestedAt time.Time
+	// Country is the recipient's E.164 country code, set by the processor
+	// for a flow with an auto step (State.Country); "" otherwise.
+	Country string
 	// Warnings are what the catalog would refuse in this request, checked
 	// in warn mode (CatalogWarn): the flow starts all the same.
 	Warnings []*Rejection
@@ -403,7 +406,8 @@ func start(st *State, in Start, now time.Time) (*State, Output) {
 		TraceState:    in.TraceState,
 		FlowID:        in.FlowID,
 		FlowVersion:   in.FlowVersion,
-		Steps:         in.Steps,
+		Steps:         notChosen(in.Steps),
+		Country:       in.Country,
 		RequestedAt:   in.RequestedAt.UnixMilli(),
 		StartedAt:     now.UnixMilli(),
 		DeliveredStep: NoStep,
@@ -416,6 +420,21 @@ func start(st *State, in Start, now time.Time) (*State, Output) {
 	out := Output{Changed: true, Events: []schemas.FlowEvent{ns.startedEvent(now)}}
 	out.add(ns.send(0, ReasonInitial, now))
 	return ns, out
+}
+
+// notChosen gives an auto step that came without a choice its basis
+// (BasisNotChosen): it runs on its fallback delay, and says so.
+func notChosen(steps []StepDef) []StepDef {
+	if !slices.ContainsFunc(steps, func(s StepDef) bool { return s.Auto != nil && s.DelayBasis == "" }) {
+		return steps
+	}
+	out := slices.Clone(steps)
+	for i := range out {
+		if out[i].Auto != nil && out[i].DelayBasis == "" {
+			out[i].DelayBasis = BasisNotChosen
+		}
+	}
+	return out
 }
 
 func report(st *State, in Report, now time.Time) (*State, Output) {
@@ -730,7 +749,8 @@ func (s *State) toTombstone() {
 	s.TraceParent, s.TraceState = "", ""
 	steps := make([]StepDef, len(s.Steps))
 	for i, st := range s.Steps {
-		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn, Price: st.Price}
+		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn, Price: st.Price,
+			DelayBasis: st.DelayBasis}
 	}
 	s.Steps = steps
 }

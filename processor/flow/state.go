@@ -53,6 +53,42 @@ type StepDef struct {
 	// in the tombstone: a delivery after the close prices what it wasted
 	// with it. Only in the binary form (format 0x04).
 	Price Price `json:"-"`
+	// Auto is the step's delay_auto as validated (nil: a fixed delay). The
+	// processor chooses the delay when the flow starts (Chosen), and the
+	// machine only reads DelaySeconds: the choice comes in with Start, it
+	// never reads an estimate itself. Not stored: once chosen, DelayBasis
+	// says the step is auto.
+	Auto *AutoDelay `json:"-"`
+	// DelayBasis is how an auto delay was chosen ("p95 of 412 samples
+	// ..." or "fallback: ..."), "" for a fixed delay. Stored (format 0x06)
+	// so that every step's ATTEMPT_SENT and `fallback flow` tell it.
+	DelayBasis string `json:"-"`
+}
+
+// AutoDelay is how a step's auto delay is chosen (schemas.DelayAuto with
+// its defaults applied): the Percentile of the observed send-to-delivery
+// latency plus MarginSeconds, clamped to [MinSeconds, MaxSeconds].
+type AutoDelay struct {
+	Percentile    int32
+	MarginSeconds int32
+	MinSeconds    int32
+	MaxSeconds    int32
+}
+
+// BasisNotChosen is the DelayBasis of an auto step that started without a
+// choice (no estimator: the console's rehearsal, a test): it runs on its
+// fallback delay_seconds.
+const BasisNotChosen = "fallback: not estimated"
+
+// Chosen returns the step with an auto delay chosen: seconds (clamped to
+// the step's bounds) and the basis. A fixed step is returned as it is.
+func (s StepDef) Chosen(seconds int32, basis string) StepDef {
+	if s.Auto == nil {
+		return s
+	}
+	s.DelaySeconds = min(max(seconds, s.Auto.MinSeconds), s.Auto.MaxSeconds)
+	s.DelayBasis = basis
+	return s
 }
 
 // fallsBackOn reports whether a failure with this error code and raw
@@ -90,6 +126,10 @@ type Attempt struct {
 // delivered reports whether the attempt reached the person.
 func (a Attempt) delivered() bool { return a.Delivered || a.Succeeded }
 
+// Reached reports whether the attempt reported a delivery (delivered or
+// read), whatever its step's success_on.
+func (a Attempt) Reached() bool { return a.delivered() }
+
 // State is one flow. While the flow is active it carries everything needed
 // to send the next step; once closed it is cut down to a tombstone (no
 // recipient, params, senders or templates) that still tells a late DLR apart
@@ -110,6 +150,11 @@ type State struct {
 	Steps       []StepDef `json:"s,omitempty"`
 	RequestedAt int64     `json:"rq"` // unix ms
 	StartedAt   int64     `json:"st"` // unix ms
+	// Country is the recipient's E.164 country code ("+44"), kept for a
+	// flow with an auto step (Start.Country): its tombstone has no
+	// recipient, and a delivery after the close is still an observed
+	// latency of its channel and country. Only in the binary form (0x06).
+	Country string `json:"-"`
 
 	// Current is the active step k; Deadline is when its delay elapses (unix ms).
 	Current  int   `json:"k"`

@@ -1,0 +1,101 @@
+package processor
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fallbackd/fallback/processor/autodelay"
+	"github.com/fallbackd/fallback/processor/flow"
+	"github.com/fallbackd/fallback/schemas"
+)
+
+// TestAutoDelayLearnsAndSurvivesARestart: the consumer learns each
+// WhatsApp delivery's latency (from its send to the DLR's reported_at),
+// once per attempt however often Kafka delivers the DLR, and a request
+// with an auto step gets its delay from them; the choice is stored with
+// the flow. A restarted processor (a new estimator, the same Redis) knows
+// nothing: a new flow falls back to delay_seconds, the replayed request of
+// the old one chooses nothing again.
+func TestAutoDelayLearnsAndSurvivesARestart(t *testing.T) {
+	c, names, store := redisConsumer(t)
+	c.engine.delays = autodelay.New(time.Hour, 3)
+	ctx := context.Background()
+	offset := int64(0)
+	request := func(c *Consumer, req schemas.SendRequest, off int64) *kgo.Record {
+		v, err := c.codecs.SendRequest.Encode(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgo.Record{Topic: names.Requests, Key: []byte(req.RequestID), Value: v, Offset: off, Timestamp: t0()}
+	}
+	dlr := func(attempt string, latency time.Duration) *kgo.Record {
+		offset++
+		v, err := c.codecs.DeliveryReport.Encode(schemas.DeliveryReport{AttemptID: attempt, Channel: "whatsapp",
+			Status: "delivered", ReportedAt: t0().Add(latency)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgo.Record{Topic: names.DLR, Key: []byte(attempt), Value: v, Offset: offset, Timestamp: t0()}
+	}
+	for i, id := range []string{"l1", "l2", "l3"} {
+		applyForEvents(t, c, store, request(c, limitRequest(id), int64(i)))
+		rec := dlr(id+"/0", time.Duration(10+i)*time.Second) // 10, 11, 12 s
+		applyForEvents(t, c, store, rec)
+		applyForEvents(t, c, store, rec) // redelivered: applied already, not learnt twice
+	}
+	choice := c.engine.delays.Choose("whatsapp", "+49", flow.AutoDelay{Percentile: 95, MinSeconds: 5, MaxSeconds: 900}, 30, t0())
+	if choice.Samples != 3 || choice.Seconds != 12 {
+		t.Fatalf("learnt %+v, want 3 samples and a p95 of 12 s", choice)
+	}
+
+	auto := limitRequest("a1")
+	auto.Steps[0].DelayAuto = &schemas.DelayAuto{Percentile: 95, MarginSeconds: 3}
+	autoReq := request(c, auto, 10)
+	evs := applyForEvents(t, c, store, autoReq)
+	sent := findEvent(t, evs, flow.EventAttemptSent)
+	if sent.DelaySeconds != 15 || !strings.HasPrefix(sent.DelayBasis, "p95 12s of 3 samples (whatsapp +49") {
+		t.Fatalf("ATTEMPT_SENT delay %d %q, want 15 s from p95 12 s + 3 s", sent.DelaySeconds, sent.DelayBasis)
+	}
+	snaps, err := store.Load(ctx, []string{"a1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := decodeSnapshot(snaps[0])
+	if err != nil || st.Steps[0].DelaySeconds != 15 || st.Country != "+49" || !st.DeadlineTime().Equal(t0().Add(15*time.Second)) {
+		t.Fatalf("stored %+v, %v", st, err)
+	}
+
+	// The restart.
+	restarted, _ := testConsumer(t, store)
+	restarted.engine.delays = autodelay.New(time.Hour, 3)
+	evs = applyForEvents(t, restarted, store, autoReq)
+	if len(evs) != 0 {
+		// Already applied (its offset is in the flow): no event at all.
+		t.Fatalf("replayed request: %v", evs)
+	}
+	again, _ := store.Load(ctx, []string{"a1"})
+	if again[0].Version != snaps[0].Version {
+		t.Fatal("the replayed request changed the flow")
+	}
+	cold := limitRequest("a2")
+	cold.Steps[0].DelayAuto = &schemas.DelayAuto{}
+	sent = findEvent(t, applyForEvents(t, restarted, store, request(restarted, cold, 11)), flow.EventAttemptSent)
+	if sent.DelaySeconds != 30 || !strings.HasPrefix(sent.DelayBasis, "fallback: too few samples (0 < 3") {
+		t.Fatalf("cold ATTEMPT_SENT %d %q, want the fallback 30 s", sent.DelaySeconds, sent.DelayBasis)
+	}
+}
+
+func findEvent(t *testing.T, evs []schemas.FlowEvent, typ string) schemas.FlowEvent {
+	t.Helper()
+	for _, ev := range evs {
+		if ev.Type == typ {
+			return ev
+		}
+	}
+	t.Fatalf("no %s in %d events", typ, len(evs))
+	return schemas.FlowEvent{}
+}
