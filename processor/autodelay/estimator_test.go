@@ -191,3 +191,19 @@ func TestBuckets(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkObserveAndChoose: what auto delays add to a flow: one Choose
+// when it starts, one Observe per delivery (go test -bench . ./processor/autodelay/).
+func BenchmarkObserveAndChoose(b *testing.B) {
+	e := New(time.Hour, 50)
+	countries := []string{"+1", "+44", "+49", "+55", "+91"}
+	for i := range 10_000 {
+		e.Observe("whatsapp", countries[i%len(countries)], t0.Add(-time.Duration(i%60)*time.Second), t0)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c := countries[i%len(countries)]
+		e.Observe("whatsapp", c, t0.Add(-7*time.Second), t0)
+		_ = e.Choose("whatsapp", c, p95, 30, t0)
+	}
+}
