@@ -326,7 +326,7 @@ func ParetoCheck(rs []PolicyResult) string {
 
 // WriteCompare prints the table.
 func WriteCompare(w io.Writer, title string, rs []PolicyResult) {
-	fmt.Fprintf(w, "%s\n", title)
+	fmt.Fprintf(w, "%s\n\n", title)
 	fmt.Fprintf(w, "| policy | paid duplicates / 1,000 flows | wasted USD / 1,000 flows | cost USD / 1,000 flows | p50 time to delivery | p95 time to delivery | delivered | fell back | mean WhatsApp delay by market |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rs {
