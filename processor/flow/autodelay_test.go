@@ -191,3 +191,29 @@ func TestValidateDelayAuto(t *testing.T) {
 		t.Fatalf("fallback delay 4: %v", rej)
 	}
 }
+
+// TestAutoFlowCostThroughTheStore: an auto flow (format 0x06) keeps its
+// prices with its delay bases and country: a late WhatsApp delivery after
+// the SMS closed it reports the SMS as wasted, from the tombstone read
+// back from its blob.
+func TestAutoFlowCostThroughTheStore(t *testing.T) {
+	steps := autoSteps()
+	steps[0].Price, steps[1].Price = waPrice, smsPrice
+	in := startInput(steps)
+	in.Country = "+44"
+	st, _ := Apply(nil, in, t0)
+	st, _ = Apply(st, DeadlineElapsed{Step: 0}, st.DeadlineTime())
+	st, out := Apply(st, dlr(1, "DELIVRD", Delivered), st.DeadlineTime().Add(-time.Second))
+	expectMicros(t, "wasted at the close", closedSummary(t, out).WastedMicros, nil)
+	blob, _ := st.Encode()
+	if blob[0] != binaryFormatAuto {
+		t.Fatalf("format %#x", blob[0])
+	}
+	st, err := Decode("r1", blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, out = Apply(st, dlr(0, "delivered", Delivered), time.UnixMilli(st.ClosedAt).Add(time.Minute))
+	expectEvents(t, out, EventDLRDiscarded, EventMultiChannelDelivery)
+	expectMicros(t, "DLR_DISCARDED wasted", out.Events[0].WastedMicros, map[string]int64{"EUR": 78_500})
+}
