@@ -2,11 +2,15 @@ package processor
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/fallbackd/fallback/processor/autodelay"
 	"github.com/fallbackd/fallback/processor/flow"
@@ -98,4 +102,40 @@ func findEvent(t *testing.T, evs []schemas.FlowEvent, typ string) schemas.FlowEv
 	}
 	t.Fatalf("no %s in %d events", typ, len(evs))
 	return schemas.FlowEvent{}
+}
+
+// TestAutoDelayMetric: fallback.auto_delays counts the ATTEMPT_SENT of
+// auto steps by channel and basis; a fixed step's counts nothing.
+func TestAutoDelayMetric(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	m := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	ctx := context.Background()
+	for _, ev := range []schemas.FlowEvent{
+		{Type: flow.EventAttemptSent, Channel: "whatsapp", DelaySeconds: 34, DelayBasis: "p95 32s of 412 samples (whatsapp +44, 1h0m0s) + 2s margin"},
+		{Type: flow.EventAttemptSent, Channel: "whatsapp", DelaySeconds: 30, DelayBasis: "fallback: too few samples (3 < 50, whatsapp +44, 1h0m0s)"},
+		{Type: flow.EventAttemptSent, Channel: "whatsapp", DelaySeconds: 30, DelayBasis: flow.BasisNotChosen},
+		{Type: flow.EventAttemptSent, Channel: "sms"},
+	} {
+		m.observeEvent(ctx, ev)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, md := range sm.Metrics {
+			if md.Name != "fallback.auto_delays" {
+				continue
+			}
+			for _, dp := range md.Data.(metricdata.Sum[int64]).DataPoints {
+				ch, _ := dp.Attributes.Value(attribute.Key("channel"))
+				b, _ := dp.Attributes.Value(attribute.Key("basis"))
+				got[ch.AsString()+"/"+b.AsString()] += dp.Value
+			}
+		}
+	}
+	if want := map[string]int64{"whatsapp/estimate": 1, "whatsapp/fallback": 2}; !maps.Equal(got, want) {
+		t.Fatalf("fallback.auto_delays %v, want %v", got, want)
+	}
 }
