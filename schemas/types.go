@@ -51,7 +51,7 @@ type Step struct {
 	// nil and empty encode alike and decode to nil.
 	FailureCodes []string
 	// DelayAuto, when set, makes the delay auto: the processor chooses it
-	// when the flow starts, and DelaySeconds is the delay it uses with too
+	// when it sends the step, and DelaySeconds is the delay it uses with too
 	// few observations (docs/auto-delay.md). nil: DelaySeconds is the delay.
 	DelayAuto *DelayAuto
 }
