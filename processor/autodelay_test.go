@@ -73,6 +73,26 @@ func TestAutoDelayLearnsAndSurvivesARestart(t *testing.T) {
 		t.Fatalf("stored %+v, %v", st, err)
 	}
 
+	// A flow whose SMS step is auto too: its delay is chosen when the SMS
+	// goes out, from what was observed by then (nothing of SMS when the
+	// flow started).
+	both := limitRequest("a3")
+	both.Steps[0].DelayAuto, both.Steps[1].DelayAuto = &schemas.DelayAuto{}, &schemas.DelayAuto{}
+	applyForEvents(t, c, store, request(c, both, 12))
+	for i := range 3 {
+		c.engine.delays.Observe("sms", "+49", t0(), t0().Add(time.Duration(20+i)*time.Second)) // 20 to 22 s
+	}
+	offset++
+	failed, err := c.codecs.DeliveryReport.Encode(schemas.DeliveryReport{AttemptID: "a3/0", Channel: "whatsapp", Status: "failed", ReportedAt: t0().Add(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent = findEvent(t, applyForEvents(t, c, store, &kgo.Record{Topic: names.DLR, Key: []byte("a3/0"), Value: failed, Offset: offset, Timestamp: t0()}),
+		flow.EventAttemptSent)
+	if *sent.Step != 1 || sent.DelaySeconds != 22 || !strings.HasPrefix(sent.DelayBasis, "p95 22s of 3 samples (sms +49") {
+		t.Fatalf("SMS ATTEMPT_SENT step %d delay %d %q, want 22 s chosen at its send", *sent.Step, sent.DelaySeconds, sent.DelayBasis)
+	}
+
 	// The restart.
 	restarted, _ := testConsumer(t, store)
 	restarted.engine.delays = autodelay.New(time.Hour, 3)

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fallbackd/fallback/processor/autodelay"
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/processor/prices"
@@ -349,11 +350,9 @@ func (b *batchBuilder) addRequest(ctx context.Context, r *kgo.Record) error {
 	// Priced once, at the start: the flow's bill does not change with a
 	// table replaced while it runs, whichever instance applies its inputs.
 	start.Steps = b.c.prices.PriceSteps(start.Recipient, start.Steps)
-	// Auto delays are chosen once, here, and kept in the flow: a replay of
-	// the request after a crash finds the flow started and chooses
-	// nothing again, and a later step sent by another instance uses the
-	// delay chosen now (docs/auto-delay.md).
-	start.Steps, start.Country = b.c.engine.delays.ChooseSteps(start.Recipient, start.Steps, b.now)
+	// A flow with an auto step keeps its recipient's country: a delivery
+	// after its close is still an observed latency (docs/auto-delay.md).
+	start.Country = autodelay.CountryOf(start.Recipient, start.Steps)
 	span, tp, ts := startRequestSpan(b.c.engine.tracer, r, req.RequestID)
 	start.TraceParent, start.TraceState = tp, ts
 	b.spans = append(b.spans, span)

@@ -252,6 +252,25 @@ func deliveries(before, after *flow.State) []latency {
 	return out
 }
 
+// autoDelays are the choices for the flow's auto steps not sent yet, made
+// now, before in is applied: the machine uses the one of a step the input
+// sends (a start, a failure, a deadline) and stores it, so that the step's
+// delay is chosen when it is sent, from what this instance observed until
+// then, and never again (an input applied again changes nothing). Nil
+// for a flow without such a step, at no cost.
+func (e *engine) autoDelays(st *flow.State, in flow.Input, now time.Time) flow.Delays {
+	if st == nil {
+		if s, ok := in.(flow.Start); ok {
+			return e.delays.Delays(s.Steps, 0, s.Country, now)
+		}
+		return nil
+	}
+	if st.Closed {
+		return nil
+	}
+	return e.delays.Delays(st.Steps, len(st.Attempts), st.Country, now)
+}
+
 func (e *engine) observeLatencies(ls []latency) {
 	if e.delays == nil {
 		return
@@ -288,7 +307,8 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 	var sends []sendOut
 	var events []eventOut
 	for _, in := range w.inputs {
-		next, out := flow.Apply(cur, e.normalise(in, cur), now)
+		input := e.normalise(in, cur)
+		next, out := flow.ApplyWith(cur, input, now, e.autoDelays(cur, input, now))
 		if next != nil && len(next.Held) > heldCount(cur) {
 			e.metrics.inputsHeld.Add(ctx, 1)
 		}

@@ -215,17 +215,22 @@ func compareOne(cfg CompareConfig, p DelayPolicy) PolicyResult {
 			f.market = simulator.MarketOf(cfg.Markets, ev.flow)
 			recipient := f.market.Recipient(ev.flow)
 			steps := compareSteps(cfg, p, f.market)
-			var country string
-			steps, country = est.ChooseSteps(recipient, steps, now)
-			f.start, f.delay0 = ev.at, steps[0].DelaySeconds
+			country := autodelay.CountryOf(recipient, steps)
 			var out flow.Output
-			f.state, out = flow.Apply(nil, flow.Start{RequestID: "c" + strconv.Itoa(ev.flow), Recipient: recipient,
-				Steps: steps, Country: country}, now)
+			// As the engine does (engine.autoDelays): the choices for the
+			// steps not sent yet come with each input.
+			f.state, out = flow.ApplyWith(nil, flow.Start{RequestID: "c" + strconv.Itoa(ev.flow), Recipient: recipient,
+				Steps: steps, Country: country}, now, est.Delays(steps, 0, country, now))
+			f.start, f.delay0 = ev.at, f.state.Steps[0].DelaySeconds
 			outputs(ev.flow, out)
 			continue
 		}
 		before := f.state
-		next, out := flow.Apply(before, ev.input, now)
+		var delays flow.Delays
+		if !before.Closed {
+			delays = est.Delays(before.Steps, len(before.Attempts), before.Country, now)
+		}
+		next, out := flow.ApplyWith(before, ev.input, now, delays)
 		// What the processor's engine learns: each attempt's first
 		// delivery, from its send (engine.go, deliveries).
 		if rep, ok := ev.input.(flow.Report); ok && rep.Kind.IsSuccess() && out.Changed &&

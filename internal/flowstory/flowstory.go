@@ -129,8 +129,10 @@ type Step struct {
 	Channel      string `json:"channel"`
 	DelaySeconds int32  `json:"delay_seconds"`
 	// DelayBasis, for an auto delay (Step.delay_auto), is how DelaySeconds
-	// was chosen when the flow started; null for a fixed delay.
+	// was chosen when the step was sent; null for a fixed delay and for an
+	// auto step not sent yet (AutoPending: its delay is chosen then).
 	DelayBasis   *string `json:"delay_basis"`
+	AutoPending  bool    `json:"-"`
 	SuccessOn    string  `json:"success_on"`
 	Sent         bool    `json:"sent"`
 	AttemptID    *string `json:"attempt_id"`
@@ -225,6 +227,7 @@ func New(st *flow.State, storeVersion int64, opt Options) Story {
 		if def.DelayBasis != "" {
 			step.DelayBasis = ptr(def.DelayBasis)
 		}
+		step.AutoPending = def.Auto != nil
 		if step.SuccessOn == "" {
 			step.SuccessOn = flow.SuccessOnDelivered // the stored default
 		}
@@ -465,8 +468,11 @@ func writeStepText(b *strings.Builder, st Step) {
 		fmt.Fprintf(b, "  %-8s %s\n", label, fmt.Sprintf(format, args...))
 	}
 	delay := fmt.Sprintf("delay %ds", st.DelaySeconds)
-	if st.DelayBasis != nil {
+	switch {
+	case st.DelayBasis != nil:
 		delay = fmt.Sprintf("delay %ds auto (%s)", st.DelaySeconds, *st.DelayBasis)
+	case st.AutoPending:
+		delay = fmt.Sprintf("delay auto when sent (%ds until enough samples)", st.DelaySeconds)
 	}
 	fmt.Fprintf(b, "step %d    %s, %s, success on %s\n", st.Step, shown(st.Channel), delay, shown(st.SuccessOn))
 	if !st.Sent {

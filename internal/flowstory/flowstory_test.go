@@ -535,9 +535,11 @@ func TestStoryTellsAnAutoDelay(t *testing.T) {
 	st := storytest.Started(t)
 	st.Steps = slices.Clone(st.Steps)
 	st.Steps[0].DelayBasis = "p95 28s of 412 samples (whatsapp +49, 1h0m0s) + 2s margin"
+	st.Steps[1].Auto = &flow.AutoDelay{Percentile: 95, MinSeconds: 5, MaxSeconds: 900}
 	s := New(stored(t, st), 7, Options{})
 	text := storyText(t, s)
-	if !strings.Contains(text, "delay 30s auto (p95 28s of 412 samples (whatsapp +49, 1h0m0s) + 2s margin)") {
+	if !strings.Contains(text, "delay 30s auto (p95 28s of 412 samples (whatsapp +49, 1h0m0s) + 2s margin)") ||
+		!strings.Contains(text, "step 1    sms, delay auto when sent (60s until enough samples)") {
 		t.Fatalf("text:\n%s", text)
 	}
 	_, m := storyJSON(t, s)

@@ -211,35 +211,38 @@ func (e *Estimator) Keys() (keys int, dropped uint64) {
 	return len(e.series), e.dropped
 }
 
-// ChooseSteps returns steps with every auto step's delay chosen for a
-// flow to recipient at now, and the recipient's country code ("" when no
-// step is auto: the flow keeps no country). steps itself when none is
-// auto, else a copy (steps may be a stored flow's, shared by every
-// request naming it). A nil estimator leaves auto steps unchosen: they
-// run on their fallback delay (flow.BasisNotChosen).
-func (e *Estimator) ChooseSteps(recipient string, steps []flow.StepDef, now time.Time) ([]flow.StepDef, string) {
-	auto := false
+// CountryOf is the country code a flow keeps (flow.Start.Country): the
+// recipient's, when some step is auto (its deliveries after the close are
+// still observations); "" otherwise, and the flow keeps nothing.
+func CountryOf(recipient string, steps []flow.StepDef) string {
 	for _, s := range steps {
 		if s.Auto != nil {
-			auto = true
-			break
+			return CountryCode(recipient)
 		}
 	}
-	if !auto {
-		return steps, ""
-	}
-	country := CountryCode(recipient)
+	return ""
+}
+
+// Delays are the choices for the auto steps of steps from index from on
+// (the steps not sent yet) for a flow to country at now: what the
+// processor passes to flow.ApplyWith with an input, which uses the choice
+// of a step it sends. nil when none is auto, or for a nil estimator (the
+// steps then run on their delay_seconds: flow.BasisNotChosen).
+func (e *Estimator) Delays(steps []flow.StepDef, from int, country string, now time.Time) flow.Delays {
 	if e == nil {
-		return steps, country
+		return nil
 	}
-	out := make([]flow.StepDef, len(steps))
-	copy(out, steps)
-	for i, s := range out {
+	var d flow.Delays
+	for k := max(from, 0); k < len(steps); k++ {
+		s := steps[k]
 		if s.Auto == nil {
 			continue
 		}
+		if d == nil {
+			d = flow.Delays{}
+		}
 		c := e.Choose(s.Channel, country, *s.Auto, s.DelaySeconds, now)
-		out[i] = s.Chosen(c.Seconds, c.Basis)
+		d[k] = flow.Choice{Seconds: c.Seconds, Basis: c.Basis}
 	}
-	return out, country
+	return d
 }

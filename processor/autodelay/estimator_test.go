@@ -129,29 +129,29 @@ func TestShiftedDistributionWithinTheWindow(t *testing.T) {
 }
 
 // TestColdStartFallsBack: a new estimator (a restarted processor) knows
-// nothing and chooses the fallback; ChooseSteps says so on each auto step
-// and leaves fixed steps alone.
+// nothing and chooses the fallback for each auto step not sent yet; fixed
+// steps and sent ones get no choice.
 func TestColdStartFallsBack(t *testing.T) {
 	auto := p95
-	steps := []flow.StepDef{{Channel: "whatsapp", DelaySeconds: 30, Auto: &auto}, {Channel: "sms", DelaySeconds: 60}}
-	got, country := New(0, 0).ChooseSteps("+447700900123", steps, t0)
-	if country != "+44" || got[0].DelaySeconds != 30 || !strings.HasPrefix(got[0].DelayBasis, "fallback: too few samples (0 < 50") {
-		t.Fatalf("cold: %q %+v", country, got[0])
+	steps := []flow.StepDef{{Channel: "whatsapp", DelaySeconds: 30, Auto: &auto}, {Channel: "sms", DelaySeconds: 60},
+		{Channel: "rcs", DelaySeconds: 45, Auto: &auto}}
+	country := CountryOf("+447700900123", steps)
+	d := New(0, 0).Delays(steps, 0, country, t0)
+	if country != "+44" || len(d) != 2 || d[0].Seconds != 30 || !strings.HasPrefix(d[0].Basis, "fallback: too few samples (0 < 50, whatsapp +44") ||
+		d[2].Seconds != 45 {
+		t.Fatalf("cold: %q %+v", country, d)
 	}
-	if got[1].DelayBasis != "" || got[1].DelaySeconds != 60 {
-		t.Fatalf("fixed step changed: %+v", got[1])
+	if d := New(0, 0).Delays(steps, 1, country, t0); len(d) != 1 || d[2].Seconds != 45 {
+		t.Fatalf("from step 1: %+v", d)
 	}
-	if steps[0].DelayBasis != "" {
-		t.Fatal("ChooseSteps edited its input (a stored flow's steps are shared)")
-	}
-	// No auto step: the steps themselves, and no country kept.
+	// No auto step: no choice, and no country kept.
 	fixed := []flow.StepDef{{Channel: "sms", DelaySeconds: 60}}
-	if out, c := New(0, 0).ChooseSteps("+447700900123", fixed, t0); &out[0] != &fixed[0] || c != "" {
-		t.Fatalf("fixed flow: %v %q", out, c)
+	if d, c := New(0, 0).Delays(fixed, 0, "+44", t0), CountryOf("+447700900123", fixed); d != nil || c != "" {
+		t.Fatalf("fixed flow: %v %q", d, c)
 	}
 	// A nil estimator chooses nothing: the machine's BasisNotChosen.
-	if out, c := (*Estimator)(nil).ChooseSteps("+447700900123", steps, t0); out[0].DelayBasis != "" || c != "+44" {
-		t.Fatalf("nil estimator: %+v %q", out[0], c)
+	if d := (*Estimator)(nil).Delays(steps, 0, country, t0); d != nil {
+		t.Fatalf("nil estimator: %+v", d)
 	}
 }
 
@@ -193,7 +193,7 @@ func TestBuckets(t *testing.T) {
 }
 
 // BenchmarkObserveAndChoose: what auto delays add to a flow: one Choose
-// when it starts, one Observe per delivery (go test -bench . ./processor/autodelay/).
+// per input of a flow with an auto step still to send, one Observe per delivery (go test -bench . ./processor/autodelay/).
 func BenchmarkObserveAndChoose(b *testing.B) {
 	e := New(time.Hour, 50)
 	countries := []string{"+1", "+44", "+49", "+55", "+91"}

@@ -2,63 +2,91 @@ package flow
 
 import (
 	"bytes"
-	"strings"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/fallbackd/fallback/schemas"
 )
 
-// autoSteps is twoSteps with both delays auto, chosen: 37 s for the
-// WhatsApp step, the fallback 60 s for the SMS step.
+// autoSteps is twoSteps with both delays auto (p95 + 5 s, 10..120 s).
 func autoSteps() []StepDef {
 	steps := twoSteps()
 	a := &AutoDelay{Percentile: 95, MarginSeconds: 5, MinSeconds: 10, MaxSeconds: 120}
 	steps[0].Auto, steps[1].Auto = a, a
-	steps[0] = steps[0].Chosen(37, "p95 32s of 400 samples (whatsapp +44, 1h0m0s) + 5s margin")
-	steps[1] = steps[1].Chosen(60, "fallback: too few samples (3 < 50, sms +44, 1h0m0s)")
 	return steps
 }
 
-// TestAutoDelayIsTheChosenOne: the machine takes the chosen delay as it
-// comes with Start (it never estimates), counts each step's deadline from
-// its send with it, and says what was chosen and why on each step's
-// ATTEMPT_SENT.
-func TestAutoDelayIsTheChosenOne(t *testing.T) {
+var (
+	estimated = Choice{37, "p95 32s of 400 samples (whatsapp +44, 1h0m0s) + 5s margin"}
+	tooFew    = Choice{60, "fallback: too few samples (3 < 50, sms +44, 1h0m0s)"}
+)
+
+// TestAutoDelayIsChosenWhenSent: the machine takes each auto step's delay
+// from the choices that come with the input that sends it (it never
+// estimates), counts the deadline from the send with it, keeps it, and
+// says what was chosen and why on the step's ATTEMPT_SENT. A choice for a
+// step not sent by the input is not used: the second step's delay is the
+// one chosen when it goes out.
+func TestAutoDelayIsChosenWhenSent(t *testing.T) {
 	in := startInput(autoSteps())
 	in.Country = "+44"
-	st, out := Apply(nil, in, t0)
+	st, out := ApplyWith(nil, in, t0, Delays{0: estimated, 1: {Seconds: 99, Basis: "stale"}})
 	if got := st.DeadlineTime(); !got.Equal(t0.Add(37 * time.Second)) {
 		t.Fatalf("step 0 deadline %v, want 37 s after the send", got)
 	}
 	sent := out.Events[1]
-	if sent.Type != EventAttemptSent || sent.DelaySeconds != 37 || !strings.HasPrefix(sent.DelayBasis, "p95 32s of 400") {
+	if sent.Type != EventAttemptSent || sent.DelaySeconds != 37 || sent.DelayBasis != estimated.Basis {
 		t.Fatalf("ATTEMPT_SENT %+v", sent)
 	}
-	// Through the store: the choice is kept, not made again.
+	if st.Steps[0].Auto != nil || st.Steps[1].Auto == nil || st.Steps[1].DelayBasis != "" {
+		t.Fatalf("steps after the start %+v", st.Steps)
+	}
+	// Through the store: step 0's choice is kept, step 1 waits with its
+	// policy.
 	blob, _ := st.Encode()
 	if blob[0] != binaryFormatAuto {
 		t.Fatalf("format %#x, want %#x", blob[0], binaryFormatAuto)
 	}
 	st, err := Decode("r1", blob)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || st.Steps[0].DelaySeconds != 37 || st.Steps[1].Auto == nil || *st.Steps[1].Auto != *autoSteps()[1].Auto {
+		t.Fatalf("decoded %+v, %v", st, err)
 	}
+	// The deadline fires: step 1 goes out with the choice made now.
 	now := st.DeadlineTime()
-	st, out = Apply(st, DeadlineElapsed{Step: 0}, now)
+	st, out = ApplyWith(st, DeadlineElapsed{Step: 0}, now, Delays{1: tooFew})
 	if got := st.DeadlineTime(); !got.Equal(now.Add(60 * time.Second)) {
 		t.Fatalf("step 1 deadline %v, want 60 s after its send", got)
 	}
 	sent = out.Events[1]
-	if sent.Type != EventAttemptSent || sent.DelaySeconds != 60 || !strings.HasPrefix(sent.DelayBasis, "fallback: too few samples") {
+	if sent.Type != EventAttemptSent || sent.DelaySeconds != 60 || sent.DelayBasis != tooFew.Basis {
 		t.Fatalf("step 1 ATTEMPT_SENT %+v", sent)
+	}
+	// The same deadline again (a sweeper's stale claim), with another
+	// choice: nothing changes.
+	again, out := ApplyWith(st, DeadlineElapsed{Step: 0}, now.Add(time.Second), Delays{1: {Seconds: 11, Basis: "other"}})
+	if out.Changed || again.Steps[1].DelaySeconds != 60 {
+		t.Fatalf("a stale deadline re-chose: %+v", again.Steps[1])
 	}
 	// The tombstone keeps the country and the bases.
 	st, _ = Apply(st, dlr(1, "DELIVRD", Delivered), now.Add(time.Second))
 	blob, _ = st.Encode()
 	st, err = Decode("r1", blob)
-	if err != nil || st.Country != "+44" || st.Recipient != "" || st.Steps[0].DelayBasis == "" {
+	if err != nil || st.Country != "+44" || st.Recipient != "" || st.Steps[0].DelayBasis != estimated.Basis || st.Steps[1].DelayBasis != tooFew.Basis {
 		t.Fatalf("tombstone %+v, %v", st, err)
+	}
+}
+
+// TestRedeliveredInputDoesNotChooseAgain: a DLR Kafka delivers again
+// (already applied) changes nothing, whatever the choices with it.
+func TestRedeliveredInputDoesNotChooseAgain(t *testing.T) {
+	st, _ := ApplyWith(nil, startInput(autoSteps()), t0, Delays{0: estimated})
+	failed := dlr(0, "failed", Failed)
+	st, out := ApplyWith(st, failed, t0.Add(time.Second), Delays{1: tooFew})
+	expectSend(t, out, 1, "sms", ReasonFailure)
+	again, out := ApplyWith(st, failed, t0.Add(2*time.Second), Delays{1: {Seconds: 11, Basis: "other"}})
+	if out.Changed || len(out.Sends) != 0 || again.Steps[1].DelaySeconds != 60 || !again.DeadlineTime().Equal(st.DeadlineTime()) {
+		t.Fatalf("redelivered: %+v %+v", out, again.Steps[1])
 	}
 }
 
@@ -74,8 +102,13 @@ func TestAutoDelayNotChosen(t *testing.T) {
 	if ev := out.Events[1]; ev.DelayBasis != BasisNotChosen || ev.DelaySeconds != steps[0].DelaySeconds {
 		t.Fatalf("ATTEMPT_SENT %+v", ev)
 	}
-	if steps[0].DelayBasis != "" {
+	if steps[0].DelayBasis != "" || steps[0].Auto == nil {
 		t.Fatal("Start's steps were edited")
+	}
+	// A choice below the step's min is clamped when it is sent.
+	st, _ = ApplyWith(nil, startInput(autoSteps()), t0, Delays{0: {Seconds: 3, Basis: "p95 1s"}})
+	if st.Steps[0].DelaySeconds != 10 || !st.DeadlineTime().Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("clamped: %+v", st.Steps[0])
 	}
 	// A fixed flow's events carry no delay, and its blob is 0x02.
 	st, out = Apply(nil, startInput(twoSteps()), t0)
@@ -90,13 +123,13 @@ func TestAutoDelayNotChosen(t *testing.T) {
 // TestChosenClamps: a chosen delay outside the step's bounds is clamped.
 func TestChosenClamps(t *testing.T) {
 	s := StepDef{DelaySeconds: 30, Auto: &AutoDelay{Percentile: 95, MinSeconds: 10, MaxSeconds: 60}}
-	if got := s.Chosen(3, "b").DelaySeconds; got != 10 {
-		t.Fatalf("below min: %d", got)
+	if got := s.Chosen(Choice{3, "b"}); got.DelaySeconds != 10 || got.Auto != nil || got.DelayBasis != "b" {
+		t.Fatalf("below min: %+v", got)
 	}
-	if got := s.Chosen(600, "b").DelaySeconds; got != 60 {
+	if got := s.Chosen(Choice{600, "b"}).DelaySeconds; got != 60 {
 		t.Fatalf("above max: %d", got)
 	}
-	if fixed := (StepDef{DelaySeconds: 30}).Chosen(600, "b"); fixed.DelaySeconds != 30 || fixed.DelayBasis != "" {
+	if fixed := (StepDef{DelaySeconds: 30}).Chosen(Choice{600, "b"}); fixed.DelaySeconds != 30 || fixed.DelayBasis != "" {
 		t.Fatalf("a fixed step was chosen: %+v", fixed)
 	}
 }
@@ -108,7 +141,7 @@ func TestAutoCodec(t *testing.T) {
 	steps[0].Price, steps[1].Price = waPrice, smsPrice
 	in := startInput(steps)
 	in.Country = "+44"
-	st, _ := Apply(nil, in, t0)
+	st, _ := ApplyWith(nil, in, t0, Delays{0: estimated})
 	late := dlr(0, "failed", Failed)
 	late.PublishedAt = st.DeadlineTime().Add(time.Second)
 	st, _ = Apply(st, late, t0.Add(time.Second))
@@ -120,6 +153,9 @@ func TestAutoCodec(t *testing.T) {
 		got, err := Decode("r1", blob)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Steps, s.Steps) {
+			t.Fatalf("steps after the codec %+v, want %+v", got.Steps, s.Steps)
 		}
 		if got.Country != s.Country || got.Steps[0].DelayBasis != s.Steps[0].DelayBasis ||
 			got.Steps[1].DelayBasis != s.Steps[1].DelayBasis || got.Steps[0].Price != s.Steps[0].Price || len(got.Held) != len(s.Held) {
@@ -201,8 +237,8 @@ func TestAutoFlowCostThroughTheStore(t *testing.T) {
 	steps[0].Price, steps[1].Price = waPrice, smsPrice
 	in := startInput(steps)
 	in.Country = "+44"
-	st, _ := Apply(nil, in, t0)
-	st, _ = Apply(st, DeadlineElapsed{Step: 0}, st.DeadlineTime())
+	st, _ := ApplyWith(nil, in, t0, Delays{0: estimated})
+	st, _ = ApplyWith(st, DeadlineElapsed{Step: 0}, st.DeadlineTime(), Delays{1: tooFew})
 	st, out := Apply(st, dlr(1, "DELIVRD", Delivered), st.DeadlineTime().Add(-time.Second))
 	expectMicros(t, "wasted at the close", closedSummary(t, out).WastedMicros, nil)
 	blob, _ := st.Encode()

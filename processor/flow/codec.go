@@ -115,8 +115,12 @@ import (
 // Format binaryFormatAuto (0x06) is for a flow with an auto delay
 // (docs/auto-delay.md): 0x04's layout, whose extension byte may also have
 // extDelayBasis (per step its delay basis, "" for a fixed step, after the
-// steps' prices) and extCountry (the recipient's country code, last).
-// Encode writes 0x06 only for a flow with a delay basis or a country, so
+// steps' prices), extCountry (the recipient's country code) and
+// extAutoPolicy (per step a byte, 1 when the step waits with its
+// delay_auto, then its percentile, margin, min and max as varints: an auto
+// step not sent yet; last).
+// Encode writes 0x06 only for a flow with a delay basis, a country or an
+// auto step, so
 // every other blob is the one of before; the decoder refuses a 0x06 blob
 // without either, and those bits in 0x04.
 
@@ -139,14 +143,19 @@ const (
 	extStepPrices
 	extDelayBasis // 0x06 only
 	extCountry    // 0x06 only
+	extAutoPolicy // 0x06 only
 
 	extKnown     = extHeld | extStepPrices
-	extKnownAuto = extKnown | extDelayBasis | extCountry
+	extKnownAuto = extKnown | extDelayBasis | extCountry | extAutoPolicy
 )
 
 // hasAuto reports whether the state needs format 0x06.
 func (s *State) hasAuto() bool {
-	return s.Country != "" || slices.ContainsFunc(s.Steps, func(st StepDef) bool { return st.DelayBasis != "" })
+	return s.Country != "" || slices.ContainsFunc(s.Steps, func(st StepDef) bool { return st.DelayBasis != "" || st.Auto != nil })
+}
+
+func hasAutoPolicy(steps []StepDef) bool {
+	return slices.ContainsFunc(steps, func(st StepDef) bool { return st.Auto != nil })
 }
 
 // hasPrice reports whether the state needs format 0x04.
@@ -433,6 +442,10 @@ func (s *State) appendExt(b []byte, auto bool) []byte {
 	if auto && s.Country != "" {
 		bits |= extCountry
 	}
+	policy := auto && hasAutoPolicy(s.Steps)
+	if policy {
+		bits |= extAutoPolicy
+	}
 	b = append(b, bits)
 	if len(s.Held) > 0 {
 		b = appendUvarint(b, uint64(len(s.Held)))
@@ -453,6 +466,18 @@ func (s *State) appendExt(b []byte, auto bool) []byte {
 	}
 	if bits&extCountry != 0 {
 		b = appendStr(b, s.Country)
+	}
+	if policy {
+		for _, st := range s.Steps {
+			if st.Auto == nil {
+				b = append(b, 0)
+				continue
+			}
+			b = append(b, 1)
+			for _, v := range [...]int32{st.Auto.Percentile, st.Auto.MarginSeconds, st.Auto.MinSeconds, st.Auto.MaxSeconds} {
+				b = appendVarint(b, int64(v))
+			}
+		}
 	}
 	return b
 }
@@ -535,6 +560,24 @@ func (r *blobReader) ext(s *State, auto bool) {
 	if bits&extCountry != 0 {
 		if s.Country = r.str(); s.Country == "" {
 			r.err = errBlob // written only when known
+		}
+	}
+	if bits&extAutoPolicy != 0 {
+		for i := range s.Steps {
+			switch r.byte() {
+			case 0:
+			case 1:
+				var v [4]int32
+				for j := range v {
+					v[j] = int32(r.varint())
+				}
+				s.Steps[i].Auto = &AutoDelay{Percentile: v[0], MarginSeconds: v[1], MinSeconds: v[2], MaxSeconds: v[3]}
+			default:
+				r.err = errBlob
+			}
+		}
+		if !hasAutoPolicy(s.Steps) {
+			r.err = errBlob // written only when a step has one
 		}
 	}
 	switch {

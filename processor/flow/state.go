@@ -53,17 +53,29 @@ type StepDef struct {
 	// in the tombstone: a delivery after the close prices what it wasted
 	// with it. Only in the binary form (format 0x04).
 	Price Price `json:"-"`
-	// Auto is the step's delay_auto as validated (nil: a fixed delay). The
-	// processor chooses the delay when the flow starts (Chosen), and the
-	// machine only reads DelaySeconds: the choice comes in with Start, it
-	// never reads an estimate itself. Not stored: once chosen, DelayBasis
-	// says the step is auto.
+	// Auto is the step's delay_auto as validated (nil: a fixed delay),
+	// until the step is sent: the processor chooses the delay then and
+	// passes it in (ApplyWith's Delays; the machine never reads an
+	// estimate), send writes it to DelaySeconds and DelayBasis and drops
+	// Auto. Stored while the step waits (format 0x06).
 	Auto *AutoDelay `json:"-"`
-	// DelayBasis is how an auto delay was chosen ("p95 of 412 samples
-	// ..." or "fallback: ..."), "" for a fixed delay. Stored (format 0x06)
-	// so that every step's ATTEMPT_SENT and `fallback flow` tell it.
+	// DelayBasis is how a sent step's auto delay was chosen ("p95 32s of
+	// 412 samples ..." or "fallback: ..."), "" for a fixed delay. Stored
+	// (format 0x06) so that `fallback flow` tells it; its ATTEMPT_SENT
+	// carries it.
 	DelayBasis string `json:"-"`
 }
+
+// Choice is an auto delay chosen for a step: Seconds (clamped to the
+// step's bounds when it is sent) and how it was chosen.
+type Choice struct {
+	Seconds int32
+	Basis   string
+}
+
+// Delays are the choices for a flow's auto steps not sent yet, by step,
+// made by the processor before it applies an input (ApplyWith).
+type Delays map[int]Choice
 
 // AutoDelay is how a step's auto delay is chosen (schemas.DelayAuto with
 // its defaults applied): the Percentile of the observed send-to-delivery
@@ -75,19 +87,20 @@ type AutoDelay struct {
 	MaxSeconds    int32
 }
 
-// BasisNotChosen is the DelayBasis of an auto step that started without a
-// choice (no estimator: the console's rehearsal, a test): it runs on its
+// BasisNotChosen is the DelayBasis of an auto step sent without a choice
+// (no estimator: the console's rehearsal, a test): it runs on its
 // fallback delay_seconds.
 const BasisNotChosen = "fallback: not estimated"
 
-// Chosen returns the step with an auto delay chosen: seconds (clamped to
-// the step's bounds) and the basis. A fixed step is returned as it is.
-func (s StepDef) Chosen(seconds int32, basis string) StepDef {
+// Chosen returns the step with its auto delay set from c: the seconds
+// clamped to the step's bounds, the basis, Auto dropped (it is chosen). A
+// fixed step is returned as it is.
+func (s StepDef) Chosen(c Choice) StepDef {
 	if s.Auto == nil {
 		return s
 	}
-	s.DelaySeconds = min(max(seconds, s.Auto.MinSeconds), s.Auto.MaxSeconds)
-	s.DelayBasis = basis
+	s.DelaySeconds = min(max(c.Seconds, s.Auto.MinSeconds), s.Auto.MaxSeconds)
+	s.DelayBasis, s.Auto = c.Basis, nil
 	return s
 }
 
@@ -190,6 +203,10 @@ type State struct {
 	// loaded (step -> raw status): they are not stored, so this is what
 	// tells a repeat within one batch from a new status.
 	noted map[int]string
+
+	// delays are the choices for the auto steps not sent yet, for the
+	// transition in progress only (ApplyWith): never stored.
+	delays Delays
 }
 
 // HeldInput is a Report or a Cancel kept in State.Held.
