@@ -186,6 +186,9 @@ func (m *metrics) zeroKnown(channels flow.Channels, table *prices.Table) {
 		for _, reason := range flow.SendReasons() {
 			zero(m.sends, attribute.String("channel", ch), attribute.String("reason", reason))
 		}
+		for _, basis := range []string{autoBasisEstimate, autoBasisFallback} {
+			zero(m.autoDelays, attribute.String("channel", ch), attribute.String("basis", basis))
+		}
 	}
 	for _, c := range channels.Closes() {
 		zero(m.flowsClosed, attribute.String("outcome", c[0]), attribute.String("channel", c[1]))
@@ -252,9 +255,9 @@ func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
 		m.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", ev.Reason)))
 	case flow.EventAttemptSent:
 		if ev.DelayBasis != "" {
-			basis := "estimate"
+			basis := autoBasisEstimate
 			if strings.HasPrefix(ev.DelayBasis, "fallback:") {
-				basis = "fallback"
+				basis = autoBasisFallback
 			}
 			m.autoDelays.Add(ctx, 1, metric.WithAttributes(attribute.String("channel", ev.Channel), attribute.String("basis", basis)))
 		}
@@ -287,6 +290,13 @@ func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
 		}
 	}
 }
+
+// fallback.auto_delays' bases: chosen from observed latencies, or the
+// step's delay_seconds (too few samples, or no estimate).
+const (
+	autoBasisEstimate = "estimate"
+	autoBasisFallback = "fallback"
+)
 
 // WastedAfterClose is fallback.wasted_cost's channel for waste a delivery
 // after the close revealed: its DLR_DISCARDED carries the total per
