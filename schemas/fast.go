@@ -85,7 +85,8 @@ var fastLayouts = map[string]string{
 		"multi_channel_delivery:boolean,steps:array(record(step:int,channel:string," +
 		"attempt_id:string,reason:string,sent_at:timestamp-millis,last_status:union(null,string)," +
 		"last_status_at:union(null,timestamp-millis),succeeded:boolean,cost_micros:union(null,long)," +
-		"cost_currency:union(null,string),cost_source:union(null,string),wasted:boolean)),cost_micros:map(long)," +
+		"cost_currency:union(null,string),cost_source:union(null,string),wasted:boolean,delay_seconds:union(null,int)," +
+		"delay_basis:union(null,string))),cost_micros:map(long)," +
 		"wasted_micros:map(long),unpriced_steps:int)),metadata:map(string)," +
 		"deadline_forced:boolean,flow_id:union(null,string),flow_version:union(null,long),wasted_micros:map(long),delay_seconds:union(null,int),delay_basis:union(null,string))",
 	"ChannelSend": "record(attempt_id:string,request_id:string,step:int,channel:string,from:string," +
@@ -473,7 +474,8 @@ func roomFlowEvent(v *FlowEvent) int {
 			st := &s.Steps[i]
 			room += roomInt + roomStr(len(st.Channel)) + roomStr(len(st.AttemptID)) + roomStr(len(st.Reason)) +
 				roomLong + roomStr(len(st.LastStatus)) + roomByte + roomLong + roomByte +
-				roomByte + roomLong + roomStr(len(st.CostCurrency)) + roomStr(len(st.CostSource)) + roomByte
+				roomByte + roomLong + roomStr(len(st.CostCurrency)) + roomStr(len(st.CostSource)) + roomByte +
+				roomByte + roomInt + roomStr(len(st.DelayBasis))
 		}
 	}
 	return room
@@ -570,6 +572,8 @@ func (w *writer) stepSummary(s *StepSummary) error {
 	w.optStr("cost_currency", s.CostCurrency)
 	w.optStr("cost_source", s.CostSource)
 	w.boolean(s.Wasted)
+	w.optInt32(s.DelaySeconds)
+	w.optStr("delay_basis", s.DelayBasis)
 	return nil
 }
 

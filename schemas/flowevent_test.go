@@ -153,6 +153,16 @@ func TestFlowEventFlowRef(t *testing.T) {
 // delay_seconds, no delay_basis.
 func withoutDelay(v FlowEvent) FlowEvent {
 	v.DelaySeconds, v.DelayBasis = 0, ""
+	if v.Summary != nil {
+		s := *v.Summary
+		if s.Steps != nil {
+			s.Steps = append([]StepSummary(nil), s.Steps...)
+			for i := range s.Steps {
+				s.Steps[i].DelaySeconds, s.Steps[i].DelayBasis = 0, ""
+			}
+		}
+		v.Summary = &s
+	}
 	return v
 }
 

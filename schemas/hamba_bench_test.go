@@ -144,6 +144,8 @@ type hStepSummary struct {
 	CostCurrency *string    `avro:"cost_currency"`
 	CostSource   *string    `avro:"cost_source"`
 	Wasted       bool       `avro:"wasted"`
+	DelaySeconds *int32     `avro:"delay_seconds"`
+	DelayBasis   *string    `avro:"delay_basis"`
 }
 
 type hFlowSummary struct {
@@ -339,15 +341,28 @@ func fromHChannelSend(m hChannelSend) ChannelSend {
 }
 
 func toHStepSummary(v StepSummary) hStepSummary {
-	return hStepSummary{Step: v.Step, Channel: v.Channel, AttemptID: v.AttemptID, Reason: v.Reason, SentAt: v.SentAt,
+	m := hStepSummary{Step: v.Step, Channel: v.Channel, AttemptID: v.AttemptID, Reason: v.Reason, SentAt: v.SentAt,
 		LastStatus: hOpt(v.LastStatus), LastStatusAt: v.LastStatusAt, Succeeded: v.Succeeded,
-		CostMicros: v.CostMicros, CostCurrency: hOpt(v.CostCurrency), CostSource: hOpt(v.CostSource), Wasted: v.Wasted}
+		CostMicros: v.CostMicros, CostCurrency: hOpt(v.CostCurrency), CostSource: hOpt(v.CostSource), Wasted: v.Wasted,
+		DelayBasis: hOpt(v.DelayBasis)}
+	if v.DelaySeconds != 0 {
+		m.DelaySeconds = &v.DelaySeconds
+	}
+	return m
 }
 
 func fromHStepSummary(m hStepSummary) StepSummary {
 	return StepSummary{Step: m.Step, Channel: m.Channel, AttemptID: m.AttemptID, Reason: m.Reason, SentAt: m.SentAt,
 		LastStatus: hStr(m.LastStatus), LastStatusAt: m.LastStatusAt, Succeeded: m.Succeeded,
-		CostMicros: m.CostMicros, CostCurrency: hStr(m.CostCurrency), CostSource: hStr(m.CostSource), Wasted: m.Wasted}
+		CostMicros: m.CostMicros, CostCurrency: hStr(m.CostCurrency), CostSource: hStr(m.CostSource), Wasted: m.Wasted,
+		DelaySeconds: derefInt32(m.DelaySeconds), DelayBasis: hStr(m.DelayBasis)}
+}
+
+func derefInt32(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func toHFlowSummary(v FlowSummary) hFlowSummary {

@@ -593,6 +593,8 @@ func stepSummaryToNative(v StepSummary) (map[string]any, error) {
 		"cost_currency":  optString(v.CostCurrency),
 		"cost_source":    optString(v.CostSource),
 		"wasted":         v.Wasted,
+		"delay_seconds":  optInt32(v.DelaySeconds),
+		"delay_basis":    optString(v.DelayBasis),
 	}, e.err
 }
 
@@ -614,6 +616,12 @@ func stepSummaryFromNative(m map[string]any) (StepSummary, error) {
 	}
 	if d.has("wasted") {
 		v.Wasted = d.boolean("wasted")
+	}
+	if d.has("delay_seconds") { // absent in versions 1 to 4
+		if p := d.optI32("delay_seconds"); p != nil {
+			v.DelaySeconds = *p
+		}
+		v.DelayBasis = d.optStr("delay_basis")
 	}
 	return v, d.err
 }

@@ -397,7 +397,7 @@ var wantFields = map[string][]string{
 	"FlowSummary": {"outcome", "delivered_step", "steps_used", "requested_at", "started_at", "closed_at", "time_to_outcome_ms", "multi_channel_delivery", "steps",
 		"cost_micros", "wasted_micros", "unpriced_steps"},
 	"StepSummary": {"step", "channel", "attempt_id", "reason", "sent_at", "last_status", "last_status_at", "succeeded",
-		"cost_micros", "cost_currency", "cost_source", "wasted"},
+		"cost_micros", "cost_currency", "cost_source", "wasted", "delay_seconds", "delay_basis"},
 	"FlowDefinition": {"flow_id", "version", "steps", "status", "changed_by", "changed_at", "title"},
 	"DeadLetter":     {"key", "value", "topic", "partition", "offset", "error", "failed_at"},
 	"Sender":         {"channel", "id", "label", "status", "version", "changed_by", "changed_at"},

@@ -187,6 +187,10 @@ type StepSummary struct {
 	CostSource   string
 	// Wasted: sent after an earlier step that had delivered by the close.
 	Wasted bool
+	// DelaySeconds and DelayBasis: as FlowEvent's, for a step whose delay
+	// was auto; 0 (null) and "" for a fixed one.
+	DelaySeconds int32
+	DelayBasis   string
 }
 
 // Where a StepSummary's cost comes from.
