@@ -68,8 +68,14 @@ func TestAutoDelayIsChosenWhenSent(t *testing.T) {
 	if out.Changed || again.Steps[1].DelaySeconds != 60 {
 		t.Fatalf("a stale deadline re-chose: %+v", again.Steps[1])
 	}
-	// The tombstone keeps the country and the bases.
-	st, _ = Apply(st, dlr(1, "DELIVRD", Delivered), now.Add(time.Second))
+	// The tombstone keeps the country and the bases; the summary tells
+	// each step's delay as its ATTEMPT_SENT did.
+	st, out = Apply(st, dlr(1, "DELIVRD", Delivered), now.Add(time.Second))
+	sum := closedSummary(t, out)
+	if s0, s1 := sum.Steps[0], sum.Steps[1]; s0.DelaySeconds != 37 || s0.DelayBasis != estimated.Basis ||
+		s1.DelaySeconds != 60 || s1.DelayBasis != tooFew.Basis {
+		t.Fatalf("summary steps %+v %+v", s0, s1)
+	}
 	blob, _ = st.Encode()
 	st, err = Decode("r1", blob)
 	if err != nil || st.Country != "+44" || st.Recipient != "" || st.Steps[0].DelayBasis != estimated.Basis || st.Steps[1].DelayBasis != tooFew.Basis {
@@ -114,6 +120,9 @@ func TestAutoDelayNotChosen(t *testing.T) {
 	st, out = Apply(nil, startInput(twoSteps()), t0)
 	if ev := out.Events[1]; ev.DelaySeconds != 0 || ev.DelayBasis != "" {
 		t.Fatalf("fixed ATTEMPT_SENT %+v", ev)
+	}
+	if _, out := Apply(st, Cancel{RequestID: "r1"}, t0.Add(time.Second)); closedSummary(t, out).Steps[0].DelayBasis != "" {
+		t.Fatal("a fixed step's summary has a delay basis")
 	}
 	if blob, _ := st.Encode(); blob[0] != binaryFormat {
 		t.Fatalf("fixed flow format %#x", blob[0])

@@ -755,6 +755,10 @@ func (s *State) summary() *schemas.FlowSummary {
 			Reason: a.Reason, SentAt: time.UnixMilli(a.SentAt), LastStatus: a.LastStatus,
 			Succeeded: a.Succeeded,
 		}
+		if b := s.Steps[k].DelayBasis; b != "" {
+			// As on its ATTEMPT_SENT, which --events=lean does not write.
+			ss.DelaySeconds, ss.DelayBasis = s.Steps[k].DelaySeconds, b
+		}
 		if a.LastStatusAt != 0 {
 			t := time.UnixMilli(a.LastStatusAt)
 			ss.LastStatusAt = &t
