@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -47,6 +48,7 @@ type metrics struct {
 	rejections       metric.Int64Counter
 	cost             metric.Float64Counter
 	wastedCost       metric.Float64Counter
+	autoDelays       metric.Int64Counter
 	deadlineLateness metric.Float64Histogram
 	timeToOutcome    metric.Float64Histogram
 	batchSize        metric.Int64Histogram
@@ -139,6 +141,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		dlrPricesIgnored: zeroed("fallback.dlr.prices_ignored", "DLRs whose price was ignored (price_micros without currency or the reverse, a currency not of three capital letters, a negative price); their status counted"),
 		cost:             money("fallback.cost", "what the steps of closed flows cost (FLOW_CLOSED summary), in the currency's unit, by channel and currency"),
 		wastedCost:       money("fallback.wasted_cost", "the part of fallback.cost spent on wasted steps, sent after an earlier step that delivered, in the currency's unit, by channel (after_close: found by a delivery after the close, whose event has the total only) and currency"),
+		autoDelays:       counter("fallback.auto_delays", "steps sent with an auto delay (ATTEMPT_SENT with a delay_basis), by channel and basis: estimate (chosen from the observed latency) or fallback (too few samples, or none estimated: delay_seconds)"),
 		deadlineLateness: seconds("fallback.deadline.lateness", "time from a step's deadline to the sweeper firing it", latencyBuckets),
 		timeToOutcome:    seconds("fallback.flow.time_to_outcome", "time from request to outcome of closed flows (FLOW_CLOSED summary), by outcome", latencyBuckets),
 		batchSize:        batch,
@@ -184,6 +187,9 @@ func (m *metrics) zeroKnown(channels flow.Channels, table *prices.Table) {
 	for _, ch := range channels.Names() {
 		for _, reason := range flow.SendReasons() {
 			zero(m.sends, attribute.String("channel", ch), attribute.String("reason", reason))
+		}
+		for _, basis := range []string{autoBasisEstimate, autoBasisFallback} {
+			zero(m.autoDelays, attribute.String("channel", ch), attribute.String("basis", basis))
 		}
 	}
 	for _, c := range channels.Closes() {
@@ -249,6 +255,14 @@ func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
 		m.flowsStarted.Add(ctx, 1)
 	case flow.EventFallbackTriggered:
 		m.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", ev.Reason)))
+	case flow.EventAttemptSent:
+		if ev.DelayBasis != "" {
+			basis := autoBasisEstimate
+			if strings.HasPrefix(ev.DelayBasis, "fallback:") {
+				basis = autoBasisFallback
+			}
+			m.autoDelays.Add(ctx, 1, metric.WithAttributes(attribute.String("channel", ev.Channel), attribute.String("basis", basis)))
+		}
 	case flow.EventFlowClosed:
 		outcome, channel := ev.Outcome, flow.NoChannel
 		if s := ev.Summary; s != nil {
@@ -278,6 +292,13 @@ func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
 		}
 	}
 }
+
+// fallback.auto_delays' bases: chosen from observed latencies, or the
+// step's delay_seconds (too few samples, or no estimate).
+const (
+	autoBasisEstimate = "estimate"
+	autoBasisFallback = "fallback"
+)
 
 // WastedAfterClose is fallback.wasted_cost's channel for waste a delivery
 // after the close revealed: its DLR_DISCARDED carries the total per

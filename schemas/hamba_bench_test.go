@@ -80,6 +80,14 @@ type hStep struct {
 	Variables        map[string]string `avro:"variables"`
 	FixedText        map[string]string `avro:"fixed_text"`
 	FailureCodes     []string          `avro:"failure_codes"`
+	DelayAuto        *hDelayAuto       `avro:"delay_auto"`
+}
+
+type hDelayAuto struct {
+	Percentile    int32 `avro:"percentile"`
+	MarginSeconds int32 `avro:"margin_seconds"`
+	MinSeconds    int32 `avro:"min_seconds"`
+	MaxSeconds    int32 `avro:"max_seconds"`
 }
 
 type hSendRequest struct {
@@ -136,6 +144,8 @@ type hStepSummary struct {
 	CostCurrency *string    `avro:"cost_currency"`
 	CostSource   *string    `avro:"cost_source"`
 	Wasted       bool       `avro:"wasted"`
+	DelaySeconds *int32     `avro:"delay_seconds"`
+	DelayBasis   *string    `avro:"delay_basis"`
 }
 
 type hFlowSummary struct {
@@ -172,6 +182,8 @@ type hFlowEvent struct {
 	FlowID         *string           `avro:"flow_id"`
 	FlowVersion    *int64            `avro:"flow_version"`
 	WastedMicros   map[string]int64  `avro:"wasted_micros"`
+	DelaySeconds   *int32            `avro:"delay_seconds"`
+	DelayBasis     *string           `avro:"delay_basis"`
 }
 
 type hFlowDefinition struct {
@@ -260,13 +272,14 @@ func hNilEmptyList(l []string) []string {
 func toHStep(v Step) hStep {
 	return hStep{Channel: v.Channel, From: v.From, Template: v.Template, TemplateCategory: hOpt(v.TemplateCategory),
 		DelaySeconds: v.DelaySeconds, SuccessOn: v.SuccessOn, Variables: v.Variables, FixedText: v.FixedText,
-		FailureCodes: v.FailureCodes}
+		FailureCodes: v.FailureCodes, DelayAuto: (*hDelayAuto)(v.DelayAuto)}
 }
 
 func fromHStep(m hStep) Step {
 	return Step{Channel: m.Channel, From: m.From, Template: m.Template, TemplateCategory: hStr(m.TemplateCategory),
 		DelaySeconds: m.DelaySeconds, SuccessOn: m.SuccessOn, Variables: hNilEmptyMap(m.Variables),
-		FixedText: hNilEmptyMap(m.FixedText), FailureCodes: hNilEmptyList(m.FailureCodes)}
+		FixedText: hNilEmptyMap(m.FixedText), FailureCodes: hNilEmptyList(m.FailureCodes),
+		DelayAuto: (*DelayAuto)(m.DelayAuto)}
 }
 
 func toHSteps(steps []Step) []hStep {
@@ -328,15 +341,28 @@ func fromHChannelSend(m hChannelSend) ChannelSend {
 }
 
 func toHStepSummary(v StepSummary) hStepSummary {
-	return hStepSummary{Step: v.Step, Channel: v.Channel, AttemptID: v.AttemptID, Reason: v.Reason, SentAt: v.SentAt,
+	m := hStepSummary{Step: v.Step, Channel: v.Channel, AttemptID: v.AttemptID, Reason: v.Reason, SentAt: v.SentAt,
 		LastStatus: hOpt(v.LastStatus), LastStatusAt: v.LastStatusAt, Succeeded: v.Succeeded,
-		CostMicros: v.CostMicros, CostCurrency: hOpt(v.CostCurrency), CostSource: hOpt(v.CostSource), Wasted: v.Wasted}
+		CostMicros: v.CostMicros, CostCurrency: hOpt(v.CostCurrency), CostSource: hOpt(v.CostSource), Wasted: v.Wasted,
+		DelayBasis: hOpt(v.DelayBasis)}
+	if v.DelaySeconds != 0 {
+		m.DelaySeconds = &v.DelaySeconds
+	}
+	return m
 }
 
 func fromHStepSummary(m hStepSummary) StepSummary {
 	return StepSummary{Step: m.Step, Channel: m.Channel, AttemptID: m.AttemptID, Reason: m.Reason, SentAt: m.SentAt,
 		LastStatus: hStr(m.LastStatus), LastStatusAt: m.LastStatusAt, Succeeded: m.Succeeded,
-		CostMicros: m.CostMicros, CostCurrency: hStr(m.CostCurrency), CostSource: hStr(m.CostSource), Wasted: m.Wasted}
+		CostMicros: m.CostMicros, CostCurrency: hStr(m.CostCurrency), CostSource: hStr(m.CostSource), Wasted: m.Wasted,
+		DelaySeconds: derefInt32(m.DelaySeconds), DelayBasis: hStr(m.DelayBasis)}
+}
+
+func derefInt32(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func toHFlowSummary(v FlowSummary) hFlowSummary {
@@ -369,7 +395,11 @@ func toHFlowEvent(v FlowEvent) hFlowEvent {
 	m := hFlowEvent{EventID: v.EventID, RequestID: v.RequestID, Type: v.Type, Step: v.Step, Channel: hOpt(v.Channel),
 		AttemptID: hOpt(v.AttemptID), Reason: hOpt(v.Reason), Outcome: hOpt(v.Outcome), Status: hOpt(v.Status),
 		StatusKind: hOpt(v.StatusKind), Late: v.Late, OccurredAt: v.OccurredAt, Metadata: v.Metadata,
-		DeadlineForced: v.DeadlineForced, FlowID: hOpt(v.FlowID), WastedMicros: v.WastedMicros}
+		DeadlineForced: v.DeadlineForced, FlowID: hOpt(v.FlowID), WastedMicros: v.WastedMicros,
+		DelayBasis: hOpt(v.DelayBasis)}
+	if v.DelaySeconds != 0 {
+		m.DelaySeconds = &v.DelaySeconds
+	}
 	if v.Summary != nil {
 		s := toHFlowSummary(*v.Summary)
 		m.Summary = &s
@@ -384,7 +414,11 @@ func fromHFlowEvent(m hFlowEvent) FlowEvent {
 	v := FlowEvent{EventID: m.EventID, RequestID: m.RequestID, Type: m.Type, Step: m.Step, Channel: hStr(m.Channel),
 		AttemptID: hStr(m.AttemptID), Reason: hStr(m.Reason), Outcome: hStr(m.Outcome), Status: hStr(m.Status),
 		StatusKind: hStr(m.StatusKind), Late: m.Late, OccurredAt: m.OccurredAt, Metadata: hNilEmptyMap(m.Metadata),
-		DeadlineForced: m.DeadlineForced, FlowID: hStr(m.FlowID), WastedMicros: hNilEmptyLongMap(m.WastedMicros)}
+		DeadlineForced: m.DeadlineForced, FlowID: hStr(m.FlowID), WastedMicros: hNilEmptyLongMap(m.WastedMicros),
+		DelayBasis: hStr(m.DelayBasis)}
+	if m.DelaySeconds != nil {
+		v.DelaySeconds = *m.DelaySeconds
+	}
 	if m.Summary != nil {
 		s := fromHFlowSummary(*m.Summary)
 		v.Summary = &s
@@ -1049,7 +1083,7 @@ func TestHambaHostileInputs(t *testing.T) {
 	// FlowEvent, every optional field null, its late byte given.
 	flowEvent := func(late byte) []byte {
 		return concat(str("e"), str("r"), str("FLOW_STARTED"), union(0), union(0), union(0), union(0), union(0), union(0), union(0),
-			[]byte{late}, long(t0ms), union(0), long(0), []byte{0}, union(0), union(0), long(0))
+			[]byte{late}, long(t0ms), union(0), long(0), []byte{0}, union(0), union(0), long(0), union(0), union(0))
 	}
 
 	// A request whose one step's failure_codes claim count items, the

@@ -65,7 +65,9 @@ type Config struct {
 	Mix     simulator.Mix   // how step 0 ends
 	ThenMix simulator.Mix   // how later steps end
 	Delays  []time.Duration // per step, clock time (5 s .. 900 s)
-	Rate    float64         // requests per wall second; 0: as fast as Kafka takes them
+	// DelayAuto makes step 0's delay auto, Delays[0] its fallback.
+	DelayAuto bool
+	Rate      float64 // requests per wall second; 0: as fast as Kafka takes them
 	// DeadlineGrace is the processor's --deadline-grace (clock time): a
 	// deadline fires only once every input partition is read past it plus
 	// this, so every fire is at least this late by design. Lateness is
@@ -113,6 +115,7 @@ type Result struct {
 	Processor  string   `json:"processor"`
 	ClockSpeed float64  `json:"clock_speed"`
 	DelaysS    []int    `json:"delays_s"`
+	DelayAuto  bool     `json:"delay_auto"` // step 0's delay is auto (--delay-auto), delays_s[0] its fallback
 	Mix        string   `json:"mix"`
 	ThenMix    string   `json:"then_mix"`
 	Catalog    string   `json:"catalog"` // enforce: the run stored a catalog the processor checks each step against; off: none
@@ -288,7 +291,7 @@ func newResult(cfg Config) (*Result, error) {
 		return nil, errors.New("bench: with lean events the processor's consumer group is needed, to see its DLRs read")
 	}
 	res := &Result{Flows: cfg.Flows, Pending: cfg.Pending, Backend: cfg.Backend, Processor: cfg.Processor,
-		ClockSpeed: cfg.Clock.Speed, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate, Notes: []string{},
+		ClockSpeed: cfg.Clock.Speed, DelayAuto: cfg.DelayAuto, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate, Notes: []string{},
 		Catalog: flow.CatalogOff.String(), Events: string(cfg.eventsMode()), RedisWaitReplicas: cfg.WaitReplicas}
 	if cfg.Catalog != nil {
 		res.Catalog = flow.CatalogEnforce.String()
@@ -994,7 +997,9 @@ func publish(ctx context.Context, cfg Config, t *tracker) error {
 		id := prefix + strconv.Itoa(i)
 		req := otpRequest(id, i, cfg.Delays, cfg.Clock.Now())
 		params := [][2]string{{"code", req.Params["code"]}}
-		v := appendRequest(make([]byte, 0, 256), id, req.Recipient, stepSpecs(req), params, req.RequestedAt)
+		specs := stepSpecs(req)
+		specs[0].auto = cfg.DelayAuto
+		v := appendRequest(make([]byte, 0, 256), id, req.Recipient, specs, params, req.RequestedAt)
 		cl.Produce(ctx, &kgo.Record{Topic: cfg.Topics.Requests, Key: []byte(id), Value: v}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
