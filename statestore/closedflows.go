@@ -296,7 +296,7 @@ type CompactMove struct {
 var compactScript = redis.NewScript(recordLua + packLua + `
 local now = redisNow()
 local span, ttl, fill = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local moved = 0
+local moved, queued = 0, {}
 local function owes(id, owed)
   for v in string.gmatch(owed, '[^,]+') do
     if redis.call('HEXISTS', KEYS[3], id .. ':' .. v) == 1 then return true end
@@ -319,16 +319,21 @@ for i = 1, #KEYS - 4 do
       redis.call('DEL', KEYS[4 + i])
       redis.call('ZREM', KEYS[1], ARGV[a])
       local pi = ARGV[5] .. ARGV[a]
-      for _, m in ipairs(redis.call('SMEMBERS', pi)) do
+      local members = redis.call('SMEMBERS', pi)
+      for _, m in ipairs(members) do
         local c = string.find(m, ':', 1, true)
         if c then
-          redis.call('HSET', KEYS[4], string.sub(m, c + 1), string.sub(m, 1, c - 1) .. ':' .. ARGV[a + 4] .. ':' .. fp)
+          queued[#queued + 1] = string.sub(m, c + 1)
+          queued[#queued + 1] = string.sub(m, 1, c - 1) .. ':' .. ARGV[a + 4] .. ':' .. fp
         end
       end
-      redis.call('DEL', pi)
+      if #members > 0 then redis.call('DEL', pi) end
       moved = moved + 1
     end
   end
+end
+for j = 1, #queued, 4000 do
+  redis.call('HSET', KEYS[4], unpack(queued, j, math.min(j + 3999, #queued)))
 end
 flushPlaced()
 forgetExpired(KEYS[2], span, ttl, now)

@@ -56,14 +56,16 @@ func (s *Store) providerShard(providerID string) int {
 	return int(crc32.ChecksumIEEE([]byte(providerID)) % uint32(s.cfg.Shards))
 }
 
-// indexFlowScript lists a provider id in its flow's shard while the flow
-// has a record: a flow already compacted keeps only the string key.
-// KEYS[1] the flow record, KEYS[2] its :pi set; ARGV[1] the member
-// "<step>:<provider id>", ARGV[2] the TTL in ms.
+// indexFlowScript lists provider ids in their flows' shard while each
+// flow has a record: a flow already compacted keeps only the string key.
+// KEYS[2i-1] flow i's record, KEYS[2i] its :pi set; ARGV[1] the TTL in
+// ms, ARGV[1+i] the member "<step>:<provider id>". One call per shard.
 var indexFlowScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('SADD', KEYS[2], ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+for i = 1, #KEYS / 2 do
+  if redis.call('EXISTS', KEYS[2 * i - 1]) == 1 then
+    redis.call('SADD', KEYS[2 * i], ARGV[1 + i])
+    redis.call('PEXPIRE', KEYS[2 * i], ARGV[1])
+  end
 end
 return 1
 `)
@@ -97,15 +99,25 @@ func (s *Store) IndexProviderIDs(ctx context.Context, refs []ProviderRef, ttl ti
 		}
 	}
 	if err == nil && s.compacting() {
+		byShard := map[int]*scriptCall{}
 		var calls []scriptCall
+		var order []int
 		for _, r := range refs {
 			if r.RequestID == "" || IsCompactRef(r.RequestID) {
 				continue
 			}
 			sh := s.Shard(r.RequestID)
-			calls = append(calls, scriptCall{script: indexFlowScript,
-				keys: []string{s.flowPrefix[sh] + r.RequestID, s.piPrefix[sh] + r.RequestID},
-				args: []any{strconv.Itoa(r.Step) + ":" + r.ProviderID, ttl.Milliseconds()}})
+			c := byShard[sh]
+			if c == nil {
+				c = &scriptCall{script: indexFlowScript, args: []any{ttl.Milliseconds()}}
+				byShard[sh] = c
+				order = append(order, sh)
+			}
+			c.keys = append(c.keys, s.flowPrefix[sh]+r.RequestID, s.piPrefix[sh]+r.RequestID)
+			c.args = append(c.args, strconv.Itoa(r.Step)+":"+r.ProviderID)
+		}
+		for _, sh := range order {
+			calls = append(calls, *byShard[sh])
 		}
 		if len(calls) > 0 {
 			err = s.runScripts(ctx, calls)
