@@ -161,8 +161,11 @@ func TestClusterRedisFailover(t *testing.T) {
 			// A failover may lose acknowledged writes without
 			// --redis-wait-replicas (docs/delivery-guarantees.md); with
 			// it, no closed flow loses what refuses its duplicate.
-			lost, closed := w.dedupLost()
-			t.Logf("%d of %d closed flows without their record or compact entry after the failover", lost, closed)
+			lost, compacted, closed := w.dedupLost()
+			t.Logf("%d of %d closed flows without their record or compact entry after the failover (%d compacted)", lost, closed, compacted)
+			if compacted == 0 {
+				t.Error("no closed flow was compacted: the failover struck no move")
+			}
 			if mode.name == "wait" && lost > 0 {
 				t.Errorf("%d closed flows lost their record or compact entry in the failover with --redis-wait-replicas 1", lost)
 			}
@@ -390,9 +393,9 @@ func writeLoss(t *testing.T, svc *services, wait int) {
 
 // dedupLost waits for the world's closed flows to be compacted, then
 // counts those whose record and compact entry are both gone: a duplicate
-// of one would start its flow again. It returns that and the closed flows
-// counted.
-func (w *faultWorld) dedupLost() (lost, closed int) {
+// of one would start its flow again. It returns that, how many were
+// compacted and the closed flows counted.
+func (w *faultWorld) dedupLost() (lost, compacted, closed int) {
 	t := w.t
 	t.Helper()
 	check := statestore.New(w.rc, statestore.Config{Prefix: w.id, Shards: w.store.Shards(), TombstoneTTL: time.Hour, ClosedDetailTTL: time.Second})
@@ -419,10 +422,13 @@ func (w *faultWorld) dedupLost() (lost, closed int) {
 			t.Fatalf("load closed flows: %v", err)
 		}
 		for _, s := range snaps {
-			if !s.Exists {
+			switch {
+			case !s.Exists:
 				lost++
+			case s.Compacted:
+				compacted++
 			}
 		}
 	}
-	return lost, len(done)
+	return lost, compacted, len(done)
 }
