@@ -320,7 +320,7 @@ func padTo[T any](t *testing.T, c *Codec[T], size int, with func(pad string) T) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := c.avro.BinaryFromNative(nil, native)
+		b, err := c.avroRef().BinaryFromNative(nil, native)
 		if err != nil {
 			t.Fatal(err)
 		}
