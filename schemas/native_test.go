@@ -141,7 +141,6 @@ const (
 	branchSummary   = Namespace + ".FlowSummary"
 )
 
-
 // enc collects the first error while building a native value.
 type enc struct{ err error }
 
