@@ -52,7 +52,7 @@ func via[T, M any](to func(T) M, from func(M) T) mirror[T] {
 			// hamba writes any time.Time, and t.Unix()*1e3 wraps around far
 			// outside years 1 to 9999, possibly back into them: check the
 			// times before encoding, not the timestamps after.
-			if err := checkTimes(reflect.ValueOf(&m).Elem(), ""); err != nil {
+			if err := checkTimes(reflect.ValueOf(&m).Elem()); err != nil {
 				return nil, err
 			}
 			b, err := api.Marshal(s, &m)
@@ -74,30 +74,27 @@ func via[T, M any](to func(T) M, from func(M) T) mirror[T] {
 
 var timeType = reflect.TypeFor[time.Time]()
 
-// checkTimes refuses a time.Time outside years 1 to 9999 anywhere in v (a
-// mirror struct: structs, pointers, slices), naming it by its Avro path.
-func checkTimes(v reflect.Value, path string) error {
+// checkTimes refuses a time.Time outside years 1 to 9999 anywhere in v (an
+// addressable mirror struct: structs, pointers, slices), naming it by its
+// Avro path, built only on error.
+func checkTimes(v reflect.Value) error {
 	switch {
 	case v.Type() == timeType:
-		if t := v.Interface().(time.Time); tsOutOfRange(t) {
-			return errTimestamp(path, t)
+		if t := v.Addr().Interface().(*time.Time); tsOutOfRange(*t) {
+			return fmt.Errorf("%w: timestamp %s is outside years 1 to 9999", ErrMalformed, t.UTC().Format(time.RFC3339Nano))
 		}
 	case v.Kind() == reflect.Pointer && !v.IsNil():
-		return checkTimes(v.Elem(), path)
+		return checkTimes(v.Elem())
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
 		for i := range v.Len() {
-			if err := checkTimes(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
+			if err := checkTimes(v.Index(i)); err != nil {
+				return fmt.Errorf("[%d]: %w", i, err)
 			}
 		}
 	case v.Kind() == reflect.Struct:
 		for i := range v.NumField() {
-			name := v.Type().Field(i).Tag.Get("avro")
-			if path != "" {
-				name = path + ": " + name
-			}
-			if err := checkTimes(v.Field(i), name); err != nil {
-				return err
+			if err := checkTimes(v.Field(i)); err != nil {
+				return fmt.Errorf("%s: %w", v.Type().Field(i).Tag.Get("avro"), err)
 			}
 		}
 	}
