@@ -11,12 +11,13 @@ import (
 
 // This file holds hand-written Avro binary encoders for the records the
 // processor writes for every flow (FlowEvent, ChannelSend) and for
-// DeadLetter. Codec.Append uses them instead of toNative + goavro +
-// validate, which cost a quarter of the processor's CPU in map allocations
-// and interface conversions. goavro stays the reference: the other records,
-// decoding with earlier writer schemas, and the tests (fast_test.go) that
-// compare the two paths. The input records have hand-written decoders in
-// fastdecode.go.
+// DeadLetter. Codec.Append uses them instead of hamba + validate (the
+// other records' path), which is 3 to 7 times slower on these records
+// (BENCHMARKS.md, issue 22); goavro's maps, before, cost a quarter of the
+// processor's CPU. goavro stays the reference of the tests (fast_test.go,
+// native_test.go): "goavro" below is Codec.appendGoavro (toNative,
+// BinaryFromNative, validate). The input records have hand-written
+// decoders in fastdecode.go.
 //
 // Byte identity with goavro. For every value Encode accepts, the fast path
 // writes what goavro's BinaryFromNative writes from toNative's map:

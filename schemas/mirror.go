@@ -116,7 +116,9 @@ func parseHamba(text []byte) (avro.Schema, error) {
 }
 
 // hambaConfig is the strictest configuration that still reads every record
-// today's codec accepts, for records of at most maxBytes bytes:
+// the codec accepts, for records of at most maxBytes bytes. These bounds are
+// a second line only: validateInput has checked every count and length
+// against the input before hamba reads it.
 //   - DisableBlockSizeHeader and one block per array or map: goavro's (and
 //     the fast path's) layout. hamba's default writes blocks of 100 items
 //     with a negative count and a byte size, valid Avro but other bytes
@@ -287,7 +289,7 @@ type hTemplate struct {
 	ChangedAt          time.Time `avro:"changed_at"`
 }
 
-// ---- conversions: the package's mapping rules (native.go) ----
+// ---- conversions: the mapping rules above ----
 
 func hOpt(s string) *string {
 	if s == "" {

@@ -9,9 +9,16 @@ import (
 )
 
 // This file holds a strict, allocation-free validator of Avro binary data
-// against a schema. Decode runs it before handing the bytes to goavro, and
-// Encode runs it on goavro's output, because goavro alone is not safe on
-// hostile input:
+// against a schema. Decode runs it (validateInput) before handing the bytes
+// to hamba, and Encode runs it on hamba's output, because neither hamba nor
+// goavro (the codec before issue 22, still the tests' reference) is safe on
+// hostile input. hamba, with the strictest settings (hambaConfig), returns a
+// slice of negative length or writes over runtime memory for an array block
+// count of -2^63, allocates 120 MiB for a 31-byte request claiming 2^20
+// steps, and accepts truncated records, over-long numbers, trailing bytes,
+// invalid UTF-8, years outside 1..9999 and duplicate map keys
+// (TestHambaHostileInputs). goavro's gaps, which the validator was written
+// for:
 //
 //   - goavro pre-allocates arrays and maps from the block count it reads
 //     (make([]any, 0, count), make(map[string]any, count)), bounded only by
@@ -31,6 +38,8 @@ import (
 //   - timestamps outside years 1..9999 are rejected: Python's datetime cannot
 //     hold them, and goavro's own conversion overflows near the int64 ends,
 //     so decode(encode(x)) would not be stable.
+//   - duplicate map keys: goavro refused them, hamba keeps the last value;
+//     validateInput refuses them as goavro did.
 
 type kind uint8
 
