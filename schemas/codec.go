@@ -163,7 +163,7 @@ func (c *Codec[T]) MaxBytes() int { return c.maxBytes }
 // truncated). Encode fails on what Decode would refuse: invalid UTF-8,
 // timestamps outside years 1 to 9999, an encoding above MaxBytes.
 //
-// FlowEvent, ChannelSend and DeadLetter are written by hand-written
+// FlowEvent and ChannelSend are written by hand-written
 // encoders (fast.go) that write map entries sorted by key, so that equal
 // values encode to equal bytes; the other records go through hamba, which
 // writes map entries in Go's random map order (as goavro did).
@@ -194,6 +194,9 @@ func (c *Codec[T]) Append(dst []byte, v T) ([]byte, error) {
 	}
 	if err := validate(c.shape, enc); err != nil {
 		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
+	}
+	if dst == nil {
+		return enc, nil // Marshal's result is ours: Encode copies nothing
 	}
 	return append(dst, enc...), nil
 }
@@ -337,7 +340,6 @@ func New() (*Codecs, error) {
 	// The records the processor writes get a hand-written encoder (fast.go).
 	withFast(&errs, cs.FlowEvent, "FlowEvent", appendFlowEvent)
 	withFast(&errs, cs.ChannelSend, "ChannelSend", appendChannelSend)
-	withFast(&errs, cs.DeadLetter, "DeadLetter", appendDeadLetter)
 	// The records it reads for every input record get a hand-written
 	// decoder (fastdecode.go).
 	withFastDecoder(&errs, cs.SendRequest, "SendRequest", decodeSendRequest)
