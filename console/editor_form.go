@@ -41,7 +41,36 @@ type stepForm struct {
 	Delay            string
 	SuccessOn        string
 	FailureCodes     string
-	Mapping          []mappingRow
+	// DelayAuto is the step's delay_auto as "percentile,margin,min,max",
+	// "" for a fixed delay. The editor does not set it (the CLI does,
+	// docs/auto-delay.md); it keeps it, so that an edit in the console
+	// does not make an auto delay fixed.
+	DelayAuto string
+	Mapping   []mappingRow
+}
+
+// formatDelayAuto and parseDelayAuto are stepForm.DelayAuto's form.
+func formatDelayAuto(a *schemas.DelayAuto) string {
+	if a == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d,%d,%d,%d", a.Percentile, a.MarginSeconds, a.MinSeconds, a.MaxSeconds)
+}
+
+func parseDelayAuto(s string) *schemas.DelayAuto {
+	var v [4]int32
+	parts := strings.Split(s, ",")
+	if len(parts) != 4 {
+		return nil
+	}
+	for i, p := range parts {
+		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 32)
+		if err != nil {
+			return nil
+		}
+		v[i] = int32(n)
+	}
+	return &schemas.DelayAuto{Percentile: v[0], MarginSeconds: v[1], MinSeconds: v[2], MaxSeconds: v[3]}
 }
 
 // mappingRow is where one template placeholder's value comes from.
@@ -110,7 +139,8 @@ func (s *Server) formFromDefinition(d schemas.FlowDefinition) flowForm {
 			ch = def
 		}
 		sf := stepForm{Channel: ch, ChannelDefault: def, From: st.From, Template: st.Template, TemplateCategory: st.TemplateCategory,
-			Delay: strconv.Itoa(int(st.DelaySeconds)), SuccessOn: st.SuccessOn, FailureCodes: strings.Join(st.FailureCodes, ", ")}
+			Delay: strconv.Itoa(int(st.DelaySeconds)), SuccessOn: st.SuccessOn, FailureCodes: strings.Join(st.FailureCodes, ", "),
+			DelayAuto: formatDelayAuto(st.DelayAuto)}
 		for _, k := range slices.Sorted(maps.Keys(st.Variables)) {
 			sf.Mapping = append(sf.Mapping, mappingRow{Placeholder: k, Value: st.Variables[k]})
 		}
@@ -136,7 +166,7 @@ func parseFlowForm(form url.Values, maxSteps int) flowForm {
 		st := stepForm{Channel: form.Get(p + "channel"), ChannelDefault: form.Get(p + "channel_default"), ChannelWas: form.Get(p + "channel_was"),
 			From: strings.TrimSpace(form.Get(p + "from")), Template: strings.TrimSpace(form.Get(p + "template")),
 			TemplateCategory: form.Get(p + "template_category"), Delay: strings.TrimSpace(form.Get(p + "delay_seconds")),
-			SuccessOn: form.Get(p + "success_on"), FailureCodes: form.Get(p + "failure_codes")}
+			SuccessOn: form.Get(p + "success_on"), FailureCodes: form.Get(p + "failure_codes"), DelayAuto: form.Get(p + "delay_auto")}
 		for j := 0; ; j++ {
 			m := fmt.Sprintf("%smap[%d].", p, j)
 			ph, ok := form[m+"placeholder"]
@@ -158,7 +188,7 @@ func (f flowForm) definition() (schemas.FlowDefinition, []fieldError) {
 	var errs []fieldError
 	for i, sf := range f.Steps {
 		st := schemas.Step{Channel: sf.Channel, From: sf.From, Template: sf.Template, TemplateCategory: sf.TemplateCategory,
-			SuccessOn: sf.SuccessOn}
+			SuccessOn: sf.SuccessOn, DelayAuto: parseDelayAuto(sf.DelayAuto)}
 		if st.SuccessOn == flow.SuccessOnDelivered {
 			st.SuccessOn = "" // the default, as a definition leaves it
 		}

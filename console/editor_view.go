@@ -63,6 +63,7 @@ type stepView struct {
 	CategoryOptions []option
 
 	Delay              string
+	DelayAuto          string // stepForm.DelayAuto, kept through the form
 	MinDelay, MaxDelay int32
 	SuccessOptions     []option
 	FailureCodes       string
@@ -117,7 +118,7 @@ func (s *Server) editorView(f flowForm, stored *schemas.FlowDefinition, errs map
 func (s *Server) stepView(i int, sf stepForm, samples map[string]string, errs map[string][]string, readOnly bool) stepView {
 	spec, known := s.rules.Channels[sf.Channel]
 	sv := stepView{Index: i, Name: fmt.Sprintf("steps[%d]", i), ID: fmt.Sprintf("steps-%d", i), Label: stepLabel(i),
-		Channel: sf.Channel, Default: sf.ChannelDefault, From: sf.From, Template: sf.Template, Delay: sf.Delay,
+		Channel: sf.Channel, Default: sf.ChannelDefault, From: sf.From, Template: sf.Template, Delay: sf.Delay, DelayAuto: sf.DelayAuto,
 		MinDelay: s.rules.Limits.MinDelaySeconds, MaxDelay: s.rules.Limits.MaxDelaySeconds, FailureCodes: sf.FailureCodes,
 		Errs: errs, ReadOnly: readOnly}
 	if !known {

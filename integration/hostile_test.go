@@ -308,9 +308,9 @@ func (r *recordingStore) Apply(ctx context.Context, changes []statestore.Change)
 	return r.StateStore.Apply(ctx, changes)
 }
 
-func (r *recordingStore) IndexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error {
-	for pid, attempt := range refs {
-		r.touch(pid, attempt)
+func (r *recordingStore) IndexProviderIDs(ctx context.Context, refs []statestore.ProviderRef, ttl time.Duration) error {
+	for _, ref := range refs {
+		r.touch(ref.ProviderID, ref.AttemptID)
 	}
 	return r.StateStore.IndexProviderIDs(ctx, refs, ttl)
 }

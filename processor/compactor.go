@@ -17,6 +17,7 @@ type ClosedFlowStore interface {
 	Shards() int
 	ListClosed(ctx context.Context, shard, limit int) ([]statestore.ClosedFlow, error)
 	CompactClosed(ctx context.Context, shard int, moves []statestore.CompactMove) (int, error)
+	MoveProviderEntries(ctx context.Context, shard, limit int) (int, error)
 }
 
 // Compactor cuts closed flows down to their compact form once their detail
@@ -81,6 +82,18 @@ func (c *Compactor) round(ctx context.Context) (int, error) {
 				return total, err
 			}
 			if !full {
+				break
+			}
+		}
+		// The provider ids of the flows just moved: a full batch may
+		// leave more.
+		for {
+			n, err := c.store.MoveProviderEntries(ctx, shard, c.batch)
+			c.metrics.providerIDsCompacted.Add(ctx, int64(n))
+			if err != nil {
+				return total, err
+			}
+			if n < c.batch {
 				break
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fallbackd/fallback/processor/autodelay"
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/processor/prices"
@@ -349,6 +350,9 @@ func (b *batchBuilder) addRequest(ctx context.Context, r *kgo.Record) error {
 	// Priced once, at the start: the flow's bill does not change with a
 	// table replaced while it runs, whichever instance applies its inputs.
 	start.Steps = b.c.prices.PriceSteps(start.Recipient, start.Steps)
+	// A flow with an auto step keeps its recipient's country: a delivery
+	// after its close is still an observed latency (docs/auto-delay.md).
+	start.Country = autodelay.CountryOf(start.Recipient, start.Steps)
 	span, tp, ts := startRequestSpan(b.c.engine.tracer, r, req.RequestID)
 	start.TraceParent, start.TraceState = tp, ts
 	b.spans = append(b.spans, span)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fallbackd/fallback/processor/autodelay"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/schemas"
 	"github.com/fallbackd/fallback/statestore"
@@ -26,7 +28,7 @@ type StateStore interface {
 	ClaimDueShards(ctx context.Context, shards []int, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.Snapshot, error)
 	DueByShard(ctx context.Context) ([]time.Time, error)
 	ClaimOwed(ctx context.Context, now time.Time, lease time.Duration, limitPerShard int) ([]statestore.OwedOutputs, error)
-	IndexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error
+	IndexProviderIDs(ctx context.Context, refs []statestore.ProviderRef, ttl time.Duration) error
 	ResolveProviderIDs(ctx context.Context, ids []string) (map[string]string, error)
 	WatermarkStore
 	ClosedFlowStore
@@ -82,6 +84,10 @@ type engine struct {
 	// event not written still counts in the metrics and keeps its index in
 	// the event ids, so a mode switched between restarts keeps ids stable.
 	events flow.Events
+	// delays learns the send-to-delivery latencies of the flows this
+	// engine applies and chooses auto delays from them; nil: auto steps
+	// run on their fallback delay and nothing is learnt.
+	delays *autodelay.Estimator
 }
 
 // The state-store and encoding calls of the workers (consumer, sweeper,
@@ -92,8 +98,18 @@ func (e *engine) load(ctx context.Context, requestIDs []string) ([]statestore.Sn
 	return e.store.Load(ctx, requestIDs)
 }
 
+// indexProviderIDs records provider message id -> attempt id, with each
+// attempt's flow and step when the attempt id names one.
 func (e *engine) indexProviderIDs(ctx context.Context, refs map[string]string, ttl time.Duration) error {
-	return e.store.IndexProviderIDs(ctx, refs, ttl)
+	out := make([]statestore.ProviderRef, 0, len(refs))
+	for pid, attempt := range refs {
+		r := statestore.ProviderRef{ProviderID: pid, AttemptID: attempt}
+		if id, step, ok := flow.ParseAttemptID(attempt); ok && !statestore.IsCompactRef(id) {
+			r.RequestID, r.Step = id, step
+		}
+		out = append(out, r)
+	}
+	return e.store.IndexProviderIDs(ctx, out, ttl)
 }
 
 func (e *engine) resolveProviderIDs(ctx context.Context, ids []string) (map[string]string, error) {
@@ -192,6 +208,7 @@ func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (bat
 			// Counted once, now that the change is applied: a replay of the
 			// same input changes nothing and produces none of these again.
 			e.metrics.observeOutputs(ctx, outs[i].sends, outs[i].events)
+			e.observeLatencies(outs[i].latencies)
 			e.traceOutputs(ctx, outs[i])
 			res.acks = append(res.acks, ack)
 			if d := changes[i].Deadline; !d.IsZero() && (res.earliest.IsZero() || d.Before(res.earliest)) {
@@ -204,8 +221,77 @@ func (e *engine) run(ctx context.Context, works []*flowWork, now time.Time) (bat
 
 // computed are the outputs of a change, kept to be counted once it is applied.
 type computed struct {
-	sends  []sendOut
-	events []eventOut
+	sends     []sendOut
+	events    []eventOut
+	latencies []latency // deliveries the change records, for the auto delays
+}
+
+// latency is an attempt's send-to-delivery time, in provider time.
+type latency struct {
+	channel, country    string
+	sentAt, deliveredAt time.Time
+}
+
+// deliveries are the attempts that reported their first delivery between
+// the states before and after, with the times the flow recorded (the
+// DLR's reported_at): a held input released by the sweeper counts too,
+// and a redelivered input, already applied, changes nothing and counts
+// nothing. A compacted flow keeps no times.
+func deliveries(before, after *flow.State) []latency {
+	if after == nil || after.Compacted {
+		return nil
+	}
+	var out []latency
+	for k, a := range after.Attempts {
+		if !a.Reached() || a.LastStatusAt == 0 || (before != nil && k < len(before.Attempts) && before.Attempts[k].Reached()) {
+			continue
+		}
+		country := after.Country
+		if country == "" && before != nil {
+			country = before.Country
+		}
+		// An open flow has its recipient; a closed one only the country
+		// it kept for an auto step.
+		for _, st := range []*flow.State{after, before} {
+			if country == "" && st != nil && st.Recipient != "" {
+				country = autodelay.CountryCode(st.Recipient)
+			}
+		}
+		out = append(out, latency{channel: after.Steps[k].Channel, country: country,
+			sentAt: time.UnixMilli(a.SentAt), deliveredAt: time.UnixMilli(a.LastStatusAt)})
+	}
+	return out
+}
+
+// autoDelays are the choices for the flow's auto steps not sent yet, made
+// now, before in is applied: the machine uses the one of a step the input
+// sends (a start, a failure, a deadline) and stores it, so that the step's
+// delay is chosen when it is sent, from what this instance observed until
+// then, and never again (an input applied again changes nothing). Nil
+// for a flow without such a step, at no cost.
+func (e *engine) autoDelays(st *flow.State, in flow.Input, now time.Time) flow.Delays {
+	if st == nil {
+		if s, ok := in.(flow.Start); ok {
+			return e.delays.Delays(s.Steps, 0, s.Country, now)
+		}
+		return nil
+	}
+	if st.Closed {
+		return nil
+	}
+	return e.delays.Delays(st.Steps, len(st.Attempts), st.Country, now)
+}
+
+func (e *engine) observeLatencies(ls []latency) {
+	if e.delays == nil {
+		return
+	}
+	for _, l := range ls {
+		if l.country == "" {
+			continue // a closed fixed-delay flow: its tombstone has no number
+		}
+		e.delays.Observe(l.channel, l.country, l.sentAt, l.deliveredAt)
+	}
 }
 
 // compute runs a flow's inputs through the state machine. When the state
@@ -232,7 +318,8 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 	var sends []sendOut
 	var events []eventOut
 	for _, in := range w.inputs {
-		next, out := flow.Apply(cur, e.normalise(in, cur), now)
+		input := e.normalise(in, cur)
+		next, out := flow.ApplyWith(cur, input, now, e.autoDelays(cur, input, now))
 		if next != nil && len(next.Held) > heldCount(cur) {
 			e.metrics.inputsHeld.Add(ctx, 1)
 		}
@@ -263,6 +350,7 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 				continue
 			}
 			ev.ev.EventID = positionEventID(ev.src, ev.index)
+			unnamed(&ev.ev, w.requestID)
 			res.records = append(res.records, e.keep(e.enc.event(ev.ev, ev.trace))...)
 		}
 		return statestore.Change{}, nil, computed{}, false
@@ -278,7 +366,7 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 			continue
 		}
 		if ev.changed || ev.src == nil {
-			ev.ev.EventID = w.requestID + "/v" + strconv.FormatInt(version, 10) + "/" + strconv.Itoa(i)
+			ev.ev.EventID = eventFlowID(w.requestID) + "/v" + strconv.FormatInt(version, 10) + "/" + strconv.Itoa(i)
 		} else {
 			// An input that changed nothing is not marked applied: read again
 			// after a crash, it yields this event again, which must keep its id.
@@ -287,9 +375,10 @@ func (e *engine) compute(ctx context.Context, w *flowWork, now time.Time, res *b
 		if ev.ev.RequestID == "" {
 			ev.ev.RequestID = w.requestID
 		}
+		unnamed(&ev.ev, w.requestID)
 		records = append(records, e.keep(e.enc.event(ev.ev, ev.trace))...)
 	}
-	return e.change(w, cur, records, now), records, computed{sends: sends, events: events}, true
+	return e.change(w, cur, records, now), records, computed{sends: sends, events: events, latencies: deliveries(st, cur)}, true
 }
 
 func (e *engine) change(w *flowWork, st *flow.State, records []*kgo.Record, now time.Time) statestore.Change {
@@ -376,6 +465,32 @@ type eventOut struct {
 	index   int
 	trace   []kgo.RecordHeader // the flow's trace context
 	changed bool               // the input changed the flow's state
+}
+
+// A flow reached by a provider id alone past its detail window is known by
+// a statestore.CompactRef, not its request id (docs/closed-flows.md): its
+// events name no request and no attempt, like an unknown attempt's, and
+// their ids are made of the CompactRef's printable part.
+
+// eventFlowID is what a changed flow's event ids start with.
+func eventFlowID(flowID string) string {
+	if statestore.IsCompactRef(flowID) {
+		return "compact:" + flowID[1:]
+	}
+	return flowID
+}
+
+// unnamed clears the CompactRef from an event of flowID.
+func unnamed(ev *schemas.FlowEvent, flowID string) {
+	if !statestore.IsCompactRef(flowID) {
+		return
+	}
+	if ev.RequestID == flowID {
+		ev.RequestID = ""
+	}
+	if strings.HasPrefix(ev.AttemptID, flowID) {
+		ev.AttemptID = ""
+	}
 }
 
 // positionEventID identifies an event that changed no state by the record

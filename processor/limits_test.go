@@ -84,9 +84,10 @@ func (s *countingStore) ListClosed(context.Context, int, int) ([]statestore.Clos
 func (s *countingStore) CompactClosed(context.Context, int, []statestore.CompactMove) (int, error) {
 	return 0, nil
 }
-func (s *countingStore) IndexProviderIDs(_ context.Context, refs map[string]string, _ time.Duration) error {
-	for pid, attempt := range refs {
-		s.touch(pid, attempt)
+func (s *countingStore) MoveProviderEntries(context.Context, int, int) (int, error) { return 0, nil }
+func (s *countingStore) IndexProviderIDs(_ context.Context, refs []statestore.ProviderRef, _ time.Duration) error {
+	for _, r := range refs {
+		s.touch(r.ProviderID, r.AttemptID)
 	}
 	return nil
 }

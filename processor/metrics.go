@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -22,19 +23,20 @@ import (
 // carries them is applied in Redis: a replayed record changes nothing and is
 // not counted again, so these metrics agree with the events topic.
 type metrics struct {
-	records          metric.Int64Counter
-	deadLetters      metric.Int64Counter
-	conflicts        metric.Int64Counter
-	unknownStatuses  metric.Int64Counter
-	deadlinesFired   metric.Int64Counter
-	outboxReplayed   metric.Int64Counter
-	flowsCompacted   metric.Int64Counter
-	deadlinesForced  metric.Int64Counter
-	inputsHeld       metric.Int64Counter
-	requestsPaused   metric.Int64Counter
-	tableRefreshes   metric.Int64Counter
-	catalogWarnings  metric.Int64Counter
-	dlrPricesIgnored metric.Int64Counter
+	records              metric.Int64Counter
+	deadLetters          metric.Int64Counter
+	conflicts            metric.Int64Counter
+	unknownStatuses      metric.Int64Counter
+	deadlinesFired       metric.Int64Counter
+	outboxReplayed       metric.Int64Counter
+	flowsCompacted       metric.Int64Counter
+	providerIDsCompacted metric.Int64Counter
+	deadlinesForced      metric.Int64Counter
+	inputsHeld           metric.Int64Counter
+	requestsPaused       metric.Int64Counter
+	tableRefreshes       metric.Int64Counter
+	catalogWarnings      metric.Int64Counter
+	dlrPricesIgnored     metric.Int64Counter
 
 	flowsStarted     metric.Int64Counter
 	sends            metric.Int64Counter
@@ -46,6 +48,7 @@ type metrics struct {
 	rejections       metric.Int64Counter
 	cost             metric.Float64Counter
 	wastedCost       metric.Float64Counter
+	autoDelays       metric.Int64Counter
 	deadlineLateness metric.Float64Histogram
 	timeToOutcome    metric.Float64Histogram
 	batchSize        metric.Int64Histogram
@@ -113,17 +116,18 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	batch, _ := m.Int64Histogram("fallback.batch.size", metric.WithDescription("inputs per batch, by source (consumer: records of one poll; sweeper: deadlines of one claim)"),
 		metric.WithExplicitBucketBoundaries(batchBuckets...))
 	return &metrics{
-		records:         zeroed("fallback.records", "input records processed"),
-		deadLetters:     zeroed("fallback.dead_letters", "records sent to the dead-letter topic"),
-		conflicts:       zeroed("fallback.state_conflicts", "flow writes that lost a compare-and-set race and were recomputed"),
-		unknownStatuses: zeroed("fallback.unknown_statuses", "DLRs whose raw status is not known for the channel"),
-		deadlinesFired:  zeroed("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
-		outboxReplayed:  zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
-		flowsCompacted:  zeroed("fallback.flows_compacted", "closed flows cut down to their compact entry once their detail window passed (--closed-detail-retention)"),
-		deadlinesForced: zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
-		inputsHeld:      zeroed("fallback.inputs_held", "DLRs and cancels held in their flow until every input partition is read past them: published after the deadline, or deciding a flow while a partition that can hold an earlier input deciding it lags"),
-		requestsPaused:  zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
-		tableRefreshes:  zeroed("fallback.flow_table.refreshes", "times a request naming a flow, sender or template the config table did not hold (or not as usable) made it read its topics to their end"),
+		records:              zeroed("fallback.records", "input records processed"),
+		deadLetters:          zeroed("fallback.dead_letters", "records sent to the dead-letter topic"),
+		conflicts:            zeroed("fallback.state_conflicts", "flow writes that lost a compare-and-set race and were recomputed"),
+		unknownStatuses:      zeroed("fallback.unknown_statuses", "DLRs whose raw status is not known for the channel"),
+		deadlinesFired:       zeroed("fallback.deadlines_claimed", "deadlines claimed by the sweeper"),
+		outboxReplayed:       zeroed("fallback.outbox_replayed", "owed outputs re-emitted by the recoverer"),
+		flowsCompacted:       zeroed("fallback.flows_compacted", "closed flows cut down to their compact entry once their detail window passed (--closed-detail-retention)"),
+		providerIDsCompacted: zeroed("fallback.provider_ids_compacted", "provider message ids of compacted flows moved to their packed entries (a DLR naming only one still finds its flow)"),
+		deadlinesForced:      zeroed("fallback.deadlines_forced", "deadlines fired past the maximum hold although an input partition was not read past them"),
+		inputsHeld:           zeroed("fallback.inputs_held", "DLRs and cancels held in their flow until every input partition is read past them: published after the deadline, or deciding a flow while a partition that can hold an earlier input deciding it lags"),
+		requestsPaused:       zeroed("fallback.requests_paused", "times reading requests was paused to let a DLR backlog drain"),
+		tableRefreshes:       zeroed("fallback.flow_table.refreshes", "times a request naming a flow, sender or template the config table did not hold (or not as usable) made it read its topics to their end"),
 
 		flowsStarted:     zeroed("fallback.flows.started", "flows started (FLOW_STARTED)"),
 		sends:            counter("fallback.sends", "send commands produced, by channel and reason (initial, failure, timeout)"),
@@ -137,6 +141,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		dlrPricesIgnored: zeroed("fallback.dlr.prices_ignored", "DLRs whose price was ignored (price_micros without currency or the reverse, a currency not of three capital letters, a negative price); their status counted"),
 		cost:             money("fallback.cost", "what the steps of closed flows cost (FLOW_CLOSED summary), in the currency's unit, by channel and currency"),
 		wastedCost:       money("fallback.wasted_cost", "the part of fallback.cost spent on wasted steps, sent after an earlier step that delivered, in the currency's unit, by channel (after_close: found by a delivery after the close, whose event has the total only) and currency"),
+		autoDelays:       counter("fallback.auto_delays", "steps sent with an auto delay (ATTEMPT_SENT with a delay_basis), by channel and basis: estimate (chosen from the observed latency) or fallback (too few samples, or none estimated: delay_seconds)"),
 		deadlineLateness: seconds("fallback.deadline.lateness", "time from a step's deadline to the sweeper firing it", latencyBuckets),
 		timeToOutcome:    seconds("fallback.flow.time_to_outcome", "time from request to outcome of closed flows (FLOW_CLOSED summary), by outcome", latencyBuckets),
 		batchSize:        batch,
@@ -182,6 +187,9 @@ func (m *metrics) zeroKnown(channels flow.Channels, table *prices.Table) {
 	for _, ch := range channels.Names() {
 		for _, reason := range flow.SendReasons() {
 			zero(m.sends, attribute.String("channel", ch), attribute.String("reason", reason))
+		}
+		for _, basis := range []string{autoBasisEstimate, autoBasisFallback} {
+			zero(m.autoDelays, attribute.String("channel", ch), attribute.String("basis", basis))
 		}
 	}
 	for _, c := range channels.Closes() {
@@ -247,6 +255,14 @@ func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
 		m.flowsStarted.Add(ctx, 1)
 	case flow.EventFallbackTriggered:
 		m.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", ev.Reason)))
+	case flow.EventAttemptSent:
+		if ev.DelayBasis != "" {
+			basis := autoBasisEstimate
+			if strings.HasPrefix(ev.DelayBasis, "fallback:") {
+				basis = autoBasisFallback
+			}
+			m.autoDelays.Add(ctx, 1, metric.WithAttributes(attribute.String("channel", ev.Channel), attribute.String("basis", basis)))
+		}
 	case flow.EventFlowClosed:
 		outcome, channel := ev.Outcome, flow.NoChannel
 		if s := ev.Summary; s != nil {
@@ -276,6 +292,13 @@ func (m *metrics) observeEvent(ctx context.Context, ev schemas.FlowEvent) {
 		}
 	}
 }
+
+// fallback.auto_delays' bases: chosen from observed latencies, or the
+// step's delay_seconds (too few samples, or no estimate).
+const (
+	autoBasisEstimate = "estimate"
+	autoBasisFallback = "fallback"
+)
 
 // WastedAfterClose is fallback.wasted_cost's channel for waste a delivery
 // after the close revealed: its DLR_DISCARDED carries the total per

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fallbackd/fallback/processor/autodelay"
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/processor/prices"
@@ -71,6 +72,13 @@ type Config struct {
 	// price from it when the flow starts. Nil: no table, and a step's cost
 	// is known only when its DLR carries one (docs/cost.md).
 	Prices *prices.Table
+	// AutoDelayWindow is how long an observed send-to-delivery latency
+	// counts for auto delays (Step.delay_auto), default an hour;
+	// AutoDelayMinSamples how many a channel and country need in it before
+	// an auto delay is chosen from them rather than the step's
+	// delay_seconds, default 50 (docs/auto-delay.md).
+	AutoDelayWindow     time.Duration
+	AutoDelayMinSamples int
 
 	// ClaimLease is how long a claimed deadline or owed output waits before
 	// another instance takes it over. Shorter re-fires faster after a crash;
@@ -337,7 +345,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 	wire := newWireFormat(cfg.SchemaRegistry, Subjects(cfg.Topics, cfg.Channels.Names(), codecs))
 	enc := &encoder{codecs: codecs, topics: cfg.Topics, wire: wire}
 	eng := &engine{store: store, enc: enc, channels: cfg.Channels, lease: cfg.ClaimLease, log: log, metrics: m, events: cfg.Events,
-		tracer: newTracer(cfg.TracerProvider)}
+		tracer: newTracer(cfg.TracerProvider), delays: autodelay.New(cfg.AutoDelayWindow, cfg.AutoDelayMinSamples)}
 	del := &deliverer{pub: KafkaPublisher{Client: producerClient}, store: store, log: log}
 	table := NewConfigTable(tableClient, configTopics, codecs, log)
 	wm.admin = kadm.NewClient(producerClient)

@@ -173,7 +173,7 @@ type goavroNative interface {
 func (c *Codec[T]) goavro() goavroNative { return c.avroRef() }
 
 var unionBranches = map[string]bool{branchString: true, branchInt: true, branchLong: true, branchBytes: true,
-	branchArray: true, branchTimestamp: true, branchSummary: true}
+	branchArray: true, branchTimestamp: true, branchSummary: true, branchDelayAuto: true}
 
 // plainNative turns goavro's native form into the JSON crosscheck.py writes:
 // union wrappers removed, timestamps as epoch milliseconds, bytes as

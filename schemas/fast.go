@@ -87,9 +87,10 @@ var fastLayouts = map[string]string{
 		"multi_channel_delivery:boolean,steps:array(record(step:int,channel:string," +
 		"attempt_id:string,reason:string,sent_at:timestamp-millis,last_status:union(null,string)," +
 		"last_status_at:union(null,timestamp-millis),succeeded:boolean,cost_micros:union(null,long)," +
-		"cost_currency:union(null,string),cost_source:union(null,string),wasted:boolean)),cost_micros:map(long)," +
+		"cost_currency:union(null,string),cost_source:union(null,string),wasted:boolean,delay_seconds:union(null,int)," +
+		"delay_basis:union(null,string))),cost_micros:map(long)," +
 		"wasted_micros:map(long),unpriced_steps:int)),metadata:map(string)," +
-		"deadline_forced:boolean,flow_id:union(null,string),flow_version:union(null,long),wasted_micros:map(long))",
+		"deadline_forced:boolean,flow_id:union(null,string),flow_version:union(null,long),wasted_micros:map(long),delay_seconds:union(null,int),delay_basis:union(null,string))",
 	"ChannelSend": "record(attempt_id:string,request_id:string,step:int,channel:string,from:string," +
 		"to:string,template:string,template_category:union(null,string),params:map(string)," +
 		"reason:string,deadline:timestamp-millis,sent_at:timestamp-millis,template_params:array(string)," +
@@ -243,6 +244,17 @@ func (w *writer) optInt(p *int32) {
 	}
 	w.buf = append(w.buf, unionValue)
 	w.long(int64(*p))
+}
+
+// optInt32 appends a ["null", "int"] union: 0 is null (toNative's
+// optInt32: FlowEvent.delay_seconds, never 0 when set).
+func (w *writer) optInt32(v int32) {
+	if v == 0 {
+		w.buf = append(w.buf, unionNull)
+		return
+	}
+	w.buf = append(w.buf, unionValue)
+	w.long(int64(v))
 }
 
 // optLong appends a ["null", "long"] union: 0 is null (toNative's
@@ -454,7 +466,7 @@ func roomFlowEvent(v *FlowEvent) int {
 		roomByte + roomInt + roomStr(len(v.Channel)) + roomStr(len(v.AttemptID)) + roomStr(len(v.Reason)) +
 		roomStr(len(v.Outcome)) + roomStr(len(v.Status)) + roomStr(len(v.StatusKind)) + roomByte + roomLong +
 		roomByte + roomMap(v.Metadata) + roomByte + roomStr(len(v.FlowID)) + roomByte + roomLong +
-		roomLongMap(v.WastedMicros)
+		roomLongMap(v.WastedMicros) + roomByte + roomInt + roomStr(len(v.DelayBasis))
 	if s := v.Summary; s != nil {
 		room += roomStr(len(s.Outcome)) + roomByte + 2*roomInt + 4*roomLong + roomByte + 2*roomLong +
 			roomLongMap(s.CostMicros) + roomLongMap(s.WastedMicros) + roomInt
@@ -462,7 +474,8 @@ func roomFlowEvent(v *FlowEvent) int {
 			st := &s.Steps[i]
 			room += roomInt + roomStr(len(st.Channel)) + roomStr(len(st.AttemptID)) + roomStr(len(st.Reason)) +
 				roomLong + roomStr(len(st.LastStatus)) + roomByte + roomLong + roomByte +
-				roomByte + roomLong + roomStr(len(st.CostCurrency)) + roomStr(len(st.CostSource)) + roomByte
+				roomByte + roomLong + roomStr(len(st.CostCurrency)) + roomStr(len(st.CostSource)) + roomByte +
+				roomByte + roomInt + roomStr(len(st.DelayBasis))
 		}
 	}
 	return room
@@ -498,6 +511,8 @@ func appendFlowEvent(dst []byte, v FlowEvent, maxBytes int) ([]byte, error) {
 	w.optStr("flow_id", v.FlowID)
 	w.optLong(v.FlowVersion)
 	w.longMap("wasted_micros", v.WastedMicros)
+	w.optInt32(v.DelaySeconds)
+	w.optStr("delay_basis", v.DelayBasis)
 	return w.finish(start, maxBytes)
 }
 
@@ -557,6 +572,8 @@ func (w *writer) stepSummary(s *StepSummary) error {
 	w.optStr("cost_currency", s.CostCurrency)
 	w.optStr("cost_source", s.CostSource)
 	w.boolean(s.Wasted)
+	w.optInt32(s.DelaySeconds)
+	w.optStr("delay_basis", s.DelayBasis)
 	return nil
 }
 

@@ -217,7 +217,7 @@ func TestGoavroMapOrder(t *testing.T) {
 	// metadata: count 4, a to d in order, end of map; deadline_forced
 	// false; flow_id and flow_version null; wasted_micros empty.
 	tail := concat(long(4), str("a"), str("1"), str("b"), str("2"), str("c"), str("3"), str("d"), str("4"), long(0), []byte{0},
-		union(0), union(0), long(0))
+		union(0), union(0), long(0), union(0), union(0))
 	for f := range fastOutputs {
 		if !bytes.HasSuffix([]byte(f), tail) {
 			t.Fatalf("fast path's metadata is not sorted: % x", f)
@@ -263,11 +263,11 @@ func TestFastLayoutGuard(t *testing.T) {
 	// The previous FlowEvent schemas (version 2: no flow_id, flow_version;
 	// version 1: no metadata, deadline_forced either), and another record's
 	// schema.
-	if len(cs.FlowEvent.previous) != 3 {
-		t.Fatalf("%d previous FlowEvent schemas, want 3", len(cs.FlowEvent.previous))
+	if len(cs.FlowEvent.previous) != 4 {
+		t.Fatalf("%d previous FlowEvent schemas, want 4", len(cs.FlowEvent.previous))
 	}
 	for _, shape := range []*node{cs.FlowEvent.previous[0].shape, cs.FlowEvent.previous[1].shape,
-		cs.FlowEvent.previous[2].shape, cs.ChannelSend.shape} {
+		cs.FlowEvent.previous[2].shape, cs.FlowEvent.previous[3].shape, cs.ChannelSend.shape} {
 		if errs := guard(shape, "FlowEvent"); len(errs) != 1 || !strings.Contains(errs[0].Error(), "FlowEvent.avsc") {
 			t.Fatalf("a wrong layout is accepted: %v", errs)
 		}

@@ -72,7 +72,8 @@ var fastDecodeLayouts = map[string]string{
 	"SendRequest": "record(request_id:string,kind:string,recipient:string,flow_id:union(null,string)," +
 		"steps:union(null,array(record(channel:string,from:string,template:string," +
 		"template_category:union(null,string),delay_seconds:int,success_on:string," +
-		"variables:map(string),fixed_text:map(string),failure_codes:array(string))))," +
+		"variables:map(string),fixed_text:map(string),failure_codes:array(string)," +
+		"delay_auto:union(null,record(percentile:int,margin_seconds:int,min_seconds:int,max_seconds:int)))))," +
 		"params:map(string),metadata:map(string),requested_at:timestamp-millis," +
 		"expires_at:union(null,timestamp-millis))",
 	"DeliveryReport": "record(attempt_id:union(null,string),provider_message_id:union(null,string)," +
@@ -451,6 +452,17 @@ func (r *reader) step(st *Step) {
 	st.Variables = r.strMap("variables")
 	st.FixedText = r.strMap("fixed_text")
 	st.FailureCodes = r.strList("failure_codes")
+	if r.branch("delay_auto") && r.err == nil {
+		st.DelayAuto = &DelayAuto{
+			Percentile:    r.int32("delay_auto: percentile"),
+			MarginSeconds: r.int32("delay_auto: margin_seconds"),
+			MinSeconds:    r.int32("delay_auto: min_seconds"),
+			MaxSeconds:    r.int32("delay_auto: max_seconds"),
+		}
+		if r.err != nil {
+			st.DelayAuto = nil
+		}
+	}
 }
 
 // ---- DeliveryReport ----

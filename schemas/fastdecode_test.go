@@ -82,23 +82,25 @@ func checkDecode[T any](t *testing.T, c *Codec[T], b []byte) (T, error) {
 var t0ms = t0.UnixMilli()
 
 type rawStep struct {
-	channel, from, template, category, delay, successOn, variables, fixedText, failureCodes []byte
+	channel, from, template, category, delay, successOn, variables, fixedText, failureCodes, delayAuto []byte
 }
 
 func (s rawStep) bytes() []byte {
-	return concat(s.channel, s.from, s.template, s.category, s.delay, s.successOn, s.variables, s.fixedText, s.failureCodes)
+	return concat(s.channel, s.from, s.template, s.category, s.delay, s.successOn, s.variables, s.fixedText, s.failureCodes, s.delayAuto)
 }
 
 // goodStep is fullStep().
 func goodStep() rawStep {
 	return rawStep{str("whatsapp"), str("+14155550100"), str("otp_wa"), concat(union(1), str("authentication")), long(30), str("read"),
-		strMapBytes("1", "code", "2", "name"), strMapBytes("3", "ACME ✓"), strListBytes("131026", "131047", "")}
+		strMapBytes("1", "code", "2", "name"), strMapBytes("3", "ACME ✓"), strListBytes("131026", "131047", ""),
+		concat(union(1), long(95), long(5), long(10), long(120))}
 }
 
-// bareStep is a step with no variables, fixed_text or failure_codes.
+// bareStep is a step with no variables, fixed_text, failure_codes or
+// delay_auto.
 func bareStep() rawStep {
 	s := goodStep()
-	s.variables, s.fixedText, s.failureCodes = long(0), long(0), long(0)
+	s.variables, s.fixedText, s.failureCodes, s.delayAuto = long(0), long(0), long(0), union(0)
 	return s
 }
 
@@ -446,9 +448,25 @@ func TestFastDecodeTable(t *testing.T) {
 			wantErr: ErrTruncated, field: "steps: [0]: failure_codes: [0]"},
 		{name: "failure_codes item negative length", in: stepEdit(0, func(s *rawStep) { s.failureCodes = concat(long(2), str("a"), long(-1)) }),
 			wantErr: ErrMalformed, field: "steps: [0]: failure_codes: [1]"},
+		{name: "delay_auto branch 2", in: stepEdit(0, func(s *rawStep) { s.delayAuto = concat(union(2), long(95)) }),
+			wantErr: ErrMalformed, field: "steps: [0]: delay_auto"},
+		{name: "delay_auto cut inside", in: send(func(r *rawSend) {
+			s := goodStep()
+			s.delayAuto = concat(union(1), long(95), long(5))
+			r.steps, r.params, r.metadata, r.requestedAt, r.expiresAt = concat(union(1), long(1), s.bytes()), nil, nil, nil, nil
+		}), wantErr: ErrTruncated, field: "steps: [0]: delay_auto: min_seconds"},
+		{name: "delay_auto set and null", in: withSteps(goodStep(), bareStep()).bytes(), check: func(t *testing.T, v any) {
+			steps := v.(SendRequest).Steps
+			if a := steps[0].DelayAuto; a == nil || *a != (DelayAuto{Percentile: 95, MarginSeconds: 5, MinSeconds: 10, MaxSeconds: 120}) {
+				t.Fatalf("step 0 delay_auto %+v", a)
+			}
+			if steps[1].DelayAuto != nil {
+				t.Fatalf("step 1 delay_auto %+v, want nil", steps[1].DelayAuto)
+			}
+		}},
 		{name: "a version 2 step (no new fields)", in: send(func(r *rawSend) {
 			s := goodStep()
-			s.variables, s.fixedText, s.failureCodes = nil, nil, nil
+			s.variables, s.fixedText, s.failureCodes, s.delayAuto = nil, nil, nil, nil
 			*r = withSteps(s)
 		}), wantErr: ErrMalformed, field: "steps: [0]"}, // read on into params and metadata
 		{name: "one trailing byte", in: append(goodSend().bytes(), 0), wantErr: ErrTrailingBytes},
@@ -789,10 +807,10 @@ func TestFastDecodersAttached(t *testing.T) {
 			t.Fatalf("DecodeFrom(%q, current) = %+v, %v", fp, got, err)
 		}
 	}
-	// Versions 2 and 1, newest first; typicalSendRequest has neither
+	// Versions 3, 2 and 1, newest first; typicalSendRequest has neither
 	// expires_at nor Step's new fields, so it reads back whole.
 	for i, fp := range c.PreviousFingerprints() {
-		version := 2 - i
+		version := 3 - i
 		old := previousSendRequest(t, typicalSendRequest(), version)
 		if _, err := c.Decode(old); err == nil {
 			t.Fatalf("Decode(version %d bytes) succeeded", version)
@@ -828,7 +846,8 @@ func TestFastDecodeLayoutGuard(t *testing.T) {
 	// The previous SendRequest schemas (version 2: Step without variables,
 	// fixed_text and failure_codes; version 1: no expires_at either), and
 	// another record's.
-	for _, shape := range []*node{cs.SendRequest.previous[0].shape, cs.SendRequest.previous[1].shape, cs.DeliveryReport.shape} {
+	for _, shape := range []*node{cs.SendRequest.previous[0].shape, cs.SendRequest.previous[1].shape,
+		cs.SendRequest.previous[2].shape, cs.DeliveryReport.shape} {
 		if errs := guard(shape); len(errs) != 1 || !strings.Contains(errs[0].Error(), "SendRequest.avsc") {
 			t.Fatalf("a wrong layout is accepted: %v", errs)
 		}

@@ -43,7 +43,8 @@ var (
 func fullStep() Step {
 	return Step{Channel: "whatsapp", From: "+14155550100", Template: "otp_wa", TemplateCategory: "authentication", DelaySeconds: 30, SuccessOn: "read",
 		Variables: map[string]string{"1": "code", "2": "name"}, FixedText: map[string]string{"3": "ACME ✓"},
-		FailureCodes: []string{"131026", "131047", ""}}
+		FailureCodes: []string{"131026", "131047", ""},
+		DelayAuto:    &DelayAuto{Percentile: 95, MarginSeconds: 5, MinSeconds: 10, MaxSeconds: 120}}
 }
 
 func fullSendRequest() SendRequest {
@@ -77,7 +78,8 @@ func fullChannelSend() ChannelSend {
 func fullStepSummary() StepSummary {
 	return StepSummary{Step: 0, Channel: "whatsapp", AttemptID: "req-42/0", Reason: "initial", SentAt: t0,
 		LastStatus: "delivered", LastStatusAt: ptr(t0.Add(40 * time.Second)), Succeeded: true,
-		CostMicros: ptr(int64(5_000)), CostCurrency: "USD", CostSource: CostFromDLR}
+		CostMicros: ptr(int64(5_000)), CostCurrency: "USD", CostSource: CostFromDLR,
+		DelaySeconds: 37, DelayBasis: "p95 32s of 412 samples (whatsapp +44, 1h0m0s) + 5s margin"}
 }
 
 func fullFlowSummary() FlowSummary {
@@ -95,7 +97,8 @@ func fullFlowEvent() FlowEvent {
 		AttemptID: "req-42/0", Reason: "success", Outcome: "DELIVERED", Status: "delivered", StatusKind: "success", Late: true,
 		OccurredAt: t0.Add(40 * time.Second), Summary: ptr(fullFlowSummary()),
 		Metadata: map[string]string{"tenant": "acme", "campaign": "", "": "empty key"}, DeadlineForced: true,
-		FlowID: "otp-default", FlowVersion: 7, WastedMicros: map[string]int64{"EUR": 78_500, "USD": 0}}
+		FlowID: "otp-default", FlowVersion: 7, WastedMicros: map[string]int64{"EUR": 78_500, "USD": 0},
+		DelaySeconds: 37, DelayBasis: "p95 of 412 samples (whatsapp +44, 1h) + 5s margin"}
 }
 
 func fullFlowDefinition() FlowDefinition {

@@ -24,6 +24,8 @@ func previousFlowEvent(t *testing.T, v FlowEvent, version int) []byte {
 		return encodeWithPrevious(t, "FlowEvent.2.avsc", native, "flow_id", "flow_version", "wasted_micros")
 	case 3:
 		return encodeWithPrevious(t, "FlowEvent.3.avsc", native, "wasted_micros")
+	case 4:
+		return encodeWithPrevious(t, "FlowEvent.4.avsc", native, "delay_seconds", "delay_basis")
 	}
 	t.Fatalf("no FlowEvent version %d in previous/", version)
 	return nil
@@ -37,9 +39,9 @@ func previousFlowEvent(t *testing.T, v FlowEvent, version int) []byte {
 func TestPreviousFlowEventSchemasStillDecode(t *testing.T) {
 	c := testCodecs(t).FlowEvent
 	fp1, fp2 := previousFingerprint(t, "FlowEvent.1.avsc"), previousFingerprint(t, "FlowEvent.2.avsc")
-	fp3 := previousFingerprint(t, "FlowEvent.3.avsc")
-	if fps := c.PreviousFingerprints(); !reflect.DeepEqual(fps, []string{fp3, fp2, fp1}) || fp1 == fp2 || fp3 == c.Fingerprint() {
-		t.Fatalf("previous fingerprints %v, want [%s %s %s] (newest first; current %s)", fps, fp3, fp2, fp1, c.Fingerprint())
+	fp3, fp4 := previousFingerprint(t, "FlowEvent.3.avsc"), previousFingerprint(t, "FlowEvent.4.avsc")
+	if fps := c.PreviousFingerprints(); !reflect.DeepEqual(fps, []string{fp4, fp3, fp2, fp1}) || fp1 == fp2 || fp4 == c.Fingerprint() {
+		t.Fatalf("previous fingerprints %v, want [%s %s %s %s] (newest first; current %s)", fps, fp4, fp3, fp2, fp1, c.Fingerprint())
 	}
 	for _, v := range []FlowEvent{fullFlowEvent(), {}, {Type: "FLOW_CLOSED", Summary: &FlowSummary{}},
 		{Type: "FLOW_STARTED", FlowID: "otp", FlowVersion: 1, Metadata: map[string]string{"k": "v"}}} {
@@ -60,7 +62,7 @@ func TestPreviousFlowEventSchemasStillDecode(t *testing.T) {
 		// Without a stored flow or a cost, a current event is the version
 		// 2 one, two null unions and an empty map.
 		if v.FlowID == "" && v.FlowVersion == 0 && len(v.Metadata) < 2 && v.Summary == nil && v.WastedMicros == nil {
-			if cur := mustEncode(t, c, v); !bytes.Equal(cur, concat(old, union(0), union(0), long(0))) {
+			if cur := mustEncode(t, c, v); !bytes.Equal(cur, concat(old, union(0), union(0), long(0), union(0), union(0))) {
 				t.Fatalf("version 3 % x, want version 2 % x and two nulls", cur, old)
 			}
 		}
@@ -107,7 +109,7 @@ func TestFlowEventFlowRef(t *testing.T) {
 	c := testCodecs(t).FlowEvent
 	base := FlowEvent{EventID: "e", RequestID: "r", Type: "FLOW_STARTED"}
 	none := mustEncode(t, c, base)
-	head := none[:len(none)-3] // flow_id, flow_version, then wasted_micros (empty) last
+	head := none[:len(none)-5] // flow_id, flow_version, then wasted_micros (empty), delay_seconds and delay_basis (null) last
 	cases := []struct {
 		id      string
 		version int64
@@ -125,7 +127,7 @@ func TestFlowEventFlowRef(t *testing.T) {
 		v := base
 		v.FlowID, v.FlowVersion = tc.id, tc.version
 		b := mustEncode(t, c, v)
-		if want := concat(head, tc.tail, long(0)); !bytes.Equal(b, want) {
+		if want := concat(head, tc.tail, long(0), union(0), union(0)); !bytes.Equal(b, want) {
 			t.Fatalf("flow %q version %d: % x, want % x", tc.id, tc.version, b, want)
 		}
 		if got, err := c.Decode(b); err != nil || !reflect.DeepEqual(got, v) {
@@ -133,7 +135,7 @@ func TestFlowEventFlowRef(t *testing.T) {
 		}
 	}
 	// Non-null "" and 0 written by another producer read as unset.
-	got, err := c.Decode(concat(head, union(1), str(""), union(1), long(0), long(0)))
+	got, err := c.Decode(concat(head, union(1), str(""), union(1), long(0), long(0), union(0), union(0)))
 	if err != nil || !reflect.DeepEqual(got, base) {
 		t.Fatalf("non-null empty flow_id and zero flow_version: got %+v, %v", got, err)
 	}
@@ -144,5 +146,47 @@ func TestFlowEventFlowRef(t *testing.T) {
 	}
 	if _, err := c.Decode(concat(head, union(0), union(2))); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("flow_version branch 2: err = %v, want ErrMalformed", err)
+	}
+}
+
+// withoutDelay is v as a schema before FlowEvent 5 carries it: no
+// delay_seconds, no delay_basis.
+func withoutDelay(v FlowEvent) FlowEvent {
+	v.DelaySeconds, v.DelayBasis = 0, ""
+	if v.Summary != nil {
+		s := *v.Summary
+		if s.Steps != nil {
+			s.Steps = append([]StepSummary(nil), s.Steps...)
+			for i := range s.Steps {
+				s.Steps[i].DelaySeconds, s.Steps[i].DelayBasis = 0, ""
+			}
+		}
+		v.Summary = &s
+	}
+	return v
+}
+
+// TestPreviousFlowEvent4StillDecodes: delay_seconds and delay_basis
+// (FlowEvent 5) are compatible: a version 4 event decodes with them null,
+// under its fingerprint or none, and is the current one cut short.
+func TestPreviousFlowEvent4StillDecodes(t *testing.T) {
+	c := testCodecs(t).FlowEvent
+	fp4 := previousFingerprint(t, "FlowEvent.4.avsc")
+	for _, v := range []FlowEvent{fullFlowEvent(), {}, {Type: "ATTEMPT_SENT", DelaySeconds: 42, DelayBasis: "fallback: too few samples (3 < 50)"}} {
+		old := previousFlowEvent(t, v, 4)
+		checkPrevious(t, c, fp4, old, withoutDelay(v), v)
+		// (goavro writes maps in random order: compared without them.)
+		if cur := mustEncode(t, c, withoutDelay(v)); v.Summary == nil && len(v.Metadata) == 0 && !bytes.Equal(cur, concat(old, union(0), union(0))) {
+			t.Fatalf("version 5 % x, want version 4 % x and two nulls", cur, old)
+		}
+	}
+	// Set, the delay is an int union and the basis a string union.
+	v := FlowEvent{Type: "ATTEMPT_SENT", DelaySeconds: 42, DelayBasis: "p95"}
+	b := mustEncode(t, c, v)
+	if !bytes.HasSuffix(b, concat(union(1), long(42), union(1), str("p95"))) {
+		t.Fatalf("delay fields % x", b)
+	}
+	if got, err := c.Decode(b); err != nil || !reflect.DeepEqual(got, v) {
+		t.Fatalf("got %+v, %v", got, err)
 	}
 }

@@ -134,7 +134,7 @@ func TestFuzzCorpusExpectations(t *testing.T) {
 		"FuzzDecodeSendRequest/step_variables_duplicate_key":     ErrMalformed,
 		"FuzzDecodeSendRequest/step_failure_codes_two_blocks":    nil,
 		"FuzzDecodeSendRequest/step_failure_codes_invalid_utf8":  ErrMalformed,
-		"FuzzDecodeSendRequest/schema_v2_record":                 ErrTruncated, // Decode is strict; DecodeFrom reads it
+		"FuzzDecodeSendRequest/schema_v2_record":                 ErrMalformed, // Decode is strict; DecodeFrom reads it
 		"FuzzDecodeDeliveryReport/empty_string_branch":           nil,
 		"FuzzDecodeDeliveryReport/non_minimal_varints":           nil,
 		"FuzzDecodeDeliveryReport/timestamp_last_valid":          nil,

@@ -676,7 +676,7 @@ func TestHambaHostileInputs(t *testing.T) {
 	// FlowEvent, every optional field null, its late byte given.
 	flowEvent := func(late byte) []byte {
 		return concat(str("e"), str("r"), str("FLOW_STARTED"), union(0), union(0), union(0), union(0), union(0), union(0), union(0),
-			[]byte{late}, long(t0ms), union(0), long(0), []byte{0}, union(0), union(0), long(0))
+			[]byte{late}, long(t0ms), union(0), long(0), []byte{0}, union(0), union(0), long(0), union(0), union(0))
 	}
 
 	// A request whose one step's failure_codes claim count items, the

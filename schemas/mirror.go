@@ -26,6 +26,11 @@ import (
 //   - optional long FlowEvent.flow_version: 0 <-> null (versions start at
 //     1, see FlowEvent); a non-null 0 read from another writer also
 //     decodes to 0.
+//   - optional int FlowEvent.delay_seconds and StepSummary.delay_seconds: 0
+//     <-> null (a delay is at least 5 s); a non-null 0 read from another
+//     writer also decodes to 0.
+//   - optional record Step.delay_auto: nil pointer <-> null (hDelayAuto has
+//     DelayAuto's fields, so the conversion is a pointer conversion).
 //   - optional long prices and costs (DeliveryReport.price_micros,
 //     StepSummary.cost_micros): nil pointer <-> null; 0 is a price.
 //   - optional array (SendRequest.steps): nil <-> null; an empty non-nil
@@ -151,6 +156,14 @@ type hStep struct {
 	Variables        map[string]string `avro:"variables"`
 	FixedText        map[string]string `avro:"fixed_text"`
 	FailureCodes     []string          `avro:"failure_codes"`
+	DelayAuto        *hDelayAuto       `avro:"delay_auto"`
+}
+
+type hDelayAuto struct {
+	Percentile    int32 `avro:"percentile"`
+	MarginSeconds int32 `avro:"margin_seconds"`
+	MinSeconds    int32 `avro:"min_seconds"`
+	MaxSeconds    int32 `avro:"max_seconds"`
 }
 
 type hSendRequest struct {
@@ -207,6 +220,8 @@ type hStepSummary struct {
 	CostCurrency *string    `avro:"cost_currency"`
 	CostSource   *string    `avro:"cost_source"`
 	Wasted       bool       `avro:"wasted"`
+	DelaySeconds *int32     `avro:"delay_seconds"`
+	DelayBasis   *string    `avro:"delay_basis"`
 }
 
 type hFlowSummary struct {
@@ -243,6 +258,8 @@ type hFlowEvent struct {
 	FlowID         *string           `avro:"flow_id"`
 	FlowVersion    *int64            `avro:"flow_version"`
 	WastedMicros   map[string]int64  `avro:"wasted_micros"`
+	DelaySeconds   *int32            `avro:"delay_seconds"`
+	DelayBasis     *string           `avro:"delay_basis"`
 }
 
 type hFlowDefinition struct {
@@ -331,13 +348,14 @@ func hNilEmptyList(l []string) []string {
 func toHStep(v Step) hStep {
 	return hStep{Channel: v.Channel, From: v.From, Template: v.Template, TemplateCategory: hOpt(v.TemplateCategory),
 		DelaySeconds: v.DelaySeconds, SuccessOn: v.SuccessOn, Variables: v.Variables, FixedText: v.FixedText,
-		FailureCodes: v.FailureCodes}
+		FailureCodes: v.FailureCodes, DelayAuto: (*hDelayAuto)(v.DelayAuto)}
 }
 
 func fromHStep(m hStep) Step {
 	return Step{Channel: m.Channel, From: m.From, Template: m.Template, TemplateCategory: hStr(m.TemplateCategory),
 		DelaySeconds: m.DelaySeconds, SuccessOn: m.SuccessOn, Variables: hNilEmptyMap(m.Variables),
-		FixedText: hNilEmptyMap(m.FixedText), FailureCodes: hNilEmptyList(m.FailureCodes)}
+		FixedText: hNilEmptyMap(m.FixedText), FailureCodes: hNilEmptyList(m.FailureCodes),
+		DelayAuto: (*DelayAuto)(m.DelayAuto)}
 }
 
 func toHSteps(steps []Step) []hStep {
@@ -399,15 +417,28 @@ func fromHChannelSend(m hChannelSend) ChannelSend {
 }
 
 func toHStepSummary(v StepSummary) hStepSummary {
-	return hStepSummary{Step: v.Step, Channel: v.Channel, AttemptID: v.AttemptID, Reason: v.Reason, SentAt: v.SentAt,
+	m := hStepSummary{Step: v.Step, Channel: v.Channel, AttemptID: v.AttemptID, Reason: v.Reason, SentAt: v.SentAt,
 		LastStatus: hOpt(v.LastStatus), LastStatusAt: v.LastStatusAt, Succeeded: v.Succeeded,
-		CostMicros: v.CostMicros, CostCurrency: hOpt(v.CostCurrency), CostSource: hOpt(v.CostSource), Wasted: v.Wasted}
+		CostMicros: v.CostMicros, CostCurrency: hOpt(v.CostCurrency), CostSource: hOpt(v.CostSource), Wasted: v.Wasted,
+		DelayBasis: hOpt(v.DelayBasis)}
+	if v.DelaySeconds != 0 {
+		m.DelaySeconds = &v.DelaySeconds
+	}
+	return m
 }
 
 func fromHStepSummary(m hStepSummary) StepSummary {
 	return StepSummary{Step: m.Step, Channel: m.Channel, AttemptID: m.AttemptID, Reason: m.Reason, SentAt: m.SentAt,
 		LastStatus: hStr(m.LastStatus), LastStatusAt: m.LastStatusAt, Succeeded: m.Succeeded,
-		CostMicros: m.CostMicros, CostCurrency: hStr(m.CostCurrency), CostSource: hStr(m.CostSource), Wasted: m.Wasted}
+		CostMicros: m.CostMicros, CostCurrency: hStr(m.CostCurrency), CostSource: hStr(m.CostSource), Wasted: m.Wasted,
+		DelaySeconds: derefInt32(m.DelaySeconds), DelayBasis: hStr(m.DelayBasis)}
+}
+
+func derefInt32(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func toHFlowSummary(v FlowSummary) hFlowSummary {
@@ -440,7 +471,11 @@ func toHFlowEvent(v FlowEvent) hFlowEvent {
 	m := hFlowEvent{EventID: v.EventID, RequestID: v.RequestID, Type: v.Type, Step: v.Step, Channel: hOpt(v.Channel),
 		AttemptID: hOpt(v.AttemptID), Reason: hOpt(v.Reason), Outcome: hOpt(v.Outcome), Status: hOpt(v.Status),
 		StatusKind: hOpt(v.StatusKind), Late: v.Late, OccurredAt: v.OccurredAt, Metadata: v.Metadata,
-		DeadlineForced: v.DeadlineForced, FlowID: hOpt(v.FlowID), WastedMicros: v.WastedMicros}
+		DeadlineForced: v.DeadlineForced, FlowID: hOpt(v.FlowID), WastedMicros: v.WastedMicros,
+		DelayBasis: hOpt(v.DelayBasis)}
+	if v.DelaySeconds != 0 {
+		m.DelaySeconds = &v.DelaySeconds
+	}
 	if v.Summary != nil {
 		s := toHFlowSummary(*v.Summary)
 		m.Summary = &s
@@ -455,7 +490,11 @@ func fromHFlowEvent(m hFlowEvent) FlowEvent {
 	v := FlowEvent{EventID: m.EventID, RequestID: m.RequestID, Type: m.Type, Step: m.Step, Channel: hStr(m.Channel),
 		AttemptID: hStr(m.AttemptID), Reason: hStr(m.Reason), Outcome: hStr(m.Outcome), Status: hStr(m.Status),
 		StatusKind: hStr(m.StatusKind), Late: m.Late, OccurredAt: m.OccurredAt, Metadata: hNilEmptyMap(m.Metadata),
-		DeadlineForced: m.DeadlineForced, FlowID: hStr(m.FlowID), WastedMicros: hNilEmptyLongMap(m.WastedMicros)}
+		DeadlineForced: m.DeadlineForced, FlowID: hStr(m.FlowID), WastedMicros: hNilEmptyLongMap(m.WastedMicros),
+		DelayBasis: hStr(m.DelayBasis)}
+	if m.DelaySeconds != nil {
+		v.DelaySeconds = *m.DelaySeconds
+	}
 	if m.Summary != nil {
 		s := fromHFlowSummary(*m.Summary)
 		v.Summary = &s

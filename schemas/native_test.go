@@ -172,6 +172,15 @@ func optInt(p *int32) any {
 	return map[string]any{branchInt: *p}
 }
 
+// optInt32 maps 0 to null (FlowEvent.delay_seconds: a delay is at least
+// 5 s).
+func optInt32(v int32) any {
+	if v == 0 {
+		return nil
+	}
+	return map[string]any{branchInt: v}
+}
+
 // optLong maps 0 to null (FlowEvent.flow_version: versions start at 1).
 func optLong(v int64) any {
 	if v == 0 {
@@ -469,7 +478,40 @@ func stepToNative(v Step) (map[string]any, error) {
 		"variables":         stringMap(v.Variables),
 		"fixed_text":        stringMap(v.FixedText),
 		"failure_codes":     stringList(v.FailureCodes),
+		"delay_auto":        delayAutoToNative(v.DelayAuto),
 	}, nil
+}
+
+// branchDelayAuto is goavro's name of Step.delay_auto's record branch.
+const branchDelayAuto = "fallbackd.v1.DelayAuto"
+
+func delayAutoToNative(a *DelayAuto) any {
+	if a == nil {
+		return nil
+	}
+	return map[string]any{branchDelayAuto: map[string]any{
+		"percentile": a.Percentile, "margin_seconds": a.MarginSeconds,
+		"min_seconds": a.MinSeconds, "max_seconds": a.MaxSeconds,
+	}}
+}
+
+func delayAutoFromNative(d *dec) *DelayAuto {
+	raw := d.union("delay_auto", branchDelayAuto)
+	if raw == nil {
+		return nil
+	}
+	m, ok := raw.(map[string]any)
+	if !ok {
+		d.fail("delay_auto", raw, "record")
+		return nil
+	}
+	r := dec{m: m}
+	a := &DelayAuto{Percentile: r.i32("percentile"), MarginSeconds: r.i32("margin_seconds"),
+		MinSeconds: r.i32("min_seconds"), MaxSeconds: r.i32("max_seconds")}
+	if r.err != nil && d.err == nil {
+		d.err = fmt.Errorf("delay_auto: %w", r.err)
+	}
+	return a
 }
 
 func stepFromNative(m map[string]any) (Step, error) {
@@ -491,6 +533,9 @@ func stepFromNative(m map[string]any) (Step, error) {
 	}
 	if d.has("failure_codes") {
 		v.FailureCodes = d.strList("failure_codes")
+	}
+	if d.has("delay_auto") { // absent in SendRequest 1 to 3, FlowDefinition 1 and 2
+		v.DelayAuto = delayAutoFromNative(&d)
 	}
 	return v, d.err
 }
@@ -640,6 +685,8 @@ func stepSummaryToNative(v StepSummary) (map[string]any, error) {
 		"cost_currency":  optString(v.CostCurrency),
 		"cost_source":    optString(v.CostSource),
 		"wasted":         v.Wasted,
+		"delay_seconds":  optInt32(v.DelaySeconds),
+		"delay_basis":    optString(v.DelayBasis),
 	}, e.err
 }
 
@@ -661,6 +708,12 @@ func stepSummaryFromNative(m map[string]any) (StepSummary, error) {
 	}
 	if d.has("wasted") {
 		v.Wasted = d.boolean("wasted")
+	}
+	if d.has("delay_seconds") { // absent in versions 1 to 4
+		if p := d.optI32("delay_seconds"); p != nil {
+			v.DelaySeconds = *p
+		}
+		v.DelayBasis = d.optStr("delay_basis")
 	}
 	return v, d.err
 }
@@ -744,6 +797,8 @@ func flowEventToNative(v FlowEvent) (map[string]any, error) {
 		"flow_id":         optString(v.FlowID),
 		"flow_version":    optLong(v.FlowVersion),
 		"wasted_micros":   longMap(v.WastedMicros),
+		"delay_seconds":   optInt32(v.DelaySeconds),
+		"delay_basis":     optString(v.DelayBasis),
 	}
 	if v.Summary != nil {
 		s, err := flowSummaryToNative(*v.Summary)
@@ -783,6 +838,12 @@ func flowEventFromNative(m map[string]any) (FlowEvent, error) {
 	}
 	if d.has("wasted_micros") { // absent in versions 1 to 3
 		v.WastedMicros = d.longMap("wasted_micros")
+	}
+	if d.has("delay_seconds") { // absent in versions 1 to 4
+		if p := d.optI32("delay_seconds"); p != nil {
+			v.DelaySeconds = *p
+		}
+		v.DelayBasis = d.optStr("delay_basis")
 	}
 	if raw := d.union("summary", branchSummary); raw != nil {
 		sm, ok := raw.(map[string]any)

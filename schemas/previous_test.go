@@ -50,6 +50,8 @@ func previousSendRequest(t *testing.T, v SendRequest, version int) []byte {
 		return encodeWithPrevious(t, "SendRequest.1.avsc", native, "expires_at")
 	case 2:
 		return encodeWithPrevious(t, "SendRequest.2.avsc", native)
+	case 3:
+		return encodeWithPrevious(t, "SendRequest.3.avsc", native)
 	}
 	t.Fatalf("no SendRequest version %d in previous/", version)
 	return nil
@@ -63,7 +65,21 @@ func stepsBefore3(steps []Step) []Step {
 	}
 	out := make([]Step, len(steps))
 	for i, s := range steps {
-		s.Variables, s.FixedText, s.FailureCodes = nil, nil, nil
+		s.Variables, s.FixedText, s.FailureCodes, s.DelayAuto = nil, nil, nil, nil
+		out[i] = s
+	}
+	return out
+}
+
+// stepsBefore4 are steps as a schema without Step's delay_auto carries
+// them (SendRequest 3, FlowDefinition 2): delay_auto nil.
+func stepsBefore4(steps []Step) []Step {
+	if steps == nil {
+		return nil
+	}
+	out := make([]Step, len(steps))
+	for i, s := range steps {
+		s.DelayAuto = nil
 		out[i] = s
 	}
 	return out
@@ -119,12 +135,15 @@ func TestPreviousSendRequestSchemasStillDecode(t *testing.T) {
 	cs := testCodecs(t)
 	c := cs.SendRequest
 	fp1, fp2 := previousFingerprint(t, "SendRequest.1.avsc"), previousFingerprint(t, "SendRequest.2.avsc")
-	if fps := c.PreviousFingerprints(); !reflect.DeepEqual(fps, []string{fp2, fp1}) || fp1 == fp2 || fp2 == c.Fingerprint() {
-		t.Fatalf("previous fingerprints %v, want [%s %s] (newest first; current %s)", fps, fp2, fp1, c.Fingerprint())
+	fp3 := previousFingerprint(t, "SendRequest.3.avsc")
+	if fps := c.PreviousFingerprints(); !reflect.DeepEqual(fps, []string{fp3, fp2, fp1}) || fp1 == fp2 || fp3 == c.Fingerprint() {
+		t.Fatalf("previous fingerprints %v, want [%s %s %s] (newest first; current %s)", fps, fp3, fp2, fp1, c.Fingerprint())
 	}
 	for _, v := range []SendRequest{fullSendRequest(), typicalSendRequest(),
 		{RequestID: "r", Kind: KindSend, Steps: []Step{{FailureCodes: []string{"x"}}, fullStep()}, RequestedAt: t0}} {
 		want := v
+		want.Steps = stepsBefore4(v.Steps)
+		checkPrevious(t, c, fp3, previousSendRequest(t, v, 3), want, v)
 		want.Steps = stepsBefore3(v.Steps)
 		checkPrevious(t, c, fp2, previousSendRequest(t, v, 2), want, v)
 		want.ExpiresAt = nil
@@ -179,13 +198,21 @@ func TestPreviousSendRequestSchemasStillDecode(t *testing.T) {
 func TestPreviousFlowDefinitionSchemaStillDecodes(t *testing.T) {
 	c := testCodecs(t).FlowDefinition
 	fp := previousFingerprint(t, "FlowDefinition.1.avsc")
-	if fps := c.PreviousFingerprints(); !reflect.DeepEqual(fps, []string{fp}) || fp == c.Fingerprint() {
-		t.Fatalf("previous fingerprints %v, want [%s] (current %s)", fps, fp, c.Fingerprint())
+	fp2 := previousFingerprint(t, "FlowDefinition.2.avsc")
+	if fps := c.PreviousFingerprints(); !reflect.DeepEqual(fps, []string{fp2, fp}) || fp2 == c.Fingerprint() {
+		t.Fatalf("previous fingerprints %v, want [%s %s] (current %s)", fps, fp2, fp, c.Fingerprint())
 	}
 	for _, v := range []FlowDefinition{fullFlowDefinition(), {}, {FlowID: "f", Version: 2, Status: FlowDraft, Steps: []Step{fullStep(), {}}}} {
 		native, err := flowDefinitionToNative(v)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Version 2: Step without delay_auto (without steps, the same
+		// bytes as the current version).
+		if len(v.Steps) > 0 {
+			want2 := v
+			want2.Steps = stepsBefore4(v.Steps)
+			checkPrevious(t, c, fp2, encodeWithPrevious(t, "FlowDefinition.2.avsc", native), want2, v)
 		}
 		old := encodeWithPrevious(t, "FlowDefinition.1.avsc", native, "status", "changed_by", "changed_at")
 		want := FlowDefinition{FlowID: v.FlowID, Version: v.Version, Steps: stepsBefore3(v.Steps), Status: FlowPublished}

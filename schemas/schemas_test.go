@@ -387,16 +387,17 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 
 var wantFields = map[string][]string{
 	"SendRequest":    {"request_id", "kind", "recipient", "flow_id", "steps", "params", "metadata", "requested_at", "expires_at"},
-	"Step":           {"channel", "from", "template", "template_category", "delay_seconds", "success_on", "variables", "fixed_text", "failure_codes"},
+	"Step":           {"channel", "from", "template", "template_category", "delay_seconds", "success_on", "variables", "fixed_text", "failure_codes", "delay_auto"},
+	"DelayAuto":      {"percentile", "margin_seconds", "min_seconds", "max_seconds"},
 	"DeliveryReport": {"attempt_id", "provider_message_id", "channel", "status", "error_code", "reported_at", "price_micros", "currency"},
 	"ChannelSend": {"attempt_id", "request_id", "step", "channel", "from", "to", "template", "template_category", "params", "reason", "deadline", "sent_at",
 		"template_params", "template_language", "provider_template_id"},
 	"FlowEvent": {"event_id", "request_id", "type", "step", "channel", "attempt_id", "reason", "outcome", "status", "status_kind", "late", "occurred_at", "summary", "metadata", "deadline_forced",
-		"flow_id", "flow_version", "wasted_micros"},
+		"flow_id", "flow_version", "wasted_micros", "delay_seconds", "delay_basis"},
 	"FlowSummary": {"outcome", "delivered_step", "steps_used", "requested_at", "started_at", "closed_at", "time_to_outcome_ms", "multi_channel_delivery", "steps",
 		"cost_micros", "wasted_micros", "unpriced_steps"},
 	"StepSummary": {"step", "channel", "attempt_id", "reason", "sent_at", "last_status", "last_status_at", "succeeded",
-		"cost_micros", "cost_currency", "cost_source", "wasted"},
+		"cost_micros", "cost_currency", "cost_source", "wasted", "delay_seconds", "delay_basis"},
 	"FlowDefinition": {"flow_id", "version", "steps", "status", "changed_by", "changed_at", "title"},
 	"DeadLetter":     {"key", "value", "topic", "partition", "offset", "error", "failed_at"},
 	"Sender":         {"channel", "id", "label", "status", "version", "changed_by", "changed_at"},
@@ -511,9 +512,10 @@ func TestInlineCopiesMatch(t *testing.T) {
 			}
 		})
 	}
-	// Step x2, FlowSummary x1, StepSummary x2.
-	if copies != 5 {
-		t.Errorf("found %d inline copies, want 5", copies)
+	// Step x2, FlowSummary x1, StepSummary x2, DelayAuto x3 (in Step and
+	// in Step's two copies).
+	if copies != 8 {
+		t.Errorf("found %d inline copies, want 8", copies)
 	}
 }
 

@@ -50,6 +50,21 @@ type Step struct {
 	// raw status) that fall back; another failure closes the flow FAILED.
 	// nil and empty encode alike and decode to nil.
 	FailureCodes []string
+	// DelayAuto, when set, makes the delay auto: the processor chooses it
+	// when it sends the step, and DelaySeconds is the delay it uses with too
+	// few observations (docs/auto-delay.md). nil: DelaySeconds is the delay.
+	DelayAuto *DelayAuto
+}
+
+// DelayAuto is how a step's auto delay is chosen: the Percentile of the
+// observed send-to-delivery latency plus MarginSeconds, clamped to
+// [MinSeconds, MaxSeconds]. The JSON names are the schema's (the CLI's
+// flow files).
+type DelayAuto struct {
+	Percentile    int32 `json:"percentile,omitempty"`
+	MarginSeconds int32 `json:"margin_seconds,omitempty"`
+	MinSeconds    int32 `json:"min_seconds,omitempty"`
+	MaxSeconds    int32 `json:"max_seconds,omitempty"`
 }
 
 // DeliveryReport is a provider's status report for one attempt. AttemptID is
@@ -126,6 +141,12 @@ type FlowEvent struct {
 	// ISO 4217 currency, in millionths of the unit; nil elsewhere (nil and
 	// empty encode alike and decode to nil).
 	WastedMicros map[string]int64
+	// DelaySeconds and DelayBasis, on the ATTEMPT_SENT of a step whose
+	// delay is auto, are the delay chosen and how (docs/auto-delay.md); 0
+	// (null) and "" elsewhere. Not a pointer: a delay is at least 5 s, so
+	// 0 is never one.
+	DelaySeconds int32
+	DelayBasis   string
 }
 
 // FlowSummary is the whole story of a flow, carried by FLOW_CLOSED.
@@ -166,6 +187,10 @@ type StepSummary struct {
 	CostSource   string
 	// Wasted: sent after an earlier step that had delivered by the close.
 	Wasted bool
+	// DelaySeconds and DelayBasis: as FlowEvent's, for a step whose delay
+	// was auto; 0 (null) and "" for a fixed one.
+	DelaySeconds int32
+	DelayBasis   string
 }
 
 // Where a StepSummary's cost comes from.

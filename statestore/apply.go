@@ -33,7 +33,8 @@ import (
 //
 //	request id (the member of the deadline set)
 //	expected version; "0" means the flow must not exist; "c<v>" that it
-//	  has no record and its compact entry is at version v (FromCompact)
+//	  has no record and its compact entry is at version v (FromCompact):
+//	  the entry is then rewritten where it is, no record written
 //	new version (expected+1)
 //	state blob
 //	deadline in unix ms, "" to remove the flow from the deadline set
@@ -54,7 +55,7 @@ import (
 // writer has not produced its own yet.
 var applyScript = redis.NewScript(bulkLua + recordLua + compactLua + `
 local n = #KEYS - 5
-local out, owedOf, lookups = {}, {}, {}
+local out, owedOf, lookups, inPlace = {}, {}, {}, {}
 for i = 1, n do
   local a = 4 + (i - 1) * 9
   local rec = record(KEYS[5 + i])
@@ -66,9 +67,13 @@ for i = 1, n do
     cur, owed = parse(rec)
     if fromCompact then cur = false end
   elseif want ~= '0' then
-    local entry = ARGV[a + 8] ~= '' and compactEntry(KEYS[5], ARGV[3], ARGV[a + 8])
+    local entry, key = false, nil
+    if ARGV[a + 8] ~= '' then entry, key = compactEntry(KEYS[5], ARGV[3], ARGV[a + 8]) end
     cur = false
-    if entry and fromCompact and parse(entry) == want then cur = want end
+    if entry and fromCompact then
+      local v, o = parse(entry)
+      if v == want then cur, owed, inPlace[i] = want, o, key end
+    end
     if not cur then rec = entry and {entry} end
   end
   if cur ~= want then
@@ -115,7 +120,12 @@ for i = 1, n do
       head = head .. ',' .. owedOf[i]
     end
     local rec = head .. '|' .. ARGV[a + 3]
-    if ARGV[a + 5] == '1' then
+    if inPlace[i] then
+      -- A compact flow stays compact: its entry changes where it is and
+      -- expires with its bucket.
+      redis.call('HSET', inPlace[i], ARGV[a + 8], rec)
+      dlRem[#dlRem + 1] = id
+    elseif ARGV[a + 5] == '1' then
       redis.call('SET', KEYS[5 + i], rec, 'PX', ARGV[1])
       dlRem[#dlRem + 1] = id
       if ARGV[2] == '1' then
@@ -153,9 +163,11 @@ type Change struct {
 	// the flow must not exist yet.
 	ExpectVersion int64
 	// FromCompact says the change was computed from the flow's compact
-	// entry (Snapshot.Compacted): its record must not exist, and is written
-	// again at ExpectVersion+1, so that the flow's versions, and the event
-	// ids made of them, never repeat.
+	// entry (Snapshot.Compacted): its record must not exist, and the entry
+	// is rewritten in place at ExpectVersion+1 (State is then the compact
+	// blob), so that the flow's versions, and the event ids made of them,
+	// never repeat, and a flow reached by its request id and one reached
+	// by a provider id alone (CompactRef) read the same entry.
 	FromCompact bool
 	State       []byte
 	// Deadline is when the flow's timer fires; zero removes the flow from
@@ -241,7 +253,7 @@ func (s *Store) Apply(ctx context.Context, changes []Change) ([]ApplyResult, err
 			}
 			fp := ""
 			if s.compacting() {
-				fp = fingerprint(ch.RequestID)
+				fp = flowFingerprint(ch.RequestID)
 			}
 			args = append(args, ch.RequestID, expect, ch.ExpectVersion+1, nonNil(ch.State),
 				deadline, closed, retryAt, nonNil(outputs), fp)

@@ -199,9 +199,10 @@ func BenchmarkClaimOwed(b *testing.B) {
 func BenchmarkIndexProviderIDs(b *testing.B) {
 	const batch = 100
 	e := newEnv(b, Config{})
-	refs := make(map[string]string, batch)
+	refs := make([]ProviderRef, 0, batch)
 	for i := range batch {
-		refs[fmt.Sprintf("wamid.HBgLNDkxNTEyMzQ1Njc4FQIAERgSQjJDN0Y%05d", i)] = fmt.Sprintf("bench-%d/0", i)
+		refs = append(refs, ProviderRef{ProviderID: fmt.Sprintf("wamid.HBgLNDkxNTEyMzQ1Njc4FQIAERgSQjJDN0Y%05d", i),
+			AttemptID: fmt.Sprintf("bench-%d/0", i), RequestID: fmt.Sprintf("bench-%d", i)})
 	}
 	ctx := ctxT(b)
 	b.ReportAllocs()

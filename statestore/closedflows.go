@@ -69,34 +69,124 @@ func (s *Store) compacting() bool { return s.cfg.ClosedDetailTTL > 0 }
 func (s *Store) bucketMS() int64 { return max(s.tombstoneMS/bucketsPerTTL, 1) }
 
 // compactLua is prepended to the scripts that look for a flow's compact
-// entry: compactEntry(cm, prefix, fp) is the entry ("<version>|<blob>")
-// of fingerprint fp in the shard whose bucket hash is cm and compact key
-// prefix is prefix, or false. It probes every live bucket's generations,
-// newest first (an entry moved again sits in a newer one), reading the
-// bucket hash once per call.
+// entry: compactEntry(cm, prefix, fp) is the entry ("<version>|<blob>",
+// or "<version>,<owed versions>|<blob>" once changed in place) of
+// fingerprint fp in the shard whose bucket hash is cm and compact key
+// prefix is prefix, and the key holding it; or false. It probes every live
+// bucket's generations, newest first, reading the bucket hash once per
+// call (per bucket hash: the request and provider-id entries have one
+// each).
 const compactLua = `
-local compactBuckets
+local compactBuckets = {}
 local function compactEntry(cm, prefix, fp)
-  if not compactBuckets then
-    compactBuckets = {}
+  local buckets = compactBuckets[cm]
+  if not buckets then
+    buckets = {}
     local m = redis.call('HGETALL', cm)
     for j = 1, #m, 2 do
       if not string.find(m[j], ':', 1, true) then
         local b, g = tonumber(m[j]), 0
         for s in string.gmatch(m[j + 1], '[^,]+') do
-          compactBuckets[#compactBuckets + 1] = {b, g, tonumber(s)}
+          buckets[#buckets + 1] = {b, g, tonumber(s)}
           g = g + 1
         end
       end
     end
-    table.sort(compactBuckets, function(x, y) return x[1] > y[1] or (x[1] == y[1] and x[2] > y[2]) end)
+    table.sort(buckets, function(x, y) return x[1] > y[1] or (x[1] == y[1] and x[2] > y[2]) end)
+    compactBuckets[cm] = buckets
   end
   local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
-  for _, b in ipairs(compactBuckets) do
-    local v = redis.call('HGET', prefix .. string.format('%d:%d:%d', b[1], b[2], x % b[3]), fp)
-    if v then return v end
+  for _, b in ipairs(buckets) do
+    local key = prefix .. string.format('%d:%d:%d', b[1], b[2], x % b[3])
+    local v = redis.call('HGET', key, fp)
+    if v then return v, key end
   end
   return false
+end
+`
+
+// packLua is prepended to the scripts that write packed entries (a
+// flow's compact entry, a provider id's):
+//   - pack(cm, prefix, b, field, value, span, ttl, fill, cl) writes field
+//     in bucket b of bucket hash cm (keys prefix..."<b>:<g>:<k>"),
+//     creating the sub-key with its PEXPIREAT (bucket end + ttl). cl, or
+//     nil, is the sorted set by close time of the flows still to move,
+//     which sizes a new bucket.
+//   - flushPlaced() writes back the counters of the buckets pack wrote
+//     to: call it once, after the last pack.
+//   - forgetExpired(cm, span, ttl, now) drops the buckets whose sub-keys
+//     have all expired from cm.
+//   - redisNow() is Redis's clock in ms.
+const packLua = `
+local function redisNow()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- place is the generation and sub-key count an entry of bucket b goes to,
+-- counting it. A bucket's counters are read once per call and written
+-- back by flushPlaced.
+local placed = {}
+local function place(cm, b, span, fill, cl)
+  local k = cm .. '|' .. b
+  local p = placed[k]
+  if not p then
+    local f = string.format('%d', b)
+    local v = redis.call('HMGET', cm, f, f .. ':n', f .. ':c')
+    p = {cm = cm, f = f, gens = v[1], total = tonumber(v[2]) or 0, inLast = tonumber(v[3]) or 0}
+    if not p.gens then
+      -- A new bucket: sized for the flows closed in its span still waiting
+      -- (all of them, when the detail window is at least the span), or for
+      -- the previous bucket's entries, whichever is more.
+      local waiting = 0
+      if cl then
+        waiting = redis.call('ZCOUNT', cl, string.format('%d', b * span), string.format('(%d', (b + 1) * span))
+      end
+      local prev = tonumber(redis.call('HGET', cm, string.format('%d:n', b - 1))) or 0
+      p.gens = string.format('%d', math.max(1, math.ceil(math.max(waiting, prev) / fill)))
+      p.total, p.inLast = 0, 0
+    end
+    p.g, p.subs = -1, 0
+    for s in string.gmatch(p.gens, '[^,]+') do
+      p.g, p.subs = p.g + 1, tonumber(s)
+    end
+    placed[k] = p
+  end
+  p.total, p.inLast = p.total + 1, p.inLast + 1
+  if p.inLast > p.subs * fill then
+    -- The last generation is full: a new one for twice the entries so far.
+    p.subs = math.max(1, math.ceil(2 * p.total / fill))
+    p.g = p.g + 1
+    p.gens = p.gens .. ',' .. string.format('%d', p.subs)
+    p.inLast = 1
+  end
+  return p.g, p.subs
+end
+local function flushPlaced()
+  for _, p in pairs(placed) do
+    redis.call('HSET', p.cm, p.f, p.gens, p.f .. ':n', p.total, p.f .. ':c', p.inLast)
+  end
+end
+local packCreated = {}
+local function pack(cm, prefix, b, field, value, span, ttl, fill, cl)
+  local x = ((string.byte(field, 1) * 256 + string.byte(field, 2)) * 256 + string.byte(field, 3)) * 256 + string.byte(field, 4)
+  local g, subs = place(cm, b, span, fill, cl)
+  local key = prefix .. string.format('%d:%d:%d', b, g, x % subs)
+  redis.call('HSET', key, field, value)
+  if not packCreated[key] then
+    packCreated[key] = true
+    if redis.call('PTTL', key) == -1 then
+      redis.call('PEXPIREAT', key, string.format('%d', (b + 1) * span + ttl))
+    end
+  end
+end
+local function forgetExpired(cm, span, ttl, now)
+  local m = redis.call('HGETALL', cm)
+  for j = 1, #m, 2 do
+    local b = tonumber(string.match(m[j], '^(%d+)'))
+    if b and (b + 1) * span + ttl < now then
+      redis.call('HDEL', cm, m[j])
+    end
+  end
 end
 `
 
@@ -194,86 +284,54 @@ type CompactMove struct {
 
 // compactScript moves closed flows of one shard to their compact entries.
 // KEYS[1] the closed set (:cl), KEYS[2] the bucket hash (:cm), KEYS[3] the
-// outbox (:ox), KEYS[3+i] flow i's record. ARGV[1] the compact key prefix, ARGV[2] the bucket span
-// in ms, ARGV[3] the tombstone TTL in ms, ARGV[4] entries a sub-key is
-// sized for; then 5 values per flow: request id, version as claimed,
-// fingerprint, compact blob ("": only leave the closed set), close time
-// in ms. A record written since its claim, or whose outputs are still
-// in the outbox (the versions its header names that were not acked),
-// stays: a later round moves it. Returns how many moved.
-var compactScript = redis.NewScript(recordLua + `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+// outbox (:ox), KEYS[4] the provider ids to move (:pq), KEYS[4+i] flow i's
+// record. ARGV[1] the compact key prefix, ARGV[2] the bucket span in ms,
+// ARGV[3] the tombstone TTL in ms, ARGV[4] entries a sub-key is sized
+// for, ARGV[5] the flows' provider-id set prefix (:pi:); then 5 values per
+// flow: request id, version as claimed, fingerprint, compact blob ("":
+// only leave the closed set), close time in ms. A record written since its
+// claim, or whose outputs are still in the outbox (the versions its header
+// names that were not acked), stays: a later round moves it. A flow moved
+// queues its provider ids for MoveProviderEntries. Returns how many moved.
+var compactScript = redis.NewScript(recordLua + packLua + `
+local now = redisNow()
 local span, ttl, fill = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local created, moved = {}, 0
--- place(b) is the generation and sub-key count an entry of bucket b goes
--- to, counting it.
-local function place(b)
-  local f = string.format('%d', b)
-  local gens = redis.call('HGET', KEYS[2], f)
-  local total = redis.call('HINCRBY', KEYS[2], f .. ':n', 1)
-  local inLast = redis.call('HINCRBY', KEYS[2], f .. ':c', 1)
-  if not gens then
-    -- A new bucket: sized for the flows closed in its span still waiting
-    -- (all of them, when the detail window is at least the span), or for
-    -- the previous bucket's entries, whichever is more.
-    local waiting = redis.call('ZCOUNT', KEYS[1], string.format('%d', b * span), string.format('(%d', (b + 1) * span))
-    local prev = tonumber(redis.call('HGET', KEYS[2], string.format('%d:n', b - 1))) or 0
-    gens = string.format('%d', math.max(1, math.ceil(math.max(waiting, prev) / fill)))
-    redis.call('HSET', KEYS[2], f, gens)
-  end
-  local g, subs = -1, 0
-  for s in string.gmatch(gens, '[^,]+') do
-    g, subs = g + 1, tonumber(s)
-  end
-  if inLast > subs * fill then
-    -- The last generation is full: a new one for twice the entries so far.
-    subs = math.max(1, math.ceil(2 * total / fill))
-    g = g + 1
-    redis.call('HSET', KEYS[2], f, gens .. ',' .. string.format('%d', subs), f .. ':c', 1)
-  end
-  return g, subs
-end
+local moved = 0
 local function owes(id, owed)
   for v in string.gmatch(owed, '[^,]+') do
     if redis.call('HEXISTS', KEYS[3], id .. ':' .. v) == 1 then return true end
   end
   return false
 end
-for i = 1, #KEYS - 3 do
-  local a = 5 + (i - 1) * 5
-  local rec = record(KEYS[3 + i])
+for i = 1, #KEYS - 4 do
+  local a = 6 + (i - 1) * 5
+  local rec = record(KEYS[4 + i])
   if not rec or ARGV[a + 3] == '' then
+    -- Its provider ids keep their string keys, which resolve to a record
+    -- kept whole or to nothing.
+    redis.call('DEL', ARGV[5] .. ARGV[a])
     redis.call('ZREM', KEYS[1], ARGV[a])
   else
     local v, owed = parse(rec)
     if v == ARGV[a + 1] and not owes(ARGV[a], owed) then
-      local b = math.floor(tonumber(ARGV[a + 4]) / span)
       local fp = ARGV[a + 2]
-      local x = ((string.byte(fp, 1) * 256 + string.byte(fp, 2)) * 256 + string.byte(fp, 3)) * 256 + string.byte(fp, 4)
-      local g, subs = place(b)
-      local key = ARGV[1] .. string.format('%d:%d:%d', b, g, x % subs)
-      redis.call('HSET', key, fp, v .. '|' .. ARGV[a + 3])
-      if not created[key] then
-        created[key] = true
-        if redis.call('PTTL', key) == -1 then
-          redis.call('PEXPIREAT', key, string.format('%d', (b + 1) * span + ttl))
+      pack(KEYS[2], ARGV[1], math.floor(tonumber(ARGV[a + 4]) / span), fp, v .. '|' .. ARGV[a + 3], span, ttl, fill, KEYS[1])
+      redis.call('DEL', KEYS[4 + i])
+      redis.call('ZREM', KEYS[1], ARGV[a])
+      local pi = ARGV[5] .. ARGV[a]
+      for _, m in ipairs(redis.call('SMEMBERS', pi)) do
+        local c = string.find(m, ':', 1, true)
+        if c then
+          redis.call('HSET', KEYS[4], string.sub(m, c + 1), string.sub(m, 1, c - 1) .. ':' .. ARGV[a + 4] .. ':' .. fp)
         end
       end
-      redis.call('DEL', KEYS[3 + i])
-      redis.call('ZREM', KEYS[1], ARGV[a])
+      redis.call('DEL', pi)
       moved = moved + 1
     end
   end
 end
--- Forget the buckets whose entries have all expired.
-local m = redis.call('HGETALL', KEYS[2])
-for j = 1, #m, 2 do
-  local b = tonumber(string.match(m[j], '^(%d+)'))
-  if b and (b + 1) * span + ttl < now then
-    redis.call('HDEL', KEYS[2], m[j])
-  end
-end
+flushPlaced()
+forgetExpired(KEYS[2], span, ttl, now)
 return moved
 `)
 
@@ -288,10 +346,10 @@ func (s *Store) CompactClosed(ctx context.Context, shard int, moves []CompactMov
 	if len(moves) > maxBulk {
 		return 0, fmt.Errorf("statestore: compact closed flows: %d in one call, at most %d", len(moves), maxBulk)
 	}
-	keys := make([]string, 3, 3+len(moves))
-	keys[0], keys[1], keys[2] = s.clKey(shard), s.cmKey(shard), s.oxKey[shard]
-	args := make([]any, 4, 4+5*len(moves))
-	args[0], args[1], args[2], args[3] = s.cfPrefix(shard), s.bucketMS(), s.tombstoneMS, entriesPerSubKey
+	keys := make([]string, 4, 4+len(moves))
+	keys[0], keys[1], keys[2], keys[3] = s.clKey(shard), s.cmKey(shard), s.oxKey[shard], s.pqKey[shard]
+	args := make([]any, 5, 5+5*len(moves))
+	args[0], args[1], args[2], args[3], args[4] = s.cfPrefix(shard), s.bucketMS(), s.tombstoneMS, entriesPerSubKey, s.piPrefix[shard]
 	for _, m := range moves {
 		if s.Shard(m.RequestID) != shard {
 			return 0, fmt.Errorf("statestore: compact closed flows: %q is not in shard %d", m.RequestID, shard)
@@ -323,6 +381,29 @@ func (s *Store) ClosedWaiting(ctx context.Context) (int64, error) {
 	n, err := s.sumZCard(ctx, keys)
 	if err != nil {
 		return 0, fmt.Errorf("statestore: count closed flows: %w", err)
+	}
+	return n, nil
+}
+
+// ProviderIDsWaiting is how many provider ids of compacted flows are
+// queued for MoveProviderEntries (the :pq hashes' sizes).
+func (s *Store) ProviderIDsWaiting(ctx context.Context) (int64, error) {
+	if !s.compacting() {
+		return 0, nil
+	}
+	cmds := make([]*redis.IntCmd, s.cfg.Shards)
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range cmds {
+			cmds[i] = p.HLen(ctx, s.pqKey[i])
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("statestore: count queued provider ids: %w", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
 	}
 	return n, nil
 }
@@ -361,7 +442,7 @@ func (s *Store) loadOrCompact(ctx context.Context, requestIDs []string, byShard 
 		args[0] = s.cfPrefix(sh)
 		for _, i := range idx {
 			keys = append(keys, s.flowPrefix[sh]+requestIDs[i])
-			args = append(args, fingerprint(requestIDs[i]))
+			args = append(args, flowFingerprint(requestIDs[i]))
 		}
 		calls[c] = scriptCall{script: loadCompactScript, keys: keys, args: args}
 	}

@@ -66,9 +66,9 @@ func fixedCompact(blob string) func(ClosedFlow) []byte {
 
 // TestClosedFlowMovesToItsCompactEntry: a closed flow keeps its record for
 // the detail window, then its compact entry stands for it: Load returns
-// it with the record's version, and a change of it writes a record again
-// at the next version (event ids are made of versions: none repeats),
-// which a later round moves again.
+// it with the record's version, and a change of it rewrites the entry in
+// place at the next version (event ids are made of versions: none
+// repeats), writing no record and owing its outputs like a record would.
 func TestClosedFlowMovesToItsCompactEntry(t *testing.T) {
 	const detail = 40 * time.Millisecond
 	e := compactEnv(t, detail)
@@ -97,24 +97,33 @@ func TestClosedFlowMovesToItsCompactEntry(t *testing.T) {
 		t.Fatalf("claimed %d flows after the move", claimed)
 	}
 
-	// A late input changes it: a record again, at version 2; a second
+	// A late input changes it: the entry, in place, at version 2; a second
 	// writer that read the compact entry too loses the compare-and-set.
-	fromCompact := Change{RequestID: "a", ExpectVersion: 1, FromCompact: true, State: []byte("closed-a-again"), Closed: true}
+	fromCompact := Change{RequestID: "a", ExpectVersion: 1, FromCompact: true, State: []byte("cb"), Closed: true,
+		Outbox: [][]byte{[]byte("late event")}, OutboxRetryAt: time.Now().Add(time.Minute)}
 	if v := mustApplied(t, s, fromCompact); v != 2 {
 		t.Fatalf("written from the compact entry at version %d, want 2", v)
 	}
-	if r := mustApply(t, s, fromCompact)[0]; r.Applied || r.Current.Version != 2 {
+	if r := mustApply(t, s, fromCompact)[0]; r.Applied || !r.Current.Compacted || r.Current.Version != 2 {
 		t.Fatalf("a second write from the same compact entry: %+v", r)
 	}
-	if snap := mustLoad(t, s, "a"); snap.Compacted || snap.Version != 2 || string(snap.State) != "closed-a-again" {
-		t.Fatalf("loaded %+v after the change, want its record", snap)
+	if n := e.rdb.Exists(ctxT(t), s.flowKey("a")).Val(); n != 0 {
+		t.Fatal("a change of a compact flow wrote its record")
 	}
-	e.pass(4 * detail)
-	if _, moved := compactShard(t, s, shard, fixedCompact("cb")); moved != 1 {
-		t.Fatalf("moved %d, want the changed flow", moved)
+	if snap := mustLoad(t, s, "a"); !snap.Compacted || snap.Version != 2 || string(snap.State) != "cb" {
+		t.Fatalf("loaded %+v after the change, want the compact entry at version 2", snap)
 	}
-	if snap := mustLoad(t, s, "a"); string(snap.State) != "cb" || snap.Version != 2 {
-		t.Fatalf("loaded %q at version %d, want the newest compact entry, version 2", snap.State, snap.Version)
+	if !e.rdb.HExists(ctxT(t), s.oxKey[shard], "a:2").Val() {
+		t.Fatal("the change's outputs are not in the outbox")
+	}
+	// The next change finds them still owed and returns them first.
+	next := Change{RequestID: "a", ExpectVersion: 2, FromCompact: true, State: []byte("cc"), Closed: true,
+		Outbox: [][]byte{[]byte("another")}, OutboxRetryAt: time.Now().Add(time.Minute)}
+	if r := mustApply(t, s, next)[0]; !r.Applied || r.Version != 3 || len(r.Owed) != 1 || r.Owed[0].Version != 2 {
+		t.Fatalf("a change after an unacked one: %+v, want version 3 returning version 2's outputs", r)
+	}
+	if claimed, _ := compactShard(t, s, shard, fixedCompact("cd")); claimed != 0 {
+		t.Fatalf("claimed %d flows changed in place", claimed)
 	}
 
 	// A flow never written is still not found.
@@ -249,8 +258,8 @@ func TestNoCompactionByDefault(t *testing.T) {
 // TestAChangeReadBeforeTheMoveConflictsWithTheCompactEntry: a writer that
 // read a flow's record before the compactor moved it conflicts with the
 // compact entry, never with nothing (it would start a duplicate request's
-// flow again); one that read a compact entry moved again since conflicts
-// with the newer one (its version would repeat an event id).
+// flow again); one that read a compact entry changed since conflicts with
+// the newer one (its version would repeat an event id).
 func TestAChangeReadBeforeTheMoveConflictsWithTheCompactEntry(t *testing.T) {
 	const detail = 40 * time.Millisecond
 	e := compactEnv(t, detail)
@@ -266,20 +275,16 @@ func TestAChangeReadBeforeTheMoveConflictsWithTheCompactEntry(t *testing.T) {
 		t.Fatalf("a write from the record moved since: %+v", r)
 	}
 
-	// Two writers read the compact entry at version 1; the first writes,
-	// its record is moved again (version 2); the second conflicts.
-	first := Change{RequestID: "m", ExpectVersion: 1, FromCompact: true, State: []byte("first"), Closed: true}
+	// Two writers read the compact entry at version 1; the first writes;
+	// the second conflicts with what it wrote.
+	first := Change{RequestID: "m", ExpectVersion: 1, FromCompact: true, State: []byte("c2"), Closed: true}
 	if v := mustApplied(t, s, first); v != 2 {
 		t.Fatalf("first at version %d", v)
-	}
-	e.pass(4 * detail)
-	if _, moved := compactShard(t, s, shard, fixedCompact("c2")); moved != 1 {
-		t.Fatal("not moved again")
 	}
 	second := Change{RequestID: "m", ExpectVersion: 1, FromCompact: true, State: []byte("second"), Closed: true}
 	r = mustApply(t, s, second)[0]
 	if r.Applied || !r.Current.Compacted || r.Current.Version != 2 || string(r.Current.State) != "c2" {
-		t.Fatalf("a write from a compact entry moved again since: %+v", r)
+		t.Fatalf("a write from a compact entry changed since: %+v", r)
 	}
 	// From the current entry it applies, at version 3.
 	second.ExpectVersion = 2

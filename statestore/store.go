@@ -20,6 +20,7 @@
 //	<prefix>{<shard>}:cl              zset request_id -> close time (closed flows still whole)
 //	<prefix>{<shard>}:cm, :cf:*       compact entries of closed flows (closedflows.go)
 //	<prefix>:pm:{<provider_msg_id>}   string -> attempt id, with TTL
+//	<prefix>{<shard>}:pi:*, :pq, :pcm, :cp:*  provider ids of compacted flows (providerindex.go)
 //	<prefix>:layout                   hash shards -> the shard count (layout.go)
 //
 // Files by concern: record.go (the flow record and reply parsing), apply.go
@@ -159,6 +160,10 @@ type Store struct {
 	cmKeys      []string // <prefix>{<shard>}:cm
 	cfPrefixes  []string // <prefix>{<shard>}:cf:
 	pmPrefix    string   // <prefix>:pm:{
+	piPrefix    []string // <prefix>{<shard>}:pi:
+	pqKey       []string // <prefix>{<shard>}:pq
+	pcmKey      []string // <prefix>{<shard>}:pcm
+	cpPrefix    []string // <prefix>{<shard>}:cp:
 	tombstoneMS int64
 
 	replicas replicaWaits // replicas.go
@@ -183,6 +188,10 @@ func New(c redis.UniversalClient, cfg Config) *Store {
 		cmKeys:      make([]string, cfg.Shards),
 		cfPrefixes:  make([]string, cfg.Shards),
 		pmPrefix:    cfg.Prefix + ":pm:{",
+		piPrefix:    make([]string, cfg.Shards),
+		pqKey:       make([]string, cfg.Shards),
+		pcmKey:      make([]string, cfg.Shards),
+		cpPrefix:    make([]string, cfg.Shards),
 		tombstoneMS: cfg.TombstoneTTL.Milliseconds(),
 	}
 	for i := range cfg.Shards {
@@ -194,12 +203,20 @@ func New(c redis.UniversalClient, cfg Config) *Store {
 		s.clKeys[i] = tag + ":cl"
 		s.cmKeys[i] = tag + ":cm"
 		s.cfPrefixes[i] = tag + ":cf:"
+		s.piPrefix[i] = tag + ":pi:"
+		s.pqKey[i] = tag + ":pq"
+		s.pcmKey[i] = tag + ":pcm"
+		s.cpPrefix[i] = tag + ":cp:"
 	}
 	return s
 }
 
-// Shard returns the shard (hash tag) a request id belongs to.
+// Shard returns the shard (hash tag) a request id belongs to, or the
+// shard a CompactRef names.
 func (s *Store) Shard(requestID string) int {
+	if sh, _, ok := parseCompactRef(requestID); ok && sh < s.cfg.Shards {
+		return sh
+	}
 	return int(crc32.ChecksumIEEE([]byte(requestID)) % uint32(s.cfg.Shards))
 }
 

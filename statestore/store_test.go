@@ -475,7 +475,8 @@ func TestProviderIndex(t *testing.T) {
 	e := newEnv(t, Config{})
 	ctx := ctxT(t)
 	ttl := time.Hour
-	refs := map[string]string{"wamid.HBgL{x}": "r1/0", "sms-123": "r1/1"}
+	refs := []ProviderRef{{ProviderID: "wamid.HBgL{x}", AttemptID: "r1/0", RequestID: "r1", Step: 0},
+		{ProviderID: "sms-123", AttemptID: "r1/1", RequestID: "r1", Step: 1}}
 	if err := e.s.IndexProviderIDs(ctx, refs, ttl); err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,11 @@ type options struct {
 	mixText, thenMixText string
 	catalogText          string
 	catalog              flow.CatalogMode // off or enforce
+	// --compare-delays: the delay evaluation instead of a run.
+	compare      []bench.DelayPolicy
+	marketsText  string
+	compareFlows int
+	delayAuto    bool
 }
 
 // parse reads and checks the flags.
@@ -83,16 +88,30 @@ fallbacks from the sends, takes every DLR as processed once the processor's
 		"enforce: store a catalog of the senders and templates the requests use before the run, and run the processor with --catalog enforce "+
 		"(with --external, start it so; the catalog goes to its catalog topics)")
 	fs.BoolVar(&o.verbose, "v", false, "show the processor's log")
+	compareText := fs.String("compare-delays", "", "instead of a run: the same simulated traffic against each first-step delay policy, e.g. 5,15,30,60,120,auto; "+
+		"the processor's state machine and auto-delay estimator on a virtual clock (no Kafka, no Redis), one table per --markets (docs/auto-delay.md)")
+	fs.StringVar(&o.marketsText, "markets", "default,single", "with --compare-delays: default (three countries, one with a slow WhatsApp, one with a fast one), single (the slow one alone), or both comma-separated")
+	fs.IntVar(&o.compareFlows, "compare-flows", 60_000, "with --compare-delays: flows per policy, a quarter of them a warm-up not counted")
+	fs.BoolVar(&o.delayAuto, "delay-auto", false, "step 0's delay is auto (delay_auto: p95 + 2 s, 5..300 s), --delay its fallback")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
 		}
 		return nil, errUsage
 	}
+	var err error
+	if *compareText != "" {
+		if o.compare, err = bench.ParseDelayPolicies(*compareText); err != nil {
+			return nil, err
+		}
+		if o.compareFlows < 100 {
+			return nil, fmt.Errorf("bench: --compare-flows must be at least 100")
+		}
+		return o, nil // no backend
+	}
 	if err := o.c.Check(); err != nil {
 		return nil, err
 	}
-	var err error
 	if o.mix, err = simulator.ParseMix(o.mixText); err != nil {
 		return nil, err
 	}
@@ -126,6 +145,7 @@ fallbacks from the sends, takes every DLR as processed once the processor's
 func (o *options) config(runID string, progress io.Writer) bench.Config {
 	cfg := bench.Config{Flows: o.flows, Pending: o.pending, Mix: o.mix, ThenMix: o.thenMix,
 		Delays: []time.Duration{o.delay, o.delay2}, Rate: o.rate, RunID: runID, Timeout: o.timeout,
+		DelayAuto:    o.delayAuto,
 		MemorySample: o.memSample, Limits: o.limits, LimitFlows: min(o.limitFlows, o.flows),
 		Events: o.c.EventsMode(), Progress: progress}
 	if o.catalog == flow.CatalogEnforce {

@@ -20,10 +20,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/fallbackd/fallback/internal/bench"
+	"github.com/fallbackd/fallback/internal/simulator"
 	"github.com/fallbackd/fallback/processor"
 )
 
@@ -59,6 +61,9 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.compare != nil {
+		return compareDelays(o, stdout)
 	}
 	r := &benchRun{options: o, stdout: stdout, stderr: stderr, runID: randomID()}
 	defer r.close()
@@ -120,4 +125,41 @@ func randomID() string {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// compareDelays is --compare-delays: one table per market set, and whether
+// auto is on the Pareto front of paid duplicates and p95 time to delivery.
+func compareDelays(o *options, stdout io.Writer) error {
+	for _, name := range strings.Split(o.marketsText, ",") {
+		var markets []simulator.Market
+		switch strings.TrimSpace(name) {
+		case "default":
+			markets = simulator.DefaultMarkets()
+		case "single":
+			markets = simulator.SingleMarket()
+		default:
+			return fmt.Errorf("bench: --markets: %q is not default or single", name)
+		}
+		cfg := bench.DefaultCompare(markets)
+		cfg.Flows, cfg.Warmup = o.compareFlows, o.compareFlows/4
+		start := time.Now()
+		rs := bench.Compare(cfg, o.compare)
+		var names []string
+		for _, m := range markets {
+			names = append(names, fmt.Sprintf("%s %s %.0f%%", m.Name, m.Country, m.Share*100))
+		}
+		bench.WriteCompare(stdout, fmt.Sprintf("markets %s (%s): %d flows per policy, %d counted after a warm-up of %d; %s of wall time",
+			name, strings.Join(names, ", "), cfg.Flows, cfg.Flows-cfg.Warmup, cfg.Warmup, time.Since(start).Round(time.Millisecond)), rs)
+		if why := bench.ParetoCheck(rs); why != "" {
+			fmt.Fprintf(stdout, "auto is dominated: %s\n\n", why)
+		} else {
+			fmt.Fprintf(stdout, "auto is on the Pareto front: no fixed delay has both as few paid duplicates and as good a p95 time to delivery\n\n")
+		}
+		if o.asJSON {
+			if err := json.NewEncoder(stdout).Encode(map[string]any{"markets": name, "results": rs}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/fallbackd/fallback/internal/bench"
 	"github.com/fallbackd/fallback/internal/cliconfig"
 	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/autodelay"
 	"github.com/fallbackd/fallback/processor/flow"
 )
 
@@ -101,6 +102,10 @@ func (r *benchRun) spawnProcessor(runCtx context.Context, start func(func() erro
 		// side by side with --fallback-bin) writes every event.
 		cmd.Args = append(cmd.Args, "--events", string(e))
 	}
+	if c.AutoDelayWindow != autodelay.DefaultWindow || c.AutoDelayMinSamples != autodelay.DefaultMinSamples {
+		// Only when set, as below.
+		cmd.Args = append(cmd.Args, "--auto-delay-window", c.AutoDelayWindow.String(), "--auto-delay-min-samples", strconv.Itoa(c.AutoDelayMinSamples))
+	}
 	if c.ClosedDetail != cliconfig.DefaultClosedDetail {
 		// Only when set, as below.
 		cmd.Args = append(cmd.Args, "--closed-detail-retention", c.ClosedDetail.String())
@@ -167,6 +172,7 @@ func (r *benchRun) inProcessProcessor(runCtx context.Context, start func(func() 
 	pcfg := processor.Config{Brokers: r.brokers, KafkaOpts: r.kafkaOpts, Group: c.Group, Topics: c.Names, CreateTopics: true,
 		Partitions: int32(c.Partitions), Replication: int16(c.Replication), Clock: r.clock, ClaimLease: r.lease,
 		MaxPollRecords: r.maxPoll, ProviderIndexTTL: c.ProviderIndexTTL(), DeadlineGrace: c.DeadlineGrace, MaxDeadlineHold: c.MaxDeadlineHold,
+		AutoDelayWindow: c.AutoDelayWindow, AutoDelayMinSamples: c.AutoDelayMinSamples,
 		CatalogMode: r.catalog, Events: c.EventsMode(), Logger: r.logger(r.stderr)}
 	proc, err := processor.New(pcfg, procStore)
 	if err != nil {

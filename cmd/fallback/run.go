@@ -194,10 +194,11 @@ func processorConfig(c *cliconfig.Common, brokers []string) processor.Config {
 		ProviderIndexTTL: c.ProviderIndexTTL(),
 		DeadlineGrace:    graceSetting(c.DeadlineGrace),
 		MaxDeadlineHold:  c.MaxDeadlineHold,
-		CatalogMode:      c.CatalogMode(),
-		Events:           c.EventsMode(),
-		ShutdownTimeout:  c.ShutdownTimeout,
-		Logger:           c.Logger(),
+		AutoDelayWindow:  c.AutoDelayWindow, AutoDelayMinSamples: c.AutoDelayMinSamples,
+		CatalogMode:     c.CatalogMode(),
+		Events:          c.EventsMode(),
+		ShutdownTimeout: c.ShutdownTimeout,
+		Logger:          c.Logger(),
 	}
 }
 

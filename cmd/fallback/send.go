@@ -42,6 +42,10 @@ type stepJSON struct {
 	Variables        map[string]string `json:"variables,omitempty"`
 	FixedText        map[string]string `json:"fixed_text,omitempty"`
 	FailureCodes     []string          `json:"failure_codes,omitempty"`
+	// DelayAuto makes the delay auto; {} takes every default (percentile
+	// 95, no margin, the delay bounds), delay_seconds is then the delay
+	// used with too few observations (docs/auto-delay.md).
+	DelayAuto *schemas.DelayAuto `json:"delay_auto,omitempty"`
 }
 
 // sendCmd is `fallback send`: read one request, encode it, publish it.

@@ -258,6 +258,9 @@ type stepSpec struct {
 	channel, from, template, category string
 	delaySeconds                      int32
 	variables                         [][2]string // template placeholder -> request param
+	// auto: delay_auto (p95 + 2 s margin, 5..300 s), delaySeconds its
+	// fallback (--delay-auto).
+	auto bool
 }
 
 // appendRequest writes a SendRequest with inline steps.
@@ -278,6 +281,14 @@ func appendRequest(b []byte, requestID, recipient string, steps []stepSpec, para
 		b = appendMap(b, s.variables)
 		b = appendMap(b, nil) // fixed_text
 		b = append(b, 0)      // failure_codes: an empty array
+		if s.auto {
+			b = append(b, 2) // delay_auto: the record branch
+			for _, v := range [...]int64{95, 2, 5, 300} {
+				b = appendLong(b, v)
+			}
+		} else {
+			b = append(b, 0) // delay_auto null
+		}
 	}
 	b = append(b, 0) // end of array
 	b = appendMap(b, params)

@@ -50,6 +50,16 @@ func TestAvroLayouts(t *testing.T) {
 		got.Params["code"] != "000007" || !got.RequestedAt.Equal(at) || got.ExpiresAt != nil {
 		t.Fatalf("request: %+v", got)
 	}
+	// --delay-auto: step 0 carries delay_auto.
+	specs := stepSpecs(req)
+	specs[0].auto = true
+	got, err = codecs.SendRequest.Decode(appendRequest(nil, req.RequestID, req.Recipient, specs, [][2]string{{"code", req.Params["code"]}}, at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := got.Steps[0].DelayAuto; a == nil || *a != (schemas.DelayAuto{Percentile: 95, MarginSeconds: 2, MinSeconds: 5, MaxSeconds: 300}) || got.Steps[1].DelayAuto != nil {
+		t.Fatalf("delay_auto: %+v %+v", got.Steps[0].DelayAuto, got.Steps[1].DelayAuto)
+	}
 
 	for _, send := range []schemas.ChannelSend{
 		{AttemptID: "run-m7/1", RequestID: "run-m7", Step: 1, Channel: "sms", From: "ACME",

@@ -65,7 +65,9 @@ type Config struct {
 	Mix     simulator.Mix   // how step 0 ends
 	ThenMix simulator.Mix   // how later steps end
 	Delays  []time.Duration // per step, clock time (5 s .. 900 s)
-	Rate    float64         // requests per wall second; 0: as fast as Kafka takes them
+	// DelayAuto makes step 0's delay auto, Delays[0] its fallback.
+	DelayAuto bool
+	Rate      float64 // requests per wall second; 0: as fast as Kafka takes them
 	// DeadlineGrace is the processor's --deadline-grace (clock time): a
 	// deadline fires only once every input partition is read past it plus
 	// this, so every fire is at least this late by design. Lateness is
@@ -113,6 +115,7 @@ type Result struct {
 	Processor  string   `json:"processor"`
 	ClockSpeed float64  `json:"clock_speed"`
 	DelaysS    []int    `json:"delays_s"`
+	DelayAuto  bool     `json:"delay_auto"` // step 0's delay is auto (--delay-auto), delays_s[0] its fallback
 	Mix        string   `json:"mix"`
 	ThenMix    string   `json:"then_mix"`
 	Catalog    string   `json:"catalog"` // enforce: the run stored a catalog the processor checks each step against; off: none
@@ -167,12 +170,15 @@ type Result struct {
 	// --closed-detail-retention): MEMORY USAGE summed over their keys, over
 	// the flows. Only with a prefix of the run's own, and a detail window
 	// short enough for the run to wait for (at most maxCompactWait).
-	RedisCompactBytesPerFlow       float64          `json:"redis_compact_bytes_per_flow"`
-	RedisProviderIndexBytesPerFlow float64          `json:"redis_provider_index_bytes_per_flow"`
-	RedisProviderIndexKeysPerFlow  float64          `json:"redis_provider_index_keys_per_flow"`
-	RedisCommandsPerFlow           float64          `json:"redis_commands_per_flow"`
-	RedisCommandsSource            string           `json:"redis_commands_source"`
-	RedisCommands                  map[string]int64 `json:"redis_commands,omitempty"`
+	RedisCompactBytesPerFlow float64 `json:"redis_compact_bytes_per_flow"`
+	// RedisCompactProviderBytesPerFlow is the same for the packed
+	// provider-id entries of those flows (<prefix>{<shard>}:cp:*).
+	RedisCompactProviderBytesPerFlow float64          `json:"redis_compact_provider_bytes_per_flow"`
+	RedisProviderIndexBytesPerFlow   float64          `json:"redis_provider_index_bytes_per_flow"`
+	RedisProviderIndexKeysPerFlow    float64          `json:"redis_provider_index_keys_per_flow"`
+	RedisCommandsPerFlow             float64          `json:"redis_commands_per_flow"`
+	RedisCommandsSource              string           `json:"redis_commands_source"`
+	RedisCommands                    map[string]int64 `json:"redis_commands,omitempty"`
 	// RedisCPUUsPerFlow is the Redis main thread's CPU time over the run
 	// (INFO cpu) per flow: 1e6 over it is the flows/s at which Redis's one
 	// core would be saturated.
@@ -285,7 +291,7 @@ func newResult(cfg Config) (*Result, error) {
 		return nil, errors.New("bench: with lean events the processor's consumer group is needed, to see its DLRs read")
 	}
 	res := &Result{Flows: cfg.Flows, Pending: cfg.Pending, Backend: cfg.Backend, Processor: cfg.Processor,
-		ClockSpeed: cfg.Clock.Speed, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate, Notes: []string{},
+		ClockSpeed: cfg.Clock.Speed, DelayAuto: cfg.DelayAuto, Mix: cfg.Mix.String(), ThenMix: cfg.ThenMix.String(), Rate: cfg.Rate, Notes: []string{},
 		Catalog: flow.CatalogOff.String(), Events: string(cfg.eventsMode()), RedisWaitReplicas: cfg.WaitReplicas}
 	if cfg.Catalog != nil {
 		res.Catalog = flow.CatalogEnforce.String()
@@ -786,8 +792,11 @@ func measureClosedFlows(ctx context.Context, cfg Config, m *measuredRun, res *Re
 	case detail > maxCompactWait:
 		res.Notes = append(res.Notes, fmt.Sprintf("redis_bytes_per_closed_flow: closed flows kept whole (their detail window, %s of Redis time, is longer than the bench waits; --closed-detail-retention 1s measures the compact form)", detail))
 	case detail > 0:
-		if compacted = waitCompacted(ctx, cfg.Store, detail+30*time.Second); !compacted {
-			res.Notes = append(res.Notes, "redis_bytes_per_closed_flow: closed flows not all compacted 30 s past their detail window; measured anyway")
+		// The compactor moves a few thousand flows a second: a big run's
+		// last closes need a while more than a small one's.
+		wait := 30*time.Second + time.Duration(cfg.Flows/compactPerSec)*time.Second
+		if compacted = waitCompacted(ctx, cfg.Store, detail+wait); !compacted {
+			res.Notes = append(res.Notes, fmt.Sprintf("redis_bytes_per_closed_flow: closed flows not all compacted %s past their detail window; measured anyway", wait))
 		}
 	}
 	after, real, settled := settledInfo(ctx, cfg.Redis)
@@ -830,19 +839,32 @@ func measureClosedFlows(ctx context.Context, cfg Config, m *measuredRun, res *Re
 			return
 		}
 		res.RedisCompactBytesPerFlow = float64(int64(float64(bytes)/flows*10)) / 10
+		_, bytes, err = keyMemory(ctx, cfg.Redis, sc.Prefix+"{*}:cp:*")
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("redis_compact_provider_bytes_per_flow: not measured: %v", err))
+			return
+		}
+		res.RedisCompactProviderBytesPerFlow = float64(int64(float64(bytes)/flows*10)) / 10
 	}
 }
+
+// compactPerSec is the fewest flows a second measureClosedFlows expects
+// the compactor to move once the run is over.
+const compactPerSec = 2000
 
 // maxCompactWait is the longest detail window measureClosedFlows waits
 // for before it measures closed flows.
 const maxCompactWait = 2 * time.Minute
 
 // waitCompacted waits until no closed flow keeps its whole record
-// (statestore.ClosedWaiting), for at most limit.
+// (statestore.ClosedWaiting) and their provider ids moved with them
+// (statestore.ProviderIDsWaiting), for at most limit.
 func waitCompacted(ctx context.Context, store *statestore.Store, limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	for {
-		if n, err := store.ClosedWaiting(ctx); err == nil && n == 0 {
+		n, err := store.ClosedWaiting(ctx)
+		q, qerr := store.ProviderIDsWaiting(ctx)
+		if err == nil && qerr == nil && n == 0 && q == 0 {
 			return true
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -975,7 +997,9 @@ func publish(ctx context.Context, cfg Config, t *tracker) error {
 		id := prefix + strconv.Itoa(i)
 		req := otpRequest(id, i, cfg.Delays, cfg.Clock.Now())
 		params := [][2]string{{"code", req.Params["code"]}}
-		v := appendRequest(make([]byte, 0, 256), id, req.Recipient, stepSpecs(req), params, req.RequestedAt)
+		specs := stepSpecs(req)
+		specs[0].auto = cfg.DelayAuto
+		v := appendRequest(make([]byte, 0, 256), id, req.Recipient, specs, params, req.RequestedAt)
 		cl.Produce(ctx, &kgo.Record{Topic: cfg.Topics.Requests, Key: []byte(id), Value: v}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()

@@ -212,9 +212,10 @@ func (c *cycle) run(ctx context.Context, s *statestore.Store, ids []string) erro
 		return s.AckOutbox(ctx, acks)
 	}
 	index := func(step int) error {
-		refs := make(map[string]string, len(ids))
+		refs := make([]statestore.ProviderRef, 0, len(ids))
 		for _, id := range ids {
-			refs["pm-"+strconv.Itoa(step)+"-"+id] = flow.AttemptID(id, step)
+			refs = append(refs, statestore.ProviderRef{ProviderID: "pm-" + strconv.Itoa(step) + "-" + id,
+				AttemptID: flow.AttemptID(id, step), RequestID: id, Step: step})
 		}
 		return s.IndexProviderIDs(ctx, refs, 48*time.Hour)
 	}

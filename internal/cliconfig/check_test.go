@@ -186,3 +186,20 @@ func TestClosedDetailRetention(t *testing.T) {
 		t.Fatalf("a negative detail window: %v", err)
 	}
 }
+
+// TestAutoDelayFlags: the defaults, and an error naming the flag.
+func TestAutoDelayFlags(t *testing.T) {
+	c, err := parseWith(t, GroupAll, nil)
+	if err != nil || c.AutoDelayWindow != time.Hour || c.AutoDelayMinSamples != 50 {
+		t.Fatalf("defaults %s %d, %v", c.AutoDelayWindow, c.AutoDelayMinSamples, err)
+	}
+	if c, err := parseWith(t, GroupAll, nil, "--auto-delay-window", "15m", "--auto-delay-min-samples", "200"); err != nil ||
+		c.AutoDelayWindow != 15*time.Minute || c.AutoDelayMinSamples != 200 {
+		t.Fatalf("set: %v", err)
+	}
+	for flag, val := range map[string]string{"--auto-delay-window": "30s", "--auto-delay-min-samples": "0"} {
+		if _, err := parseWith(t, GroupAll, nil, flag, val); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s %s: %v", flag, val, err)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fallbackd/fallback/internal/clients"
 	"github.com/fallbackd/fallback/processor"
+	"github.com/fallbackd/fallback/processor/autodelay"
 	"github.com/fallbackd/fallback/processor/clock"
 	"github.com/fallbackd/fallback/processor/flow"
 	"github.com/fallbackd/fallback/processor/prices"
@@ -54,17 +55,20 @@ type Common struct {
 	MaxRequestAge   time.Duration // a send older than this is rejected (expired)
 	DeadlineGrace   time.Duration // clock skew: deadline grace, future requested_at
 	MaxDeadlineHold time.Duration // the longest a due deadline waits for unread input
-	ShutdownTimeout time.Duration // `fallback run --shutdown-timeout` (registered by NewRunFlags)
-	LogLevel        string
-	LogFormat       string // text or json
-	Catalog         string // --catalog: auto, off, warn or enforce (CatalogMode)
-	Prices          string // --prices: the price table's file; empty: none (PriceTable)
-	priceTable      *prices.Table
-	priceTableOf    string // the --prices priceTable was read from
-	Events          string // --events: full or lean (EventsMode)
-	ClockSpeed      float64
-	ClockEpoch      int64
-	ClockOffset     time.Duration // --clock-offset: testing only, a host whose clock is off
+	// --auto-delay-window and --auto-delay-min-samples (docs/auto-delay.md).
+	AutoDelayWindow     time.Duration
+	AutoDelayMinSamples int
+	ShutdownTimeout     time.Duration // `fallback run --shutdown-timeout` (registered by NewRunFlags)
+	LogLevel            string
+	LogFormat           string // text or json
+	Catalog             string // --catalog: auto, off, warn or enforce (CatalogMode)
+	Prices              string // --prices: the price table's file; empty: none (PriceTable)
+	priceTable          *prices.Table
+	priceTableOf        string // the --prices priceTable was read from
+	Events              string // --events: full or lean (EventsMode)
+	ClockSpeed          float64
+	ClockEpoch          int64
+	ClockOffset         time.Duration // --clock-offset: testing only, a host whose clock is off
 
 	groups  Group   // registered (RegisterGroups), for Check
 	envErrs []error // FALLBACK_* variables that did not parse
@@ -179,6 +183,8 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	proc.Var((*waitReplicasValue)(&c.WaitReplicas), "redis-wait-replicas", "make every state change wait until this many replicas of its Redis master have it (WAIT), so that a failover cannot lose it: a `count`, 0 for Redis's asynchronous replication, or auto: 1 when a master has a connected replica at start, else 0 (docs/delivery-guarantees.md) (env FALLBACK_REDIS_WAIT_REPLICAS)")
 	proc.DurationVar(&c.WaitTimeout, "redis-wait-timeout", statestore.DefaultWaitTimeout, fmt.Sprintf("the longest a state change waits for --redis-wait-replicas; a master whose replicas do not answer in time is then written to without waiting for %s, counted in fallback_redis_replica_shortfalls_total (env FALLBACK_REDIS_WAIT_TIMEOUT)", statestore.WaitPause))
 	proc.StringVar(&c.Events, "events", string(flow.EventsFull), "which events the processor writes to the events topic: full, every transition; lean, FLOW_CLOSED with its summary, MULTI_CHANNEL_DELIVERY and the answers to refused inputs (REQUEST_REJECTED, REQUEST_DUPLICATE, DLR_DISCARDED, CANCEL_IGNORED), 3 records of a flow that falls back instead of 10.5; sends and dead letters are the same in both; empty is full (docs/events.md) (env FALLBACK_EVENTS)")
+	proc.DurationVar(&c.AutoDelayWindow, "auto-delay-window", autodelay.DefaultWindow, "auto delays (Step.delay_auto): how long an observed send-to-delivery latency counts, per channel and recipient country, in memory per instance; older ones leave the window within a sixth of it (docs/auto-delay.md) (env FALLBACK_AUTO_DELAY_WINDOW)")
+	proc.IntVar(&c.AutoDelayMinSamples, "auto-delay-min-samples", autodelay.DefaultMinSamples, "auto delays: the latencies a channel and country need in the window before a delay is chosen from them; with fewer a step uses its delay_seconds, and its events say so (env FALLBACK_AUTO_DELAY_MIN_SAMPLES)")
 	proc.DurationVar(&c.ClaimLease, "claim-lease", 10*time.Second, "how long a claimed deadline or owed output waits before another instance retries it; above 0 (env FALLBACK_CLAIM_LEASE)")
 	on(GroupLog).StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
 	on(GroupCatalog).StringVar(&c.Catalog, "catalog", flow.CatalogAuto.String(), "whether each step's sender and template are checked against the catalog (--topic-senders, --topic-templates): auto enforces it once it holds a sender or a template and is off while it is empty; enforce rejects a request whose step the catalog does not allow; warn logs and counts what enforce would reject and rejects nothing; off checks nothing; empty is auto (docs/catalog-command.md) (env FALLBACK_CATALOG)")
@@ -288,6 +294,12 @@ func (c *Common) Check() error {
 	}
 	if g&GroupProcessor != 0 && c.WaitTimeout < time.Millisecond {
 		bad("--redis-wait-timeout", "must be at least 1ms, got %s", c.WaitTimeout)
+	}
+	if g&GroupProcessor != 0 && c.AutoDelayWindow < time.Minute {
+		bad("--auto-delay-window", "must be at least 1m, got %s", c.AutoDelayWindow)
+	}
+	if g&GroupProcessor != 0 && c.AutoDelayMinSamples < 1 {
+		bad("--auto-delay-min-samples", "must be at least 1, got %d", c.AutoDelayMinSamples)
 	}
 	if g&GroupRedis != 0 && c.ClosedDetail < 0 {
 		bad("--closed-detail-retention", "must not be negative, got %s", c.ClosedDetail)

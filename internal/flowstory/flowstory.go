@@ -125,9 +125,14 @@ type Story struct {
 
 // Step is one step of the flow, sent or not.
 type Step struct {
-	Step         int     `json:"step"`
-	Channel      string  `json:"channel"`
-	DelaySeconds int32   `json:"delay_seconds"`
+	Step         int    `json:"step"`
+	Channel      string `json:"channel"`
+	DelaySeconds int32  `json:"delay_seconds"`
+	// DelayBasis, for an auto delay (Step.delay_auto), is how DelaySeconds
+	// was chosen when the step was sent; null for a fixed delay and for an
+	// auto step not sent yet (AutoPending: its delay is chosen then).
+	DelayBasis   *string `json:"delay_basis"`
+	AutoPending  bool    `json:"-"`
 	SuccessOn    string  `json:"success_on"`
 	Sent         bool    `json:"sent"`
 	AttemptID    *string `json:"attempt_id"`
@@ -219,6 +224,10 @@ func New(st *flow.State, storeVersion int64, opt Options) Story {
 	delivered := 0
 	for k, def := range st.Steps {
 		step := Step{Step: k, Channel: def.Channel, DelaySeconds: def.DelaySeconds, SuccessOn: def.SuccessOn}
+		if def.DelayBasis != "" {
+			step.DelayBasis = ptr(def.DelayBasis)
+		}
+		step.AutoPending = def.Auto != nil
 		if step.SuccessOn == "" {
 			step.SuccessOn = flow.SuccessOnDelivered // the stored default
 		}
@@ -458,7 +467,14 @@ func writeStepText(b *strings.Builder, st Step) {
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(b, "  %-8s %s\n", label, fmt.Sprintf(format, args...))
 	}
-	fmt.Fprintf(b, "step %d    %s, delay %ds, success on %s\n", st.Step, shown(st.Channel), st.DelaySeconds, shown(st.SuccessOn))
+	delay := fmt.Sprintf("delay %ds", st.DelaySeconds)
+	switch {
+	case st.DelayBasis != nil:
+		delay = fmt.Sprintf("delay %ds auto (%s)", st.DelaySeconds, *st.DelayBasis)
+	case st.AutoPending:
+		delay = fmt.Sprintf("delay auto when sent (%ds until enough samples)", st.DelaySeconds)
+	}
+	fmt.Fprintf(b, "step %d    %s, %s, success on %s\n", st.Step, shown(st.Channel), delay, shown(st.SuccessOn))
 	if !st.Sent {
 		line("sent", "not sent")
 		return

@@ -38,7 +38,7 @@ var (
 		"state", "tombstone", "details_expired", "recipient", "recipient_masked", "params_count", "params", "metadata_keys", "metadata",
 		"trace_parent", "trace_state", "current_step", "next_deadline", "outcome", "closed_at", "delivered_step",
 		"late", "time_to_outcome_ms", "multi_channel_delivery", "steps", "inputs"}
-	storyStepFields = []string{"step", "channel", "delay_seconds", "success_on", "sent", "attempt_id", "reason",
+	storyStepFields = []string{"step", "channel", "delay_seconds", "delay_basis", "success_on", "sent", "attempt_id", "reason",
 		"sent_at", "last_status", "last_status_at", "delivered", "succeeded"}
 	storyInputFields = []string{"source", "partition", "offset"}
 )
@@ -526,5 +526,28 @@ func TestCompactedFlowStory(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestStoryTellsAnAutoDelay: a step whose delay was chosen says so, with
+// its basis, in the text and in --json; a fixed step's basis is null.
+func TestStoryTellsAnAutoDelay(t *testing.T) {
+	st := storytest.Started(t)
+	st.Steps = slices.Clone(st.Steps)
+	st.Steps[0].DelayBasis = "p95 28s of 412 samples (whatsapp +49, 1h0m0s) + 2s margin"
+	st.Steps[1].Auto = &flow.AutoDelay{Percentile: 95, MinSeconds: 5, MaxSeconds: 900}
+	s := New(stored(t, st), 7, Options{})
+	text := storyText(t, s)
+	if !strings.Contains(text, "delay 30s auto (p95 28s of 412 samples (whatsapp +49, 1h0m0s) + 2s margin)") ||
+		!strings.Contains(text, "step 1    sms, delay auto when sent (60s until enough samples)") {
+		t.Fatalf("text:\n%s", text)
+	}
+	_, m := storyJSON(t, s)
+	steps := m["steps"].([]any)
+	if b := steps[0].(map[string]any)["delay_basis"]; b != st.Steps[0].DelayBasis {
+		t.Fatalf("step 0 delay_basis %v", b)
+	}
+	if b, ok := steps[1].(map[string]any)["delay_basis"]; !ok || b != nil {
+		t.Fatalf("step 1 delay_basis %v (present %v), want null", b, ok)
 	}
 }

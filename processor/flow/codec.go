@@ -111,26 +111,52 @@ import (
 //
 // Format compactFormat (0x05) is a closed flow past its detail window
 // (compact.go): that byte and flow.Compact's three, no prices.
+//
+// Format binaryFormatAuto (0x06) is for a flow with an auto delay
+// (docs/auto-delay.md): 0x04's layout, whose extension byte may also have
+// extDelayBasis (per step its delay basis, "" for a fixed step, after the
+// steps' prices), extCountry (the recipient's country code) and
+// extAutoPolicy (per step a byte, 1 when the step waits with its
+// delay_auto, then its percentile, margin, min and max as varints: an auto
+// step not sent yet; last).
+// Encode writes 0x06 only for a flow with a delay basis, a country or an
+// auto step, so
+// every other blob is the one of before; the decoder refuses a 0x06 blob
+// without either, and those bits in 0x04.
 
 const (
 	binaryFormat     = 0x02 // what Encode writes, without held inputs
 	binaryFormatHeld = 0x03 // what Encode writes with held inputs
 	binaryFormatExt  = 0x04 // what Encode writes with a price
+	binaryFormatAuto = 0x06 // what Encode writes with an auto delay
 	binaryFormatV1   = 0x01 // read, no longer written
 )
 
 // isBinary reports whether b is one of the binary forms (else JSON).
 func isBinary(b []byte) bool {
-	return len(b) > 0 && (b[0] == binaryFormat || b[0] == binaryFormatHeld || b[0] == binaryFormatExt || b[0] == binaryFormatV1)
+	return len(b) > 0 && (b[0] == binaryFormat || b[0] == binaryFormatHeld || b[0] == binaryFormatExt || b[0] == binaryFormatAuto || b[0] == binaryFormatV1)
 }
 
 // Bits of the extension byte of format 0x04.
 const (
 	extHeld = 1 << iota
 	extStepPrices
+	extDelayBasis // 0x06 only
+	extCountry    // 0x06 only
+	extAutoPolicy // 0x06 only
 
-	extKnown = extHeld | extStepPrices
+	extKnown     = extHeld | extStepPrices
+	extKnownAuto = extKnown | extDelayBasis | extCountry | extAutoPolicy
 )
+
+// hasAuto reports whether the state needs format 0x06.
+func (s *State) hasAuto() bool {
+	return s.Country != "" || slices.ContainsFunc(s.Steps, func(st StepDef) bool { return st.DelayBasis != "" || st.Auto != nil })
+}
+
+func hasAutoPolicy(steps []StepDef) bool {
+	return slices.ContainsFunc(steps, func(st StepDef) bool { return st.Auto != nil })
+}
 
 // hasPrice reports whether the state needs format 0x04.
 func (s *State) hasPrice() bool {
@@ -270,8 +296,11 @@ func appendStr(b []byte, s string) []byte {
 
 // appendBinary appends the binary encoding of s (format binaryFormat).
 func (s *State) appendBinary(b []byte) []byte {
-	ext := s.hasPrice()
+	auto := s.hasAuto()
+	ext := auto || s.hasPrice()
 	switch {
+	case auto:
+		b = append(b, binaryFormatAuto)
 	case ext:
 		b = append(b, binaryFormatExt)
 	case len(s.Held) > 0:
@@ -384,7 +413,7 @@ func (s *State) appendBinary(b []byte) []byte {
 		b = appendVarint(b, s.Applied[k])
 	}
 	if ext {
-		return s.appendExt(b)
+		return s.appendExt(b, auto)
 	}
 	if len(s.Held) > 0 {
 		b = appendUvarint(b, uint64(len(s.Held)))
@@ -395,8 +424,9 @@ func (s *State) appendBinary(b []byte) []byte {
 	return b
 }
 
-// appendExt appends what format 0x04 has after the applied offsets.
-func (s *State) appendExt(b []byte) []byte {
+// appendExt appends what format 0x04 (or 0x06, auto) has after the
+// applied offsets.
+func (s *State) appendExt(b []byte, auto bool) []byte {
 	var bits byte
 	if len(s.Held) > 0 {
 		bits |= extHeld
@@ -404,6 +434,17 @@ func (s *State) appendExt(b []byte) []byte {
 	stepPrices := slices.ContainsFunc(s.Steps, func(st StepDef) bool { return st.Price.Known() })
 	if stepPrices {
 		bits |= extStepPrices
+	}
+	basis := auto && slices.ContainsFunc(s.Steps, func(st StepDef) bool { return st.DelayBasis != "" })
+	if basis {
+		bits |= extDelayBasis
+	}
+	if auto && s.Country != "" {
+		bits |= extCountry
+	}
+	policy := auto && hasAutoPolicy(s.Steps)
+	if policy {
+		bits |= extAutoPolicy
 	}
 	b = append(b, bits)
 	if len(s.Held) > 0 {
@@ -416,6 +457,26 @@ func (s *State) appendExt(b []byte) []byte {
 	if stepPrices {
 		for _, st := range s.Steps {
 			b = appendPrice(b, st.Price)
+		}
+	}
+	if basis {
+		for _, st := range s.Steps {
+			b = appendStr(b, st.DelayBasis)
+		}
+	}
+	if bits&extCountry != 0 {
+		b = appendStr(b, s.Country)
+	}
+	if policy {
+		for _, st := range s.Steps {
+			if st.Auto == nil {
+				b = append(b, 0)
+				continue
+			}
+			b = append(b, 1)
+			for _, v := range [...]int32{st.Auto.Percentile, st.Auto.MarginSeconds, st.Auto.MinSeconds, st.Auto.MaxSeconds} {
+				b = appendVarint(b, int64(v))
+			}
 		}
 	}
 	return b
@@ -468,9 +529,13 @@ func (r *blobReader) heldInputs(startedAt int64, withPrice bool) []HeldInput {
 
 // ext reads what State.appendExt wrote, and refuses a 0x04 blob that
 // Encode would have written in another format.
-func (r *blobReader) ext(s *State) {
+func (r *blobReader) ext(s *State, auto bool) {
 	bits := r.byte()
-	if bits&^extKnown != 0 {
+	known := byte(extKnown)
+	if auto {
+		known = extKnownAuto
+	}
+	if bits&^known != 0 {
 		r.err = errBlob
 	}
 	if bits&extHeld != 0 {
@@ -484,7 +549,41 @@ func (r *blobReader) ext(s *State) {
 			r.err = errBlob // written only when a step has a price
 		}
 	}
-	if !s.hasPrice() {
+	if bits&extDelayBasis != 0 {
+		for i := range s.Steps {
+			s.Steps[i].DelayBasis = r.str()
+		}
+		if !slices.ContainsFunc(s.Steps, func(st StepDef) bool { return st.DelayBasis != "" }) {
+			r.err = errBlob // written only when a step has one
+		}
+	}
+	if bits&extCountry != 0 {
+		if s.Country = r.str(); s.Country == "" {
+			r.err = errBlob // written only when known
+		}
+	}
+	if bits&extAutoPolicy != 0 {
+		for i := range s.Steps {
+			switch r.byte() {
+			case 0:
+			case 1:
+				var v [4]int32
+				for j := range v {
+					v[j] = int32(r.varint())
+				}
+				s.Steps[i].Auto = &AutoDelay{Percentile: v[0], MarginSeconds: v[1], MinSeconds: v[2], MaxSeconds: v[3]}
+			default:
+				r.err = errBlob
+			}
+		}
+		if !hasAutoPolicy(s.Steps) {
+			r.err = errBlob // written only when a step has one
+		}
+	}
+	switch {
+	case auto && !s.hasAuto():
+		r.err = errBlob // 0x06 only for a flow with an auto delay
+	case !auto && !s.hasPrice():
 		r.err = errBlob // 0x04 only for a flow that knows a price
 	}
 }
@@ -806,7 +905,7 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 	switch {
 	case r.v1:
 		bitsKnown = attemptBitsKnownV1
-	case b[0] == binaryFormatExt:
+	case b[0] == binaryFormatExt || b[0] == binaryFormatAuto:
 		bitsKnown = attemptBitsKnownV4
 	}
 	if n := r.count(); n > 0 {
@@ -869,8 +968,8 @@ func decodeBinary(requestID string, b []byte) (*State, error) {
 	if b[0] == binaryFormatHeld {
 		s.Held = r.heldInputs(s.StartedAt, false)
 	}
-	if b[0] == binaryFormatExt {
-		r.ext(&s)
+	if b[0] == binaryFormatExt || b[0] == binaryFormatAuto {
+		r.ext(&s, b[0] == binaryFormatAuto)
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%w: %d trailing bytes", errBlob, len(r.b))

@@ -36,7 +36,13 @@ func (s *State) stepEvent(typ string, k int, reason string, now time.Time) schem
 }
 
 func (s *State) attemptSentEvent(k int, reason string, now time.Time) schemas.FlowEvent {
-	return s.stepEvent(EventAttemptSent, k, reason, now)
+	ev := s.stepEvent(EventAttemptSent, k, reason, now)
+	if st := s.Steps[k]; st.DelayBasis != "" {
+		// An auto delay says what was chosen and why (docs/auto-delay.md);
+		// a fixed one is the flow's definition, already known.
+		ev.DelaySeconds, ev.DelayBasis = st.DelaySeconds, st.DelayBasis
+	}
+	return ev
 }
 
 func (s *State) fallbackEvent(from int, reason string, now time.Time) schemas.FlowEvent {

@@ -18,7 +18,7 @@ func RequestRejectionCodes() []string {
 	return []string{
 		RejectRequestID, RejectKind, RejectRecipientMissing, RejectRecipient, RejectFlowAndSteps,
 		RejectNoFlowNoSteps, RejectUnknownFlow, RejectTooFewSteps, RejectTooManySteps, RejectUnknownChannel,
-		RejectDelay, RejectCategory, RejectFrom, RejectTemplate, RejectSuccessOn, RejectParams, RejectMetadata,
+		RejectDelay, RejectDelayAuto, RejectCategory, RejectFrom, RejectTemplate, RejectSuccessOn, RejectParams, RejectMetadata,
 		RejectKey, RejectTooLong, RejectExpired, RejectFuture, RejectExpiresAt, RejectRequestedAtMissing,
 		RejectSenderUnknown, RejectSenderDisabled, RejectTemplateUnknown, RejectTemplateNotApproved,
 		RejectCategoryMismatch, RejectPlaceholderUnmapped, RejectVariables, RejectParamMissing,

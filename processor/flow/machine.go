@@ -74,6 +74,11 @@ type Start struct {
 	FlowVersion int64
 	Steps       []StepDef
 	RequestedAt time.Time
+	// Country is the recipient's E.164 country code, set by the processor
+	// for a flow with an auto step (State.Country); "" otherwise.
+	Country string
+	// delays are ApplyWith's, for step 0.
+	delays Delays
 	// Warnings are what the catalog would refuse in this request, checked
 	// in warn mode (CatalogWarn): the flow starts all the same.
 	Warnings []*Rejection
@@ -215,6 +220,40 @@ func (o *Output) add(other Output) {
 // deadline among them at its time; a flow that closes applies the rest at
 // once.
 func Apply(st *State, in Input, now time.Time) (*State, Output) {
+	return ApplyWith(st, in, now, nil)
+}
+
+// ApplyWith is Apply with the delays the processor chose for the flow's
+// auto steps not sent yet (by step; see Delays): a step sent by this
+// transition takes its choice, clamped to its bounds, and keeps it in the
+// state; an auto step without one runs on its delay_seconds
+// (BasisNotChosen). The choice is made before the input is applied
+// because only the processor knows the observed latencies, and only the
+// machine knows whether the input sends a step: the machine stays pure,
+// and a step's delay, once sent, is in the state, so that an input
+// applied again (a redelivery, already applied) never chooses again.
+func ApplyWith(st *State, in Input, now time.Time, delays Delays) (*State, Output) {
+	if len(delays) > 0 {
+		if st != nil {
+			c := *st
+			c.delays = delays
+			st = &c
+		}
+		if s, ok := in.(Start); ok {
+			s.delays = delays
+			in = s
+		}
+	}
+	next, out := apply1(st, in, now)
+	if next != nil && next.delays != nil {
+		// Choices are for this transition only; next is this call's own
+		// (a copy of st, or a new state).
+		next.delays = nil
+	}
+	return next, out
+}
+
+func apply1(st *State, in Input, now time.Time) (*State, Output) {
 	if st != nil && st.alreadyApplied(in.position()) {
 		return st, Output{} // Kafka redelivered a record this flow already took
 	}
@@ -404,6 +443,7 @@ func start(st *State, in Start, now time.Time) (*State, Output) {
 		FlowID:        in.FlowID,
 		FlowVersion:   in.FlowVersion,
 		Steps:         in.Steps,
+		Country:       in.Country,
 		RequestedAt:   in.RequestedAt.UnixMilli(),
 		StartedAt:     now.UnixMilli(),
 		DeliveredStep: NoStep,
@@ -413,6 +453,7 @@ func start(st *State, in Start, now time.Time) (*State, Output) {
 		ns.RequestedAt = ns.StartedAt
 	}
 	ns.markApplied(in.Pos)
+	ns.delays = in.delays
 	out := Output{Changed: true, Events: []schemas.FlowEvent{ns.startedEvent(now)}}
 	out.add(ns.send(0, ReasonInitial, now))
 	return ns, out
@@ -636,12 +677,29 @@ func (s *State) fallback(reason string, now time.Time) Output {
 	return out
 }
 
-// send makes step k the active one and emits its command.
+// send makes step k the active one and emits its command. An auto step
+// takes the delay chosen for it (s.delays), else its delay_seconds.
 func (s *State) send(k int, reason string, now time.Time) Output {
 	step := s.Steps[k]
+	if step.Auto != nil {
+		c, ok := s.delays[k]
+		if !ok {
+			c = Choice{Seconds: step.DelaySeconds, Basis: BasisNotChosen}
+		}
+		step = step.Chosen(c)
+	}
 	due := now.Add(step.Delay())
 	s.Current, s.Deadline = k, due.UnixMilli()
 	s.Attempts = append(s.Attempts, Attempt{Reason: reason, SentAt: now.UnixMilli()})
+	// A step is sent once (its send command is in the outbox until Kafka
+	// has it): what only its send needs is not kept. The state is what
+	// Redis holds per flow in flight. Steps may be shared with the input or
+	// an earlier state, so they are copied, not edited.
+	s.Steps = slices.Clone(s.Steps)
+	sent := &s.Steps[k]
+	sent.DelaySeconds, sent.DelayBasis, sent.Auto = step.DelaySeconds, step.DelayBasis, step.Auto
+	sent.From, sent.Template, sent.TemplateCategory = "", "", ""
+	sent.Args, sent.Language, sent.ProviderTemplateID = nil, "", ""
 	id := AttemptID(s.RequestID, k)
 	out := Output{Changed: true,
 		Sends: []schemas.ChannelSend{{
@@ -654,14 +712,6 @@ func (s *State) send(k int, reason string, now time.Time) Output {
 		}},
 		Events: []schemas.FlowEvent{s.attemptSentEvent(k, reason, now)},
 	}
-	// A step is sent once (its send command is in the outbox until Kafka
-	// has it): what only its send needs is not kept. The state is what
-	// Redis holds per flow in flight. Steps may be shared with the input or
-	// an earlier state, so they are copied, not edited.
-	s.Steps = slices.Clone(s.Steps)
-	sent := &s.Steps[k]
-	sent.From, sent.Template, sent.TemplateCategory = "", "", ""
-	sent.Args, sent.Language, sent.ProviderTemplateID = nil, "", ""
 	return out
 }
 
@@ -705,6 +755,10 @@ func (s *State) summary() *schemas.FlowSummary {
 			Reason: a.Reason, SentAt: time.UnixMilli(a.SentAt), LastStatus: a.LastStatus,
 			Succeeded: a.Succeeded,
 		}
+		if b := s.Steps[k].DelayBasis; b != "" {
+			// As on its ATTEMPT_SENT, which --events=lean does not write.
+			ss.DelaySeconds, ss.DelayBasis = s.Steps[k].DelaySeconds, b
+		}
 		if a.LastStatusAt != 0 {
 			t := time.UnixMilli(a.LastStatusAt)
 			ss.LastStatusAt = &t
@@ -730,7 +784,8 @@ func (s *State) toTombstone() {
 	s.TraceParent, s.TraceState = "", ""
 	steps := make([]StepDef, len(s.Steps))
 	for i, st := range s.Steps {
-		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn, Price: st.Price}
+		steps[i] = StepDef{Channel: st.Channel, DelaySeconds: st.DelaySeconds, SuccessOn: st.SuccessOn, Price: st.Price,
+			DelayBasis: st.DelayBasis}
 	}
 	s.Steps = steps
 }

@@ -53,6 +53,55 @@ type StepDef struct {
 	// in the tombstone: a delivery after the close prices what it wasted
 	// with it. Only in the binary form (format 0x04).
 	Price Price `json:"-"`
+	// Auto is the step's delay_auto as validated (nil: a fixed delay),
+	// until the step is sent: the processor chooses the delay then and
+	// passes it in (ApplyWith's Delays; the machine never reads an
+	// estimate), send writes it to DelaySeconds and DelayBasis and drops
+	// Auto. Stored while the step waits (format 0x06).
+	Auto *AutoDelay `json:"-"`
+	// DelayBasis is how a sent step's auto delay was chosen ("p95 32s of
+	// 412 samples ..." or "fallback: ..."), "" for a fixed delay. Stored
+	// (format 0x06) so that `fallback flow` tells it; its ATTEMPT_SENT
+	// carries it.
+	DelayBasis string `json:"-"`
+}
+
+// Choice is an auto delay chosen for a step: Seconds (clamped to the
+// step's bounds when it is sent) and how it was chosen.
+type Choice struct {
+	Seconds int32
+	Basis   string
+}
+
+// Delays are the choices for a flow's auto steps not sent yet, by step,
+// made by the processor before it applies an input (ApplyWith).
+type Delays map[int]Choice
+
+// AutoDelay is how a step's auto delay is chosen (schemas.DelayAuto with
+// its defaults applied): the Percentile of the observed send-to-delivery
+// latency plus MarginSeconds, clamped to [MinSeconds, MaxSeconds].
+type AutoDelay struct {
+	Percentile    int32
+	MarginSeconds int32
+	MinSeconds    int32
+	MaxSeconds    int32
+}
+
+// BasisNotChosen is the DelayBasis of an auto step sent without a choice
+// (no estimator: the console's rehearsal, a test): it runs on its
+// fallback delay_seconds.
+const BasisNotChosen = "fallback: not estimated"
+
+// Chosen returns the step with its auto delay set from c: the seconds
+// clamped to the step's bounds, the basis, Auto dropped (it is chosen). A
+// fixed step is returned as it is.
+func (s StepDef) Chosen(c Choice) StepDef {
+	if s.Auto == nil {
+		return s
+	}
+	s.DelaySeconds = min(max(c.Seconds, s.Auto.MinSeconds), s.Auto.MaxSeconds)
+	s.DelayBasis, s.Auto = c.Basis, nil
+	return s
 }
 
 // fallsBackOn reports whether a failure with this error code and raw
@@ -90,6 +139,10 @@ type Attempt struct {
 // delivered reports whether the attempt reached the person.
 func (a Attempt) delivered() bool { return a.Delivered || a.Succeeded }
 
+// Reached reports whether the attempt reported a delivery (delivered or
+// read), whatever its step's success_on.
+func (a Attempt) Reached() bool { return a.delivered() }
+
 // State is one flow. While the flow is active it carries everything needed
 // to send the next step; once closed it is cut down to a tombstone (no
 // recipient, params, senders or templates) that still tells a late DLR apart
@@ -110,6 +163,11 @@ type State struct {
 	Steps       []StepDef `json:"s,omitempty"`
 	RequestedAt int64     `json:"rq"` // unix ms
 	StartedAt   int64     `json:"st"` // unix ms
+	// Country is the recipient's E.164 country code ("+44"), kept for a
+	// flow with an auto step (Start.Country): its tombstone has no
+	// recipient, and a delivery after the close is still an observed
+	// latency of its channel and country. Only in the binary form (0x06).
+	Country string `json:"-"`
 
 	// Current is the active step k; Deadline is when its delay elapses (unix ms).
 	Current  int   `json:"k"`
@@ -145,6 +203,10 @@ type State struct {
 	// loaded (step -> raw status): they are not stored, so this is what
 	// tells a repeat within one batch from a new status.
 	noted map[int]string
+
+	// delays are the choices for the auto steps not sent yet, for the
+	// transition in progress only (ApplyWith): never stored.
+	delays Delays
 }
 
 // HeldInput is a Report or a Cancel kept in State.Held.

@@ -26,6 +26,7 @@ const (
 	RejectTooManySteps     = "too_many_steps"
 	RejectUnknownChannel   = "unknown_channel"
 	RejectDelay            = "delay_out_of_range"
+	RejectDelayAuto        = "delay_auto_invalid"
 	RejectCategory         = "template_category_not_allowed"
 	RejectFrom             = "from_missing"
 	RejectTemplate         = "template_missing"
@@ -309,6 +310,10 @@ func (v Validator) validateSteps(steps []schemas.Step) ([]StepDef, []*Rejection,
 		if s.DelaySeconds < v.Limits.MinDelaySeconds || s.DelaySeconds > v.Limits.MaxDelaySeconds {
 			return nil, nil, reject(RejectDelay, field("delay_seconds"), "%d is outside %d..%d", s.DelaySeconds, v.Limits.MinDelaySeconds, v.Limits.MaxDelaySeconds)
 		}
+		auto, r := v.checkDelayAuto(i, s.DelayAuto)
+		if r != nil {
+			return nil, nil, r
+		}
 		if !printable(s.From) {
 			return nil, nil, reject(RejectFrom, field("from"), "is required (a sender id or number, printable)")
 		}
@@ -339,8 +344,13 @@ func (v Validator) validateSteps(steps []schemas.Step) ([]StepDef, []*Rejection,
 		default:
 			return nil, nil, reject(RejectSuccessOn, field("success_on"), "%q is not %q or %q", clip(s.SuccessOn), SuccessOnDelivered, SuccessOnRead)
 		}
+		if auto != nil && successOn == SuccessOnRead {
+			// Auto delays are learnt from delivery latency, the network's;
+			// how long a person takes to read is not in it.
+			return nil, nil, reject(RejectDelayAuto, field("delay_auto"), "needs success_on %q: an auto delay is learnt from delivery latency, not from reading", SuccessOnDelivered)
+		}
 		def := StepDef{Channel: channel, From: s.From, Template: s.Template, TemplateCategory: category,
-			DelaySeconds: s.DelaySeconds, SuccessOn: successOn, FailureCodes: codes}
+			DelaySeconds: s.DelaySeconds, SuccessOn: successOn, FailureCodes: codes, Auto: auto}
 		if mode == CatalogEnforce || mode == CatalogWarn {
 			checked := def
 			switch r := v.checkCatalog(i, s, &checked); {
@@ -413,4 +423,44 @@ func clip(s string) string {
 		return s[:max] + "…"
 	}
 	return s
+}
+
+// Auto delay defaults and bounds (docs/auto-delay.md).
+const (
+	DefaultAutoPercentile = 95
+	MinAutoPercentile     = 50
+	MaxAutoPercentile     = 99
+	MaxAutoMarginSeconds  = 300
+)
+
+// checkDelayAuto validates step i's delay_auto (nil: a fixed delay). A 0
+// percentile, min or max is the default (95, and the delay bounds): what
+// a Go producer that sets only some fields means. min and max stay within
+// the delay bounds, so an auto delay is a delay like any other.
+func (v Validator) checkDelayAuto(i int, a *schemas.DelayAuto) (*AutoDelay, *Rejection) {
+	if a == nil {
+		return nil, nil
+	}
+	field := func(name string) string { return fmt.Sprintf("steps[%d].delay_auto.%s", i, name) }
+	out := AutoDelay{Percentile: a.Percentile, MarginSeconds: a.MarginSeconds, MinSeconds: a.MinSeconds, MaxSeconds: a.MaxSeconds}
+	if out.Percentile == 0 {
+		out.Percentile = DefaultAutoPercentile
+	}
+	if out.MinSeconds == 0 {
+		out.MinSeconds = v.Limits.MinDelaySeconds
+	}
+	if out.MaxSeconds == 0 {
+		out.MaxSeconds = v.Limits.MaxDelaySeconds
+	}
+	switch {
+	case out.Percentile < MinAutoPercentile || out.Percentile > MaxAutoPercentile:
+		return nil, reject(RejectDelayAuto, field("percentile"), "%d is outside %d..%d", a.Percentile, MinAutoPercentile, MaxAutoPercentile)
+	case out.MarginSeconds < 0 || out.MarginSeconds > MaxAutoMarginSeconds:
+		return nil, reject(RejectDelayAuto, field("margin_seconds"), "%d is outside 0..%d", a.MarginSeconds, MaxAutoMarginSeconds)
+	case out.MinSeconds < v.Limits.MinDelaySeconds || out.MinSeconds > v.Limits.MaxDelaySeconds:
+		return nil, reject(RejectDelayAuto, field("min_seconds"), "%d is outside %d..%d", a.MinSeconds, v.Limits.MinDelaySeconds, v.Limits.MaxDelaySeconds)
+	case out.MaxSeconds < out.MinSeconds || out.MaxSeconds > v.Limits.MaxDelaySeconds:
+		return nil, reject(RejectDelayAuto, field("max_seconds"), "%d is outside min_seconds..%d (%d..%d)", a.MaxSeconds, v.Limits.MaxDelaySeconds, out.MinSeconds, v.Limits.MaxDelaySeconds)
+	}
+	return &out, nil
 }
