@@ -7,9 +7,9 @@ require (
 	github.com/chromedp/cdproto v0.160.1 // tests only (integration/console_browser_test.go): the DevTools protocol types chromedp speaks; the version chromedp v0.23.1 asks for
 	github.com/chromedp/chromedp v0.23.1 // tests only (integration/console_browser_test.go): drives headless Chromium through the console's pages
 	github.com/compose-spec/compose-go/v2 v2.16.2
-	github.com/hamba/avro/v2 v2.31.0 // tests only (schemas/hamba_bench_test.go): side-by-side benchmarks and checks for issue 22
+	github.com/hamba/avro/v2 v2.31.0 // schemas: the Avro codec of the records without a hand-written path, and of earlier schema versions (issue 22)
 	github.com/hibiken/asynq v0.26.0
-	github.com/linkedin/goavro/v2 v2.15.0
+	github.com/linkedin/goavro/v2 v2.15.0 // tests only (schemas/native_test.go): the reference codec the schemas tests compare with (issue 22)
 	github.com/moby/moby/api v1.56.1
 	github.com/prometheus/client_golang v1.24.1
 	github.com/prometheus/client_model v0.6.3

@@ -17,8 +17,9 @@ import (
 // SchemaNormalization, and fastavro) reduce it to "long". Every schema here
 // has timestamp-millis fields, so goavro's Rabin would differ from the
 // fingerprint a Java or Python consumer computes from the same .avsc, and a
-// fingerprint header checked across languages would never match. The hash
-// itself is still goavro's (see fingerprintOf).
+// fingerprint header checked across languages would never match. hamba's
+// Schema.String() keeps the logical type too. The hash is hamba's crc64
+// (see fingerprintOf); TestCanonicalForm pins it.
 
 // primitives are the Avro primitive type names.
 var primitives = map[string]bool{

@@ -12,7 +12,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/linkedin/goavro/v2"
+	"github.com/hamba/avro/v2"
+	"github.com/hamba/avro/v2/pkg/crc64"
 )
 
 // Namespace is the Avro namespace of every record of this contract version.
@@ -98,22 +99,25 @@ type Info interface {
 // byte, no schema-registry header, no framing. It is immutable and safe for
 // concurrent use.
 type Codec[T any] struct {
-	name       string
-	schema     string
-	canonical  string
-	rabin      uint64
-	fp         string
-	maxBytes   int
-	avro       *goavro.Codec
-	shape      *node
-	toNative   func(T) (map[string]any, error)
-	fromNative func(map[string]any) (T, error)
+	name      string
+	schema    string
+	canonical string
+	rabin     uint64
+	fp        string
+	maxBytes  int
+	// shape is the schema compiled for validate (scan.go), which checks
+	// every input before hamba reads it and every output hamba writes.
+	shape *node
+	// api, hamba and mirror read and write T with hamba (mirror.go).
+	api    avro.API
+	hamba  avro.Schema
+	mirror mirror[T]
 	// fast, when set, is the hand-written encoder Append uses instead of
-	// toNative + goavro + validate (fast.go); it writes the same bytes.
+	// hamba + validate (fast.go); it writes the same bytes.
 	fast fastEncoder[T]
 	// fastDecode, when set, is the hand-written decoder Decode uses instead
-	// of validate + goavro + fromNative (fastdecode.go); it returns the same
-	// values and refuses the same inputs.
+	// of validate + hamba (fastdecode.go); it returns the same values and
+	// refuses the same inputs.
 	fastDecode fastDecoder[T]
 	// previous are the earlier writer schemas of the record, newest first.
 	previous []writerSchema
@@ -124,8 +128,10 @@ type Codec[T any] struct {
 // defaults (null: the Go zero value).
 type writerSchema struct {
 	fp    string
-	avro  *goavro.Codec
 	shape *node
+	// resolved is hamba's resolution of the current schema (the reader)
+	// against this one (the writer).
+	resolved avro.Schema
 }
 
 var _ Info = (*Codec[Step])(nil)
@@ -157,10 +163,10 @@ func (c *Codec[T]) MaxBytes() int { return c.maxBytes }
 // truncated). Encode fails on what Decode would refuse: invalid UTF-8,
 // timestamps outside years 1 to 9999, an encoding above MaxBytes.
 //
-// FlowEvent, ChannelSend and DeadLetter are written by hand-written
+// FlowEvent and ChannelSend are written by hand-written
 // encoders (fast.go) that write map entries sorted by key, so that equal
-// values encode to equal bytes; the other records go through goavro, which
-// writes map entries in Go's random map order.
+// values encode to equal bytes; the other records go through hamba, which
+// writes map entries in Go's random map order (as goavro did).
 func (c *Codec[T]) Encode(v T) ([]byte, error) {
 	return c.Append(nil, v)
 }
@@ -176,31 +182,23 @@ func (c *Codec[T]) Append(dst []byte, v T) ([]byte, error) {
 		}
 		return out, nil
 	}
-	return c.appendGoavro(dst, v)
-}
-
-// appendGoavro is the reference encoder: toNative, goavro, then the reader's
-// checks on the result. Append uses it for the records without a fast
-// encoder, and the tests compare the fast encoders with it.
-func (c *Codec[T]) appendGoavro(dst []byte, v T) ([]byte, error) {
-	native, err := c.toNative(v)
+	enc, err := c.mirror.encode(c.api, c.hamba, v)
 	if err != nil {
 		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
 	}
-	out, err := c.avro.BinaryFromNative(dst, native)
-	if err != nil {
-		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
-	}
-	// Check what we wrote with the reader's rules, so that no record we
-	// produce is refused by our own Decode (or by fastavro).
-	enc := out[len(dst):]
+	// Check what hamba wrote with the reader's rules (it writes invalid
+	// UTF-8 as it is given), so that no record we produce is refused by our
+	// own Decode (or by fastavro).
 	if len(enc) > c.maxBytes {
 		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, errTooLarge(len(enc), c.maxBytes))
 	}
 	if err := validate(c.shape, enc); err != nil {
 		return dst, fmt.Errorf("schemas: encode %s: %w", c.name, err)
 	}
-	return out, nil
+	if dst == nil {
+		return enc, nil // Marshal's result is ours: Encode copies nothing
+	}
+	return append(dst, enc...), nil
 }
 
 // Decode decodes one record from b, which must hold exactly one encoded
@@ -213,11 +211,11 @@ func (c *Codec[T]) appendGoavro(dst []byte, v T) ([]byte, error) {
 //
 // SendRequest and DeliveryReport, which the processor reads for every
 // input record, are read by hand-written decoders (fastdecode.go) that
-// return what the goavro path returns and refuse what it refuses; the other
-// records go through goavro.
+// return what the reference path (validate, goavro) returns and refuse what
+// it refuses; the other records go through validateInput, then hamba.
 func (c *Codec[T]) Decode(b []byte) (T, error) {
 	if c.fastDecode == nil {
-		return c.decodeGoavro(b)
+		return c.decodeHamba(writerSchema{fp: c.fp, shape: c.shape, resolved: c.hamba}, b)
 	}
 	var zero T
 	if len(b) > c.maxBytes {
@@ -226,37 +224,6 @@ func (c *Codec[T]) Decode(b []byte) (T, error) {
 	v, err := c.fastDecode(b)
 	if err != nil {
 		return zero, fmt.Errorf("schemas: decode %s: %w", c.name, err)
-	}
-	return v, nil
-}
-
-// decodeGoavro is the reference decoder: the size check, validate, goavro,
-// then fromNative. Decode uses it for the records without a fast decoder,
-// and the tests compare the fast decoders with it.
-func (c *Codec[T]) decodeGoavro(b []byte) (T, error) {
-	var zero T
-	if len(b) > c.maxBytes {
-		return zero, fmt.Errorf("schemas: decode %s: %w: %d bytes, max %d", c.name, ErrTooLarge, len(b), c.maxBytes)
-	}
-	if err := validate(c.shape, b); err != nil {
-		return zero, fmt.Errorf("schemas: decode %s: %w", c.name, err)
-	}
-	native, rest, err := c.avro.NativeFromBinary(b)
-	if err != nil {
-		// Only what the validator does not check ends here (a duplicate
-		// map key).
-		return zero, fmt.Errorf("schemas: decode %s: %w: %v", c.name, ErrMalformed, err)
-	}
-	if len(rest) != 0 {
-		return zero, fmt.Errorf("schemas: decode %s: %w: %d bytes", c.name, ErrTrailingBytes, len(rest))
-	}
-	m, ok := native.(map[string]any)
-	if !ok {
-		return zero, fmt.Errorf("schemas: decode %s: %w: goavro returned %T", c.name, ErrMalformed, native)
-	}
-	v, err := c.fromNative(m)
-	if err != nil {
-		return zero, fmt.Errorf("schemas: decode %s: %w: %v", c.name, ErrMalformed, err)
 	}
 	return v, nil
 }
@@ -274,14 +241,14 @@ func (c *Codec[T]) decodeGoavro(b []byte) (T, error) {
 // fields inside Step instead: a request without steps has the same bytes,
 // and the same value, in versions 2 and 3, and only hand-crafted bytes with
 // steps could read as both with different values. The current schema is
-// read by Decode (with its fast decoder, if any), the earlier ones by goavro.
+// read by Decode (with its fast decoder, if any), the earlier ones by hamba.
 func (c *Codec[T]) DecodeFrom(fingerprint string, b []byte) (T, error) {
 	if fingerprint == c.fp || len(c.previous) == 0 {
 		return c.Decode(b)
 	}
 	for _, w := range c.previous {
 		if fingerprint == w.fp {
-			return c.decodeWriter(w, b)
+			return c.decodeHamba(w, b)
 		}
 	}
 	v, err := c.Decode(b)
@@ -289,7 +256,7 @@ func (c *Codec[T]) DecodeFrom(fingerprint string, b []byte) (T, error) {
 		return v, nil
 	}
 	for _, w := range c.previous {
-		if old, oldErr := c.decodeWriter(w, b); oldErr == nil {
+		if old, oldErr := c.decodeHamba(w, b); oldErr == nil {
 			return old, nil
 		}
 	}
@@ -306,28 +273,27 @@ func (c *Codec[T]) PreviousFingerprints() []string {
 	return out
 }
 
-func (c *Codec[T]) decodeWriter(w writerSchema, b []byte) (T, error) {
+// decodeHamba reads b, written with w (the current schema or an earlier
+// one), through hamba. validateInput goes first: hamba alone allocates
+// from unchecked block counts and accepts over-long varints, truncated
+// records, trailing bytes, invalid UTF-8, years outside 1 to 9999 and
+// duplicate map keys (TestHambaHostileInputs).
+func (c *Codec[T]) decodeHamba(w writerSchema, b []byte) (T, error) {
 	var zero T
+	op := "decode " + c.name
+	if w.fp != c.fp {
+		op += " (schema " + w.fp + ")"
+	}
 	if len(b) > c.maxBytes {
-		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: %d bytes, max %d", c.name, w.fp, ErrTooLarge, len(b), c.maxBytes)
+		return zero, fmt.Errorf("schemas: %s: %w: %d bytes, max %d", op, ErrTooLarge, len(b), c.maxBytes)
 	}
-	if err := validate(w.shape, b); err != nil {
-		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w", c.name, w.fp, err)
+	if err := validateInput(w.shape, b); err != nil {
+		return zero, fmt.Errorf("schemas: %s: %w", op, err)
 	}
-	native, rest, err := w.avro.NativeFromBinary(b)
+	v, err := c.mirror.decode(c.api, w.resolved, b)
 	if err != nil {
-		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: %v", c.name, w.fp, ErrMalformed, err)
-	}
-	if len(rest) != 0 {
-		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: %d bytes", c.name, w.fp, ErrTrailingBytes, len(rest))
-	}
-	m, ok := native.(map[string]any)
-	if !ok {
-		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: goavro returned %T", c.name, w.fp, ErrMalformed, native)
-	}
-	v, err := c.fromNative(m)
-	if err != nil {
-		return zero, fmt.Errorf("schemas: decode %s (schema %s): %w: %v", c.name, w.fp, ErrMalformed, err)
+		// Nothing validate passes should end here.
+		return zero, fmt.Errorf("schemas: %s: %w: %v", op, ErrMalformed, err)
 	}
 	return v, nil
 }
@@ -359,22 +325,21 @@ func (c *Codecs) All() []Info {
 func New() (*Codecs, error) {
 	var errs []error
 	cs := &Codecs{
-		SendRequest:    build(&errs, "SendRequest", MaxRecordBytes, sendRequestToNative, sendRequestFromNative),
-		Step:           build(&errs, "Step", MaxRecordBytes, stepToNative, stepFromNative),
-		DeliveryReport: build(&errs, "DeliveryReport", MaxRecordBytes, deliveryReportToNative, deliveryReportFromNative),
-		ChannelSend:    build(&errs, "ChannelSend", MaxRecordBytes, channelSendToNative, channelSendFromNative),
-		FlowEvent:      build(&errs, "FlowEvent", MaxRecordBytes, flowEventToNative, flowEventFromNative),
-		FlowSummary:    build(&errs, "FlowSummary", MaxRecordBytes, flowSummaryToNative, flowSummaryFromNative),
-		StepSummary:    build(&errs, "StepSummary", MaxRecordBytes, stepSummaryToNative, stepSummaryFromNative),
-		FlowDefinition: build(&errs, "FlowDefinition", MaxRecordBytes, flowDefinitionToNative, flowDefinitionFromNative),
-		DeadLetter:     build(&errs, "DeadLetter", MaxDeadLetterBytes, deadLetterToNative, deadLetterFromNative),
-		Sender:         build(&errs, "Sender", MaxRecordBytes, senderToNative, senderFromNative),
-		Template:       build(&errs, "Template", MaxRecordBytes, templateToNative, templateFromNative),
+		SendRequest:    build(&errs, "SendRequest", MaxRecordBytes, via(toHSendRequest, fromHSendRequest)),
+		Step:           build(&errs, "Step", MaxRecordBytes, via(toHStep, fromHStep)),
+		DeliveryReport: build(&errs, "DeliveryReport", MaxRecordBytes, via(toHDeliveryReport, fromHDeliveryReport)),
+		ChannelSend:    build(&errs, "ChannelSend", MaxRecordBytes, via(toHChannelSend, fromHChannelSend)),
+		FlowEvent:      build(&errs, "FlowEvent", MaxRecordBytes, via(toHFlowEvent, fromHFlowEvent)),
+		FlowSummary:    build(&errs, "FlowSummary", MaxRecordBytes, via(toHFlowSummary, fromHFlowSummary)),
+		StepSummary:    build(&errs, "StepSummary", MaxRecordBytes, via(toHStepSummary, fromHStepSummary)),
+		FlowDefinition: build(&errs, "FlowDefinition", MaxRecordBytes, via(toHFlowDefinition, fromHFlowDefinition)),
+		DeadLetter:     build(&errs, "DeadLetter", MaxDeadLetterBytes, via(toHDeadLetter, fromHDeadLetter)),
+		Sender:         build(&errs, "Sender", MaxRecordBytes, via(toHSender, fromHSender)),
+		Template:       build(&errs, "Template", MaxRecordBytes, via(toHTemplate, fromHTemplate)),
 	}
 	// The records the processor writes get a hand-written encoder (fast.go).
 	withFast(&errs, cs.FlowEvent, "FlowEvent", appendFlowEvent)
 	withFast(&errs, cs.ChannelSend, "ChannelSend", appendChannelSend)
-	withFast(&errs, cs.DeadLetter, "DeadLetter", appendDeadLetter)
 	// The records it reads for every input record get a hand-written
 	// decoder (fastdecode.go).
 	withFastDecoder(&errs, cs.SendRequest, "SendRequest", decodeSendRequest)
@@ -386,69 +351,68 @@ func New() (*Codecs, error) {
 }
 
 // build is newCodec collecting its error, so that New reads as one table.
-func build[T any](
-	errs *[]error,
-	record string,
-	maxBytes int,
-	toNative func(T) (map[string]any, error),
-	fromNative func(map[string]any) (T, error),
-) *Codec[T] {
-	c, err := newCodec(record, maxBytes, toNative, fromNative)
+func build[T any](errs *[]error, record string, maxBytes int, m mirror[T]) *Codec[T] {
+	c, err := newCodec(record, maxBytes, m)
 	if err != nil {
 		*errs = append(*errs, err)
 	}
 	return c
 }
 
-func newCodec[T any](
-	record string,
-	maxBytes int,
-	toNative func(T) (map[string]any, error),
-	fromNative func(map[string]any) (T, error),
-) (*Codec[T], error) {
+func newCodec[T any](record string, maxBytes int, m mirror[T]) (*Codec[T], error) {
 	file := record + ".avsc"
 	text, err := avscFiles.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("schemas: read %s: %w", file, err)
 	}
-	avro, err := goavro.NewCodec(string(text))
-	if err != nil {
-		return nil, fmt.Errorf("schemas: parse %s: %w", file, err)
-	}
-	typeName := avro.TypeName()
-	name := typeName.String()
-	if want := Namespace + "." + record; name != want {
-		return nil, fmt.Errorf("schemas: %s defines %s, want %s", file, name, want)
-	}
-	canonical, err := canonicalForm(text)
-	if err != nil {
-		return nil, fmt.Errorf("schemas: %s: %w", file, err)
-	}
-	rabin, err := fingerprintOf(canonical)
-	if err != nil {
-		return nil, fmt.Errorf("schemas: %s: %w", file, err)
-	}
-	shape, err := compileSchema(text)
-	if err != nil {
-		return nil, fmt.Errorf("schemas: compile %s: %w", file, err)
-	}
-	previous, err := previousSchemas(record, name)
+	v, err := loadVersion(file, text, Namespace+"."+record)
 	if err != nil {
 		return nil, err
 	}
-	return &Codec[T]{
-		name:       name,
-		schema:     string(text),
-		canonical:  canonical,
-		rabin:      rabin,
-		fp:         fingerprintHex(rabin),
-		maxBytes:   maxBytes,
-		avro:       avro,
-		shape:      shape,
-		toNative:   toNative,
-		fromNative: fromNative,
-		previous:   previous,
-	}, nil
+	c := &Codec[T]{
+		name:      Namespace + "." + record,
+		schema:    string(text),
+		canonical: v.canonical,
+		rabin:     v.rabin,
+		fp:        fingerprintHex(v.rabin),
+		maxBytes:  maxBytes,
+		shape:     v.shape,
+		api:       hambaConfig(maxBytes),
+		hamba:     v.hamba,
+		mirror:    m,
+	}
+	if c.previous, err = previousSchemas(record, v.hamba); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// version is one schema text, parsed every way the package uses it.
+type version struct {
+	hamba     avro.Schema
+	canonical string
+	rabin     uint64
+	shape     *node
+}
+
+// loadVersion parses a schema file that must define the record name.
+func loadVersion(file string, text []byte, name string) (version, error) {
+	h, err := parseHamba(text)
+	if err != nil {
+		return version{}, fmt.Errorf("schemas: parse %s: %w", file, err)
+	}
+	if named, ok := h.(avro.NamedSchema); !ok || named.FullName() != name {
+		return version{}, fmt.Errorf("schemas: %s does not define %s", file, name)
+	}
+	canonical, err := canonicalForm(text)
+	if err != nil {
+		return version{}, fmt.Errorf("schemas: %s: %w", file, err)
+	}
+	shape, err := compileSchema(text)
+	if err != nil {
+		return version{}, fmt.Errorf("schemas: compile %s: %w", file, err)
+	}
+	return version{hamba: h, canonical: canonical, rabin: fingerprintOf(canonical), shape: shape}, nil
 }
 
 // IdentifySchema returns the full name and the Fingerprint (see Info) of
@@ -464,10 +428,7 @@ func IdentifySchema(schemaJSON string) (name, fingerprint string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("schemas: identify schema: %w", err)
 	}
-	rabin, err := fingerprintOf(canonical)
-	if err != nil {
-		return "", "", fmt.Errorf("schemas: identify schema: %w", err)
-	}
+	rabin := fingerprintOf(canonical)
 	if n, ok := top["name"].(string); ok {
 		name = fullName(n, top, "")
 	}
@@ -481,8 +442,8 @@ func fingerprintHex(rabin uint64) string {
 }
 
 // previousSchemas loads previous/<record>.<n>.avsc, newest (highest n)
-// first. Each must define the same full name.
-func previousSchemas(record, name string) ([]writerSchema, error) {
+// first, each resolved against current. Each must define the same full name.
+func previousSchemas(record string, current avro.Schema) ([]writerSchema, error) {
 	files, err := fs.Glob(previousFiles, "previous/"+record+".*.avsc")
 	if err != nil {
 		return nil, fmt.Errorf("schemas: previous versions of %s: %w", record, err)
@@ -506,43 +467,23 @@ func previousSchemas(record, name string) ([]writerSchema, error) {
 		if err != nil {
 			return nil, fmt.Errorf("schemas: read %s: %w", v.file, err)
 		}
-		avro, err := goavro.NewCodec(string(text))
+		old, err := loadVersion(v.file, text, current.(avro.NamedSchema).FullName())
 		if err != nil {
-			return nil, fmt.Errorf("schemas: parse %s: %w", v.file, err)
+			return nil, err
 		}
-		typeName := avro.TypeName()
-		if got := typeName.String(); got != name {
-			return nil, fmt.Errorf("schemas: %s defines %s, want %s", v.file, got, name)
-		}
-		canonical, err := canonicalForm(text)
+		resolved, err := avro.NewSchemaCompatibility().Resolve(current, old.hamba)
 		if err != nil {
-			return nil, fmt.Errorf("schemas: %s: %w", v.file, err)
+			return nil, fmt.Errorf("schemas: resolve %s against %s: %w", v.file, record, err)
 		}
-		rabin, err := fingerprintOf(canonical)
-		if err != nil {
-			return nil, fmt.Errorf("schemas: %s: %w", v.file, err)
-		}
-		shape, err := compileSchema(text)
-		if err != nil {
-			return nil, fmt.Errorf("schemas: compile %s: %w", v.file, err)
-		}
-		out = append(out, writerSchema{fp: fingerprintHex(rabin), avro: avro, shape: shape})
+		out = append(out, writerSchema{fp: fingerprintHex(old.rabin), shape: old.shape, resolved: resolved})
 	}
 	return out, nil
 }
 
-// fingerprintOf returns the CRC-64-AVRO fingerprint of a schema already in
-// Parsing Canonical Form. The hash is goavro's (Codec.Rabin hashes goavro's
-// canonical form); we feed goavro the spec-conformant form, which holds no
-// logical types, and check that goavro's canonical form of it is the same
-// text, so that the hash is over exactly the bytes the specification says.
-func fingerprintOf(canonical string) (uint64, error) {
-	c, err := goavro.NewCodec(canonical)
-	if err != nil {
-		return 0, fmt.Errorf("parse canonical form: %w", err)
-	}
-	if got := c.CanonicalSchema(); got != canonical {
-		return 0, fmt.Errorf("goavro canonicalizes the canonical form differently:\n%s\n%s", got, canonical)
-	}
-	return c.Rabin, nil
+// fingerprintOf returns the CRC-64-AVRO fingerprint (the Rabin fingerprint
+// of the Avro specification) of a schema already in Parsing Canonical Form.
+func fingerprintOf(canonical string) uint64 {
+	h := crc64.New()
+	h.Write([]byte(canonical)) // a hash.Hash never fails
+	return h.Sum64()
 }

@@ -170,7 +170,7 @@ type goavroNative interface {
 	NativeFromBinary([]byte) (any, []byte, error)
 }
 
-func (c *Codec[T]) goavro() goavroNative { return c.avro }
+func (c *Codec[T]) goavro() goavroNative { return c.avroRef() }
 
 var unionBranches = map[string]bool{branchString: true, branchInt: true, branchLong: true, branchBytes: true,
 	branchArray: true, branchTimestamp: true, branchSummary: true, branchDelayAuto: true}

@@ -10,13 +10,15 @@ import (
 )
 
 // This file holds hand-written Avro binary encoders for the records the
-// processor writes for every flow (FlowEvent, ChannelSend) and for
-// DeadLetter. Codec.Append uses them instead of toNative + goavro +
-// validate, which cost a quarter of the processor's CPU in map allocations
-// and interface conversions. goavro stays the reference: the other records,
-// decoding with earlier writer schemas, and the tests (fast_test.go) that
-// compare the two paths. The input records have hand-written decoders in
-// fastdecode.go.
+// processor writes for every flow (FlowEvent, ChannelSend). DeadLetter had
+// one too; it is written only for a bad input, and hamba writes it (issue
+// 22). Codec.Append uses them instead of hamba + validate (the
+// other records' path), which is 3 to 7 times slower on these records
+// (BENCHMARKS.md, issue 22); goavro's maps, before, cost a quarter of the
+// processor's CPU. goavro stays the reference of the tests (fast_test.go,
+// native_test.go): "goavro" below is Codec.appendGoavro (toNative,
+// BinaryFromNative, validate). The input records have hand-written
+// decoders in fastdecode.go.
 //
 // Byte identity with goavro. For every value Encode accepts, the fast path
 // writes what goavro's BinaryFromNative writes from toNative's map:
@@ -93,8 +95,6 @@ var fastLayouts = map[string]string{
 		"to:string,template:string,template_category:union(null,string),params:map(string)," +
 		"reason:string,deadline:timestamp-millis,sent_at:timestamp-millis,template_params:array(string)," +
 		"template_language:union(null,string),provider_template_id:union(null,string))",
-	"DeadLetter": "record(key:union(null,bytes),value:union(null,bytes),topic:string,partition:int," +
-		"offset:long,error:string,failed_at:timestamp-millis)",
 }
 
 // layoutOf describes a compiled schema: field names and types, no docs,
@@ -609,31 +609,5 @@ func appendChannelSend(dst []byte, v ChannelSend, maxBytes int) ([]byte, error) 
 	w.strList("template_params", v.TemplateParams)
 	w.optStr("template_language", v.TemplateLanguage)
 	w.optStr("provider_template_id", v.ProviderTemplateID)
-	return w.finish(start, maxBytes)
-}
-
-// ---- DeadLetter ----
-
-// roomDeadLetter bounds the encoding of v.
-func roomDeadLetter(v *DeadLetter) int {
-	return roomStr(len(v.Key)) + roomStr(len(v.Value)) + roomStr(len(v.Topic)) + roomInt + roomLong +
-		roomStr(len(v.Error)) + roomLong
-}
-
-func appendDeadLetter(dst []byte, v DeadLetter, maxBytes int) ([]byte, error) {
-	// The timestamp first: toNative refuses it before anything is encoded,
-	// and a dead letter can be megabytes long.
-	if tsOutOfRange(v.FailedAt) {
-		return nil, errTimestamp("failed_at", v.FailedAt)
-	}
-	w := writer{buf: grow(dst, roomDeadLetter(&v))}
-	start := len(dst)
-	w.optBytes(v.Key)
-	w.optBytes(v.Value)
-	w.str("topic", v.Topic)
-	w.long(int64(v.Partition))
-	w.long(v.Offset)
-	w.str("error", v.Error)
-	_ = w.ts("failed_at", v.FailedAt) // checked above
 	return w.finish(start, maxBytes)
 }

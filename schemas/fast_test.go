@@ -119,7 +119,9 @@ func multiMapDeadLetter(DeadLetter) bool     { return false }
 // the fast path's error, nil when both accepted v.
 func checkFast[T any](t *testing.T, c *Codec[T], v T, multiMap bool) error {
 	t.Helper()
-	if c.fast == nil {
+	if c.fast == nil && c.Name() != Namespace+".DeadLetter" {
+		// DeadLetter lost its fast encoder in issue 22; its checks here
+		// (against goavro) still hold for hamba's path, which writes it now.
 		t.Fatalf("%s has no fast encoder", c.Name())
 	}
 	want, wantErr := c.appendGoavro(nil, v)
@@ -164,8 +166,8 @@ func checkFast[T any](t *testing.T, c *Codec[T], v T, multiMap bool) error {
 		room = roomFlowEvent(&v)
 	case ChannelSend:
 		room = roomChannelSend(&v)
-	case DeadLetter:
-		room = roomDeadLetter(&v)
+	default: // DeadLetter: hamba's path, no estimate
+		room = len(got)
 	}
 	if len(got) > room {
 		t.Fatalf("encoding of %d bytes, estimated at most %d", len(got), room)
@@ -223,16 +225,16 @@ func TestGoavroMapOrder(t *testing.T) {
 	}
 }
 
-// TestFastEncodersAttached: the records the processor writes take the fast
-// path, the others goavro's.
+// TestFastEncodersAttached: the records the processor writes for every flow
+// take the fast path, the others hamba's (DeadLetter too since issue 22).
 func TestFastEncodersAttached(t *testing.T) {
 	cs := testCodecs(t)
-	if cs.FlowEvent.fast == nil || cs.ChannelSend.fast == nil || cs.DeadLetter.fast == nil {
+	if cs.FlowEvent.fast == nil || cs.ChannelSend.fast == nil {
 		t.Fatal("a fast encoder is missing")
 	}
 	if cs.SendRequest.fast != nil || cs.FlowSummary.fast != nil || cs.StepSummary.fast != nil ||
 		cs.Step.fast != nil || cs.DeliveryReport.fast != nil || cs.FlowDefinition.fast != nil ||
-		cs.Sender.fast != nil || cs.Template.fast != nil {
+		cs.Sender.fast != nil || cs.Template.fast != nil || cs.DeadLetter.fast != nil {
 		t.Fatal("a record without a fast encoder claims one")
 	}
 }
@@ -255,7 +257,7 @@ func TestFastLayoutGuard(t *testing.T) {
 	if errs := guard(cs.FlowEvent.shape, "FlowEvent"); len(errs) != 0 {
 		t.Fatalf("the real schema is refused: %v", errs)
 	}
-	if layoutOf(cs.ChannelSend.shape) != fastLayouts["ChannelSend"] || layoutOf(cs.DeadLetter.shape) != fastLayouts["DeadLetter"] {
+	if layoutOf(cs.ChannelSend.shape) != fastLayouts["ChannelSend"] {
 		t.Fatal("a real schema does not have its fast layout")
 	}
 	// The previous FlowEvent schemas (version 2: no flow_id, flow_version;
@@ -302,7 +304,9 @@ func TestFastEncodeAllocs(t *testing.T) {
 		{"FlowEvent.Encode", 1, func() { _, _ = cs.FlowEvent.Encode(ev) }},
 		{"ChannelSend.Append", 0, func() { _, _ = cs.ChannelSend.Append(buf[:0], send) }},
 		{"ChannelSend.Encode", 1, func() { _, _ = cs.ChannelSend.Encode(send) }},
-		{"DeadLetter.Encode", 1, func() { _, _ = cs.DeadLetter.Encode(dl) }},
+		// hamba's path since issue 22: the mirror (it escapes to Marshal)
+		// and Marshal's result, which Encode returns as it is.
+		{"DeadLetter.Encode", 2, func() { _, _ = cs.DeadLetter.Encode(dl) }},
 	}
 	for _, c := range cases {
 		if got := testing.AllocsPerRun(100, c.fn); got > c.max {
@@ -320,7 +324,7 @@ func padTo[T any](t *testing.T, c *Codec[T], size int, with func(pad string) T) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := c.avro.BinaryFromNative(nil, native)
+		b, err := c.avroRef().BinaryFromNative(nil, native)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,11 +9,13 @@ import (
 // This file holds hand-written Avro binary decoders for the records the
 // processor reads for every input record: SendRequest (fallback.requests)
 // and DeliveryReport (fallback.dlr). Codec.Decode uses them instead of
-// validate + goavro's NativeFromBinary + fromNative, which cost 5-8% of the
-// processor's CPU in map and interface allocations. goavro stays the
-// reference (Codec.decodeGoavro): DecodeFrom with an earlier writer schema,
-// the other records, and the tests (fastdecode_test.go) that compare the
-// two paths on arbitrary bytes.
+// validateInput + hamba (the other records' path, and DecodeFrom with an
+// earlier writer schema), 2.5 to 5 times slower on these records
+// (BENCHMARKS.md, issue 22); goavro's maps, before, cost 5-8% of the
+// processor's CPU. goavro stays the reference of the tests
+// (Codec.decodeGoavro in native_test.go: validate, NativeFromBinary,
+// fromNative; "the goavro path" below), which compare the two paths on
+// arbitrary bytes (fastdecode_test.go).
 //
 // Agreement with the goavro path. For every input, both paths return
 // reflect.DeepEqual values, or both fail with the same error class:

@@ -1,19 +1,21 @@
 package schemas
 
-// Issue 22, item 1 (preparation): github.com/hamba/avro/v2 side by side
-// with today's codecs, before deciding whether to move to it. Nothing here
-// is used by the package; hamba is a test-only dependency.
+// Issue 22: github.com/hamba/avro/v2 side by side with the hand-written
+// paths and goavro (the codec before issue 22, now the tests' reference).
+// Item 1 wrote this file to decide; item 2 moved the package to hamba for
+// every record without a hand-written path (mirror.go, codec.go). "today"
+// below means the package's codec as it is (Codecs).
 //
 //   - BenchmarkAvro/<record>/<encode|decode>/<path>: every record of the
 //     contract, each path on the same value (the paths: see BenchmarkAvro).
 //     For benchstat, name the last element: with the output in avro.txt,
-//     sed -E 's#/(today|goavro|goavro-raw|hamba|hamba-convert|hamba-validate)(-[0-9]+)?([[:space:]])#/path=\1\2\3#' avro.txt > avro-path.txt
+//     sed -E 's#/(codec|goavro|goavro-raw|hamba|hamba-convert|hamba-validate)(-[0-9]+)?([[:space:]])#/path=\1\2\3#' avro.txt > avro-path.txt
 //     then benchstat -col /path avro-path.txt. Figures taken on a loaded
 //     machine are not results.
-//   - TestHambaMatchesCodecs: hamba's encoding of every sample is today's,
-//     byte for byte (up to map entry order when a map has two or more
-//     entries: goavro's and hamba's order is Go's random map order), and
-//     each side reads the other's bytes back to the same value.
+//   - TestHambaMatchesCodecs: the codec's, goavro's and hamba's encodings
+//     of every sample are the same, byte for byte (up to map entry order
+//     when a map has two or more entries: goavro's and hamba's order is Go's
+//     random map order), and each reads the others' bytes back to the value.
 //   - TestHambaHostileInputs: the hostile inputs of docs/bad-input.md and
 //     scan.go; today's decoder must refuse each, hamba's behaviour is logged
 //     (information for the decision, not a pass/fail on hamba): run it with
@@ -24,8 +26,8 @@ package schemas
 //
 // hamba encodes tagged structs, and maps ["null", X] to a pointer (or a nil
 // slice), where the package's types use "" for a null string and 0 for a
-// null FlowEvent.flow_version: hence the mirror structs below (hX for X)
-// and the conversions to and from them.
+// null FlowEvent.flow_version: hence the mirror structs (hX for X, in
+// mirror.go) and the conversions to and from them.
 
 import (
 	"bytes"
@@ -45,438 +47,6 @@ import (
 
 	"github.com/hamba/avro/v2"
 )
-
-// hambaConfig is the strictest configuration that still reads every record
-// today's codec accepts, for records of at most maxBytes bytes:
-//   - DisableBlockSizeHeader and one block per array or map: goavro's (and
-//     the fast path's) layout. hamba's default writes blocks of 100 items
-//     with a negative count and a byte size, valid Avro but other bytes
-//     (TestHambaDefaultConfigBlocks).
-//   - MaxByteSliceSize: no string or bytes value is longer than the record.
-//   - MaxSliceAllocSize: hamba bounds an array's item count (not its bytes)
-//     by it; every item takes at least one byte, so no valid record has more
-//     than maxBytes items. hamba has no bound for maps.
-//   - UnionResolutionError: a union branch it cannot resolve is an error.
-func hambaConfig(maxBytes int) avro.API {
-	return avro.Config{
-		TagKey:                 "avro",
-		BlockLength:            math.MaxInt32,
-		DisableBlockSizeHeader: true,
-		UnionResolutionError:   true,
-		MaxByteSliceSize:       maxBytes,
-		MaxSliceAllocSize:      maxBytes,
-	}.Freeze()
-}
-
-// ---- mirror structs ----
-
-type hStep struct {
-	Channel          string            `avro:"channel"`
-	From             string            `avro:"from"`
-	Template         string            `avro:"template"`
-	TemplateCategory *string           `avro:"template_category"`
-	DelaySeconds     int32             `avro:"delay_seconds"`
-	SuccessOn        string            `avro:"success_on"`
-	Variables        map[string]string `avro:"variables"`
-	FixedText        map[string]string `avro:"fixed_text"`
-	FailureCodes     []string          `avro:"failure_codes"`
-	DelayAuto        *hDelayAuto       `avro:"delay_auto"`
-}
-
-type hDelayAuto struct {
-	Percentile    int32 `avro:"percentile"`
-	MarginSeconds int32 `avro:"margin_seconds"`
-	MinSeconds    int32 `avro:"min_seconds"`
-	MaxSeconds    int32 `avro:"max_seconds"`
-}
-
-type hSendRequest struct {
-	RequestID   string            `avro:"request_id"`
-	Kind        string            `avro:"kind"`
-	Recipient   string            `avro:"recipient"`
-	FlowID      *string           `avro:"flow_id"`
-	Steps       []hStep           `avro:"steps"` // ["null", array]: nil is null
-	Params      map[string]string `avro:"params"`
-	Metadata    map[string]string `avro:"metadata"`
-	RequestedAt time.Time         `avro:"requested_at"`
-	ExpiresAt   *time.Time        `avro:"expires_at"`
-}
-
-type hDeliveryReport struct {
-	AttemptID         *string   `avro:"attempt_id"`
-	ProviderMessageID *string   `avro:"provider_message_id"`
-	Channel           string    `avro:"channel"`
-	Status            string    `avro:"status"`
-	ErrorCode         *string   `avro:"error_code"`
-	ReportedAt        time.Time `avro:"reported_at"`
-	PriceMicros       *int64    `avro:"price_micros"`
-	Currency          *string   `avro:"currency"`
-}
-
-type hChannelSend struct {
-	AttemptID          string            `avro:"attempt_id"`
-	RequestID          string            `avro:"request_id"`
-	Step               int32             `avro:"step"`
-	Channel            string            `avro:"channel"`
-	From               string            `avro:"from"`
-	To                 string            `avro:"to"`
-	Template           string            `avro:"template"`
-	TemplateCategory   *string           `avro:"template_category"`
-	Params             map[string]string `avro:"params"`
-	Reason             string            `avro:"reason"`
-	Deadline           time.Time         `avro:"deadline"`
-	SentAt             time.Time         `avro:"sent_at"`
-	TemplateParams     []string          `avro:"template_params"`
-	TemplateLanguage   *string           `avro:"template_language"`
-	ProviderTemplateID *string           `avro:"provider_template_id"`
-}
-
-type hStepSummary struct {
-	Step         int32      `avro:"step"`
-	Channel      string     `avro:"channel"`
-	AttemptID    string     `avro:"attempt_id"`
-	Reason       string     `avro:"reason"`
-	SentAt       time.Time  `avro:"sent_at"`
-	LastStatus   *string    `avro:"last_status"`
-	LastStatusAt *time.Time `avro:"last_status_at"`
-	Succeeded    bool       `avro:"succeeded"`
-	CostMicros   *int64     `avro:"cost_micros"`
-	CostCurrency *string    `avro:"cost_currency"`
-	CostSource   *string    `avro:"cost_source"`
-	Wasted       bool       `avro:"wasted"`
-	DelaySeconds *int32     `avro:"delay_seconds"`
-	DelayBasis   *string    `avro:"delay_basis"`
-}
-
-type hFlowSummary struct {
-	Outcome              string           `avro:"outcome"`
-	DeliveredStep        *int32           `avro:"delivered_step"`
-	StepsUsed            int32            `avro:"steps_used"`
-	RequestedAt          time.Time        `avro:"requested_at"`
-	StartedAt            time.Time        `avro:"started_at"`
-	ClosedAt             time.Time        `avro:"closed_at"`
-	TimeToOutcomeMs      int64            `avro:"time_to_outcome_ms"`
-	MultiChannelDelivery bool             `avro:"multi_channel_delivery"`
-	Steps                []hStepSummary   `avro:"steps"`
-	CostMicros           map[string]int64 `avro:"cost_micros"`
-	WastedMicros         map[string]int64 `avro:"wasted_micros"`
-	UnpricedSteps        int32            `avro:"unpriced_steps"`
-}
-
-type hFlowEvent struct {
-	EventID        string            `avro:"event_id"`
-	RequestID      string            `avro:"request_id"`
-	Type           string            `avro:"type"`
-	Step           *int32            `avro:"step"`
-	Channel        *string           `avro:"channel"`
-	AttemptID      *string           `avro:"attempt_id"`
-	Reason         *string           `avro:"reason"`
-	Outcome        *string           `avro:"outcome"`
-	Status         *string           `avro:"status"`
-	StatusKind     *string           `avro:"status_kind"`
-	Late           bool              `avro:"late"`
-	OccurredAt     time.Time         `avro:"occurred_at"`
-	Summary        *hFlowSummary     `avro:"summary"`
-	Metadata       map[string]string `avro:"metadata"`
-	DeadlineForced bool              `avro:"deadline_forced"`
-	FlowID         *string           `avro:"flow_id"`
-	FlowVersion    *int64            `avro:"flow_version"`
-	WastedMicros   map[string]int64  `avro:"wasted_micros"`
-	DelaySeconds   *int32            `avro:"delay_seconds"`
-	DelayBasis     *string           `avro:"delay_basis"`
-}
-
-type hFlowDefinition struct {
-	FlowID    string     `avro:"flow_id"`
-	Version   int64      `avro:"version"`
-	Steps     []hStep    `avro:"steps"`
-	Status    string     `avro:"status"`
-	ChangedBy *string    `avro:"changed_by"`
-	ChangedAt *time.Time `avro:"changed_at"`
-	Title     *string    `avro:"title"`
-}
-
-type hDeadLetter struct {
-	Key       []byte    `avro:"key"` // ["null", "bytes"]: nil is null
-	Value     []byte    `avro:"value"`
-	Topic     string    `avro:"topic"`
-	Partition int32     `avro:"partition"`
-	Offset    int64     `avro:"offset"`
-	Error     string    `avro:"error"`
-	FailedAt  time.Time `avro:"failed_at"`
-}
-
-type hSender struct {
-	Channel   string    `avro:"channel"`
-	ID        string    `avro:"id"`
-	Label     string    `avro:"label"`
-	Status    string    `avro:"status"`
-	Version   int64     `avro:"version"`
-	ChangedBy string    `avro:"changed_by"`
-	ChangedAt time.Time `avro:"changed_at"`
-}
-
-type hTemplate struct {
-	Channel            string    `avro:"channel"`
-	Name               string    `avro:"name"`
-	Language           string    `avro:"language"`
-	Category           string    `avro:"category"`
-	Body               string    `avro:"body"`
-	Status             string    `avro:"status"`
-	ProviderTemplateID *string   `avro:"provider_template_id"`
-	Sender             *string   `avro:"sender"`
-	Version            int64     `avro:"version"`
-	ChangedBy          string    `avro:"changed_by"`
-	ChangedAt          time.Time `avro:"changed_at"`
-}
-
-// ---- conversions: the package's mapping rules (native.go) ----
-
-func hOpt(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-func hStr(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-// hNilEmpty is the decoders' rule for required maps and arrays: empty is nil.
-// hNilEmptyLongMap is hNilEmptyMap for the cost maps.
-func hNilEmptyLongMap(m map[string]int64) map[string]int64 {
-	if len(m) == 0 {
-		return nil
-	}
-	return m
-}
-
-func hNilEmptyMap(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	return m
-}
-
-func hNilEmptyList(l []string) []string {
-	if len(l) == 0 {
-		return nil
-	}
-	return l
-}
-
-func toHStep(v Step) hStep {
-	return hStep{Channel: v.Channel, From: v.From, Template: v.Template, TemplateCategory: hOpt(v.TemplateCategory),
-		DelaySeconds: v.DelaySeconds, SuccessOn: v.SuccessOn, Variables: v.Variables, FixedText: v.FixedText,
-		FailureCodes: v.FailureCodes, DelayAuto: (*hDelayAuto)(v.DelayAuto)}
-}
-
-func fromHStep(m hStep) Step {
-	return Step{Channel: m.Channel, From: m.From, Template: m.Template, TemplateCategory: hStr(m.TemplateCategory),
-		DelaySeconds: m.DelaySeconds, SuccessOn: m.SuccessOn, Variables: hNilEmptyMap(m.Variables),
-		FixedText: hNilEmptyMap(m.FixedText), FailureCodes: hNilEmptyList(m.FailureCodes),
-		DelayAuto: (*DelayAuto)(m.DelayAuto)}
-}
-
-func toHSteps(steps []Step) []hStep {
-	if steps == nil {
-		return nil
-	}
-	out := make([]hStep, len(steps))
-	for i, s := range steps {
-		out[i] = toHStep(s)
-	}
-	return out
-}
-
-// fromHSteps keeps nil (null) and empty apart, as SendRequest.steps does.
-func fromHSteps(steps []hStep) []Step {
-	if steps == nil {
-		return nil
-	}
-	out := make([]Step, len(steps))
-	for i, s := range steps {
-		out[i] = fromHStep(s)
-	}
-	return out
-}
-
-func toHSendRequest(v SendRequest) hSendRequest {
-	return hSendRequest{RequestID: v.RequestID, Kind: v.Kind, Recipient: v.Recipient, FlowID: hOpt(v.FlowID),
-		Steps: toHSteps(v.Steps), Params: v.Params, Metadata: v.Metadata, RequestedAt: v.RequestedAt, ExpiresAt: v.ExpiresAt}
-}
-
-func fromHSendRequest(m hSendRequest) SendRequest {
-	return SendRequest{RequestID: m.RequestID, Kind: m.Kind, Recipient: m.Recipient, FlowID: hStr(m.FlowID),
-		Steps: fromHSteps(m.Steps), Params: hNilEmptyMap(m.Params), Metadata: hNilEmptyMap(m.Metadata),
-		RequestedAt: m.RequestedAt, ExpiresAt: m.ExpiresAt}
-}
-
-func toHDeliveryReport(v DeliveryReport) hDeliveryReport {
-	return hDeliveryReport{AttemptID: hOpt(v.AttemptID), ProviderMessageID: hOpt(v.ProviderMessageID), Channel: v.Channel,
-		Status: v.Status, ErrorCode: hOpt(v.ErrorCode), ReportedAt: v.ReportedAt, PriceMicros: v.PriceMicros, Currency: hOpt(v.Currency)}
-}
-
-func fromHDeliveryReport(m hDeliveryReport) DeliveryReport {
-	return DeliveryReport{AttemptID: hStr(m.AttemptID), ProviderMessageID: hStr(m.ProviderMessageID), Channel: m.Channel,
-		Status: m.Status, ErrorCode: hStr(m.ErrorCode), ReportedAt: m.ReportedAt, PriceMicros: m.PriceMicros, Currency: hStr(m.Currency)}
-}
-
-func toHChannelSend(v ChannelSend) hChannelSend {
-	return hChannelSend{AttemptID: v.AttemptID, RequestID: v.RequestID, Step: v.Step, Channel: v.Channel, From: v.From,
-		To: v.To, Template: v.Template, TemplateCategory: hOpt(v.TemplateCategory), Params: v.Params, Reason: v.Reason,
-		Deadline: v.Deadline, SentAt: v.SentAt, TemplateParams: v.TemplateParams, TemplateLanguage: hOpt(v.TemplateLanguage),
-		ProviderTemplateID: hOpt(v.ProviderTemplateID)}
-}
-
-func fromHChannelSend(m hChannelSend) ChannelSend {
-	return ChannelSend{AttemptID: m.AttemptID, RequestID: m.RequestID, Step: m.Step, Channel: m.Channel, From: m.From,
-		To: m.To, Template: m.Template, TemplateCategory: hStr(m.TemplateCategory), Params: hNilEmptyMap(m.Params),
-		Reason: m.Reason, Deadline: m.Deadline, SentAt: m.SentAt, TemplateParams: hNilEmptyList(m.TemplateParams),
-		TemplateLanguage: hStr(m.TemplateLanguage), ProviderTemplateID: hStr(m.ProviderTemplateID)}
-}
-
-func toHStepSummary(v StepSummary) hStepSummary {
-	m := hStepSummary{Step: v.Step, Channel: v.Channel, AttemptID: v.AttemptID, Reason: v.Reason, SentAt: v.SentAt,
-		LastStatus: hOpt(v.LastStatus), LastStatusAt: v.LastStatusAt, Succeeded: v.Succeeded,
-		CostMicros: v.CostMicros, CostCurrency: hOpt(v.CostCurrency), CostSource: hOpt(v.CostSource), Wasted: v.Wasted,
-		DelayBasis: hOpt(v.DelayBasis)}
-	if v.DelaySeconds != 0 {
-		m.DelaySeconds = &v.DelaySeconds
-	}
-	return m
-}
-
-func fromHStepSummary(m hStepSummary) StepSummary {
-	return StepSummary{Step: m.Step, Channel: m.Channel, AttemptID: m.AttemptID, Reason: m.Reason, SentAt: m.SentAt,
-		LastStatus: hStr(m.LastStatus), LastStatusAt: m.LastStatusAt, Succeeded: m.Succeeded,
-		CostMicros: m.CostMicros, CostCurrency: hStr(m.CostCurrency), CostSource: hStr(m.CostSource), Wasted: m.Wasted,
-		DelaySeconds: derefInt32(m.DelaySeconds), DelayBasis: hStr(m.DelayBasis)}
-}
-
-func derefInt32(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
-
-func toHFlowSummary(v FlowSummary) hFlowSummary {
-	m := hFlowSummary{Outcome: v.Outcome, DeliveredStep: v.DeliveredStep, StepsUsed: v.StepsUsed, RequestedAt: v.RequestedAt,
-		StartedAt: v.StartedAt, ClosedAt: v.ClosedAt, TimeToOutcomeMs: v.TimeToOutcomeMs, MultiChannelDelivery: v.MultiChannelDelivery,
-		CostMicros: v.CostMicros, WastedMicros: v.WastedMicros, UnpricedSteps: v.UnpricedSteps}
-	if len(v.Steps) > 0 {
-		m.Steps = make([]hStepSummary, len(v.Steps))
-		for i, s := range v.Steps {
-			m.Steps[i] = toHStepSummary(s)
-		}
-	}
-	return m
-}
-
-func fromHFlowSummary(m hFlowSummary) FlowSummary {
-	v := FlowSummary{Outcome: m.Outcome, DeliveredStep: m.DeliveredStep, StepsUsed: m.StepsUsed, RequestedAt: m.RequestedAt,
-		StartedAt: m.StartedAt, ClosedAt: m.ClosedAt, TimeToOutcomeMs: m.TimeToOutcomeMs, MultiChannelDelivery: m.MultiChannelDelivery,
-		CostMicros: hNilEmptyLongMap(m.CostMicros), WastedMicros: hNilEmptyLongMap(m.WastedMicros), UnpricedSteps: m.UnpricedSteps}
-	if len(m.Steps) > 0 {
-		v.Steps = make([]StepSummary, len(m.Steps))
-		for i, s := range m.Steps {
-			v.Steps[i] = fromHStepSummary(s)
-		}
-	}
-	return v
-}
-
-func toHFlowEvent(v FlowEvent) hFlowEvent {
-	m := hFlowEvent{EventID: v.EventID, RequestID: v.RequestID, Type: v.Type, Step: v.Step, Channel: hOpt(v.Channel),
-		AttemptID: hOpt(v.AttemptID), Reason: hOpt(v.Reason), Outcome: hOpt(v.Outcome), Status: hOpt(v.Status),
-		StatusKind: hOpt(v.StatusKind), Late: v.Late, OccurredAt: v.OccurredAt, Metadata: v.Metadata,
-		DeadlineForced: v.DeadlineForced, FlowID: hOpt(v.FlowID), WastedMicros: v.WastedMicros,
-		DelayBasis: hOpt(v.DelayBasis)}
-	if v.DelaySeconds != 0 {
-		m.DelaySeconds = &v.DelaySeconds
-	}
-	if v.Summary != nil {
-		s := toHFlowSummary(*v.Summary)
-		m.Summary = &s
-	}
-	if v.FlowVersion != 0 {
-		m.FlowVersion = &v.FlowVersion
-	}
-	return m
-}
-
-func fromHFlowEvent(m hFlowEvent) FlowEvent {
-	v := FlowEvent{EventID: m.EventID, RequestID: m.RequestID, Type: m.Type, Step: m.Step, Channel: hStr(m.Channel),
-		AttemptID: hStr(m.AttemptID), Reason: hStr(m.Reason), Outcome: hStr(m.Outcome), Status: hStr(m.Status),
-		StatusKind: hStr(m.StatusKind), Late: m.Late, OccurredAt: m.OccurredAt, Metadata: hNilEmptyMap(m.Metadata),
-		DeadlineForced: m.DeadlineForced, FlowID: hStr(m.FlowID), WastedMicros: hNilEmptyLongMap(m.WastedMicros),
-		DelayBasis: hStr(m.DelayBasis)}
-	if m.DelaySeconds != nil {
-		v.DelaySeconds = *m.DelaySeconds
-	}
-	if m.Summary != nil {
-		s := fromHFlowSummary(*m.Summary)
-		v.Summary = &s
-	}
-	if m.FlowVersion != nil {
-		v.FlowVersion = *m.FlowVersion
-	}
-	return v
-}
-
-func toHFlowDefinition(v FlowDefinition) hFlowDefinition {
-	return hFlowDefinition{FlowID: v.FlowID, Version: v.Version, Steps: toHSteps(v.Steps), Status: v.Status,
-		ChangedBy: hOpt(v.ChangedBy), ChangedAt: v.ChangedAt, Title: hOpt(v.Title)}
-}
-
-func fromHFlowDefinition(m hFlowDefinition) FlowDefinition {
-	v := FlowDefinition{FlowID: m.FlowID, Version: m.Version, Status: m.Status, ChangedBy: hStr(m.ChangedBy),
-		ChangedAt: m.ChangedAt, Title: hStr(m.Title)}
-	if len(m.Steps) > 0 { // a required array: empty is nil
-		v.Steps = fromHSteps(m.Steps)
-	}
-	return v
-}
-
-func toHDeadLetter(v DeadLetter) hDeadLetter {
-	return hDeadLetter{Key: v.Key, Value: v.Value, Topic: v.Topic, Partition: v.Partition, Offset: v.Offset,
-		Error: v.Error, FailedAt: v.FailedAt}
-}
-
-// fromHDeadLetter clips Key and Value: hamba returns bytes of up to 1 KiB as
-// slices of its reader's slab whose capacity runs over the values decoded
-// after them (TestHambaBytesShareTheSlab).
-func fromHDeadLetter(m hDeadLetter) DeadLetter {
-	return DeadLetter{Key: slices.Clip(m.Key), Value: slices.Clip(m.Value), Topic: m.Topic, Partition: m.Partition,
-		Offset: m.Offset, Error: m.Error, FailedAt: m.FailedAt}
-}
-
-func toHSender(v Sender) hSender {
-	return hSender{Channel: v.Channel, ID: v.ID, Label: v.Label, Status: v.Status, Version: v.Version,
-		ChangedBy: v.ChangedBy, ChangedAt: v.ChangedAt}
-}
-
-func fromHSender(m hSender) Sender {
-	return Sender{Channel: m.Channel, ID: m.ID, Label: m.Label, Status: m.Status, Version: m.Version,
-		ChangedBy: m.ChangedBy, ChangedAt: m.ChangedAt}
-}
-
-func toHTemplate(v Template) hTemplate {
-	return hTemplate{Channel: v.Channel, Name: v.Name, Language: v.Language, Category: v.Category, Body: v.Body,
-		Status: v.Status, ProviderTemplateID: hOpt(v.ProviderTemplateID), Sender: hOpt(v.Sender), Version: v.Version,
-		ChangedBy: v.ChangedBy, ChangedAt: v.ChangedAt}
-}
-
-func fromHTemplate(m hTemplate) Template {
-	return Template{Channel: m.Channel, Name: m.Name, Language: m.Language, Category: m.Category, Body: m.Body,
-		Status: m.Status, ProviderTemplateID: hStr(m.ProviderTemplateID), Sender: hStr(m.Sender), Version: m.Version,
-		ChangedBy: m.ChangedBy, ChangedAt: m.ChangedAt}
-}
 
 // ---- one record: today's codec and hamba side by side ----
 
@@ -718,59 +288,82 @@ func hasMultiEntryMap(v reflect.Value) bool {
 	return false
 }
 
+// sameBytes compares two encodings of v: exactly, or, when v holds a map of
+// two or more entries, after sorting every map's entries on both sides
+// (sortMapEntries: everything else compared byte for byte). It returns how
+// they compare, or an error.
+func sameBytes(shape *node, v any, a, b []byte) (string, error) {
+	if bytes.Equal(a, b) {
+		return "byte-identical", nil
+	}
+	if !hasMultiEntryMap(reflect.ValueOf(v)) {
+		return "", fmt.Errorf("bytes differ (no map of 2+ entries)\n % x\n % x", a, b)
+	}
+	sa, err1 := sortMapEntries(shape, a)
+	sb, err2 := sortMapEntries(shape, b)
+	if err1 != nil || err2 != nil || !bytes.Equal(sa, sb) {
+		return "", fmt.Errorf("bytes differ beyond map entry order (%v, %v)\n % x\n % x", err1, err2, a, b)
+	}
+	return "byte-identical up to map entry order", nil
+}
+
 func (c hambaTyped[T, M]) check(t *testing.T) {
 	t.Helper()
 	rec := c.rec
-	today, err := rec.codec.Encode(c.value)
+	// The codec (hand-written path or hamba since issue 22) writes the
+	// bytes goavro, the codec before issue 22, writes.
+	enc, err := rec.codec.Encode(c.value)
 	if err != nil {
-		t.Fatalf("%s: today's Encode: %v", c.name, err)
+		t.Fatalf("%s: Encode: %v", c.name, err)
 	}
+	ref, err := rec.codec.appendGoavro(nil, c.value)
+	if err != nil {
+		t.Fatalf("%s: goavro: %v", c.name, err)
+	}
+	if _, err := sameBytes(rec.codec.shape, c.value, enc, ref); err != nil {
+		t.Errorf("%s: Encode and goavro: %v", c.name, err)
+		return
+	}
+	// So does hamba alone, from the mirror.
 	m := rec.to(c.value)
 	hb, err := rec.encode(&m)
 	if err != nil {
 		t.Fatalf("%s: hamba Marshal: %v", c.name, err)
 	}
-	outcome := "byte-identical"
-	if !bytes.Equal(today, hb) {
-		if !hasMultiEntryMap(reflect.ValueOf(c.value)) {
-			t.Errorf("%s: hamba's bytes differ from today's (no map of 2+ entries)\n today % x\n hamba % x", c.name, today, hb)
-			return
-		}
-		// Both sides canonicalised: every map sorted, everything else
-		// copied byte for byte.
-		st, err1 := sortMapEntries(rec.codec.shape, today)
-		sh, err2 := sortMapEntries(rec.codec.shape, hb)
-		if err1 != nil || err2 != nil || !bytes.Equal(st, sh) {
-			t.Errorf("%s: hamba's bytes differ from today's beyond map entry order (%v, %v)\n today % x\n hamba % x", c.name, err1, err2, today, hb)
-			return
-		}
-		outcome = "byte-identical up to map entry order"
+	outcome, err := sameBytes(rec.codec.shape, c.value, enc, hb)
+	if err != nil {
+		t.Errorf("%s: Encode and hamba: %v", c.name, err)
+		return
 	}
-	// Today's decoder reads hamba's bytes back to the value.
+	// The codec's decoder and goavro's read hamba's bytes back to the value.
 	got, err := rec.codec.Decode(hb)
 	if err != nil {
-		t.Errorf("%s: today's Decode of hamba's bytes: %v", c.name, err)
+		t.Errorf("%s: Decode of hamba's bytes: %v", c.name, err)
 	} else if !reflect.DeepEqual(got, c.value) {
-		t.Errorf("%s: today's Decode of hamba's bytes:\n got %+v\nwant %+v", c.name, got, c.value)
+		t.Errorf("%s: Decode of hamba's bytes:\n got %+v\nwant %+v", c.name, got, c.value)
 	}
-	// hamba reads today's bytes back to the value.
-	back, err := rec.decode(today)
+	if got, err := rec.codec.decodeGoavro(hb); err != nil || !reflect.DeepEqual(got, c.value) {
+		t.Errorf("%s: goavro's decoding of hamba's bytes: %v\n got %+v\nwant %+v", c.name, err, got, c.value)
+	}
+	// hamba reads the codec's bytes back to the value.
+	back, err := rec.decode(enc)
 	if err != nil {
-		t.Errorf("%s: hamba Unmarshal of today's bytes: %v", c.name, err)
+		t.Errorf("%s: hamba Unmarshal of Encode's bytes: %v", c.name, err)
 	} else if v := rec.from(back); !reflect.DeepEqual(v, c.value) {
-		t.Errorf("%s: hamba Unmarshal of today's bytes:\n got %+v\nwant %+v", c.name, v, c.value)
+		t.Errorf("%s: hamba Unmarshal of Encode's bytes:\n got %+v\nwant %+v", c.name, v, c.value)
 	}
-	t.Logf("%-30s %5d bytes: %s; each reads the other's bytes back", c.name, len(today), outcome)
+	t.Logf("%-30s %5d bytes: %s (goavro's too); each reads the other's bytes back", c.name, len(enc), outcome)
 }
 
 // TestHambaMatchesCodecs: for every sample of every record (samples(), the
 // package's shared fixtures: full, zero and edge values) and every
-// benchmark value, hamba's encoding (hambaConfig) is today's (Codecs:
-// the fast path for FlowEvent, ChannelSend and DeadLetter, goavro for the
-// others), and today's decoder and hamba read each other's bytes back to the
-// value. Where a map has two or more entries, the bytes are compared after
-// sorting the entries (sortMapEntries): goavro and hamba both write Go's
-// random map order, and the fast path sorted order.
+// benchmark value, Encode (the fast path for FlowEvent and ChannelSend,
+// hamba for the others), goavro (the codec before issue 22, the reference)
+// and hamba alone from the mirror (hambaConfig) write the same bytes, and
+// Decode, goavro and hamba read each other's bytes back to the value. Where
+// a map has two or more entries, the bytes are compared after sorting the
+// entries (sortMapEntries): goavro and hamba both write Go's random map
+// order, and the fast path sorted order.
 func TestHambaMatchesCodecs(t *testing.T) {
 	h := testHamba(t)
 	records := map[string]bool{}
@@ -1323,13 +916,16 @@ func TestHambaBytesShareTheSlab(t *testing.T) {
 // BenchmarkAvro measures, for every record of the contract,
 // BenchmarkAvro/<record>/encode/<path> and .../decode/<path>:
 //
-//	today          Codecs as the processor uses them: Append to a reused
+//	codec          Codecs as the processor uses them: Append to a reused
 //	               buffer (records.go), Decode. The fast path where one
-//	               exists (encode: FlowEvent, ChannelSend, DeadLetter;
-//	               decode: SendRequest, DeliveryReport), else goavro.
+//	               exists (encode: FlowEvent, ChannelSend; decode:
+//	               SendRequest, DeliveryReport), else hamba (since issue
+//	               22: conversion, time check, Marshal, validate; size
+//	               check, validateInput, Unmarshal, conversion).
 //	goavro         the goavro path with the package's conversion and checks
 //	               (toNative, BinaryFromNative, validate; size check,
-//	               validate, NativeFromBinary, fromNative).
+//	               validate, NativeFromBinary, fromNative): what Codecs did
+//	               before issue 22 for the records without a fast path.
 //	goavro-raw     goavro alone on a prebuilt native map: BinaryFromNative,
 //	               NativeFromBinary (no conversion, no checks: unsafe on
 //	               hostile input).
@@ -1338,8 +934,9 @@ func TestHambaBytesShareTheSlab(t *testing.T) {
 //	               analogue); Unmarshal into a new value.
 //	hamba-convert  hamba plus the conversion from/to the package's types.
 //	hamba-validate decode only: size check and validate (scan.go) before
-//	               Unmarshal, what hamba needs to refuse what today refuses
-//	               (TestHambaHostileInputs), short of duplicate map keys.
+//	               Unmarshal, what hamba needs to refuse what the codec
+//	               refuses (TestHambaHostileInputs), short of duplicate map
+//	               keys (validateInput) and of the conversion.
 //
 // FlowEventAttemptSent is the small event most flows write several of.
 func BenchmarkAvro(b *testing.B) {
@@ -1368,9 +965,9 @@ func (c hambaTyped[T, M]) bench(b *testing.B, name string) {
 		fn   func() error
 	}
 	encode := []path{
-		{"today", func() error { _, err := rec.codec.Append(buf[:0], v); return err }},
+		{"codec", func() error { _, err := rec.codec.Append(buf[:0], v); return err }},
 		{"goavro", func() error { _, err := rec.codec.appendGoavro(buf[:0], v); return err }},
-		{"goavro-raw", func() error { _, err := rec.codec.avro.BinaryFromNative(buf[:0], native); return err }},
+		{"goavro-raw", func() error { _, err := rec.codec.avroRef().BinaryFromNative(buf[:0], native); return err }},
 		{"hamba", func() error { w.Reset(nil); w.WriteVal(rec.schema, &m); return w.Error }},
 		{"hamba-convert", func() error {
 			mm := rec.to(v)
@@ -1380,9 +977,9 @@ func (c hambaTyped[T, M]) bench(b *testing.B, name string) {
 		}},
 	}
 	decode := []path{
-		{"today", func() error { _, err := rec.codec.Decode(enc); return err }},
+		{"codec", func() error { _, err := rec.codec.Decode(enc); return err }},
 		{"goavro", func() error { _, err := rec.codec.decodeGoavro(enc); return err }},
-		{"goavro-raw", func() error { _, _, err := rec.codec.avro.NativeFromBinary(enc); return err }},
+		{"goavro-raw", func() error { _, _, err := rec.codec.avroRef().NativeFromBinary(enc); return err }},
 		{"hamba", func() error { _, err := rec.decode(enc); return err }},
 		{"hamba-validate", func() error {
 			if len(enc) > rec.codec.maxBytes {

@@ -1,15 +1,24 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"unicode/utf8"
 )
 
 // This file holds a strict, allocation-free validator of Avro binary data
-// against a schema. Decode runs it before handing the bytes to goavro, and
-// Encode runs it on goavro's output, because goavro alone is not safe on
-// hostile input:
+// against a schema. Decode runs it (validateInput) before handing the bytes
+// to hamba, and Encode runs it on hamba's output, because neither hamba nor
+// goavro (the codec before issue 22, still the tests' reference) is safe on
+// hostile input. hamba, with the strictest settings (hambaConfig), returns a
+// slice of negative length or writes over runtime memory for an array block
+// count of -2^63, allocates 120 MiB for a 31-byte request claiming 2^20
+// steps, and accepts truncated records, over-long numbers, trailing bytes,
+// invalid UTF-8, years outside 1..9999 and duplicate map keys
+// (TestHambaHostileInputs). goavro's gaps, which the validator was written
+// for:
 //
 //   - goavro pre-allocates arrays and maps from the block count it reads
 //     (make([]any, 0, count), make(map[string]any, count)), bounded only by
@@ -29,6 +38,8 @@ import (
 //   - timestamps outside years 1..9999 are rejected: Python's datetime cannot
 //     hold them, and goavro's own conversion overflows near the int64 ends,
 //     so decode(encode(x)) would not be stable.
+//   - duplicate map keys: goavro refused them, hamba keeps the last value;
+//     validateInput refuses them as goavro did.
 
 type kind uint8
 
@@ -232,16 +243,21 @@ func minSize(n *node) int {
 	}
 }
 
-// scanner walks one binary value. It never allocates on the success path;
-// error paths wrap the failing field's name as they unwind.
+// scanner walks one binary value. It never allocates on the success path
+// (but for maps of more than smallKeys entries when dups is set); error
+// paths wrap the failing field's name as they unwind.
 type scanner struct {
 	b   []byte
 	pos int
+	// dups makes a repeated key in a map an error (errDuplicateKey).
+	dups bool
 }
 
 // validate checks that b holds exactly one value of n.
-func validate(n *node, b []byte) error {
-	s := scanner{b: b}
+func validate(n *node, b []byte) error { return scan(n, b, false) }
+
+func scan(n *node, b []byte, dups bool) error {
+	s := scanner{b: b, dups: dups}
 	if err := s.value(n); err != nil {
 		return err
 	}
@@ -249,6 +265,62 @@ func validate(n *node, b []byte) error {
 		return fmt.Errorf("%w: %d bytes after the end of the record", ErrTrailingBytes, len(b)-s.pos)
 	}
 	return nil
+}
+
+// errDuplicateKey is the error of a key repeated in one map.
+var errDuplicateKey = fmt.Errorf("%w: duplicate map key", ErrMalformed)
+
+// validateInput is validate plus a refusal of duplicate map keys, which
+// hamba accepts (the last value wins) and goavro, the reference, refuses.
+// A duplicate key counts only when nothing else is wrong with the input, as
+// with goavro after validate and in the hand-written decoders (fastdecode.go):
+// the first structural error, then trailing bytes, then the first duplicate.
+// So a scan that stops at a duplicate is redone without the check, which
+// costs a second scan only for input that is refused anyway.
+func validateInput(n *node, b []byte) error {
+	err := scan(n, b, true)
+	if errors.Is(err, errDuplicateKey) {
+		if other := validate(n, b); other != nil {
+			return other
+		}
+	}
+	return err
+}
+
+// smallKeys is how many keys of a map keySet compares one by one before it
+// moves them to a Go map: our maps are small, a hostile one may not be.
+const smallKeys = 8
+
+// keySet holds the keys of one map, as slices of the input.
+type keySet struct {
+	small [smallKeys][]byte
+	n     int
+	big   map[string]struct{}
+}
+
+// add adds k and reports whether it was there already.
+func (ks *keySet) add(k []byte) bool {
+	if ks.big == nil {
+		for _, o := range ks.small[:ks.n] {
+			if bytes.Equal(o, k) {
+				return true
+			}
+		}
+		if ks.n < smallKeys {
+			ks.small[ks.n] = k
+			ks.n++
+			return false
+		}
+		ks.big = make(map[string]struct{}, 4*smallKeys)
+		for _, o := range ks.small {
+			ks.big[string(o)] = struct{}{}
+		}
+	}
+	if _, ok := ks.big[string(k)]; ok {
+		return true
+	}
+	ks.big[string(k)] = struct{}{}
+	return false
 }
 
 func (s *scanner) left() int { return len(s.b) - s.pos }
@@ -387,6 +459,7 @@ func (s *scanner) value(n *node) error {
 		}
 		return s.value(n.branches[i])
 	case kArray, kMap:
+		var keys keySet
 		for item := 0; ; {
 			count, err := s.blockCount()
 			if err != nil {
@@ -397,8 +470,12 @@ func (s *scanner) value(n *node) error {
 			}
 			for ; count > 0; count-- {
 				if n.kind == kMap {
-					if err := s.bytes(true); err != nil {
+					k, err := s.str()
+					if err != nil {
 						return fmt.Errorf("[%d] key: %w", item, err)
+					}
+					if s.dups && keys.add(k) {
+						return fmt.Errorf("[%d] key: %w", item, errDuplicateKey)
 					}
 				}
 				if err := s.value(n.elem); err != nil {
@@ -423,4 +500,18 @@ func (s *scanner) bytes(isString bool) error {
 	}
 	s.pos += n
 	return nil
+}
+
+// str skips a string and returns its bytes (a map key), with bytes' checks.
+func (s *scanner) str() ([]byte, error) {
+	n, err := s.length()
+	if err != nil {
+		return nil, err
+	}
+	b := s.b[s.pos : s.pos+n]
+	if !utf8.Valid(b) {
+		return nil, fmt.Errorf("%w: string is not valid UTF-8", ErrMalformed)
+	}
+	s.pos += n
+	return b, nil
 }
