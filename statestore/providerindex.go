@@ -210,12 +210,9 @@ func (s *Store) resolveCompact(ctx context.Context, ids []string, out map[string
 	var found []string
 	var targets []providerTarget
 	for c, sh := range shards {
-		vals, err := calls[c].cmd.Slice()
+		vals, err := replyItems(&calls[c], len(groups[sh]))
 		if err != nil {
 			return err
-		}
-		if len(vals) != len(groups[sh]) {
-			return fmt.Errorf("%d results for %d provider ids", len(vals), len(groups[sh]))
 		}
 		for j, id := range groups[sh] {
 			if pair, ok := vals[j].([]any); ok && len(pair) == 2 {
@@ -374,12 +371,9 @@ func (s *Store) findCompact(ctx context.Context, ids []string, targets []provide
 		return err
 	}
 	for c, sh := range shards {
-		vals, err := calls[c].cmd.Slice()
+		vals, err := replyItems(&calls[c], len(groups[sh]))
 		if err != nil {
 			return err
-		}
-		if len(vals) != len(groups[sh]) {
-			return fmt.Errorf("%d results for %d provider ids", len(vals), len(groups[sh]))
 		}
 		for j, i := range groups[sh] {
 			if fp := toBytes(vals[j]); len(fp) == 8 {
@@ -503,4 +497,17 @@ func parseQueuedProvider(shard int, providerID, v string) (queuedProvider, error
 		return queuedProvider{}, fmt.Errorf("bad queued provider id %q", providerID)
 	}
 	return queuedProvider{providerID: providerID, entry: providerEntry(shard, n, fp), closedMS: ms}, nil
+}
+
+// replyItems is a script call's reply: one item per provider id it was
+// given.
+func replyItems(c *scriptCall, want int) ([]any, error) {
+	vals, err := c.cmd.Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(vals) != want {
+		return nil, fmt.Errorf("%d results for %d provider ids", len(vals), want)
+	}
+	return vals, nil
 }
