@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strconv"
 	"strings"
 	"time"
@@ -52,9 +51,7 @@ func (s *Store) pmKey(providerID string) string {
 }
 
 // providerShard is the shard a provider id's packed entry lives in.
-func (s *Store) providerShard(providerID string) int {
-	return int(crc32.ChecksumIEEE([]byte(providerID)) % uint32(s.cfg.Shards))
-}
+func (s *Store) providerShard(providerID string) int { return s.hashShard(providerID) }
 
 // indexFlowScript lists provider ids in their flows' shard while each
 // flow has a record: a flow already compacted keeps only the string key.

@@ -217,7 +217,13 @@ func (s *Store) Shard(requestID string) int {
 	if sh, _, ok := parseCompactRef(requestID); ok && sh < s.cfg.Shards {
 		return sh
 	}
-	return int(crc32.ChecksumIEEE([]byte(requestID)) % uint32(s.cfg.Shards))
+	return s.hashShard(requestID)
+}
+
+// hashShard is the shard an id hashes to: crc32 mod Shards. A request id
+// and a provider id (providerShard) share it.
+func (s *Store) hashShard(id string) int {
+	return int(crc32.ChecksumIEEE([]byte(id)) % uint32(s.cfg.Shards))
 }
 
 // Shards returns the number of shards.
