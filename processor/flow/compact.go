@@ -102,7 +102,9 @@ func DecodeCompact(b []byte) (Compact, error) {
 // returns for it is cut down with Compact again, never encoded in full.
 func (c Compact) State(requestID string) *State {
 	s := &State{RequestID: requestID, Closed: true, Outcome: c.Outcome, DeliveredStep: c.DeliveredStep,
-		Attempts: make([]Attempt, c.Sent), Compacted: true}
+		Attempts: make([]Attempt, c.Sent), Compacted: true,
+		// Every decoded state has an Applied map, as every other format's does.
+		Applied: map[string]int64{}}
 	for k := range s.Attempts {
 		s.Attempts[k].Delivered = c.Delivered&(1<<k) != 0
 	}
