@@ -46,10 +46,13 @@ type Consumer struct {
 	dlrBacklogPause int64
 	requestsPaused  bool
 	maxPoll         int
-	indexTTL        time.Duration
-	indexed         indexMemo // provider-id index entries written lately
-	log             *slog.Logger
-	metrics         *metrics
+	// batchFill is how long a poll that found fewer than fillTarget records
+	// waits for more before the batch runs (Config.BatchFill).
+	batchFill time.Duration
+	indexTTL  time.Duration
+	indexed   indexMemo // provider-id index entries written lately
+	log       *slog.Logger
+	metrics   *metrics
 }
 
 // Run polls until ctx ends.
@@ -63,7 +66,7 @@ func (c *Consumer) run(stop, ctx context.Context) error {
 	// while a poll's rebalance block is still held.
 	defer c.client.AllowRebalance()
 	for {
-		fetches := c.poll(stop)
+		fetches := c.fill(stop, c.poll(stop))
 		if stop.Err() != nil || ctx.Err() != nil {
 			return nil
 		}
@@ -109,6 +112,37 @@ func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
 	defer cancel()
 	return c.client.PollRecords(pctx, c.maxPoll)
 }
+
+// fill tops up a small batch: it polls again until the batch holds
+// fillTarget records or batchFill has passed since the first poll returned.
+// An idle input costs nothing (the first poll returned nothing), and a busy
+// one already fills its batches; in between, at a steady moderate rate, a
+// batch would otherwise carry a handful of records and pay a Redis script
+// call per shard and a produce round trip for each handful (issue 20).
+func (c *Consumer) fill(ctx context.Context, fetches kgo.Fetches) kgo.Fetches {
+	n := fetches.NumRecords()
+	if c.batchFill <= 0 || n == 0 || n >= c.fillTarget() {
+		return fetches
+	}
+	fctx, cancel := context.WithTimeout(ctx, c.batchFill)
+	defer cancel()
+	for n < c.fillTarget() {
+		more := c.client.PollRecords(fctx, c.maxPoll-n)
+		fetches = append(fetches, more...)
+		// No record: the window ended, the client closed or a fetch failed
+		// (run logs it). The batch runs with what it has; polling again at
+		// once would spin.
+		if more.NumRecords() == 0 {
+			break
+		}
+		n += more.NumRecords()
+	}
+	return fetches
+}
+
+// fillTarget is the batch size at which fill stops waiting: a quarter of
+// maxPoll, past which the fixed costs of a batch are already small.
+func (c *Consumer) fillTarget() int { return max(c.maxPoll/4, 1) }
 
 // prioritiseDLRs stops reading requests while a DLR backlog waits on this
 // instance's partitions, and resumes once it is mostly drained: a DLR

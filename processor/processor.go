@@ -101,6 +101,14 @@ type Config struct {
 	// MaxPollRecords bounds one batch. Larger batches amortise Redis and
 	// Kafka round trips; smaller ones cut latency and rework after a crash. Default 1000.
 	MaxPollRecords int
+	// BatchFill is how long a poll that returned a small batch (under a
+	// quarter of MaxPollRecords) polls again for more before the batch
+	// runs. Longer fills batches at moderate rates, which spreads the fixed
+	// cost of a batch (a script call per Redis shard, a produce round trip,
+	// an offset commit) over more records; every input then waits up to
+	// this much longer. 0 runs each poll's records at once (the default
+	// here; `fallback run --batch-fill` defaults to 25 ms, docs/batching.md).
+	BatchFill time.Duration
 	// SweepBatch is how many due deadlines the sweeper claims per shard per
 	// round. Default 500.
 	SweepBatch int
@@ -365,7 +373,7 @@ func New(cfg Config, store StateStore) (*Processor, error) {
 			validator: flow.Validator{Channels: cfg.Channels, Limits: cfg.Limits,
 				MaxRequestAge: cfg.MaxRequestAge, ClockSkewGrace: cfg.DeadlineGrace,
 				Catalog: table, CatalogMode: cfg.CatalogMode}, defs: table, prices: cfg.Prices,
-			topics: cfg.Topics, clock: cfg.Clock, onDeadline: sweeper.Notify, maxPoll: cfg.MaxPollRecords,
+			topics: cfg.Topics, clock: cfg.Clock, onDeadline: sweeper.Notify, maxPoll: cfg.MaxPollRecords, batchFill: cfg.BatchFill,
 			indexTTL: cfg.ProviderIndexTTL, indexed: indexMemo{max: indexMemoSize}, log: log.With("worker", "consumer"), metrics: m},
 		clients: []*kgo.Client{consumerClient, producerClient, tableClient},
 		store:   store,

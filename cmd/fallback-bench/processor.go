@@ -171,7 +171,7 @@ func (r *benchRun) inProcessProcessor(runCtx context.Context, start func(func() 
 	}
 	pcfg := processor.Config{Brokers: r.brokers, KafkaOpts: r.kafkaOpts, Group: c.Group, Topics: c.Names, CreateTopics: true,
 		Partitions: int32(c.Partitions), Replication: int16(c.Replication), Clock: r.clock, ClaimLease: r.lease,
-		MaxPollRecords: r.maxPoll, ProviderIndexTTL: c.ProviderIndexTTL(), DeadlineGrace: c.DeadlineGrace, MaxDeadlineHold: c.MaxDeadlineHold,
+		MaxPollRecords: r.maxPoll, BatchFill: c.BatchFill, ProviderIndexTTL: c.ProviderIndexTTL(), DeadlineGrace: c.DeadlineGrace, MaxDeadlineHold: c.MaxDeadlineHold,
 		AutoDelayWindow: c.AutoDelayWindow, AutoDelayMinSamples: c.AutoDelayMinSamples,
 		CatalogMode: r.catalog, Events: c.EventsMode(), Logger: r.logger(r.stderr)}
 	proc, err := processor.New(pcfg, procStore)

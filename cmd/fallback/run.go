@@ -194,6 +194,7 @@ func processorConfig(c *cliconfig.Common, brokers []string) processor.Config {
 		ProviderIndexTTL: c.ProviderIndexTTL(),
 		DeadlineGrace:    graceSetting(c.DeadlineGrace),
 		MaxDeadlineHold:  c.MaxDeadlineHold,
+		BatchFill:        c.BatchFill,
 		AutoDelayWindow:  c.AutoDelayWindow, AutoDelayMinSamples: c.AutoDelayMinSamples,
 		CatalogMode:     c.CatalogMode(),
 		Events:          c.EventsMode(),

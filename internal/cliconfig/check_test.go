@@ -53,6 +53,8 @@ func TestCheckRefusesBadValues(t *testing.T) {
 		{"replication too big", nil, []string{"--replication", "40000"}, "--replication (FALLBACK_REPLICATION)"},
 		{"claim lease 0", nil, []string{"--claim-lease", "0s"}, "--claim-lease (FALLBACK_CLAIM_LEASE): must be above 0, got 0s"},
 		{"claim lease negative", nil, []string{"--claim-lease", "-5s"}, "--claim-lease (FALLBACK_CLAIM_LEASE): must be above 0, got -5s"},
+		{"batch fill above 1s", nil, []string{"--batch-fill", "2s"}, "--batch-fill (FALLBACK_BATCH_FILL): must be between 0 and 1s, got 2s"},
+		{"batch fill negative", nil, []string{"--batch-fill", "-1ms"}, "--batch-fill (FALLBACK_BATCH_FILL): must be between 0 and 1s, got -1ms"},
 		{"max deadline hold", nil, []string{"--max-deadline-hold", "-1s"}, "--max-deadline-hold (FALLBACK_MAX_DEADLINE_HOLD): must not be negative"},
 		{"tombstone negative", nil, []string{"--tombstone-retention", "-1h"}, "--tombstone-retention (FALLBACK_TOMBSTONE_RETENTION): must not be negative"},
 		{"clock speed 0", nil, []string{"--clock-speed", "0"}, "--clock-speed (FALLBACK_CLOCK_SPEED): must be a finite number above 0"},

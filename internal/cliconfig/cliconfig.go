@@ -55,6 +55,7 @@ type Common struct {
 	MaxRequestAge   time.Duration // a send older than this is rejected (expired)
 	DeadlineGrace   time.Duration // clock skew: deadline grace, future requested_at
 	MaxDeadlineHold time.Duration // the longest a due deadline waits for unread input
+	BatchFill       time.Duration // --batch-fill
 	// --auto-delay-window and --auto-delay-min-samples (docs/auto-delay.md).
 	AutoDelayWindow     time.Duration
 	AutoDelayMinSamples int
@@ -185,6 +186,7 @@ func (c *Common) RegisterGroups(fs *flag.FlagSet, groups Group) {
 	proc.StringVar(&c.Events, "events", string(flow.EventsFull), "which events the processor writes to the events topic: full, every transition; lean, FLOW_CLOSED with its summary, MULTI_CHANNEL_DELIVERY and the answers to refused inputs (REQUEST_REJECTED, REQUEST_DUPLICATE, DLR_DISCARDED, CANCEL_IGNORED), 3 records of a flow that falls back instead of 10.5; sends and dead letters are the same in both; empty is full (docs/events.md) (env FALLBACK_EVENTS)")
 	proc.DurationVar(&c.AutoDelayWindow, "auto-delay-window", autodelay.DefaultWindow, "auto delays (Step.delay_auto): how long an observed send-to-delivery latency counts, per channel and recipient country, in memory per instance; older ones leave the window within a sixth of it (docs/auto-delay.md) (env FALLBACK_AUTO_DELAY_WINDOW)")
 	proc.IntVar(&c.AutoDelayMinSamples, "auto-delay-min-samples", autodelay.DefaultMinSamples, "auto delays: the latencies a channel and country need in the window before a delay is chosen from them; with fewer a step uses its delay_seconds, and its events say so (env FALLBACK_AUTO_DELAY_MIN_SAMPLES)")
+	proc.DurationVar(&c.BatchFill, "batch-fill", DefaultBatchFill, "how long a poll that returned a small batch (under a quarter of the 1,000 records a batch holds) polls again for more before the batch runs: at moderate rates fuller batches cost less CPU per flow in the processor and in Redis, and every DLR and request waits up to this much longer; 0 runs each poll at once; at most 1s (docs/batching.md) (env FALLBACK_BATCH_FILL)")
 	proc.DurationVar(&c.ClaimLease, "claim-lease", 10*time.Second, "how long a claimed deadline or owed output waits before another instance retries it; above 0 (env FALLBACK_CLAIM_LEASE)")
 	on(GroupLog).StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (env FALLBACK_LOG_LEVEL)")
 	on(GroupCatalog).StringVar(&c.Catalog, "catalog", flow.CatalogAuto.String(), "whether each step's sender and template are checked against the catalog (--topic-senders, --topic-templates): auto enforces it once it holds a sender or a template and is off while it is empty; enforce rejects a request whose step the catalog does not allow; warn logs and counts what enforce would reject and rejects nothing; off checks nothing; empty is auto (docs/catalog-command.md) (env FALLBACK_CATALOG)")
@@ -333,6 +335,9 @@ func (c *Common) Check() error {
 		if c.ClaimLease <= 0 {
 			bad("--claim-lease", "must be above 0, got %s", c.ClaimLease)
 		}
+		if c.BatchFill < 0 || c.BatchFill > time.Second {
+			bad("--batch-fill", "must be between 0 and 1s, got %s", c.BatchFill)
+		}
 		if c.MaxDeadlineHold < 0 {
 			bad("--max-deadline-hold", "must not be negative, got %s", c.MaxDeadlineHold)
 		}
@@ -366,6 +371,11 @@ func (c *Common) Check() error {
 	}
 	return nil
 }
+
+// DefaultBatchFill is --batch-fill's default: at a steady 2,000 requests/s
+// it cut the processor's CPU per flow by about a quarter and Redis's by
+// about a third, for a few tens of ms on each DLR and request (docs/batching.md).
+const DefaultBatchFill = 25 * time.Millisecond
 
 // DefaultClosedDetail is --closed-detail-retention's default: long enough
 // for an operator to look a flow up in full after an incident report.
